@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` and `make test`. Each sets up what it needs,
+# idempotently: .venv from the pinned constraints, npm peers (anvil, solc), Debian packages.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench setup setup-test clean-venv migrate
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch node_modules/.installed
+
+setup: $(STAMP)
+
+setup-test: $(STAMP) node_modules/.installed
+	bash scripts/ensure-system-deps.sh
+
+migrate: setup
+	$(BIN)/spacescribe migrate
+
+run: setup
+	$(BIN)/spacescribe run
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy core
+
+pytest: setup-test
+	@set +e; $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+test: setup-test lint typecheck pytest
+
+bench: setup-test
+	$(BIN)/python -m bench
+
+clean-venv:
+	rm -rf $(VENV)

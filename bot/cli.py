@@ -1,0 +1,127 @@
+"""``spacescribe``: the one command-line entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import SpacescribeError
+
+app = typer.Typer(
+    help="spacescribe: X Spaces transcripts and AI chat, paid in USDC.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from core import logging as slog
+    from core.context import Context
+
+    ctx = Context.create()
+    s = ctx.settings.logging
+    slog.configure(s.level, s.json_logs, ctx.secrets.values())
+    return ctx
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {msg}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate(
+    database_url: str = typer.Option(None, "--database-url", help="Override database.url"),
+) -> None:
+    """Upgrade the database to the newest schema (SQLite or PostgreSQL)."""
+    from core.config import load_settings
+    from core.db import migrate as m
+    from core.db.engine import safe_url
+
+    try:
+        url = database_url or load_settings().database.url
+        m.upgrade(url)
+    except SpacescribeError as e:
+        _fail(str(e))
+    console.print(f"[green]migrated[/green] {safe_url(url)} to {m.head_revision()}")
+
+
+@app.command()
+def run(
+    roles: str = typer.Option(
+        "bots,web,scheduler,worker", "--roles", help="Comma-separated: bots, web, scheduler, worker"
+    ),
+    no_migrate: bool = typer.Option(False, "--no-migrate", help="Do not upgrade the schema first"),
+) -> None:
+    """Run the application: bots, web server, scheduler and worker (all by default)."""
+    from bot.runtime import Runtime, parse_roles
+    from core.db import migrate as m
+
+    try:
+        role_list = parse_roles(roles)
+        ctx = _context()
+    except (ValueError, SpacescribeError) as e:
+        _fail(str(e))
+    if not no_migrate:
+        m.upgrade(ctx.settings.database.url)
+
+    async def main() -> None:
+        rt = Runtime(ctx, role_list)
+        for line in rt.status:
+            mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
+            console.print(f"{line.name}: {mark}, {line.why}")
+        try:
+            await rt.run_forever()
+        finally:
+            await ctx.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def worker() -> None:
+    """Run the processing worker only (same as ``run --roles worker``)."""
+    run(roles="worker", no_migrate=False)
+
+
+@app.command()
+def doctor() -> None:
+    """Check configuration, database, data directory and tools; print fixes."""
+    from bot.doctor import run_checks
+
+    try:
+        rows = asyncio.run(run_checks())
+    except SpacescribeError as e:
+        _fail(str(e))
+    table = Table(title="spacescribe doctor")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail / fix")
+    bad = 0
+    for name, ok, detail in rows:
+        bad += ok is False
+        mark = (
+            "[green]ok[/green]"
+            if ok
+            else ("[yellow]off[/yellow]" if ok is None else "[red]problem[/red]")
+        )
+        table.add_row(name, mark, detail)
+    console.print(table)
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,258 @@
+"""Typed settings: ``config.toml`` + environment (``SPACESCRIBE_`` prefix, ``__`` nesting).
+
+Secrets never live in ``config.toml``: they are read from the environment only, by
+:class:`Secrets`, and are ``SecretStr`` so they never print by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "SPACESCRIBE_"
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///data/database/spaces.db"
+    pool_size: int = Field(5, ge=1, le=100)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return v
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(65536, ge=1024)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
+class PaymentSettings(BaseModel):
+    network: str = Field("eip155:8453", pattern=r"^eip155:[0-9]+$")
+    rpc_url: str = "https://mainnet.base.org"
+    token_address: str = Field(
+        "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", pattern=ADDRESS_PATTERN
+    )
+    token_name: str = "USD Coin"
+    token_version: str = "2"
+    pay_to: str = Field("", pattern=r"^(0x[0-9a-fA-F]{40})?$")
+    confirmations: int = Field(1, ge=1, le=1000)
+    facilitator_url: str = ""
+    invoice_ttl_seconds: int = Field(1800, ge=60)
+    watch_interval_seconds: float = Field(15.0, gt=0)
+    refund_policy: Literal["credit", "none"] = "credit"
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.network.split(":", 1)[1])
+
+
+class PriceSettings(BaseModel):
+    transcription: Decimal = Decimal("0.2")
+    chat_unlock: Decimal = Decimal("0.5")
+    chat_base: Decimal = Decimal("0.9")
+    chat_per_space: Decimal = Decimal("0.1")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_float(cls, v: Any) -> Any:
+        if isinstance(v, float):
+            raise ValueError('must be a decimal string such as "0.2", not a float')
+        return v
+
+    @field_validator("*")
+    @classmethod
+    def _usdc(cls, v: Decimal) -> Decimal:
+        from core.money import parse_usdc
+
+        return parse_usdc(v)
+
+
+class TranscriptionSettings(BaseModel):
+    backend: Literal["openai", "offline"] | None = None  # None = openai if a key is set
+    model: str = "whisper-1"
+    chunk_seconds: int = Field(600, ge=10, le=1500)
+    overlap_seconds: float = Field(2.0, ge=0, le=30)
+    concurrency: int = Field(4, ge=1, le=64)
+    cookies_file: str = ""
+    stt_cost_per_minute: Decimal = Decimal("0.006")
+
+
+class ChatSettings(BaseModel):
+    model: str = "gpt-4o"
+    max_spaces: int = Field(10, ge=1, le=50)
+    max_question_chars: int = Field(1000, ge=10, le=20000)
+    max_prompt_tokens: int = Field(4000, ge=500)
+    cost_per_1k_tokens: Decimal = Decimal("0.005")
+
+
+class QueueSettings(BaseModel):
+    max_retries: int = Field(3, ge=1, le=100)
+    poll_seconds: float = Field(2.0, gt=0)
+    lease_seconds: int = Field(120, ge=5)
+    backoff_base_seconds: float = Field(30.0, ge=0)
+    backoff_max_seconds: float = Field(3600.0, ge=0)
+
+
+class TelegramSettings(BaseModel):
+    admin_ids: list[int] = []
+    mode: Literal["polling", "webhook"] = "polling"
+    base_url: str = ""  # Bot API server; empty = Telegram's
+
+
+class DiscordSettings(BaseModel):
+    admin_ids: list[int] = []
+    admin_role_ids: list[int] = []
+    guild_ids: list[int] = []
+
+
+class LoggingSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_logs: bool = Field(False, alias="json")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Path("data")
+    database: DatabaseSettings = DatabaseSettings()
+    web: WebSettings = WebSettings()
+    payments: PaymentSettings = PaymentSettings()
+    prices: PriceSettings = PriceSettings()
+    transcription: TranscriptionSettings = TranscriptionSettings()
+    chat: ChatSettings = ChatSettings()
+    queue: QueueSettings = QueueSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    discord: DiscordSettings = DiscordSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+        return (init_settings, _ShortFormsSource(settings_cls), env_settings, toml)
+
+    @property
+    def spaces_dir(self) -> Path:
+        return self.resolve_path(self.data_dir) / "spaces"
+
+    @staticmethod
+    def resolve_path(p: Path) -> Path:
+        return p if p.is_absolute() else ROOT / p
+
+
+class _ShortFormsSource(PydanticBaseSettingsSource):
+    """``SPACESCRIBE_DATABASE_URL`` is the documented short form of ``database.url``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        url = os.environ.get(f"{ENV_PREFIX}DATABASE_URL")
+        return {"database": {"url": url}} if url else {}
+
+
+class Secrets(BaseSettings):
+    """Secrets, from the environment only (never from config.toml, never logged)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    telegram_token: SecretStr | None = Field(None, alias="TELEGRAM_TOKEN")
+    telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    relayer_key: SecretStr | None = Field(None, alias="SPACESCRIBE_RELAYER_KEY")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    def values(self) -> list[str]:
+        """Every secret value that is set, for log redaction."""
+        out = []
+        for v in (
+            self.telegram_token,
+            self.telegram_webhook_secret,
+            self.discord_token,
+            self.openai_api_key,
+            self.relayer_key,
+        ):
+            if v is not None and v.get_secret_value():
+                out.append(v.get_secret_value())
+        return out
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("SPACESCRIBE_CONFIG", ROOT / "config.toml"))
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        env = ENV_PREFIX + "__".join(str(p) for p in e["loc"]).upper()
+        lines.append(f"config key '{key}' (env {env}): {e['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; a wrong value raises ConfigError naming the key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise ConfigError(_explain(err)) from None
+
+
+def load_secrets() -> Secrets:
+    return Secrets()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,37 @@
+"""Database: typed models of the seed's schema (plus extensions) and the one session factory."""
+
+from core.db.engine import Database, async_url, sync_url
+from core.db.models import (
+    Account,
+    Base,
+    ChatSession,
+    ChatUnlock,
+    Credit,
+    Invoice,
+    Outbox,
+    PaymentReceipt,
+    ProcessingJob,
+    Space,
+    TranscriptionPayment,
+    User,
+    utcnow,
+)
+
+__all__ = [
+    "Account",
+    "Base",
+    "ChatSession",
+    "ChatUnlock",
+    "Credit",
+    "Database",
+    "Invoice",
+    "Outbox",
+    "PaymentReceipt",
+    "ProcessingJob",
+    "Space",
+    "TranscriptionPayment",
+    "User",
+    "async_url",
+    "sync_url",
+    "utcnow",
+]

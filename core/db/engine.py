@@ -1,0 +1,116 @@
+"""The one async engine / session factory, for ``sqlite+aiosqlite`` and ``postgresql+asyncpg``.
+
+SQLite runs in WAL mode with foreign keys ON and a busy timeout, and every transaction
+starts with ``BEGIN IMMEDIATE`` so that a read-then-write never fails half-way on a lock
+upgrade: SQLite has one writer at a time and we take the write lock up front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from core.config import ROOT
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def async_url(url: str) -> str:
+    """Accept plain ``sqlite:///…`` / ``postgresql://…`` URLs; return the async-driver form.
+
+    Relative SQLite paths are taken from the project root, so ``data/database/spaces.db``
+    is the same file whatever the working directory.
+    """
+    u = make_url(
+        url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url
+    )
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        u = u.set(drivername="sqlite+aiosqlite")
+        if u.database and u.database != ":memory:" and not Path(u.database).is_absolute():
+            u = u.set(database=str(ROOT / u.database))
+    elif backend == "postgresql":
+        u = u.set(drivername="postgresql+asyncpg")
+    else:
+        raise ValueError(f"unsupported database URL scheme {u.drivername!r}")
+    return u.render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """The same database addressed without the async driver (for display and tooling)."""
+    u = make_url(async_url(url))
+    return u.set(drivername=u.get_backend_name()).render_as_string(hide_password=False)
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for logs: the password, if any, masked."""
+    return make_url(async_url(url)).render_as_string(hide_password=True)
+
+
+def create_engine(url: str, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
+    aurl = make_url(async_url(url))
+    kwargs: dict[str, Any] = {"echo": echo}
+    if aurl.get_backend_name() == "sqlite":
+        if aurl.database and aurl.database != ":memory:":
+            Path(aurl.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+            pool_pre_ping=True,
+            connect_args={"server_settings": {"timezone": "UTC"}},
+        )
+    engine = create_async_engine(aurl, **kwargs)
+    if aurl.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Owns the engine and the session factory; one per process."""
+
+    def __init__(self, url: str, pool_size: int = 5, echo: bool = False) -> None:
+        self.url = url
+        self.engine = create_engine(url, pool_size=pool_size, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        async with self.sessionmaker() as s, s.begin():
+            yield s
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,363 @@
+"""SQLAlchemy 2.0 models.
+
+The seed's six tables keep its exact table names, column names, types, defaults, NOT NULL,
+UNIQUE and ON DELETE CASCADE. Index names are the seed's, except where the seed repeats a
+name across tables (``idx_status``, ``idx_user_space``): SQLite and PostgreSQL want index
+names unique per schema, so those carry a table prefix (listed in the README).
+Extensions live in new tables or new nullable columns; no seed column is renamed or retyped.
+
+Timestamps are naive UTC (the seed's ``TIMESTAMP`` is without time zone).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: what the seed's TIMESTAMP columns hold."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _ts(nullable: bool = True, default: bool = False) -> Mapped[datetime | None]:
+    if default:
+        return mapped_column(
+            DateTime, server_default=func.current_timestamp(), default=utcnow, nullable=nullable
+        )
+    return mapped_column(DateTime, nullable=nullable)
+
+
+_AUTOINC = {"sqlite_autoincrement": True}
+
+# ---------------------------------------------------------------- the seed's six tables
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (Index("idx_wallet", "wallet_address"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    wallet_address: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    last_seen_at: Mapped[datetime | None] = _ts(default=True)
+
+
+class Space(Base):
+    __tablename__ = "spaces"
+    __table_args__ = (
+        Index("idx_space_id", "space_id"),
+        Index("idx_spaces_status", "status"),
+        Index("idx_completed_at", "completed_at"),
+        _AUTOINC,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    space_url: Mapped[str] = mapped_column(Text, nullable=False)
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    creator: Mapped[str | None] = mapped_column(Text)
+    audio_file_path: Mapped[str | None] = mapped_column(Text)
+    transcript_file_path: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        Text, nullable=False, server_default=text("'pending'"), default="pending"
+    )
+    audio_duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    audio_size_mb: Mapped[float | None] = mapped_column(Float)
+    transcript_length: Mapped[int | None] = mapped_column(Integer)
+    participants: Mapped[str | None] = mapped_column(Text)  # JSON array of names
+    speaker_profiles: Mapped[str | None] = mapped_column(Text)  # JSON array of profiles
+    first_requested_at: Mapped[datetime | None] = _ts(default=True)
+    processing_started_at: Mapped[datetime | None] = _ts()
+    completed_at: Mapped[datetime | None] = _ts()
+    transcription_count: Mapped[int | None] = mapped_column(
+        Integer, server_default=text("0"), default=0
+    )
+    chat_unlock_count: Mapped[int | None] = mapped_column(
+        Integer, server_default=text("0"), default=0
+    )
+    # extensions (nullable)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    space_started_at: Mapped[datetime | None] = _ts()
+
+
+class TranscriptionPayment(Base):
+    __tablename__ = "transcription_payments"
+    __table_args__ = (
+        UniqueConstraint("user_id", "space_id"),
+        Index("idx_transcription_payments_user_space", "user_id", "space_id"),
+        Index("idx_paid_at", "paid_at"),
+        _AUTOINC,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    space_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False
+    )
+    amount_usdc: Mapped[str] = mapped_column(Text, nullable=False)
+    transaction_hash: Mapped[str | None] = mapped_column(Text)
+    payment_verified: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=false(), default=False
+    )
+    paid_at: Mapped[datetime | None] = _ts(default=True)
+    verified_at: Mapped[datetime | None] = _ts()
+    # extension: the invoice this row was credited from (one invoice grants once)
+    invoice_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("invoices.id", ondelete="SET NULL"), unique=True
+    )
+
+
+class ChatUnlock(Base):
+    __tablename__ = "chat_unlocks"
+    __table_args__ = (
+        UniqueConstraint("user_id", "space_id"),
+        Index("idx_chat_unlocks_user_space", "user_id", "space_id"),
+        Index("idx_unlocked_at", "unlocked_at"),
+        _AUTOINC,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    space_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False
+    )
+    amount_usdc: Mapped[str] = mapped_column(Text, nullable=False)
+    transaction_hash: Mapped[str | None] = mapped_column(Text)
+    payment_verified: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=false(), default=False
+    )
+    unlocked_at: Mapped[datetime | None] = _ts(default=True)
+    verified_at: Mapped[datetime | None] = _ts()
+    invoice_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("invoices.id", ondelete="SET NULL"), unique=True
+    )
+
+
+class ChatSession(Base):
+    __tablename__ = "chat_sessions"
+    __table_args__ = (
+        Index("idx_user_id", "user_id"),
+        Index("idx_queried_at", "queried_at"),
+        Index("idx_session_id", "session_id"),
+        _AUTOINC,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    space_ids: Mapped[str] = mapped_column(Text, nullable=False)  # JSON array of Space ids
+    question: Mapped[str] = mapped_column(Text, nullable=False)
+    answer: Mapped[str] = mapped_column(Text, nullable=False)
+    sources: Mapped[str | None] = mapped_column(Text)  # JSON [{spaceId, excerpt, ...}]
+    num_spaces: Mapped[int] = mapped_column(Integer, nullable=False)
+    amount_usdc: Mapped[str] = mapped_column(Text, nullable=False)
+    transaction_hash: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(
+        Text, server_default=text("'gpt-4o'"), default="gpt-4o"
+    )
+    tokens_used: Mapped[int | None] = mapped_column(Integer)
+    queried_at: Mapped[datetime | None] = _ts(default=True)
+    invoice_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("invoices.id", ondelete="SET NULL"), unique=True
+    )
+
+
+class ProcessingJob(Base):
+    __tablename__ = "processing_queue"
+    __table_args__ = (
+        Index("idx_processing_queue_status", "status"),
+        Index("idx_priority_queued", text("priority DESC"), text("queued_at ASC")),
+        # extension: never two live jobs for one Space
+        Index(
+            "uq_processing_queue_live_space",
+            "space_id",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'processing')"),
+            postgresql_where=text("status IN ('queued', 'processing')"),
+        ),
+        _AUTOINC,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(
+        Text, nullable=False, server_default=text("'queued'"), default="queued"
+    )
+    priority: Mapped[int | None] = mapped_column(Integer, server_default=text("0"), default=0)
+    retry_count: Mapped[int | None] = mapped_column(Integer, server_default=text("0"), default=0)
+    max_retries: Mapped[int | None] = mapped_column(Integer, server_default=text("3"), default=3)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = _ts()
+    queued_at: Mapped[datetime | None] = _ts(default=True)
+    started_at: Mapped[datetime | None] = _ts()
+    completed_at: Mapped[datetime | None] = _ts()
+    # extensions: backoff and lease
+    available_at: Mapped[datetime | None] = _ts()
+    locked_by: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None] = _ts()
+
+
+# ---------------------------------------------------------------- extensions
+
+
+class Account(Base):
+    """A Discord / Telegram / web identity; linked to a ``users`` row by a wallet signature."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(Text, nullable=False)  # discord | telegram
+    platform_user_id: Mapped[str] = mapped_column(Text, nullable=False)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    linked_at: Mapped[datetime | None] = _ts()
+
+
+class Invoice(Base):
+    """What is bought, by whom, for how much, until when; open → paid → credited | expired."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (Index("idx_invoices_status_expires", "status", "expires_at"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)  # transcription|chat_unlock|chat_query
+    account_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    space_ids: Mapped[str] = mapped_column(Text, nullable=False)  # JSON array of Space ids
+    payload: Mapped[str | None] = mapped_column(Text)  # JSON: question, origin chat, ...
+    amount_units: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    credit_units: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    network: Mapped[str] = mapped_column(Text, nullable=False)
+    token_address: Mapped[str] = mapped_column(Text, nullable=False)
+    pay_to: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(
+        Text, nullable=False, server_default=text("'open'"), default="open"
+    )
+    payer_address: Mapped[str | None] = mapped_column(Text)
+    transaction_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    paid_at: Mapped[datetime | None] = _ts()
+    credited_at: Mapped[datetime | None] = _ts()
+
+
+class PaymentReceipt(Base):
+    """Every on-chain payment seen; UNIQUE keys make crediting one payment twice impossible."""
+
+    __tablename__ = "payment_receipts"
+    __table_args__ = (
+        UniqueConstraint("network", "transaction_hash", "log_index"),
+        UniqueConstraint("network", "token_address", "payer_address", "authorization_nonce"),
+        _AUTOINC,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("invoices.id", ondelete="SET NULL"), index=True
+    )
+    method: Mapped[str] = mapped_column(Text, nullable=False)  # x402 | transfer
+    network: Mapped[str] = mapped_column(Text, nullable=False)
+    token_address: Mapped[str] = mapped_column(Text, nullable=False)
+    payer_address: Mapped[str] = mapped_column(Text, nullable=False)
+    pay_to: Mapped[str] = mapped_column(Text, nullable=False)
+    amount_units: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    transaction_hash: Mapped[str | None] = mapped_column(Text)
+    log_index: Mapped[int | None] = mapped_column(Integer)
+    authorization_nonce: Mapped[str | None] = mapped_column(Text)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text, nullable=False)  # settling|confirmed|credited
+    payload: Mapped[str | None] = mapped_column(Text)  # signed authorization (no secrets)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    credited_at: Mapped[datetime | None] = _ts()
+
+
+class Credit(Base):
+    """Account credit ledger in 6-decimal units (positive: credit, negative: spent)."""
+
+    __tablename__ = "credits"
+    __table_args__ = (UniqueConstraint("reason", "reference"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    amount_units: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)  # overpaid|refund|spent|...
+    reference: Mapped[str] = mapped_column(Text, nullable=False)  # idempotency key
+    created_at: Mapped[datetime | None] = _ts(default=True)
+
+
+class Outbox(Base):
+    """Outbound messages, kept until an adapter confirms delivery (at most once per key)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("idx_outbox_status_available", "status", "available_at"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    platform: Mapped[str] = mapped_column(Text, nullable=False)
+    recipient: Mapped[str] = mapped_column(Text, nullable=False)  # platform user id
+    origin_chat_id: Mapped[str | None] = mapped_column(Text)  # where the command came from
+    space_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE")
+    )
+    payload: Mapped[str] = mapped_column(Text, nullable=False)  # JSON
+    status: Mapped[str] = mapped_column(
+        Text, nullable=False, server_default=text("'pending'"), default="pending"
+    )  # pending | sending | sent | fallback | failed
+    attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    available_at: Mapped[datetime | None] = _ts(default=True)
+    locked_by: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    sent_at: Mapped[datetime | None] = _ts()

@@ -1,0 +1,148 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``SPACESCRIBE_TEST_PG_URL`` (default the local server); each test run
+creates its own database (random name) and drops it at the end, so runs never collide.
+With ``CI=true`` an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.config import Secrets, Settings, load_settings
+from core.context import Context
+from core.db import Base, Database
+from core.db import migrate as m
+
+PG_URL = os.environ.get("SPACESCRIBE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_internet() -> Iterator[None]:
+    """Any test that tries to reach beyond this machine fails loudly."""
+    real = socket.create_connection
+    real_connect = socket.socket.connect
+
+    def _check(host: object) -> None:
+        h = str(host)
+        if not (h.startswith("127.") or h in ("localhost", "::1", "0.0.0.0") or h.startswith("/")):
+            raise RuntimeError(f"test tried to reach the internet: {h}")
+
+    def guarded(address, *a, **kw):  # type: ignore[no-untyped-def]
+        _check(address[0])
+        return real(address, *a, **kw)
+
+    def guarded_connect(self, address):  # type: ignore[no-untyped-def]
+        if isinstance(address, tuple):
+            _check(address[0])
+        return real_connect(self, address)
+
+    socket.create_connection = guarded  # type: ignore[assignment]
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    yield
+    socket.create_connection = real  # type: ignore[assignment]
+    socket.socket.connect = real_connect  # type: ignore[method-assign]
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    u = make_url(PG_URL)
+    conn = await asyncpg.connect(
+        host=u.host, port=u.port or 5432, user=u.username, password=u.password,
+        database=u.database or "postgres", timeout=5,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _pg_reachable() -> str | None:
+    try:
+        asyncio.run(_pg_admin("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run; dropped at the end."""
+    why = _pg_reachable()
+    if why:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable in CI: {why}")
+        pytest.skip(f"PostgreSQL unreachable: {why}")
+    name = f"spacescribe_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        m.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "spaces.db"
+    m.upgrade(f"sqlite:///{path}")
+    return path
+
+
+TABLES_IN_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables)]
+
+
+async def _truncate_pg(url: str) -> None:
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            names = ", ".join(f'"{t}"' for t in TABLES_IN_DELETE_ORDER)
+            await s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database URL: a new SQLite file, or the run's PostgreSQL emptied."""
+    if request.param == "sqlite":
+        path = tmp_path / "spaces.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("pg_database")
+    await _truncate_pg(url)
+    return url
+
+
+def make_settings(db_url: str, data_dir: Path, **overrides: object) -> Settings:
+    return load_settings(database={"url": db_url}, data_dir=data_dir, **overrides)
+
+
+@pytest.fixture
+def secrets() -> Secrets:
+    """No secrets: tests never see the machine's environment tokens."""
+    return Secrets.model_construct()
+
+
+@pytest.fixture
+async def ctx(db_url: str, tmp_path: Path, secrets: Secrets) -> AsyncIterator[Context]:
+    settings = make_settings(db_url, tmp_path / "data")
+    c = Context(settings, secrets, Database(db_url), instance="test:1")
+    try:
+        yield c
+    finally:
+        await c.close()
