@@ -61,8 +61,12 @@ async def _pg_admin(sql: str) -> None:
 
     u = make_url(PG_URL)
     conn = await asyncpg.connect(
-        host=u.host, port=u.port or 5432, user=u.username, password=u.password,
-        database=u.database or "postgres", timeout=5,
+        host=u.host,
+        port=u.port or 5432,
+        user=u.username,
+        password=u.password,
+        database=u.database or "postgres",
+        timeout=5,
     )
     try:
         await conn.execute(sql)

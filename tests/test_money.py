@@ -21,8 +21,17 @@ units = st.integers(min_value=0, max_value=10**15)
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("0.2", "0.2"), ("0.20", "0.2"), ("0.5", "0.5"), ("1", "1.0"), ("1.00", "1.0"),
-     ("1.1", "1.1"), ("0.000001", "0.000001"), ("10", "10.0"), (Decimal("2.50"), "2.5")],
+    [
+        ("0.2", "0.2"),
+        ("0.20", "0.2"),
+        ("0.5", "0.5"),
+        ("1", "1.0"),
+        ("1.00", "1.0"),
+        ("1.1", "1.1"),
+        ("0.000001", "0.000001"),
+        ("10", "10.0"),
+        (Decimal("2.50"), "2.5"),
+    ],
 )
 def test_canonical_matches_seed(value: str, expected: str) -> None:
     assert canonical(value) == expected

@@ -1,0 +1,56 @@
+"""The contract between the outbox (core) and the platform adapters that deliver messages.
+
+Core code never talks to Discord or Telegram: it writes an ``outbox`` row in the same
+transaction as the change that causes it (payment credited, transcript ready, job failed,
+refund). A scheduler job drains the outbox through the :class:`MessageSender` registered for
+the row's platform, and records what happened, so a crash never loses nor repeats a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+# Message kinds (outbox.kind) and their payload keys (JSON):
+#   payment_confirmed  {invoice_id, kind, space_ids, amount}
+#   transcript_ready   {space_id}              -> attach data/spaces/<id>/transcript.md
+#   chat_answer        {session_id}            -> render the chat_sessions row
+#   job_failed         {space_id, error}
+#   refunded           {space_id, amount, reason}
+#   wallet_linked      {address}
+MessageKind = Literal[
+    "payment_confirmed",
+    "transcript_ready",
+    "chat_answer",
+    "job_failed",
+    "refunded",
+    "wallet_linked",
+]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    id: int
+    kind: str
+    platform: str
+    recipient: str  # platform user id (DM target)
+    origin_chat_id: str | None  # the chat the command came from
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What an adapter reports for one message."""
+
+    status: Literal["sent", "retry", "undeliverable", "failed"]
+    retry_after: float | None = None  # seconds, for "retry" (e.g. 429 retry_after)
+    detail: str | None = None
+    # "undeliverable": the DM could not be delivered (blocked / DMs closed); the adapter has
+    # already told the member in origin_chat_id where possible. The row is not retried.
+
+
+class MessageSender(Protocol):
+    platform: str
+
+    async def deliver(self, message: OutboundMessage) -> Delivery: ...

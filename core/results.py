@@ -1,0 +1,164 @@
+"""Outcomes the service operations return, as plain values adapters render.
+
+A refusal is a normal outcome with a machine-readable ``code`` and a user-safe ``message``
+(x402-style ``is_valid=False, invalid_reason=...``), never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, as the platform knows them."""
+
+    platform: str  # "telegram" | "discord" | "web"
+    platform_user_id: str
+    display_name: str | None = None
+    chat_id: str | None = None  # where the command came from (fallback for undeliverable DMs)
+    is_admin: bool = False  # decided by the adapter from config.*.admin_ids (and roles)
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str  # e.g. invalid_space, not_owned, not_unlocked, too_many_spaces, not_admin
+    message: str
+
+
+@dataclass(frozen=True)
+class SpaceView:
+    space_id: str
+    url: str
+    title: str
+    status: str  # pending | processing | completed | failed
+    creator: str | None = None
+    duration_seconds: int | None = None
+    participants: list[str] = field(default_factory=list)
+    transcription_count: int = 0
+    chat_unlock_count: int = 0
+    queue_position: int | None = None  # 1 = next, for queued jobs
+    error: str | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A transcript the caller may receive: the file to attach and a short header."""
+
+    space: SpaceView
+    path: Path  # data/spaces/<space_id>/transcript.md
+    speakers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DirectTransfer:
+    """Fallback for wallets without typed-data signing: plain USDC transfer."""
+
+    to: str
+    token_address: str
+    chain_id: int
+    amount_units: int
+    eip681_uri: str  # ethereum:<token>@<chain>/transfer?address=<to>&uint256=<units>
+
+
+@dataclass(frozen=True)
+class Quote:
+    """An open invoice: what, how much, until when, where to pay."""
+
+    invoice_id: str
+    kind: str  # transcription | chat_unlock | chat_query
+    space_ids: list[str]
+    amount: Decimal  # still to pay, after account credit
+    pay_url: str
+    expires_at: datetime
+    direct: DirectTransfer | None = None
+    credit_applied: Decimal = Decimal(0)
+    space: SpaceView | None = None  # metadata when known (title, duration)
+
+
+@dataclass(frozen=True)
+class AlreadyOwned:
+    """The caller already bought this; nothing to pay. For transcripts, ``transcript`` is
+    set when the Space is completed (re-send it), else ``space`` tells its status."""
+
+    kind: str
+    space: SpaceView
+    transcript: Transcript | None = None
+
+
+@dataclass(frozen=True)
+class Granted:
+    """Paid in full from account credit: granted at once, nothing to pay."""
+
+    kind: str
+    space_ids: list[str]
+    transcript: Transcript | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    space_id: str
+    start: float
+    end: float
+    speaker: str | None
+    excerpt: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    session_id: str
+    question: str
+    answer: str
+    sources: list[Source]
+    model: str  # "extractive" when no OpenAI key
+    amount: Decimal
+    space_ids: list[str]
+
+
+@dataclass(frozen=True)
+class OwnedSpace:
+    space: SpaceView
+    chat_unlocked: bool
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WalletInfo:
+    address: str | None  # linked wallet, if any
+    credit: Decimal
+    link_url: str  # one-time SIWE link page
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    space: SpaceView
+    excerpt: str | None = None  # transcript text only for Spaces the caller owns
+    start: float | None = None
+
+
+@dataclass(frozen=True)
+class RevenueLine:
+    product: str  # transcriptions | chat_unlocks | chat_queries
+    total: Decimal
+    count: int
+    cost: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class RevenueReport:
+    period: str
+    since: datetime | None
+    lines: list[RevenueLine]
+    paying_users: int
+    refunds: Decimal
+    top_spaces: list[SpaceView]
+    chart_png: bytes | None = None
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.total for line in self.lines), Decimal(0))
