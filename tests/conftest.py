@@ -13,6 +13,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,15 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
+def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
+    """Run blocking set-up (which may call asyncio.run) outside any running event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def _pg_reachable() -> str | None:
     try:
-        asyncio.run(_pg_admin("SELECT 1"))
+        _in_thread(asyncio.run, _pg_admin("SELECT 1"))
         return None
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -91,19 +98,19 @@ def pg_database() -> Iterator[str]:
             pytest.fail(f"PostgreSQL at {PG_URL} is unreachable in CI: {why}")
         pytest.skip(f"PostgreSQL unreachable: {why}")
     name = f"spacescribe_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        m.upgrade(url)
+        _in_thread(m.upgrade, url)
         yield url
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "spaces.db"
-    m.upgrade(f"sqlite:///{path}")
+    _in_thread(m.upgrade, f"sqlite:///{path}")
     return path
 
 
@@ -121,14 +128,14 @@ async def _truncate_pg(url: str) -> None:
 
 
 @pytest.fixture(params=ENGINES)
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database URL: a new SQLite file, or the run's PostgreSQL emptied."""
     if request.param == "sqlite":
         path = tmp_path / "spaces.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("pg_database")
-    await _truncate_pg(url)
+    _in_thread(asyncio.run, _truncate_pg(url))
     return url
 
 

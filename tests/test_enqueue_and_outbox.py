@@ -1,0 +1,71 @@
+"""enqueue / add_message / accounts are idempotent and race-safe on both engines."""
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from core import accounts
+from core.context import Context
+from core.db import Outbox, ProcessingJob, Space, utcnow
+from core.outbox import add_message
+from core.queue import enqueue
+from core.results import Caller
+
+
+async def _space(ctx: Context, sid: str = "1RDxlAoOeQRKL") -> int:
+    async with ctx.db.session() as s:
+        sp = Space(
+            space_id=sid,
+            space_url=f"https://x.com/i/spaces/{sid}",
+            title="t",
+            first_requested_at=utcnow(),
+        )
+        s.add(sp)
+        await s.flush()
+        return sp.id
+
+
+async def test_one_live_job_per_space(ctx: Context) -> None:
+    pk = await _space(ctx)
+
+    async def once() -> bool:
+        async with ctx.db.session() as s:
+            return await enqueue(s, pk)
+
+    results = await asyncio.gather(*(once() for _ in range(10)))
+    assert results.count(True) == 1
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 1
+        job = (await s.execute(select(ProcessingJob))).scalar_one()
+        job.status = "completed"
+    async with ctx.db.session() as s:
+        assert await enqueue(s, pk) is True  # a finished job does not block a new one
+
+
+async def test_outbox_dedupe(ctx: Context) -> None:
+    for _ in range(3):
+        async with ctx.db.session() as s:
+            await add_message(
+                s,
+                kind="transcript_ready",
+                platform="telegram",
+                recipient="42",
+                payload={"space_id": "1RDxlAoOeQRKL"},
+                dedupe_key="k1",
+            )
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Outbox)) == 1
+
+
+async def test_accounts_and_users(ctx: Context) -> None:
+    c = Caller("telegram", "123", "ann")
+    async with ctx.db.session() as s:
+        a1 = await accounts.get_or_create_account(s, c)
+        a2 = await accounts.get_or_create_account(s, c)
+        assert a1.id == a2.id and a1.user_id is None
+        u = await accounts.get_or_create_user(s, "0x" + "AB" * 20)
+        assert u.wallet_address == "0x" + "ab" * 20
+        await accounts.link_account(s, a1.id, u.id)
+    async with ctx.db.session() as s:
+        assert await accounts.user_id_for(s, c) == u.id
+        assert await accounts.user_id_for(s, Caller("discord", "123")) is None
