@@ -1,0 +1,1 @@
+"""Use cases the adapters call. Each returns plain values from ``core.results``."""

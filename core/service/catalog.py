@@ -1,0 +1,144 @@
+"""Read-only use cases: /myspaces, /status, /popular, re-sending a transcript."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts import user_id_for
+from core.context import Context
+from core.db import ChatUnlock, ProcessingJob, Space, TranscriptionPayment
+from core.errors import InvalidInput
+from core.results import Caller, OwnedSpace, Refused, SpaceView, Transcript
+from core.service.views import space_view, transcript_of
+from core.spaces import parse_space
+
+POPULAR_LIMIT = 10
+
+
+def parse_or_refuse(text: str) -> str | Refused:
+    try:
+        return parse_space(text)
+    except InvalidInput as e:
+        return Refused(e.code, str(e))
+
+
+async def find_space(session: AsyncSession, space_id: str) -> Space | None:
+    return (
+        await session.execute(select(Space).where(Space.space_id == space_id))
+    ).scalar_one_or_none()
+
+
+async def queue_position(session: AsyncSession, space_pk: int) -> int | None:
+    """1-based position of the Space's queued job in seed query 6's order, if queued."""
+    job = (
+        await session.execute(
+            select(ProcessingJob).where(
+                ProcessingJob.space_id == space_pk, ProcessingJob.status == "queued"
+            )
+        )
+    ).scalar_one_or_none()
+    if job is None:
+        return None
+    q = ProcessingJob
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(q)
+        .where(
+            q.status == "queued",
+            q.retry_count < q.max_retries,
+            or_(
+                q.priority > job.priority,
+                and_(q.priority == job.priority, q.queued_at < job.queued_at),
+                and_(q.priority == job.priority, q.queued_at == job.queued_at, q.id < job.id),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+async def status(ctx: Context, text: str) -> SpaceView | Refused:
+    sid = parse_or_refuse(text)
+    if isinstance(sid, Refused):
+        return sid
+    async with ctx.db.session() as s:
+        space = await find_space(s, sid)
+        if space is None:
+            return Refused(
+                "unknown_space",
+                f"Space {sid} has not been requested yet. Use /transcribe to order its transcript.",
+            )
+        return space_view(space, await queue_position(s, space.id))
+
+
+async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:
+    """Seed query 1 (the caller's paid Spaces, newest payment first), with every status."""
+    async with ctx.db.session() as s:
+        user_id = await user_id_for(s, caller)
+        if user_id is None:
+            return []
+        unlocked = exists().where(ChatUnlock.user_id == user_id, ChatUnlock.space_id == Space.id)
+        rows = await s.execute(
+            select(Space, TranscriptionPayment.paid_at, unlocked)
+            .join(TranscriptionPayment, TranscriptionPayment.space_id == Space.id)
+            .where(TranscriptionPayment.user_id == user_id)
+            .order_by(TranscriptionPayment.paid_at.desc(), Space.id.desc())
+        )
+        out = []
+        for space, paid_at, is_unlocked in rows.all():
+            pos = await queue_position(s, space.id) if space.status == "pending" else None
+            out.append(OwnedSpace(space_view(space, pos), bool(is_unlocked), paid_at))
+        return out
+
+
+async def popular(ctx: Context) -> list[SpaceView]:
+    """Seed query 4."""
+    async with ctx.db.session() as s:
+        rows = await s.execute(
+            select(Space)
+            .where(Space.status == "completed")
+            .order_by(Space.transcription_count.desc(), Space.id)
+            .limit(POPULAR_LIMIT)
+        )
+        return [space_view(sp) for sp in rows.scalars()]
+
+
+async def owns(session: AsyncSession, user_id: int | None, space_pk: int) -> bool:
+    """Seed query 2: has the user paid for this Space's transcript?"""
+    if user_id is None:
+        return False
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    TranscriptionPayment.user_id == user_id,
+                    TranscriptionPayment.space_id == space_pk,
+                )
+            )
+        )
+    )
+
+
+async def transcript_for(ctx: Context, caller: Caller, text: str) -> Transcript | Refused:
+    """The transcript file for an owner (re-send from /myspaces or a deep link)."""
+    sid = parse_or_refuse(text)
+    if isinstance(sid, Refused):
+        return sid
+    async with ctx.db.session() as s:
+        space = await find_space(s, sid)
+        user_id = await user_id_for(s, caller)
+        if space is None or not await owns(s, user_id, space.id):
+            return Refused(
+                "not_owned",
+                f"You have not bought the transcript of Space {sid}. Use /transcribe {sid}.",
+            )
+        t = transcript_of(ctx, space)
+        if t is None:
+            if space.status == "failed":
+                return Refused("failed", f"Processing Space {sid} failed: {space.error_message}")
+            return Refused(
+                "not_ready",
+                f"The transcript of Space {sid} is not ready yet (status: {space.status}). "
+                "You will get it by direct message as soon as it is.",
+            )
+        return t
