@@ -8,16 +8,11 @@ the person's purchases follow them across platforms.
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import Account, User, utcnow
+from core.db.upsert import insert_ignore
 from core.results import Caller
-
-
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 def normalize_wallet(address: str) -> str:
@@ -30,14 +25,16 @@ def normalize_wallet(address: str) -> str:
 
 async def get_or_create_account(session: AsyncSession, caller: Caller) -> Account:
     """The caller's account row, created on first sight (race-safe: ON CONFLICT DO NOTHING)."""
-    ins = _insert(session)(Account).values(
-        platform=caller.platform,
-        platform_user_id=caller.platform_user_id,
-        display_name=caller.display_name,
-        created_at=utcnow(),
-    )
-    await session.execute(
-        ins.on_conflict_do_nothing(index_elements=["platform", "platform_user_id"])
+    await insert_ignore(
+        session,
+        Account,
+        {
+            "platform": caller.platform,
+            "platform_user_id": caller.platform_user_id,
+            "display_name": caller.display_name,
+            "created_at": utcnow(),
+        },
+        index_elements=["platform", "platform_user_id"],
     )
     acc = (
         await session.execute(
@@ -70,8 +67,12 @@ async def user_id_for(session: AsyncSession, caller: Caller) -> int | None:
 async def get_or_create_user(session: AsyncSession, wallet_address: str) -> User:
     wallet = normalize_wallet(wallet_address)
     now = utcnow()
-    ins = _insert(session)(User).values(wallet_address=wallet, created_at=now, last_seen_at=now)
-    await session.execute(ins.on_conflict_do_nothing(index_elements=["wallet_address"]))
+    await insert_ignore(
+        session,
+        User,
+        {"wallet_address": wallet, "created_at": now, "last_seen_at": now},
+        index_elements=["wallet_address"],
+    )
     user = (await session.execute(select(User).where(User.wallet_address == wallet))).scalar_one()
     return user
 
