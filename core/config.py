@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +27,13 @@ ENV_PREFIX = "SPACESCRIBE_"
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 
 
-class DatabaseSettings(BaseModel):
+class _Section(BaseModel):
+    """A config.toml section: unknown keys are typos, refused with their name."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatabaseSettings(_Section):
     url: str = "sqlite:///data/database/spaces.db"
     pool_size: int = Field(5, ge=1, le=100)
     echo: bool = False
@@ -40,7 +46,7 @@ class DatabaseSettings(BaseModel):
         return v
 
 
-class WebSettings(BaseModel):
+class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
@@ -54,7 +60,7 @@ class WebSettings(BaseModel):
         return v.rstrip("/")
 
 
-class PaymentSettings(BaseModel):
+class PaymentSettings(_Section):
     network: str = Field("eip155:8453", pattern=r"^eip155:[0-9]+$")
     rpc_url: str = "https://mainnet.base.org"
     token_address: str = Field(
@@ -74,7 +80,7 @@ class PaymentSettings(BaseModel):
         return int(self.network.split(":", 1)[1])
 
 
-class PriceSettings(BaseModel):
+class PriceSettings(_Section):
     transcription: Decimal = Decimal("0.2")
     chat_unlock: Decimal = Decimal("0.5")
     chat_base: Decimal = Decimal("0.9")
@@ -95,7 +101,7 @@ class PriceSettings(BaseModel):
         return parse_usdc(v)
 
 
-class TranscriptionSettings(BaseModel):
+class TranscriptionSettings(_Section):
     backend: Literal["openai", "offline"] | None = None  # None = openai if a key is set
     model: str = "whisper-1"
     chunk_seconds: int = Field(600, ge=10, le=1500)
@@ -105,7 +111,7 @@ class TranscriptionSettings(BaseModel):
     stt_cost_per_minute: Decimal = Decimal("0.006")
 
 
-class ChatSettings(BaseModel):
+class ChatSettings(_Section):
     model: str = "gpt-4o"
     max_spaces: int = Field(10, ge=1, le=50)
     max_question_chars: int = Field(1000, ge=10, le=20000)
@@ -113,7 +119,7 @@ class ChatSettings(BaseModel):
     cost_per_1k_tokens: Decimal = Decimal("0.005")
 
 
-class QueueSettings(BaseModel):
+class QueueSettings(_Section):
     max_retries: int = Field(3, ge=1, le=100)
     poll_seconds: float = Field(2.0, gt=0)
     lease_seconds: int = Field(120, ge=5)
@@ -121,19 +127,19 @@ class QueueSettings(BaseModel):
     backoff_max_seconds: float = Field(3600.0, ge=0)
 
 
-class TelegramSettings(BaseModel):
+class TelegramSettings(_Section):
     admin_ids: list[int] = []
     mode: Literal["polling", "webhook"] = "polling"
     base_url: str = ""  # Bot API server; empty = Telegram's
 
 
-class DiscordSettings(BaseModel):
+class DiscordSettings(_Section):
     admin_ids: list[int] = []
     admin_role_ids: list[int] = []
     guild_ids: list[int] = []
 
 
-class LoggingSettings(BaseModel):
+class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_logs: bool = Field(False, alias="json")
 

@@ -1,0 +1,102 @@
+"""The `spacescribe` command as an operator runs it: real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+CLI = [sys.executable, "-m", "bot.cli"]
+
+
+def _env(tmp_path: Path, db_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TELEGRAM_TOKEN", "DISCORD_TOKEN", "OPENAI_API_KEY")
+    }
+    env.update(
+        SPACESCRIBE_DATABASE_URL=db_url, SPACESCRIBE_DATA_DIR=str(tmp_path / "data"), **extra
+    )
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_migrate_empty_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'spaces.db'}"
+    r = subprocess.run(
+        [*CLI, "migrate"], env=_env(tmp_path, url), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "migrated" in r.stdout and (tmp_path / "new" / "spaces.db").exists()
+
+
+def test_migrate_postgres_and_doctor(tmp_path: Path, pg_database: str) -> None:
+    env = _env(tmp_path, pg_database)
+    r = subprocess.run([*CLI, "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*CLI, "doctor"], env=env, capture_output=True, text=True, timeout=120)
+    assert "database" in r.stdout and "ffmpeg" in r.stdout
+    assert "problem" not in r.stdout.split("database", 1)[1].splitlines()[0]
+    assert "set TELEGRAM_TOKEN" in r.stdout
+
+
+def test_doctor_names_a_bad_key(tmp_path: Path) -> None:
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", SPACESCRIBE_PAYMENTS__NETWORK="base")
+    r = subprocess.run([*CLI, "doctor"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "payments.network" in r.stderr and "SPACESCRIBE_PAYMENTS__NETWORK" in r.stderr
+
+
+def test_run_serves_healthz_and_says_what_is_off(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'run.db'}", SPACESCRIBE_WEB__PORT=str(port))
+    proc = subprocess.Popen(
+        [*CLI, "run", "--roles", "web,scheduler,bots"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"app did not start: {proc.stdout.read() if proc.stdout else ''}")
+                time.sleep(0.2)
+        assert r.json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Telegram: off, TELEGRAM_TOKEN not set" in out
+    assert "Discord: off, DISCORD_TOKEN not set" in out
+    assert "OPENAI_API_KEY not set" in out
+
+
+def test_run_rejects_unknown_role(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [*CLI, "run", "--roles", "web,bogus"],
+        env=_env(tmp_path, f"sqlite:///{tmp_path / 'x.db'}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "bogus" in r.stderr

@@ -1,0 +1,77 @@
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.config import Secrets, load_settings
+from core.errors import ConfigError
+
+
+def test_defaults_match_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPACESCRIBE_DATABASE_URL", raising=False)
+    s = load_settings()
+    assert s.database.url == "sqlite:///data/database/spaces.db"
+    assert s.data_dir == Path("data")
+    assert s.payments.network == "eip155:8453" and s.payments.chain_id == 8453
+    assert (s.payments.token_name, s.payments.token_version) == ("USD Coin", "2")
+    assert s.prices.transcription == Decimal("0.2") and s.prices.chat_per_space == Decimal("0.1")
+    assert s.chat.model == "gpt-4o"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPACESCRIBE_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("SPACESCRIBE_PAYMENTS__RPC_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SPACESCRIBE_PAYMENTS__CONFIRMATIONS", "3")
+    monkeypatch.setenv("SPACESCRIBE_DATA_DIR", "/srv/data")
+    monkeypatch.setenv("SPACESCRIBE_TELEGRAM__ADMIN_IDS", "[1, 2]")
+    s = load_settings()
+    assert s.database.url == "postgresql://u@h/db"
+    assert s.payments.rpc_url == "http://127.0.0.1:9" and s.payments.confirmations == 3
+    assert s.data_dir == Path("/srv/data") and s.telegram.admin_ids == [1, 2]
+
+
+def test_nested_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPACESCRIBE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SPACESCRIBE_DATABASE__URL", "postgresql://x@y/z")
+    assert load_settings().database.url == "postgresql://x@y/z"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "key"),
+    [
+        ("SPACESCRIBE_PRICES__TRANSCRIPTION", "0.1234567", "prices.transcription"),
+        ("SPACESCRIBE_PAYMENTS__NETWORK", "base", "payments.network"),
+        ("SPACESCRIBE_PAYMENTS__PAY_TO", "0x123", "payments.pay_to"),
+        ("SPACESCRIBE_TRANSCRIPTION__BACKEND", "whisper-local", "transcription.backend"),
+        ("SPACESCRIBE_WEB__PORT", "99999", "web.port"),
+    ],
+)
+def test_wrong_value_names_the_key(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, key: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert f"'{key}'" in str(err.value) and env in str(err.value)
+
+
+def test_config_file_path_and_unknown_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[prices]\ntranscription = "0.3"\n')
+    monkeypatch.setenv("SPACESCRIBE_CONFIG", str(cfg))
+    assert load_settings().prices.transcription == Decimal("0.3")
+    cfg.write_text("[prices]\ntranscription = 0.3\n")  # a float in TOML is refused
+    with pytest.raises(ConfigError, match="prices.transcription"):
+        load_settings()
+    cfg.write_text("[payments]\nprivate_key = 'x'\n")  # secrets never from the file
+    with pytest.raises(ConfigError, match="payments.private_key"):
+        load_settings()
+
+
+def test_secrets_only_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_TOKEN", "123456:abcdefghijklmnopqrstuvwxyzABCDEFGHI")
+    monkeypatch.setenv("SPACESCRIBE_RELAYER_KEY", "0x" + "ab" * 32)
+    sec = Secrets()
+    assert sec.telegram_token is not None
+    assert "abcdefghij" not in repr(sec) and "abab" not in str(sec)
+    assert len(sec.values()) == 2
