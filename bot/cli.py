@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -117,6 +118,34 @@ def doctor() -> None:
         table.add_row(name, mark, detail)
     console.print(table)
     raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def revenue(
+    period: str = typer.Option("week", "--period", help="day, week, month or all"),
+    chart: Path = typer.Option(None, "--chart", help="Write a PNG chart of revenue per day here"),
+) -> None:
+    """Revenue by product (exact), counts, paying users, refunds, costs and margin."""
+    from bot.render import revenue_table
+    from core.results import Refused, RevenueReport
+    from core.service.revenue import build_report
+
+    ctx = _context()
+
+    async def main() -> RevenueReport | Refused:
+        try:
+            return await build_report(ctx, period, chart=chart is not None)
+        finally:
+            await ctx.close()
+
+    rep = asyncio.run(main())
+    if isinstance(rep, Refused):
+        _fail(rep.message)
+        return
+    console.print(revenue_table(rep))
+    if chart is not None and rep.chart_png:
+        chart.write_bytes(rep.chart_png)
+        console.print(f"chart written to {chart}")
 
 
 def main() -> None:  # pragma: no cover - console script shim

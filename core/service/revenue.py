@@ -1,0 +1,198 @@
+"""/revenue: the seed's query 5 by product, computed exactly, with costs, margin and a chart.
+
+Sums are exact: rows are grouped by their canonical ``amount_usdc`` string in SQL (a handful
+of distinct prices), and each group's Decimal × count is added in Python — never
+``CAST(amount_usdc AS REAL)``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.context import Context
+from core.db import ChatSession, ChatUnlock, Credit, Space, TranscriptionPayment, utcnow
+from core.money import from_units, parse_usdc
+from core.results import Caller, Refused, RevenueLine, RevenueReport
+from core.service.views import space_view
+
+PERIODS: dict[str, timedelta | None] = {
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=30),
+    "all": None,
+}
+PRODUCTS = ("transcriptions", "chat_unlocks", "chat_queries")
+TOP_SPACES = 5
+CHART_DAYS_ALL = 90  # the chart of "all" shows the last 90 days
+
+
+def _sources(since: datetime | None) -> dict[str, tuple[Any, Any, Any]]:
+    """product → (table, time column, verified filter)."""
+    tp, cu, cs = TranscriptionPayment, ChatUnlock, ChatSession
+    return {
+        "transcriptions": (tp, tp.paid_at, tp.payment_verified.is_(True)),
+        "chat_unlocks": (cu, cu.unlocked_at, cu.payment_verified.is_(True)),
+        "chat_queries": (cs, cs.queried_at, None),
+    }
+
+
+def _where(col: Any, verified: Any, since: datetime | None) -> list[Any]:
+    conds = [] if verified is None else [verified]
+    if since is not None:
+        conds.append(col >= since)
+    return conds
+
+
+async def _product_totals(
+    s: AsyncSession, table: Any, col: Any, verified: Any, since: datetime | None
+) -> tuple[Decimal, int]:
+    rows = await s.execute(
+        select(table.amount_usdc, func.count())
+        .where(*_where(col, verified, since))
+        .group_by(table.amount_usdc)
+    )
+    total, count = Decimal(0), 0
+    for amount, n in rows.all():
+        total += parse_usdc(amount) * n
+        count += n
+    return total, count
+
+
+async def _daily(
+    s: AsyncSession, table: Any, col: Any, verified: Any, since: datetime
+) -> dict[str, Decimal]:
+    day = func.date(col)
+    rows = await s.execute(
+        select(day, table.amount_usdc, func.count())
+        .where(*_where(col, verified, since))
+        .group_by(day, table.amount_usdc)
+    )
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    for d, amount, n in rows.all():
+        out[str(d)[:10]] += parse_usdc(amount) * n
+    return out
+
+
+async def report(
+    ctx: Context, caller: Caller, period: str = "week", chart: bool = True
+) -> RevenueReport | Refused:
+    if not caller.is_admin:
+        return Refused("not_admin", "Only the bot's admins can see revenue.")
+    return await build_report(ctx, period, chart)
+
+
+async def build_report(
+    ctx: Context, period: str = "week", chart: bool = True
+) -> RevenueReport | Refused:
+    period = (period or "week").strip().lower()
+    if period not in PERIODS:
+        return Refused("invalid_period", "Period must be one of: day, week, month, all.")
+    delta = PERIODS[period]
+    now = utcnow()
+    since = now - delta if delta else None
+    t, c = ctx.settings.transcription, ctx.settings.chat
+    async with ctx.db.session() as s:
+        lines: list[tuple[str, Decimal, int]] = []
+        for product, (table, col, verified) in _sources(since).items():
+            total, count = await _product_totals(s, table, col, verified, since)
+            lines.append((product, total, count))
+        stt_seconds = await s.scalar(
+            select(func.coalesce(func.sum(Space.audio_duration_seconds), 0)).where(
+                Space.status == "completed",
+                *([Space.completed_at >= since] if since else []),
+            )
+        )
+        tokens = await s.scalar(
+            select(func.coalesce(func.sum(ChatSession.tokens_used), 0)).where(
+                *([ChatSession.queried_at >= since] if since else [])
+            )
+        )
+        costs = {
+            "transcriptions": (Decimal(int(stt_seconds or 0)) / 60 * t.stt_cost_per_minute),
+            "chat_unlocks": Decimal(0),
+            "chat_queries": Decimal(int(tokens or 0)) / 1000 * c.cost_per_1k_tokens,
+        }
+        payers = union(
+            *(
+                select(table.user_id).where(*_where(col, verified, since))
+                for table, col, verified in _sources(since).values()
+            )
+        ).subquery()
+        paying_users = await s.scalar(select(func.count()).select_from(payers))
+        refunds_units = await s.scalar(
+            select(func.coalesce(func.sum(Credit.amount_units), 0)).where(
+                Credit.reason == "refund", *([Credit.created_at >= since] if since else [])
+            )
+        )
+        tp = TranscriptionPayment
+        top_rows = await s.execute(
+            select(Space, func.count(tp.id).label("n"))
+            .join(tp, tp.space_id == Space.id)
+            .where(*_where(tp.paid_at, tp.payment_verified.is_(True), since))
+            .group_by(Space.id)
+            .order_by(func.count(tp.id).desc(), Space.id)
+            .limit(TOP_SPACES)
+        )
+        top = [space_view(sp) for sp, _n in top_rows.all()]
+        chart_png = None
+        if chart:
+            chart_since = since or now - timedelta(days=CHART_DAYS_ALL)
+            series = {
+                product: await _daily(s, table, col, verified, chart_since)
+                for product, (table, col, verified) in _sources(chart_since).items()
+            }
+            chart_png = render_chart(series, chart_since.date(), now.date(), period)
+    return RevenueReport(
+        period=period,
+        since=since,
+        lines=[
+            RevenueLine(p, total, n, costs[p].quantize(Decimal("0.000001")))
+            for p, total, n in lines
+        ],
+        paying_users=int(paying_users or 0),
+        refunds=from_units(int(refunds_units or 0)),
+        top_spaces=top,
+        chart_png=chart_png,
+    )
+
+
+def render_chart(
+    series: dict[str, dict[str, Decimal]], start: date, end: date, period: str
+) -> bytes:
+    """Revenue per day by product, stacked bars, as PNG bytes (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    keys = [d.isoformat() for d in days]
+    fig = Figure(figsize=(8, 4), dpi=100)
+    ax = fig.add_subplot()
+    bottom = [0.0] * len(days)
+    colors = {"transcriptions": "#3b82f6", "chat_unlocks": "#10b981", "chat_queries": "#f59e0b"}
+    for product in PRODUCTS:
+        # float only for drawing bar heights; every figure shown as text is a Decimal
+        vals = [float(series.get(product, {}).get(k, Decimal(0))) for k in keys]
+        ax.bar(
+            days,  # type: ignore[arg-type]
+            vals,
+            bottom=bottom,
+            label=product.replace("_", " "),
+            color=colors[product],
+        )
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_title(f"spacescribe revenue per day (USDC), period: {period}")
+    ax.set_ylabel("USDC")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
