@@ -13,11 +13,15 @@ from pathlib import Path
 from core.pipeline.ffmpeg import run
 
 FORMATS = {
-    # 16 kHz mono PCM for pocketsphinx; 16 kHz mono MP3 at 32 kb/s for OpenAI (10 min ≈ 2.4 MB,
-    # far under the 25 MB upload limit)
+    # 16 kHz mono PCM for pocketsphinx
     "wav": ["-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "wav"],
+    # for OpenAI: the original AAC stream copied, no re-encoding (10 min of a 64 kb/s Space
+    # ≈ 4.8 MB) ...
+    "m4a": ["-c:a", "copy", "-f", "mp4"],
+    # ... unless that is over the upload limit: 16 kHz mono MP3 at 32 kb/s (10 min ≈ 2.4 MB)
     "mp3": ["-ac", "1", "-ar", "16000", "-c:a", "libmp3lame", "-b:a", "32k", "-f", "mp3"],
 }
+UPLOAD_LIMIT_BYTES = 24 * 1024 * 1024  # OpenAI's audio API takes 25 MB; keep a margin
 
 
 @dataclass(frozen=True)

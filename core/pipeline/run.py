@@ -60,9 +60,10 @@ async def _chunk_segments(
         data = json.loads(result.read_text())
         return chunk, [Segment.from_json(d) for d in data["segments"]]
     async with sem:
-        audio = files.chunks / f"{chunk.index:04d}.{transcriber.chunk_format}"
+        target = files.chunks / f"{chunk.index:04d}.{transcriber.chunk_format}"
+        audio = target
         try:
-            await chunking.extract(files.audio, chunk, transcriber.chunk_format, audio)
+            audio = await chunking.extract(files.audio, chunk, transcriber.chunk_format, target)
             segs = await transcriber.transcribe(audio, chunk.cut_length)
         finally:
             audio.unlink(missing_ok=True)

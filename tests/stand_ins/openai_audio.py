@@ -18,12 +18,12 @@ from aiohttp import web
 
 from tests.stand_ins.http import serve
 
-MP3_BYTES_PER_SECOND = 32_000 / 8  # the pipeline's 32 kb/s chunks
-WAV_BYTES_PER_SECOND = 32_000
+BYTES_PER_SECOND = {".wav": 32_000, ".mp3": 32_000 / 8, ".m4a": 64_000 / 8}
 
 
 def audio_seconds(filename: str, size: int) -> float:
-    return size / (WAV_BYTES_PER_SECOND if filename.endswith(".wav") else MP3_BYTES_PER_SECOND)
+    """Length from size: 16 kHz PCM, the 32 kb/s MP3 fallback, or 64 kb/s AAC (as made)."""
+    return size / BYTES_PER_SECOND.get(filename[-4:], 64_000 / 8)
 
 
 @dataclass

@@ -29,7 +29,7 @@ class Segment:
 
 class Transcriber(Protocol):
     name: str
-    chunk_format: str  # "wav" (16 kHz mono PCM) or "mp3" (16 kHz mono, 32 kb/s)
+    chunk_format: str  # "wav" (16 kHz mono PCM) or "m4a" (AAC copied; MP3 if too large)
     diarizes: bool
 
     async def transcribe(self, audio: Path, duration: float) -> list[Segment]:

@@ -27,7 +27,7 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 
 class OpenAITranscriber:
     name = "openai"
-    chunk_format = "mp3"
+    chunk_format = "m4a"
 
     def __init__(self, settings: TranscriptionSettings, secrets: Secrets) -> None:
         from openai import AsyncOpenAI
