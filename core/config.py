@@ -104,7 +104,7 @@ class PriceSettings(_Section):
 class TranscriptionSettings(_Section):
     backend: Literal["openai", "offline"] | None = None  # None = openai if a key is set
     model: str = "whisper-1"
-    chunk_seconds: int = Field(600, ge=10, le=1500)
+    chunk_seconds: int = Field(600, ge=2, le=1500)
     overlap_seconds: float = Field(2.0, ge=0, le=30)
     concurrency: int = Field(4, ge=1, le=64)
     cookies_file: str = ""

@@ -35,7 +35,7 @@ def _openai(ctx: Context, url: str, model: str = "whisper-1") -> None:
     )
     ctx.settings.transcription.backend = "openai"
     ctx.settings.transcription.model = model
-    ctx.settings.transcription.chunk_seconds = 10
+    ctx.settings.transcription.chunk_seconds = 4
     ctx.settings.transcription.overlap_seconds = 1
 
 
