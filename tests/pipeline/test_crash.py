@@ -50,8 +50,8 @@ async def test_sigkill_mid_job_then_exactly_once(
         )
         await queue.enqueue(s, sp.id)
         pk = sp.id
-    # slow STT: 0.2 s per audio second, so the victim is mid-job when killed
-    async with openai_audio(OpenAIAudio(latency_per_audio_second=0.2)) as stt:
+    # slow STT: 0.3 s per audio second, so the victim is mid-job when killed
+    async with openai_audio(OpenAIAudio(latency_per_audio_second=0.3)) as stt:
         data = ctx.settings.resolve_path(ctx.settings.data_dir)
         proc = subprocess.Popen(
             [
