@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,28 +76,67 @@ def child(audio: str, fmt: str) -> None:
     )
 
 
+def _tree_rss_mb(root: int) -> float:
+    """Summed VmRSS of a process and all its descendants, from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    total_kb, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(parents.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
+
+
 def measure(audio: Path, fmt: str) -> dict[str, float]:
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bench.pipeline", "--child", str(audio), fmt],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
-        check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    peak = 0.0
+    done = threading.Event()
+
+    def sample() -> None:  # whole process tree, python + every ffmpeg alive at that moment
+        nonlocal peak
+        while not done.wait(0.02):
+            peak = max(peak, _tree_rss_mb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"bench child failed ({proc.returncode})")
+    return {**json.loads(out.strip().splitlines()[-1]), "tree_mb": peak}
 
 
 def main() -> None:
     print("generating audio (cached after the first run) ...", flush=True)
-    short, long = long_audio(30 * 60), long_audio(2 * 3600)
-    print(f"{'chunks':<16}{'audio':>7}{'wall s':>9}{'python MB':>11}{'ffmpeg MB':>11}")
+    short, hour, long = long_audio(30 * 60), long_audio(3600), long_audio(2 * 3600)
+    print(
+        f"{'chunks':<16}{'audio':>7}{'wall s':>9}{'python MB':>11}{'ffmpeg MB':>11}{'tree MB':>9}"
+    )
     results = {}
     for fmt, label in (("m4a", "openai (copy)"), ("wav", "offline (pcm)")):
-        for name, audio in (("30 min", short), ("2 h", long)):
+        for name, audio in (("30 min", short), ("1 h", hour), ("2 h", long)):
             r = measure(audio, fmt)
             results[(fmt, name)] = r
             print(
                 f"{label:<16}{name:>7}{r['seconds']:>9.2f}{r['rss_mb']:>11.0f}"
-                f"{r['ffmpeg_rss_mb']:>11.0f}",
+                f"{r['ffmpeg_rss_mb']:>11.0f}{r['tree_mb']:>9.0f}",
                 flush=True,
             )
     for fmt, label in (("m4a", "openai"), ("wav", "offline")):
@@ -104,8 +144,13 @@ def main() -> None:
         print(
             f"{label}: 2 h / 30 min wall = {b['seconds'] / a['seconds']:.2f}× (audio 4×), "
             f"peak RSS 2 h / 30 min = {b['rss_mb'] / a['rss_mb']:.2f}× (python), "
-            f"{b['ffmpeg_rss_mb'] / max(1.0, a['ffmpeg_rss_mb']):.2f}× (ffmpeg)"
+            f"{b['ffmpeg_rss_mb'] / max(1.0, a['ffmpeg_rss_mb']):.2f}× (ffmpeg), "
+            f"{b['tree_mb'] / max(1.0, a['tree_mb']):.2f}× (whole tree, peak {b['tree_mb']:.0f} MB)"
         )
+        h = results[(fmt, "1 h")]
+        # the tree holds python + up to `concurrency` ffmpeg cutters: it stops growing once
+        # the audio has at least that many chunks (30 min = 3 chunks, 1 h = 6)
+        print(f"{label}: whole-tree peak 2 h / 1 h = {b['tree_mb'] / max(1.0, h['tree_mb']):.2f}×")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ MIN_TAIL_SECONDS = 5.0  # a shorter remainder joins the last chunk instead of it
 
 
 def plan(duration: float, chunk_seconds: float, overlap: float) -> list[Chunk]:
-    n = max(1, math.ceil((duration - MIN_TAIL_SECONDS) / chunk_seconds))
+    # short chunks (tests, demos) only absorb a proportionally short tail
+    tail = min(MIN_TAIL_SECONDS, chunk_seconds / 10)
+    n = max(1, math.ceil((duration - tail) / chunk_seconds))
     out = []
     for i in range(n):
         start = i * chunk_seconds
