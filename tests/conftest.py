@@ -157,3 +157,7 @@ async def ctx(db_url: str, tmp_path: Path, secrets: Secrets) -> AsyncIterator[Co
         yield c
     finally:
         await c.close()
+
+
+# The local EVM chain (anvil + test token): fixtures `anvil`, `chain`, `fresh_payer`.
+from tests.stand_ins.chain import anvil, chain, fresh_payer  # noqa: E402,F401
