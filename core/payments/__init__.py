@@ -1,0 +1,26 @@
+"""Payments: invoices, x402 "exact" verify/settle, direct USDC transfers, crediting.
+
+Entry points: :func:`create_invoice`, :func:`pay_invoice` (pay page and HTTP API),
+:func:`submit_transaction_hash` and :func:`watch_transfers` (direct transfers),
+:func:`recover_payments` and :func:`expire_invoices` (scheduler jobs).
+"""
+
+from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulfiller
+from core.payments.invoices import create_invoice, expire_invoices, get_invoice
+from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.payments.pay import pay_invoice, recover_payments
+
+__all__ = [
+    "FulfilRequest",
+    "FunctionFulfiller",
+    "Paid",
+    "PaymentOutcome",
+    "PaymentPending",
+    "PaymentRefused",
+    "create_invoice",
+    "expire_invoices",
+    "get_invoice",
+    "pay_invoice",
+    "recover_payments",
+    "register_fulfiller",
+]

@@ -1,0 +1,411 @@
+"""Paying an invoice with an x402 "exact" payload: verify → (fulfil) → settle → confirm → credit.
+
+The one entry point both the pay page and the HTTP API use is :func:`pay_invoice`.
+Claiming is a database act: the invoice moves ``open → paid`` by a conditional UPDATE and
+the receipt row (UNIQUE by network, token, payer, authorization nonce) is written in the
+same transaction, before anything is settled. So concurrent submissions settle once, and a
+crash after settlement leaves a receipt that :func:`recover_payments` finishes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from x402.schemas import PaymentPayload, PaymentRequirements
+
+from core.context import Context
+from core.db import Invoice, PaymentReceipt, utcnow
+from core.db.upsert import insert_ignore
+from core.logging import get_logger
+from core.payments.credit import credit_invoice, fulfil_request
+from core.payments.fulfil import fulfiller_for
+from core.payments.gateway import PaymentGateway, gateway_for
+from core.payments.invoices import due_units, get_invoice
+from core.payments.onchain import ChainReader, ChainUnavailable, TransferLog
+from core.payments.outcomes import (
+    MESSAGES,
+    Paid,
+    PaymentOutcome,
+    PaymentPending,
+    PaymentRefused,
+    reason_message,
+)
+from core.results import Refused
+
+log = get_logger("spacescribe.payments")
+
+
+def _refuse(code: str, invoice_id: str | None = None, **kw: Any) -> PaymentRefused:
+    return PaymentRefused(code, MESSAGES.get(code, code), invoice_id=invoice_id, **kw)
+
+
+def parse_payload(raw: Any) -> PaymentPayload | None:
+    if isinstance(raw, PaymentPayload):
+        return raw
+    try:
+        p = PaymentPayload.model_validate(raw)
+    except (ValidationError, ValueError, TypeError):
+        return None
+    auth = p.payload.get("authorization") if isinstance(p.payload, dict) else None
+    if p.x402_version != 2 or not isinstance(auth, dict) or not isinstance(auth.get("nonce"), str):
+        return None
+    return p
+
+
+def reader_for(ctx: Context) -> ChainReader:
+    return ChainReader(ctx.settings.payments)
+
+
+async def pay_invoice(
+    ctx: Context,
+    public_id: str,
+    payment_payload: Any,
+    *,
+    gateway: PaymentGateway | None = None,
+    reader: ChainReader | None = None,
+) -> PaymentOutcome:
+    payload = parse_payload(payment_payload)
+    if payload is None:
+        return _refuse("invalid_payload", public_id)
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None:
+        return _refuse("unknown_invoice")
+    nonce = str(payload.payload["authorization"]["nonce"]).lower()
+    if inv.status == "credited":
+        return await _repeat(ctx, inv, nonce)
+    if inv.status == "paid":
+        return _refuse("payment_in_progress", public_id)
+    if inv.status != "open" or inv.expires_at <= utcnow():
+        return _refuse("invoice_expired", public_id)
+    try:
+        gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
+        reqs = gw.requirements(due_units(inv))
+        verified = await gw.verify(payload, reqs)
+    except Exception as exc:  # facilitator or RPC unreachable: nothing happened
+        log.warning("x402 verify unavailable", error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+    if not verified.ok or not verified.payer:
+        return PaymentRefused(
+            verified.reason or "invalid_payment",
+            reason_message(verified.reason, verified.message),
+            invoice_id=public_id,
+        )
+    payer = verified.payer.lower()
+    reader = reader or reader_for(ctx)
+    try:
+        start_block = await reader.block_number()
+    except ChainUnavailable:
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+    claim = await _claim(ctx, inv, payload, payer, nonce, start_block)
+    if isinstance(claim, PaymentRefused):
+        return claim
+    receipt_id = claim
+    result: dict[str, Any] | None = None
+    fulfiller = fulfiller_for(inv.kind)
+    if fulfiller is not None:
+        try:
+            answered = await fulfiller.answer(ctx, fulfil_request(inv, payer))
+        except Exception as exc:
+            log.warning("fulfilment failed", invoice=public_id, error=type(exc).__name__)
+            answered = Refused("not_answered", MESSAGES["not_answered"])
+        if isinstance(answered, Refused):
+            await _release(ctx, inv.id, receipt_id)
+            return PaymentRefused(answered.code, answered.message, invoice_id=public_id)
+        result = answered
+        await _store_result(ctx, receipt_id, payload, result)
+    try:
+        settled = await gw.settle(payload, reqs)
+    except Exception as exc:  # unknown whether it reached the chain: recovery decides
+        log.warning("x402 settle unavailable", invoice=public_id, error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+    if not settled.ok or not settled.transaction:
+        await _release(ctx, inv.id, receipt_id)
+        return PaymentRefused(
+            settled.reason or "settle_failed",
+            reason_message(settled.reason, settled.message),
+            invoice_id=public_id,
+        )
+    tx = settled.transaction.lower()
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(PaymentReceipt)
+            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling")
+            .values(status="settled", transaction_hash=tx)
+        )
+    outcome = await finish_receipt(ctx, receipt_id, reader)
+    if isinstance(outcome, Paid):
+        return Paid(**{**outcome.__dict__, "settlement": settled.raw, "result": result})
+    return outcome
+
+
+async def _repeat(ctx: Context, inv: Invoice, nonce: str) -> PaymentOutcome:
+    async with ctx.db.session() as s:
+        r = (
+            await s.execute(
+                select(PaymentReceipt).where(
+                    PaymentReceipt.invoice_id == inv.id,
+                    PaymentReceipt.authorization_nonce == nonce,
+                    PaymentReceipt.status == "credited",
+                )
+            )
+        ).scalar_one_or_none()
+    if r is None:
+        return _refuse("already_paid", inv.public_id)
+    return Paid(inv.public_id, inv.kind, r.transaction_hash, r.payer_address, already=True)
+
+
+async def _claim(
+    ctx: Context,
+    inv: Invoice,
+    payload: PaymentPayload,
+    payer: str,
+    nonce: str,
+    start_block: int,
+) -> int | PaymentRefused:
+    now = utcnow()
+    try:
+        async with ctx.db.session() as s:
+            moved = await s.execute(
+                update(Invoice)
+                .where(Invoice.id == inv.id, Invoice.status == "open", Invoice.expires_at > now)
+                .values(status="paid", payer_address=payer)
+            )
+            if not getattr(moved, "rowcount", 0):
+                raise _Lost
+            added = await insert_ignore(
+                s,
+                PaymentReceipt,
+                {
+                    "invoice_id": inv.id,
+                    "method": "x402",
+                    "network": inv.network,
+                    "token_address": inv.token_address,
+                    "payer_address": payer,
+                    "pay_to": inv.pay_to,
+                    "amount_units": due_units(inv),
+                    "authorization_nonce": nonce,
+                    "block_number": start_block,
+                    "status": "settling",
+                    "payload": json.dumps({"payment": payload.model_dump(mode="json")}),
+                    "created_at": now,
+                },
+                index_elements=["network", "token_address", "payer_address", "authorization_nonce"],
+            )
+            if not added:
+                raise _NonceUsed
+            rid = await s.scalar(
+                select(PaymentReceipt.id).where(
+                    PaymentReceipt.network == inv.network,
+                    PaymentReceipt.token_address == inv.token_address,
+                    PaymentReceipt.payer_address == payer,
+                    PaymentReceipt.authorization_nonce == nonce,
+                )
+            )
+            return int(rid or 0)
+    except _NonceUsed:
+        return _refuse("nonce_used", inv.public_id)
+    except _Lost:
+        async with ctx.db.session() as s:
+            fresh = await get_invoice(s, inv.public_id)
+        if fresh is not None and fresh.status == "credited":
+            return await _repeat(ctx, fresh, nonce)  # type: ignore[return-value]
+        if fresh is not None and fresh.status == "paid":
+            return _refuse("payment_in_progress", inv.public_id)
+        return _refuse("invoice_expired", inv.public_id)
+
+
+class _Lost(Exception):
+    """Another submission claimed the invoice first (rolls the transaction back)."""
+
+
+class _NonceUsed(Exception):
+    """The authorization nonce is already on a receipt (rolls the transaction back)."""
+
+
+async def _release(ctx: Context, invoice_pk: int, receipt_id: int) -> None:
+    """Nothing was settled: drop the claim so the payer may try again."""
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(PaymentReceipt)
+            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling")
+            .values(status="failed")
+        )
+        await s.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice_pk, Invoice.status == "paid")
+            .values(status="open")
+        )
+
+
+async def _store_result(
+    ctx: Context, receipt_id: int, payload: PaymentPayload, result: dict[str, Any]
+) -> None:
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(PaymentReceipt)
+            .where(PaymentReceipt.id == receipt_id)
+            .values(
+                payload=json.dumps(
+                    {"payment": payload.model_dump(mode="json"), "fulfilment": result},
+                    default=str,
+                )
+            )
+        )
+
+
+def _matching_transfer(r: PaymentReceipt, transfers: list[TransferLog]) -> TransferLog | None:
+    for t in transfers:
+        if (
+            t.token == r.token_address.lower()
+            and t.sender == r.payer_address.lower()
+            and t.recipient == r.pay_to.lower()
+            and t.value == int(r.amount_units)
+        ):
+            return t
+    return None
+
+
+async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> PaymentOutcome:
+    """settled → confirmed → credited, from what the chain says about its transaction."""
+    async with ctx.db.session() as s:
+        r = await s.get(PaymentReceipt, receipt_id)
+        inv = await s.get(Invoice, r.invoice_id) if r and r.invoice_id else None
+    if r is None or inv is None:
+        return _refuse("unknown_invoice")
+    if r.status == "credited":
+        return Paid(inv.public_id, inv.kind, r.transaction_hash, r.payer_address, already=True)
+    if not r.transaction_hash:
+        return PaymentPending(inv.public_id, None)
+    try:
+        check = await reader.check_transaction(r.transaction_hash)
+    except ChainUnavailable:
+        return PaymentPending(
+            inv.public_id, r.transaction_hash, "rpc_unavailable", MESSAGES["rpc_unavailable"]
+        )
+    if check.status in ("pending", "unconfirmed", "not_found"):
+        return PaymentPending(inv.public_id, r.transaction_hash)
+    t = _matching_transfer(r, check.transfers) if check.status == "ok" else None
+    if t is None:
+        async with ctx.db.session() as s:
+            await s.execute(
+                update(PaymentReceipt)
+                .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
+                .values(status="reverted" if check.status == "reverted" else "mismatch")
+            )
+        log.error("settled payment not confirmed", invoice=inv.public_id, status=check.status)
+        return _refuse("transfer_mismatch", inv.public_id)
+    stored = json.loads(r.payload) if r.payload else {}
+    try:
+        async with ctx.db.session() as s:
+            await s.execute(
+                update(PaymentReceipt)
+                .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
+                .values(status="confirmed", log_index=t.log_index, block_number=t.block_number)
+            )
+            res = await credit_invoice(
+                s,
+                ctx,
+                inv,
+                payer=r.payer_address,
+                transaction_hash=r.transaction_hash,
+                receipt_id=receipt_id,
+                fulfilment=stored.get("fulfilment"),
+            )
+    except IntegrityError:  # (network, tx hash, log index) already credited elsewhere
+        return _refuse("nonce_used", inv.public_id)
+    return Paid(
+        inv.public_id,
+        inv.kind,
+        r.transaction_hash,
+        r.payer_address,
+        res.granted,
+        res.to_credit_units,
+        already=not res.newly_credited,
+    )
+
+
+async def recover_payments(ctx: Context, reader: ChainReader | None = None) -> int:
+    """Run at start and by the scheduler: finish every receipt left between settle and credit.
+
+    ``settling`` receipts whose transaction hash was never recorded (a crash during settle)
+    are found by the token's ``AuthorizationUsed`` log; if the authorization was never used
+    and can no longer be (its validBefore passed), the claim is released.
+    """
+    reader = reader or reader_for(ctx)
+    async with ctx.db.session() as s:
+        rows = (
+            (
+                await s.execute(
+                    select(PaymentReceipt)
+                    .where(PaymentReceipt.status.in_(("settling", "settled", "confirmed")))
+                    .order_by(PaymentReceipt.id)
+                    .limit(200)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    done = 0
+    for r in rows:
+        try:
+            if r.status == "settling" and r.method == "x402":
+                if not await _find_settlement(ctx, r, reader):
+                    continue
+            if r.status == "confirmed":
+                await _credit_confirmed(ctx, r)
+                done += 1
+                continue
+            outcome = await finish_receipt(ctx, r.id, reader)
+            done += isinstance(outcome, Paid)
+        except ChainUnavailable:
+            log.warning("payment recovery: RPC unavailable; will retry")
+            break
+    return done
+
+
+async def _find_settlement(ctx: Context, r: PaymentReceipt, reader: ChainReader) -> bool:
+    head = await reader.block_number()
+    tx = await reader.authorization_tx(
+        r.payer_address, r.authorization_nonce or "", int(r.block_number or 0), head
+    )
+    if tx is not None:
+        async with ctx.db.session() as s:
+            await s.execute(
+                update(PaymentReceipt)
+                .where(PaymentReceipt.id == r.id, PaymentReceipt.status == "settling")
+                .values(status="settled", transaction_hash=tx)
+            )
+        return True
+    stored = json.loads(r.payload or "{}")
+    auth = stored.get("payment", {}).get("payload", {}).get("authorization", {})
+    valid_before = int(auth.get("validBefore", 0) or 0)
+    if valid_before and datetime.fromtimestamp(valid_before) < datetime.now():
+        if r.invoice_id is not None:
+            await _release(ctx, r.invoice_id, r.id)
+    return False
+
+
+async def _credit_confirmed(ctx: Context, r: PaymentReceipt) -> None:
+    async with ctx.db.session() as s:
+        inv = await s.get(Invoice, r.invoice_id) if r.invoice_id else None
+        if inv is None:
+            return
+        stored = json.loads(r.payload) if r.payload else {}
+        await credit_invoice(
+            s,
+            ctx,
+            inv,
+            payer=r.payer_address,
+            transaction_hash=r.transaction_hash,
+            receipt_id=r.id,
+            fulfilment=stored.get("fulfilment"),
+        )
+
+
+__all__ = ["PaymentRequirements", "pay_invoice", "recover_payments", "finish_receipt"]
