@@ -53,24 +53,38 @@ MESSAGES = {
 }
 
 
+# The x402 package's exact-EVM reason codes (x402.mechanisms.evm constants).
+X402_REASONS = {
+    "invalid_exact_evm_payload_authorization_value_mismatch": "The amount does not match the price.",
+    "invalid_exact_evm_payload_recipient_mismatch": "The payment is addressed to the wrong recipient.",
+    "network_mismatch": "The payment is for another chain.",
+    "invalid_exact_evm_token_name_mismatch": "The payment is in the wrong token.",
+    "invalid_exact_evm_token_version_mismatch": "The payment is in the wrong token.",
+    "invalid_exact_evm_failed_to_get_asset_info": "The payment is in the wrong token.",
+    "asset_not_deployed_contract": "The payment is in the wrong token.",
+    "asset_mismatch": "The payment is in the wrong token.",
+    "invalid_exact_evm_payload_authorization_valid_before": (
+        "The payment authorization has expired."
+    ),
+    "invalid_exact_evm_payload_authorization_valid_after": (
+        "The payment authorization is not valid yet."
+    ),
+    "invalid_exact_evm_nonce_already_used": MESSAGES["nonce_used"],
+    "invalid_exact_evm_payload_signature": (
+        "The payment signature is not valid for this payer, token and chain."
+    ),
+    "invalid_exact_evm_failed_to_verify_signature": (
+        "The payment signature is not valid for this payer, token and chain."
+    ),
+    "invalid_exact_evm_insufficient_balance": "The paying wallet does not hold enough USDC.",
+    "invalid_exact_evm_transaction_simulation_failed": (
+        "The transfer would fail on chain (balance, nonce or validity); nothing was charged."
+    ),
+    "unsupported_scheme": "Only the x402 exact scheme on the configured chain is accepted.",
+    "transaction_failed": "The transfer failed on chain; nothing was charged.",
+}
+
+
 def reason_message(reason: str | None, detail: str | None = None) -> str:
     r = (reason or "").lower()
-    if "value" in r or "amount" in r:
-        return "The amount does not match the price."
-    if "recipient" in r or "pay_to" in r or "_to" in r.rsplit("authorization", 1)[-1]:
-        return "The payment is addressed to the wrong recipient."
-    if "network" in r or "chain" in r:
-        return "The payment is for another chain."
-    if "asset" in r or "token" in r:
-        return "The payment is in the wrong token."
-    if "valid_before" in r or "expired" in r:
-        return "The payment authorization has expired."
-    if "valid_after" in r or "not_yet" in r:
-        return "The payment authorization is not valid yet."
-    if "nonce" in r:
-        return MESSAGES["nonce_used"]
-    if "signature" in r or "signer" in r:
-        return "The payment signature is not valid for this payer."
-    if "balance" in r or "insufficient" in r:
-        return "The paying wallet does not hold enough USDC."
-    return MESSAGES.get(r, detail or "The payment was refused.")
+    return X402_REASONS.get(r) or MESSAGES.get(r) or "The payment was refused."

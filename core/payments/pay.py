@@ -57,6 +57,27 @@ def parse_payload(raw: Any) -> PaymentPayload | None:
     return p
 
 
+def _accepted_mismatch(payload: PaymentPayload, reqs: PaymentRequirements) -> str | None:
+    """Which of the invoice's terms the payer's ``accepted`` block names differently."""
+    a = payload.accepted
+    if a.scheme != reqs.scheme:
+        return "unsupported_scheme"
+    if a.network != reqs.network:
+        return "network_mismatch"
+    if a.asset.lower() != reqs.asset.lower():
+        return "asset_mismatch"
+    if a.pay_to.lower() != reqs.pay_to.lower():
+        return "invalid_exact_evm_payload_recipient_mismatch"
+    if str(a.amount) != str(reqs.amount):
+        return "invalid_exact_evm_payload_authorization_value_mismatch"
+    return None
+
+
+def _transient(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return isinstance(exc, (OSError, TimeoutError)) or "Connection" in name or "Timeout" in name
+
+
 def reader_for(ctx: Context) -> ChainReader:
     return ChainReader(ctx.settings.payments)
 
@@ -83,13 +104,27 @@ async def pay_invoice(
         return _refuse("payment_in_progress", public_id)
     if inv.status != "open" or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
+    reader = reader or reader_for(ctx)
+    try:  # an unreachable node must read as "try later", not as a bad signature
+        start_block = await reader.block_number()
+    except ChainUnavailable:
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
     try:
         gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
         reqs = gw.requirements(due_units(inv))
-        verified = await gw.verify(payload, reqs)
-    except Exception as exc:  # facilitator or RPC unreachable: nothing happened
-        log.warning("x402 verify unavailable", error=type(exc).__name__)
+    except Exception as exc:  # the facilitator could not be set up or reached
+        log.warning("x402 facilitator unavailable", error=type(exc).__name__)
         return _refuse("rpc_unavailable", public_id, retry_later=True)
+    mismatch = _accepted_mismatch(payload, reqs)
+    if mismatch:
+        return PaymentRefused(mismatch, reason_message(mismatch), invoice_id=public_id)
+    try:
+        verified = await gw.verify(payload, reqs)
+    except Exception as exc:
+        log.warning("x402 verify failed", error=type(exc).__name__)
+        if _transient(exc):
+            return _refuse("rpc_unavailable", public_id, retry_later=True)
+        return PaymentRefused("invalid_payment", reason_message(None), invoice_id=public_id)
     if not verified.ok or not verified.payer:
         return PaymentRefused(
             verified.reason or "invalid_payment",
@@ -97,11 +132,6 @@ async def pay_invoice(
             invoice_id=public_id,
         )
     payer = verified.payer.lower()
-    reader = reader or reader_for(ctx)
-    try:
-        start_block = await reader.block_number()
-    except ChainUnavailable:
-        return _refuse("rpc_unavailable", public_id, retry_later=True)
     claim = await _claim(ctx, inv, payload, payer, nonce, start_block)
     if isinstance(claim, PaymentRefused):
         return claim
@@ -354,9 +384,12 @@ async def recover_payments(ctx: Context, reader: ChainReader | None = None) -> i
     done = 0
     for r in rows:
         try:
-            if r.status == "settling" and r.method == "x402":
-                if not await _find_settlement(ctx, r, reader):
-                    continue
+            if (
+                r.status == "settling"
+                and r.method == "x402"
+                and not await _find_settlement(ctx, r, reader)
+            ):
+                continue
             if r.status == "confirmed":
                 await _credit_confirmed(ctx, r)
                 done += 1
@@ -385,9 +418,9 @@ async def _find_settlement(ctx: Context, r: PaymentReceipt, reader: ChainReader)
     stored = json.loads(r.payload or "{}")
     auth = stored.get("payment", {}).get("payload", {}).get("authorization", {})
     valid_before = int(auth.get("validBefore", 0) or 0)
-    if valid_before and datetime.fromtimestamp(valid_before) < datetime.now():
-        if r.invoice_id is not None:
-            await _release(ctx, r.invoice_id, r.id)
+    expired = valid_before and datetime.fromtimestamp(valid_before) < datetime.now()
+    if expired and r.invoice_id is not None:
+        await _release(ctx, r.invoice_id, r.id)
     return False
 
 
