@@ -125,6 +125,14 @@ async def pay_invoice(
         if _transient(exc):
             return _refuse("rpc_unavailable", public_id, retry_later=True)
         return PaymentRefused("invalid_payment", reason_message(None), invoice_id=public_id)
+    if not verified.ok and verified.reason == "invalid_exact_evm_nonce_already_used":
+        # a repeat of a submission that won meanwhile answers like the winner
+        async with ctx.db.session() as s:
+            fresh = await get_invoice(s, public_id)
+        if fresh is not None and fresh.status == "credited":
+            return await _repeat(ctx, fresh, nonce)
+        if fresh is not None and fresh.status == "paid":
+            return _refuse("payment_in_progress", public_id)
     if not verified.ok or not verified.payer:
         return PaymentRefused(
             verified.reason or "invalid_payment",
@@ -133,7 +141,7 @@ async def pay_invoice(
         )
     payer = verified.payer.lower()
     claim = await _claim(ctx, inv, payload, payer, nonce, start_block)
-    if isinstance(claim, PaymentRefused):
+    if not isinstance(claim, int):
         return claim
     receipt_id = claim
     result: dict[str, Any] | None = None
@@ -197,7 +205,7 @@ async def _claim(
     payer: str,
     nonce: str,
     start_block: int,
-) -> int | PaymentRefused:
+) -> int | PaymentOutcome:
     now = utcnow()
     try:
         async with ctx.db.session() as s:
@@ -244,7 +252,7 @@ async def _claim(
         async with ctx.db.session() as s:
             fresh = await get_invoice(s, inv.public_id)
         if fresh is not None and fresh.status == "credited":
-            return await _repeat(ctx, fresh, nonce)  # type: ignore[return-value]
+            return await _repeat(ctx, fresh, nonce)
         if fresh is not None and fresh.status == "paid":
             return _refuse("payment_in_progress", inv.public_id)
         return _refuse("invoice_expired", inv.public_id)
