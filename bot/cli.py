@@ -148,6 +148,37 @@ def revenue(
         console.print(f"chart written to {chart}")
 
 
+db_app = typer.Typer(help="Database tools.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("copy")
+def db_copy(
+    source: str = typer.Option(
+        ..., "--from", help="Source URL, e.g. sqlite:///data/database/spaces.db"
+    ),
+    target: str = typer.Option(..., "--to", help="Target URL, e.g. postgresql://user@host/db"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty target"),
+) -> None:
+    """Copy every table to another database (ids kept), then verify counts and checksums."""
+    from core.db.copy import copy_database
+    from core.db.engine import safe_url
+
+    try:
+        report = asyncio.run(copy_database(source, target, overwrite))
+    except SpacescribeError as e:
+        _fail(str(e))
+        return
+    table = Table(title=f"copied {safe_url(source)} → {safe_url(target)}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    table.add_column("checksum (sha256, both sides)")
+    for t in report:
+        table.add_row(t.table, str(t.rows), t.checksum[:16])
+    console.print(table)
+    console.print("[green]verified[/green]: row counts and checksums match on every table")
+
+
 def main() -> None:  # pragma: no cover - console script shim
     app()
 

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from typing import Any
 
+import httpx
 from sqlalchemy import text
 
-from core.config import load_secrets, load_settings
+from core.config import Secrets, Settings, load_secrets, load_settings
 from core.db import Database
 from core.db import migrate as m
 from core.db.engine import safe_url
 
 Row = tuple[str, bool | None, str]
+TIMEOUT = 8.0
+ERC20_ABI: list[dict[str, Any]] = [
+    {
+        "name": n,
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"type": t, "name": ""}],
+    }
+    for n, t in (("name", "string"), ("decimals", "uint8"))
+]
+MIN_RELAYER_WEI = 10**14  # ~ a few settlements on an L2
 
 
 def ffmpeg_path() -> str | None:
@@ -27,10 +41,7 @@ def ffmpeg_path() -> str | None:
         return None
 
 
-async def run_checks() -> list[Row]:
-    settings = load_settings()  # raises ConfigError naming the bad key
-    secrets = load_secrets()
-    rows: list[Row] = [("config", True, "config.toml and environment are valid")]
+async def _database(settings: Settings) -> Row:
     db = Database(settings.database.url)
     try:
         async with db.engine.connect() as conn:
@@ -38,38 +49,155 @@ async def run_checks() -> list[Row]:
             current = await conn.run_sync(m.current_revision_sync)
         head = m.head_revision()
         if current == head:
-            rows.append(("database", True, f"{safe_url(settings.database.url)} at {head}"))
-        else:
-            rows.append(
-                (
-                    "database",
-                    False,
-                    f"at {current or 'empty'}, head is {head}: run `spacescribe migrate`",
-                )
-            )
-    except Exception as exc:
-        rows.append(
-            ("database", False, f"cannot connect ({type(exc).__name__}): check database.url")
+            return ("database", True, f"{safe_url(settings.database.url)} at {head}")
+        return (
+            "database",
+            False,
+            f"at {current or 'empty'}, head is {head}: run `spacescribe migrate`",
         )
+    except Exception as exc:
+        return ("database", False, f"cannot connect ({type(exc).__name__}): check database.url")
     finally:
         await db.dispose()
 
+
+def _data_dir(settings: Settings) -> Row:
     data = settings.resolve_path(settings.data_dir)
     try:
         data.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=data):
             pass
-        rows.append(("data dir", True, str(data)))
+        return ("data dir", True, str(data))
     except OSError as exc:
-        rows.append(("data dir", False, f"{data} not writable ({exc.strerror}): fix permissions"))
+        return ("data dir", False, f"{data} not writable ({exc.strerror}): fix permissions")
 
+
+async def _chain(settings: Settings, secrets: Secrets) -> list[Row]:
+    from eth_account import Account
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    p = settings.payments
+    rows: list[Row] = []
+    w3 = AsyncWeb3(AsyncHTTPProvider(p.rpc_url, request_kwargs={"timeout": TIMEOUT}))
+    try:
+        chain = await w3.eth.chain_id
+    except Exception as exc:
+        return [
+            (
+                "rpc",
+                False,
+                f"{p.rpc_url} unreachable ({type(exc).__name__}): check payments.rpc_url",
+            )
+        ]
+    if chain != p.chain_id:
+        return [("rpc", False, f"chain id {chain}, but payments.network is {p.network}")]
+    rows.append(("rpc", True, f"{p.rpc_url}, chain {chain}"))
+    try:
+        token = w3.eth.contract(address=w3.to_checksum_address(p.token_address), abi=ERC20_ABI)
+        name = await token.functions.name().call()
+        decimals = await token.functions.decimals().call()
+        ok = name == p.token_name and decimals == 6
+        rows.append(
+            (
+                "token",
+                ok,
+                f"{p.token_address}: {name!r}, {decimals} decimals"
+                + ("" if ok else f"; expected {p.token_name!r} with 6 decimals"),
+            )
+        )
+    except Exception as exc:
+        rows.append(("token", False, f"no ERC-20 at {p.token_address} ({type(exc).__name__})"))
+    rows.append(("pay_to", bool(p.pay_to), p.pay_to or "set payments.pay_to to your address"))
+    if p.facilitator_url:
+        rows.append(("settlement", True, f"remote facilitator {p.facilitator_url}"))
+    elif secrets.relayer_key is None:
+        rows.append(
+            ("settlement", False, "set SPACESCRIBE_RELAYER_KEY or payments.facilitator_url")
+        )
+    else:
+        try:
+            addr = Account.from_key(secrets.relayer_key.get_secret_value()).address
+            bal = await w3.eth.get_balance(addr)
+            rows.append(
+                (
+                    "relayer gas",
+                    bal >= MIN_RELAYER_WEI,
+                    f"{addr} holds {bal / 10**18:.6f} ETH"
+                    + ("" if bal >= MIN_RELAYER_WEI else ": fund it to pay gas"),
+                )
+            )
+        except ValueError:
+            rows.append(("relayer gas", False, "SPACESCRIBE_RELAYER_KEY is not a private key"))
+    return rows
+
+
+async def _openai(secrets: Secrets) -> Row:
+    if secrets.openai_api_key is None:
+        return ("openai", None, "off: set OPENAI_API_KEY (offline transcription, extractive chat)")
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(
+        api_key=secrets.openai_api_key.get_secret_value(),
+        base_url=secrets.openai_base_url,
+        timeout=TIMEOUT,
+        max_retries=0,
+    )
+    try:
+        await client.models.list()
+        return ("openai", True, "key accepted")
+    except Exception as exc:
+        return ("openai", False, f"key rejected or API unreachable ({type(exc).__name__})")
+    finally:
+        await client.close()
+
+
+async def _telegram(settings: Settings, secrets: Secrets) -> Row:
+    if secrets.telegram_token is None:
+        return ("telegram", None, "off: set TELEGRAM_TOKEN")
+    base = settings.telegram.base_url or "https://api.telegram.org/bot"
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as c:
+            r = await c.get(f"{base}{secrets.telegram_token.get_secret_value()}/getMe")
+        me = r.json()
+        if not me.get("ok"):
+            return ("telegram", False, "token rejected by getMe: check TELEGRAM_TOKEN")
+        admins = "" if settings.telegram.admin_ids else "; no telegram.admin_ids for /revenue"
+        return ("telegram", True, f"@{me['result'].get('username')}{admins}")
+    except Exception as exc:
+        return ("telegram", False, f"Bot API unreachable ({type(exc).__name__})")
+
+
+async def _discord(settings: Settings, secrets: Secrets) -> Row:
+    if secrets.discord_token is None:
+        return ("discord", None, "off: set DISCORD_TOKEN")
+    import discord
+
+    base = discord.http.Route.BASE
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as c:
+            r = await c.get(
+                f"{base}/users/@me",
+                headers={"Authorization": f"Bot {secrets.discord_token.get_secret_value()}"},
+            )
+        if r.status_code != 200:
+            return ("discord", False, "token rejected (login failed): check DISCORD_TOKEN")
+        d = settings.discord
+        admins = "" if (d.admin_ids or d.admin_role_ids) else "; no discord admin ids for /revenue"
+        return ("discord", True, f"{r.json().get('username')}{admins}")
+    except Exception as exc:
+        return ("discord", False, f"Discord API unreachable ({type(exc).__name__})")
+
+
+async def run_checks() -> list[Row]:
+    settings = load_settings()  # raises ConfigError naming the bad key
+    secrets = load_secrets()
+    rows: list[Row] = [("config", True, "config.toml and environment are valid")]
+    rows.append(await _database(settings))
+    rows.append(_data_dir(settings))
     ff = ffmpeg_path()
     rows.append(("ffmpeg", bool(ff), ff or "install ffmpeg or the imageio-ffmpeg package"))
-
-    for name, val, env in (
-        ("telegram", secrets.telegram_token, "TELEGRAM_TOKEN"),
-        ("discord", secrets.discord_token, "DISCORD_TOKEN"),
-        ("openai", secrets.openai_api_key, "OPENAI_API_KEY"),
-    ):
-        rows.append((name, True if val else None, f"{env} set" if val else f"off: set {env}"))
+    rows += await _chain(settings, secrets)
+    rows.append(await _openai(secrets))
+    rows.append(await _telegram(settings, secrets))
+    rows.append(await _discord(settings, secrets))
     return rows

@@ -159,5 +159,18 @@ async def ctx(db_url: str, tmp_path: Path, secrets: Secrets) -> AsyncIterator[Co
         await c.close()
 
 
+@pytest.fixture
+def fresh_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A brand-new, EMPTY (unmigrated) PostgreSQL database, dropped after the test."""
+    if _pg_reachable():
+        request.getfixturevalue("pg_database")  # fails in CI, skips elsewhere
+    name = f"spacescribe_f_{uuid.uuid4().hex[:10]}"
+    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 # The local EVM chain (anvil + test token): fixtures `anvil`, `chain`, `fresh_payer`.
 from tests.stand_ins.chain import anvil, chain, fresh_payer  # noqa: E402,F401

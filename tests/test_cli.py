@@ -23,7 +23,10 @@ def _env(tmp_path: Path, db_url: str, **extra: str) -> dict[str, str]:
         if k not in ("TELEGRAM_TOKEN", "DISCORD_TOKEN", "OPENAI_API_KEY")
     }
     env.update(
-        SPACESCRIBE_DATABASE_URL=db_url, SPACESCRIBE_DATA_DIR=str(tmp_path / "data"), **extra
+        SPACESCRIBE_DATABASE_URL=db_url,
+        SPACESCRIBE_DATA_DIR=str(tmp_path / "data"),
+        SPACESCRIBE_PAYMENTS__RPC_URL="http://127.0.0.1:9",  # never the internet
+        **extra,
     )
     return env
 
@@ -81,7 +84,9 @@ def test_run_serves_healthz_and_says_what_is_off(tmp_path: Path) -> None:
                     pytest.fail(f"app did not start: {proc.stdout.read() if proc.stdout else ''}")
                 time.sleep(0.2)
         assert r.json() == {"status": "ok"}
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.json()["checks"]["database"] == "ok"
+        assert ready.status_code == 503 and ready.json()["checks"]["rpc"].startswith("error")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 
 from core.db import Base, Database
 from core.db import migrate as m
 from core.db.migrate import include_object
-from tests.conftest import PG_URL, _in_thread, _pg_admin, _pg_reachable
 
 SEED_TABLES = {
     "users",
@@ -45,20 +41,11 @@ SEED_INDEXES = {
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A brand-new, empty database (not the shared migrated one)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    why = _pg_reachable()
-    if why:
-        request.getfixturevalue("pg_database")  # fails in CI, skips elsewhere
-    name = f"spacescribe_m_{uuid.uuid4().hex[:10]}"
-    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
 
 
 def _diff(conn) -> list:  # type: ignore[no-untyped-def]
