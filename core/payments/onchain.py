@@ -38,6 +38,7 @@ class TxCheck:
     transfers: list[TransferLog]
     block_number: int | None = None
     confirmations: int = 0
+    tx_from: str | None = None  # who sent the transaction (a relayer, for x402 settlements)
 
 
 def _addr(topic: Any) -> str:
@@ -119,7 +120,7 @@ class ChainReader:
         conf = await self.block_number() - block + 1
         transfers = [t for t in map(self._parse_transfer, receipt["logs"]) if t]
         status = "ok" if conf >= self.settings.confirmations else "unconfirmed"
-        return TxCheck(status, transfers, block, conf)
+        return TxCheck(status, transfers, block, conf, str(receipt["from"]).lower())
 
     async def transfers_to(self, pay_to: str, from_block: int, to_block: int) -> list[TransferLog]:
         topic_to = "0x" + "0" * 24 + pay_to.lower().removeprefix("0x")
