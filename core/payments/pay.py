@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from x402.schemas import PaymentPayload, PaymentRequirements
 
@@ -267,12 +267,12 @@ class _NonceUsed(Exception):
 
 
 async def _release(ctx: Context, invoice_pk: int, receipt_id: int) -> None:
-    """Nothing was settled: drop the claim so the payer may try again."""
+    """Nothing was settled: drop the claim so the payer may try again (same authorization)."""
     async with ctx.db.session() as s:
         await s.execute(
-            update(PaymentReceipt)
-            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling")
-            .values(status="failed")
+            delete(PaymentReceipt).where(
+                PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling"
+            )
         )
         await s.execute(
             update(Invoice)
