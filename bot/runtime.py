@@ -115,6 +115,22 @@ def _bots(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusL
 
 
 def _scheduler_role(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
+    from datetime import UTC, datetime
+
+    from core.payments.jobs import payment_jobs
+
+    for job in payment_jobs(ctx):
+        # recovery runs at start too: a crash between settle and credit is finished at once
+        first = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
+        sched.scheduler.add_job(
+            job.run,
+            "interval",
+            seconds=job.every_seconds,
+            id=job.id,
+            max_instances=1,
+            coalesce=True,
+            **first,
+        )
     return [], [
         StatusLine(
             "Scheduler",

@@ -100,3 +100,24 @@ async def test_unconfirmed_transfer_waits(pay_ctx: Context, chain: Chain, fresh_
     chain.anvil.mine(2)
     assert await watch_transfers(pay_ctx) == 1
     assert await _grants(pay_ctx) == 1
+
+
+async def test_scheduler_role_registers_payment_jobs(
+    pay_ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    from bot.runtime import Scheduler, _scheduler_role
+    from core.payments.jobs import payment_jobs
+
+    sched = Scheduler()
+    _, lines = _scheduler_role(pay_ctx, sched)
+    ids = {j.id for j in sched.scheduler.get_jobs()}
+    assert {"payments_recover", "payments_watch", "invoices_expire"} <= ids
+    assert "payments_watch" in lines[0].why
+    # the jobs themselves run and do the work: a linked transfer is credited by the watch job
+    await _link(pay_ctx, ALICE, fresh_payer.address)
+    await _quote(pay_ctx)
+    chain.transfer(fresh_payer, chain.pay_to, 200_000)
+    jobs = {j.id: j for j in payment_jobs(pay_ctx)}
+    assert await jobs["payments_recover"].run() == 0
+    assert await jobs["payments_watch"].run() == 1
+    assert await _grants(pay_ctx) == 1
