@@ -9,6 +9,7 @@ from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulf
 from core.payments.invoices import create_invoice, expire_invoices, get_invoice
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
 from core.payments.pay import pay_invoice, recover_payments
+from core.payments.transfers import submit_transaction_hash, watch_transfers
 
 __all__ = [
     "FulfilRequest",
@@ -23,4 +24,6 @@ __all__ = [
     "pay_invoice",
     "recover_payments",
     "register_fulfiller",
+    "submit_transaction_hash",
+    "watch_transfers",
 ]

@@ -152,3 +152,15 @@ class ChainReader:
             )
         )
         return _hex(logs[0]["transactionHash"]) if logs else None
+
+
+_READERS: dict[tuple[str, str, str, int], ChainReader] = {}
+
+
+def reader_for_settings(settings: PaymentSettings) -> ChainReader:
+    """One reader (one HTTP session pool) per chain configuration per process."""
+    key = (settings.rpc_url, settings.network, settings.token_address, settings.confirmations)
+    r = _READERS.get(key)
+    if r is None:
+        r = _READERS[key] = ChainReader(settings)
+    return r

@@ -26,7 +26,12 @@ from core.payments.credit import credit_invoice, fulfil_request
 from core.payments.fulfil import fulfiller_for
 from core.payments.gateway import PaymentGateway, gateway_for
 from core.payments.invoices import due_units, get_invoice
-from core.payments.onchain import ChainReader, ChainUnavailable, TransferLog
+from core.payments.onchain import (
+    ChainReader,
+    ChainUnavailable,
+    TransferLog,
+    reader_for_settings,
+)
 from core.payments.outcomes import (
     MESSAGES,
     Paid,
@@ -79,7 +84,7 @@ def _transient(exc: BaseException) -> bool:
 
 
 def reader_for(ctx: Context) -> ChainReader:
-    return ChainReader(ctx.settings.payments)
+    return reader_for_settings(ctx.settings.payments)
 
 
 async def pay_invoice(

@@ -17,7 +17,13 @@ from core.db.upsert import insert_ignore
 from core.logging import get_logger
 from core.payments.credit import credit_invoice
 from core.payments.invoices import due_units, get_invoice
-from core.payments.onchain import ChainReader, ChainUnavailable, TransferLog, normalize_tx_hash
+from core.payments.onchain import (
+    ChainReader,
+    ChainUnavailable,
+    TransferLog,
+    normalize_tx_hash,
+    reader_for_settings,
+)
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
 
 log = get_logger("spacescribe.payments.transfers")
@@ -102,7 +108,7 @@ async def submit_transaction_hash(
         return PaymentRefused("already_paid", "This invoice is already paid.", invoice_id=public_id)
     if inv.status != "open" or inv.network != ctx.settings.payments.network:
         return PaymentRefused("invoice_expired", "This invoice has expired; ask for a new one.")
-    reader = reader or ChainReader(ctx.settings.payments)
+    reader = reader or reader_for_settings(ctx.settings.payments)
     try:
         check = await reader.check_transaction(h)
     except ChainUnavailable:
@@ -197,7 +203,7 @@ async def watch_transfers(ctx: Context, reader: ChainReader | None = None) -> in
     p = ctx.settings.payments
     if not p.pay_to:
         return 0
-    reader = reader or ChainReader(p)
+    reader = reader or reader_for_settings(p)
     try:
         head = await reader.block_number()
     except ChainUnavailable:
