@@ -8,7 +8,7 @@ Entry points: :func:`create_invoice`, :func:`pay_invoice` (pay page and HTTP API
 from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulfiller
 from core.payments.invoices import create_invoice, expire_invoices, get_invoice
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
-from core.payments.pay import pay_invoice, recover_payments
+from core.payments.pay import invoice_requirements, pay_invoice, recover_payments
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "create_invoice",
     "expire_invoices",
     "get_invoice",
+    "invoice_requirements",
     "pay_invoice",
     "recover_payments",
     "register_fulfiller",

@@ -87,6 +87,26 @@ def reader_for(ctx: Context) -> ChainReader:
     return reader_for_settings(ctx.settings.payments)
 
 
+async def invoice_requirements(
+    ctx: Context, public_id: str
+) -> PaymentRequirements | PaymentRefused:
+    """What a wallet must sign for this invoice (the pay page builds its EIP-712 request
+    from it; the same object the x402 API sends in PAYMENT-REQUIRED)."""
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None:
+        return _refuse("unknown_invoice")
+    if inv.status == "credited":
+        return _refuse("already_paid", public_id)
+    if inv.status != "open" or inv.expires_at <= utcnow():
+        return _refuse("invoice_expired", public_id)
+    try:
+        return gateway_for(ctx.settings.payments, ctx.secrets).requirements(due_units(inv))
+    except Exception as exc:
+        log.warning("x402 facilitator unavailable", error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+
+
 async def pay_invoice(
     ctx: Context,
     public_id: str,
@@ -454,4 +474,4 @@ async def _credit_confirmed(ctx: Context, r: PaymentReceipt) -> None:
         )
 
 
-__all__ = ["PaymentRequirements", "pay_invoice", "recover_payments", "finish_receipt"]
+__all__ = ["finish_receipt", "invoice_requirements", "pay_invoice", "recover_payments"]

@@ -148,7 +148,7 @@ async def test_402_and_bad_requests(server: str, pay_ctx: Context, chain: Chain)
         extra = await c.post("/x402/transcribe", json={"space": SPACE, "x": 1})
         assert extra.status_code == 422
         unlock = await c.post("/x402/unlock", json={"space": SPACE})
-        assert unlock.status_code == 403 and unlock.json()["error"] == "not_owned"
+        assert unlock.status_code == 402
         assert (await c.get("/api/spaces/..%2F..%2Fetc")).status_code in (400, 404)
         assert (await c.get("/api/spaces/1RDxlAoOeQRKL")).status_code == 404
         spec = (await c.get("/openapi.json")).json()
@@ -156,3 +156,44 @@ async def test_402_and_bad_requests(server: str, pay_ctx: Context, chain: Chain)
             assert route in spec["paths"]
     async with pay_ctx.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(TranscriptionPayment)) == 0
+
+
+async def test_unlock_and_chat_paid_over_http(
+    server: str, pay_ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    from core.payments import FunctionFulfiller, invoice_requirements, register_fulfiller
+    from core.payments.fulfil import FULFILLERS
+
+    async def answer(ctx: Context, req: Any) -> dict[str, Any]:
+        return {"answer": f"about {req.space_ids[0]}: {req.payload['question']}"}
+
+    saved = dict(FULFILLERS)
+    register_fulfiller("chat_query", FunctionFulfiller(answer))
+    try:
+        before = chain.balance(chain.pay_to)
+        for path, body in (
+            ("/x402/transcribe", {"space": SPACE}),
+            ("/x402/unlock", {"space": SPACE}),
+            ("/x402/chat", {"question": "who spoke?", "spaces": [SPACE]}),
+        ):
+            r = await asyncio.to_thread(_pay, server, chain, fresh_payer, path, body)
+            assert r.status_code == 200, (path, r.text)
+        assert r.json()["answer"] == {"answer": f"about {SPACE}: who spoke?"}
+        assert chain.balance(chain.pay_to) == before + 200_000 + 500_000 + 1_000_000
+        async with httpx.AsyncClient(base_url=server) as c:
+            too_many = await c.post("/x402/chat", json={"question": "q", "spaces": [SPACE] * 11})
+            assert too_many.status_code == 400 and too_many.json()["error"] == "too_many_spaces"
+    finally:
+        FULFILLERS.clear()
+        FULFILLERS.update(saved)
+    unknown = await invoice_requirements(pay_ctx, "NoSuchInvoiceAtAll12345")
+    assert getattr(unknown, "code", None) == "unknown_invoice"
+
+
+async def test_unlock_without_transcript_is_refused_before_charging(
+    server: str, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    before = chain.balance(chain.pay_to)
+    r = await asyncio.to_thread(_pay, server, chain, fresh_payer, "/x402/unlock", {"space": SPACE})
+    assert r.status_code == 403 and r.json()["error"] == "not_owned"
+    assert chain.balance(chain.pay_to) == before
