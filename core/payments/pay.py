@@ -237,7 +237,7 @@ async def _claim(
             moved = await s.execute(
                 update(Invoice)
                 .where(Invoice.id == inv.id, Invoice.status == "open", Invoice.expires_at > now)
-                .values(status="paid", payer_address=payer)
+                .values(status="paid")
             )
             if not getattr(moved, "rowcount", 0):
                 raise _Lost

@@ -26,6 +26,7 @@ from core.results import AlreadyOwned, Granted, Quote, Refused
 from core.service.purchases import request_transcription, request_unlock
 from tests.payments.conftest import client_payload
 from tests.payments.test_x402_pay import ALICE, SPACE, _reqs
+from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
 
 OTHER_SPACE = "1YqJDqWqbNVGV"
@@ -200,8 +201,10 @@ async def test_chat_query_answer_before_settle(pay_ctx: Context, chain: Chain, f
                 )
             assert isinstance(q, Quote)
             payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 1_000_000))
+            snap = await snapshot(pay_ctx)
             out = await pay_invoice(pay_ctx, q.invoice_id, payload)
             if not ok:
+                assert await snapshot(pay_ctx) == snap  # unanswered: nothing kept
                 assert isinstance(out, PaymentRefused) and out.code == "no_answer"
                 assert chain.balance(chain.pay_to) == before  # nothing settled
                 continue

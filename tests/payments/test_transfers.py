@@ -13,6 +13,7 @@ from core.payments import Paid, PaymentPending, PaymentRefused
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 from core.results import Caller, Quote
 from tests.payments.test_x402_pay import ALICE, _quote
+from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
 
 
@@ -51,6 +52,7 @@ async def test_watcher_credits_a_linked_transfer_once(
 async def test_submitted_hash_checks(pay_ctx: Context, chain: Chain, fresh_payer) -> None:  # type: ignore[no-untyped-def]
     await _link(pay_ctx, ALICE, fresh_payer.address)
     q: Quote = await _quote(pay_ctx)
+    snap = await snapshot(pay_ctx)
     # someone else's transfer (a wallet not linked to Alice)
     theirs = chain.transfer(chain.other, chain.pay_to, 200_000)
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, theirs)
@@ -76,6 +78,7 @@ async def test_submitted_hash_checks(pay_ctx: Context, chain: Chain, fresh_payer
     out = await submit_transaction_hash(pay_ctx, "NoSuchInvoiceAtAll12345", wrong)
     assert isinstance(out, PaymentRefused) and out.code == "unknown_invoice"
     assert await _grants(pay_ctx) == 0
+    assert await snapshot(pay_ctx) == snap  # every refusal changed nothing
     # the right one, then a replay of it on another invoice
     good = chain.transfer(fresh_payer, chain.pay_to, 200_000)
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, good)

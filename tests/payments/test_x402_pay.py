@@ -13,6 +13,7 @@ from core.payments import Paid, PaymentRefused, create_invoice, pay_invoice
 from core.payments.gateway import gateway_for
 from core.results import Caller, Quote
 from tests.payments.conftest import client_payload
+from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
 
 SPACE = "1RDxlAoOeQRKL"
@@ -113,7 +114,9 @@ async def test_bad_authorizations_refused(
         if args.get("valid_after") == "future":
             args["valid_after"] = now + 3600
         payload = sign_auth(fresh_payer, _reqs(pay_ctx), **args)
+        snap = await snapshot(pay_ctx)
         out = await pay_invoice(pay_ctx, q.invoice_id, payload)
+        assert await snapshot(pay_ctx) == snap, name  # nothing changed
         assert isinstance(out, PaymentRefused), (name, out)
         assert words in out.message, (name, out)
         assert not out.retry_later
@@ -159,9 +162,11 @@ async def test_unknown_expired_and_malformed(pay_ctx: Context, chain: Chain, fre
     out = await pay_invoice(pay_ctx, "../../etc/passwd", payload)
     assert isinstance(out, PaymentRefused) and out.code == "unknown_invoice"
     q = await _quote(pay_ctx)
+    snap = await snapshot(pay_ctx)
     for bad in ({"x402Version": 2}, {"foo": 1}, "garbage", None, {**payload, "x402Version": 1}):
         out = await pay_invoice(pay_ctx, q.invoice_id, bad)
         assert isinstance(out, PaymentRefused) and out.code == "invalid_payload", bad
+    assert await snapshot(pay_ctx) == snap
     async with pay_ctx.db.session() as s:
         await s.execute(update(Invoice).values(expires_at=utcnow()))
     out = await pay_invoice(pay_ctx, q.invoice_id, payload)
@@ -180,7 +185,9 @@ async def test_rpc_down_nothing_granted(pay_ctx: Context, chain: Chain, fresh_pa
     down = Context(
         pay_ctx.settings.model_copy(update={"payments": dead}), pay_ctx.secrets, pay_ctx.db
     )
+    snap = await snapshot(pay_ctx)
     out = await pay_invoice(down, q.invoice_id, payload)
+    assert await snapshot(pay_ctx) == snap
     assert isinstance(out, PaymentRefused) and out.retry_later and out.code == "rpc_unavailable", (
         out
     )
