@@ -1,5 +1,6 @@
 // Rebuild the test token: `node contracts/build.js` (offline, npm `solc`).
-// Writes contracts/TestUSDC.json = {contractName, compiler, abi, bytecode}.
+// Writes contracts/TestUSDC.json = {contractName, compiler, abi, bytecode}
+// (or the path given as the first argument).
 const fs = require('fs');
 const path = require('path');
 const solc = require('solc');
@@ -27,5 +28,6 @@ const artifact = {
   abi: c.abi,
   bytecode: '0x' + c.evm.bytecode.object,
 };
-fs.writeFileSync(path.join(__dirname, 'TestUSDC.json'), JSON.stringify(artifact, null, 1) + '\n');
-console.log('wrote contracts/TestUSDC.json (' + c.evm.bytecode.object.length / 2 + ' bytes)');
+const out_path = process.argv[2] || path.join(__dirname, 'TestUSDC.json');
+fs.writeFileSync(out_path, JSON.stringify(artifact, null, 1) + '\n');
+console.log('wrote ' + out_path + ' (' + c.evm.bytecode.object.length / 2 + ' bytes)');

@@ -1,6 +1,16 @@
 """Paying an invoice with an x402 "exact" payload: verify → (fulfil) → settle → confirm → credit.
 
 The one entry point both the pay page and the HTTP API use is :func:`pay_invoice`.
+``payment_payload`` is an x402 v2 PaymentPayload (object or its JSON dict)::
+
+    {"x402Version": 2,
+     "accepted": <invoice_requirements(...) as JSON, by alias>,
+     "payload": {"signature": "0x…65 bytes",
+                 "authorization": {"from", "to", "value", "validAfter", "validBefore",
+                                   "nonce"}}}   # strings; the EIP-3009 message signed
+                                                 # with eth_signTypedData_v4 under the
+                                                 # token's domain (name/version in
+                                                 # accepted.extra, chainId, token)
 Claiming is a database act: the invoice moves ``open → paid`` by a conditional UPDATE and
 the receipt row (UNIQUE by network, token, payer, authorization nonce) is written in the
 same transaction, before anything is settled. So concurrent submissions settle once, and a

@@ -73,3 +73,17 @@ def test_transfer_with_authorization_on_chain(chain: Chain, fresh_payer) -> None
     assert chain.w3.eth.wait_for_transaction_receipt(h)["status"] == 1  # type: ignore[arg-type]
     assert chain.balance(chain.pay_to) == before + 5 * USDC
     assert chain.token.functions.authorizationState(fresh_payer.address, nonce).call() is True
+
+
+def test_committed_artifact_is_what_the_source_compiles_to(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import shutil
+    import subprocess
+
+    from tests.stand_ins.chain import ROOT, TOKEN_ARTIFACT
+
+    node = shutil.which("node")
+    assert node, "node is needed to rebuild the test token (make setup-test)"
+    out = tmp_path / "TestUSDC.json"
+    subprocess.run([node, str(ROOT / "contracts/build.js"), str(out)], check=True, timeout=120)
+    assert json.loads(out.read_text()) == json.loads(TOKEN_ARTIFACT.read_text())
