@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,6 +23,7 @@ from core.logging import get_logger
 log = get_logger("spacescribe.runtime")
 
 ROLES = ("bots", "web", "scheduler", "worker")
+OUTBOX_DRAIN_SECONDS = 2.0
 
 
 class Component(Protocol):
@@ -79,6 +80,21 @@ class Scheduler:
     def __init__(self) -> None:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
+    def add_job(
+        self, func: Callable[..., Any], trigger: str, args: list[Any], job_id: str, seconds: float
+    ) -> None:
+        """A periodic job; never two runs of it at once, late runs coalesced."""
+        self.scheduler.add_job(
+            func,
+            trigger,
+            args=args,
+            id=job_id,
+            seconds=seconds,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+
     async def start(self) -> None:
         self.scheduler.start()
 
@@ -95,7 +111,16 @@ def _web(ctx: Context, _sched: Scheduler) -> tuple[list[Component], list[StatusL
     return [WebServer(ctx)], [StatusLine("Web", True, f"http://{w.host}:{w.port} ({w.public_url})")]
 
 
+async def _drain_outbox(ctx: Context) -> None:
+    from core.outbox import drain_once
+
+    while await drain_once(ctx.db, ctx.instance):
+        pass
+
+
 def _bots(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
+    # The process running the bots delivers their messages: it owns the senders.
+    sched.add_job(_drain_outbox, "interval", [ctx], "outbox-drain", OUTBOX_DRAIN_SECONDS)
     comps: list[Component] = []
     lines: list[StatusLine] = []
     for platform, token, env in (
@@ -118,7 +143,12 @@ def _scheduler_role(ctx: Context, sched: Scheduler) -> tuple[list[Component], li
     from datetime import UTC, datetime
 
     from core.payments.jobs import payment_jobs
+    from core.worker import reap_once
 
+    q = ctx.settings.queue
+    sched.add_job(reap_once, "interval", [ctx], "queue-reaper", max(2.0, q.lease_seconds / 4))
+    for job_id, (func, seconds) in PERIODIC_JOBS.items():
+        sched.add_job(func, "interval", [ctx], job_id, seconds(ctx))
     for job in payment_jobs(ctx):
         # recovery runs at start too: a crash between settle and credit is finished at once
         first = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
@@ -129,26 +159,28 @@ def _scheduler_role(ctx: Context, sched: Scheduler) -> tuple[list[Component], li
             id=job.id,
             max_instances=1,
             coalesce=True,
+            replace_existing=True,
             **first,
         )
-    return [], [
-        StatusLine(
-            "Scheduler",
-            True,
-            "periodic jobs: " + (", ".join(j.id for j in sched.scheduler.get_jobs()) or "none"),
-        )
-    ]
+    jobs = ", ".join(j.id for j in sched.scheduler.get_jobs()) or "none"
+    return [], [StatusLine("Scheduler", True, f"periodic jobs: {jobs}")]
 
 
 def _worker(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
-    builder = WORKER_BUILDER
-    if builder is None:
+    from core.worker import Worker
+
+    try:
+        worker = Worker(ctx)
+    except ImportError:
         return [], [StatusLine("Worker", False, "processing pipeline not available in this build")]
-    return [builder(ctx, sched)], [StatusLine("Worker", True, f"instance {ctx.instance}")]
+    return [worker], [StatusLine("Worker", True, f"instance {ctx.instance}")]
 
 
 BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {}
-WORKER_BUILDER: Callable[[Context, Scheduler], Component] | None = None
+# Periodic jobs of the scheduler role: id → (async function of ctx, interval in seconds).
+PERIODIC_JOBS: dict[
+    str, tuple[Callable[[Context], Awaitable[Any]], Callable[[Context], float]]
+] = {}
 ROLE_BUILDERS: dict[str, RoleBuilder] = {
     "web": _web,
     "bots": _bots,
@@ -198,7 +230,7 @@ class Runtime:
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
-        if "scheduler" in self.roles or "worker" in self.roles:
+        if self.sched.scheduler.get_jobs():
             await self.sched.start()
         for c in self.components:
             await c.start()

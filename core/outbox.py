@@ -1,14 +1,24 @@
-"""The outbox: every outbound message is a row written with the change that causes it."""
+"""The outbox: every outbound message is a row written with the change that causes it.
+
+A scheduler job drains it through the :class:`~core.outbox_contract.MessageSender` each
+adapter registers for its platform; see :func:`drain_once` for the delivery guarantees.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import Outbox, utcnow
-from core.db.upsert import insert_ignore
+from core.db import Database, Outbox, utcnow
+from core.db.upsert import dialect_name, insert_ignore
+from core.logging import get_logger
+from core.outbox_contract import Delivery, MessageSender, OutboundMessage
+
+log = get_logger("spacescribe.outbox")
 
 
 async def add_message(
@@ -38,3 +48,113 @@ async def add_message(
         "created_at": now,
     }
     return await insert_ignore(session, Outbox, values, index_elements=["dedupe_key"])
+
+
+# ---------------------------------------------------------------- draining
+
+_senders: dict[str, MessageSender] = {}
+MAX_ATTEMPTS = 12
+SEND_LEASE_SECONDS = 120.0
+
+
+def register_sender(sender: MessageSender) -> None:
+    """Adapters register the sender of their platform when they start."""
+    _senders[sender.platform] = sender
+
+
+def unregister_sender(platform: str) -> None:
+    _senders.pop(platform, None)
+
+
+def retry_delay(attempts: int) -> float:
+    """Backoff for transient delivery errors: 5 s, 10 s, 20 s … capped at 15 minutes."""
+    return float(min(900, 5 * 2 ** max(0, attempts - 1)))
+
+
+async def _claim(
+    session: AsyncSession, worker: str, platforms: list[str], limit: int
+) -> list[Outbox]:
+    """Due rows of our platforms: pending, or 'sending' rows whose sender died (lease over)."""
+    now = utcnow()
+    pick = (
+        select(Outbox.id)
+        .where(
+            Outbox.platform.in_(platforms),
+            Outbox.status.in_(("pending", "sending")),
+            Outbox.available_at <= now,
+        )
+        .order_by(Outbox.available_at, Outbox.id)
+        .limit(limit)
+    )
+    if dialect_name(session) == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list((await session.execute(pick)).scalars())
+    if not ids:
+        return []
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(ids))
+        .values(
+            status="sending",
+            locked_by=worker,
+            attempts=Outbox.attempts + 1,
+            available_at=now + timedelta(seconds=SEND_LEASE_SECONDS),
+        )
+    )
+    rows = await session.execute(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id))
+    return list(rows.scalars())
+
+
+async def _record(session: AsyncSession, row: Outbox, worker: str, result: Delivery) -> None:
+    now = utcnow()
+    values: dict[str, Any]
+    if result.status == "sent":
+        values = {"status": "sent", "sent_at": now, "last_error": None}
+    elif result.status == "undeliverable":
+        values = {"status": "fallback", "sent_at": now, "last_error": result.detail}
+    elif result.status == "retry" and row.attempts < MAX_ATTEMPTS:
+        delay = result.retry_after if result.retry_after is not None else retry_delay(row.attempts)
+        values = {
+            "status": "pending",
+            "available_at": now + timedelta(seconds=delay),
+            "last_error": result.detail,
+        }
+    else:
+        values = {"status": "failed", "last_error": result.detail}
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.id == row.id, Outbox.locked_by == worker, Outbox.status == "sending")
+        .values(locked_by=None, **values)
+    )
+
+
+async def drain_once(db: Database, worker: str, limit: int = 20) -> int:
+    """Deliver due messages through the registered senders. Returns how many were handled.
+
+    A row is claimed (status 'sending', lease) in one transaction and its outcome recorded
+    in another: a crash in between leaves it 'sending' until the lease ends, then it is
+    tried again — delivery is at-least-once at the transport, once per ``dedupe_key``.
+    """
+    platforms = sorted(_senders)
+    if not platforms:
+        return 0
+    async with db.session() as s:
+        rows = await _claim(s, worker, platforms, limit)
+    for row in rows:
+        msg = OutboundMessage(
+            id=row.id,
+            kind=row.kind,
+            platform=row.platform,
+            recipient=row.recipient,
+            origin_chat_id=row.origin_chat_id,
+            payload=json.loads(row.payload),
+            attempts=row.attempts,
+        )
+        try:
+            result = await _senders[row.platform].deliver(msg)
+        except Exception as exc:  # an adapter bug must not stop the drain
+            log.exception("outbox delivery raised", message_id=row.id, kind=row.kind)
+            result = Delivery("retry", detail=f"{type(exc).__name__}: {exc}"[:500])
+        async with db.session() as s:
+            await _record(s, row, worker, result)
+    return len(rows)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import user_id_for
 from core.context import Context
-from core.db import ChatUnlock, ProcessingJob, Space, TranscriptionPayment
+from core.db import ChatUnlock, Space, TranscriptionPayment
 from core.errors import InvalidInput
+from core.queue import position
 from core.results import Caller, OwnedSpace, Refused, SpaceView, Transcript
 from core.service.views import space_view, transcript_of
 from core.spaces import parse_space
@@ -29,34 +30,6 @@ async def find_space(session: AsyncSession, space_id: str) -> Space | None:
     ).scalar_one_or_none()
 
 
-async def queue_position(session: AsyncSession, space_pk: int) -> int | None:
-    """1-based position of the Space's queued job in seed query 6's order, if queued."""
-    job = (
-        await session.execute(
-            select(ProcessingJob).where(
-                ProcessingJob.space_id == space_pk, ProcessingJob.status == "queued"
-            )
-        )
-    ).scalar_one_or_none()
-    if job is None:
-        return None
-    q = ProcessingJob
-    ahead = await session.scalar(
-        select(func.count())
-        .select_from(q)
-        .where(
-            q.status == "queued",
-            q.retry_count < q.max_retries,
-            or_(
-                q.priority > job.priority,
-                and_(q.priority == job.priority, q.queued_at < job.queued_at),
-                and_(q.priority == job.priority, q.queued_at == job.queued_at, q.id < job.id),
-            ),
-        )
-    )
-    return int(ahead or 0) + 1
-
-
 async def status(ctx: Context, text: str) -> SpaceView | Refused:
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
@@ -68,7 +41,7 @@ async def status(ctx: Context, text: str) -> SpaceView | Refused:
                 "unknown_space",
                 f"Space {sid} has not been requested yet. Use /transcribe to order its transcript.",
             )
-        return space_view(space, await queue_position(s, space.id))
+        return space_view(space, await position(s, space.id))
 
 
 async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:
@@ -86,7 +59,7 @@ async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:
         )
         out = []
         for space, paid_at, is_unlocked in rows.all():
-            pos = await queue_position(s, space.id) if space.status == "pending" else None
+            pos = await position(s, space.id) if space.status == "pending" else None
             out.append(OwnedSpace(space_view(space, pos), bool(is_unlocked), paid_at))
         return out
 
