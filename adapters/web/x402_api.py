@@ -32,9 +32,10 @@ from core.payments.fulfil import fulfiller_for
 from core.payments.gateway import gateway_for
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
 from core.payments.wallet_proof import transcript_message, verify_wallet_proof
+from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused, SpaceView
 from core.service import purchases
-from core.service.catalog import find_space, queue_position
+from core.service.catalog import find_space
 from core.service.views import space_view
 from core.spaces import parse_space, validate_id
 

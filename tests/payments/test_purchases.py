@@ -219,24 +219,6 @@ async def test_chat_query_answer_before_settle(pay_ctx: Context, chain: Chain, f
         FULFILLERS.update(saved)
 
 
-async def test_failed_space_refunds_payers_once(
-    pay_ctx: Context, chain: Chain, fresh_payer
-) -> None:  # type: ignore[no-untyped-def]
-    from core.payments import refund_space
-
-    q = await request_transcription(pay_ctx, ALICE, SPACE)
-    assert isinstance(q, Quote)
-    await _pay(pay_ctx, chain, fresh_payer, q)
-    async with pay_ctx.db.session() as s:
-        sp = (await s.execute(select(Space))).scalar_one()
-        sp.status, sp.error_message = "failed", "audio unavailable"
-        assert await refund_space(s, pay_ctx, sp.id) == 1
-        assert await refund_space(s, pay_ctx, sp.id) == 0
-        user_id = (await s.execute(select(Invoice.user_id))).scalar_one()
-        assert await credit_balance(s, user_id) == 200_000
-    assert ("refunded", "1001", None) in await _outbox(pay_ctx)
-
-
 async def test_rpc_down_at_confirmation_is_finished_later(
     pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
