@@ -241,3 +241,23 @@ async def test_rpc_down_at_confirmation_is_finished_later(
     assert await recover_payments(pay_ctx, DownAfterSettle(pay_ctx.settings.payments)) == 0
     assert await recover_payments(pay_ctx) == 1
     assert isinstance(await request_transcription(pay_ctx, ALICE, SPACE), AlreadyOwned)
+
+
+async def test_unconfigured_payments_refused_clearly(
+    ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    q = await request_transcription(ctx, ALICE, SPACE)
+    assert isinstance(q, Quote) and q.direct is None  # no pay_to: no transfer details
+    reqs = _reqs_for_chain(chain)
+    out = await pay_invoice(ctx, q.invoice_id, client_payload(chain, fresh_payer, reqs))
+    assert isinstance(out, PaymentRefused) and out.code == "payments_unavailable", out
+
+
+def _reqs_for_chain(chain: Chain) -> Any:
+    from core.config import load_settings
+    from core.payments.gateway import gateway_for
+    from tests.payments.conftest import chain_secrets
+
+    return gateway_for(
+        load_settings(payments=chain.payment_settings()).payments, chain_secrets(chain)
+    ).requirements(200_000)
