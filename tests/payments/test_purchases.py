@@ -261,3 +261,34 @@ def _reqs_for_chain(chain: Chain) -> Any:
     return gateway_for(
         load_settings(payments=chain.payment_settings()).payments, chain_secrets(chain)
     ).requirements(200_000)
+
+
+async def test_purchases_follow_the_wallet_across_platforms(
+    pay_ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    from core.accounts import get_or_create_account, get_or_create_user, link_account
+    from core.results import Caller
+
+    q = await request_transcription(pay_ctx, ALICE, SPACE)
+    assert isinstance(q, Quote)
+    await _pay(pay_ctx, chain, fresh_payer, q)  # paying links Alice's Telegram account
+    alice_discord = Caller("discord", "77", "alice#1")
+    assert isinstance(await request_transcription(pay_ctx, alice_discord, SPACE), Quote)
+    async with pay_ctx.db.session() as s:
+        acc = await get_or_create_account(s, alice_discord)
+        await link_account(s, acc.id, (await get_or_create_user(s, fresh_payer.address)).id)
+    owned = await request_transcription(pay_ctx, alice_discord, SPACE)
+    assert isinstance(owned, AlreadyOwned)
+    # a second payment for it (the Discord quote) becomes credit, and the member is told
+    async with pay_ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice).where(Invoice.status == "open"))).scalar_one()
+        open_quote = Quote(inv.public_id, inv.kind, [SPACE], Decimal("0.2"), "", inv.expires_at)
+    paid = await _pay(pay_ctx, chain, fresh_payer, open_quote)
+    assert paid.granted == [] and paid.credit_units == 200_000
+    async with pay_ctx.db.session() as s:
+        rows = (
+            (await s.execute(select(Outbox.payload).where(Outbox.platform == "discord")))
+            .scalars()
+            .all()
+        )
+    assert any(json.loads(p).get("credit") == "0.2" for p in rows), rows
