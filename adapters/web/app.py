@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.web import health
+from adapters.web import health, x402_api
 from core.context import Context
 
 
@@ -16,4 +16,6 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(health.router)
+    app.include_router(x402_api.router)
+    app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     return app

@@ -361,3 +361,17 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime | None] = _ts(default=True)
     sent_at: Mapped[datetime | None] = _ts()
+
+
+class PaymentCursor(Base):
+    """How far the payment watcher has read ``Transfer`` logs to pay-to, per chain and token."""
+
+    __tablename__ = "payment_cursors"
+    __table_args__ = (UniqueConstraint("network", "token_address", "pay_to"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    network: Mapped[str] = mapped_column(Text, nullable=False)
+    token_address: Mapped[str] = mapped_column(Text, nullable=False)
+    pay_to: Mapped[str] = mapped_column(Text, nullable=False)
+    last_block: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime | None] = _ts(default=True)
