@@ -29,12 +29,13 @@ from core.accounts import normalize_wallet
 from core.context import Context
 from core.errors import InvalidInput
 from core.payments.fulfil import fulfiller_for
-from core.payments.gateway import gateway_for
+from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
 from core.payments.wallet_proof import transcript_message, verify_wallet_proof
+from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused, SpaceView
 from core.service import purchases
-from core.service.catalog import find_space, queue_position
+from core.service.catalog import find_space
 from core.service.views import space_view
 from core.spaces import parse_space, validate_id
 
@@ -114,11 +115,17 @@ def _view_json(v: SpaceView) -> dict[str, Any]:
 def _payment_required(
     request: Request, ctx: Context, units: int, description: str, error: str | None = None
 ) -> JSONResponse:
-    gw = gateway_for(ctx.settings.payments, ctx.secrets)
+    try:
+        gw = gateway_for(ctx.settings.payments, ctx.secrets)
+        reqs = gw.requirements(units)
+    except GatewayUnavailable:
+        return _error(503, "payments_unavailable", "Payments are not configured on this server.")
+    except Exception:
+        return _error(503, "rpc_unavailable", "The payment facilitator is unreachable; try later.")
     resource = ResourceInfo(
         url=str(request.url), description=description, mime_type="application/json"
     )
-    pr = gw.payment_required(gw.requirements(units), resource, error)
+    pr = gw.payment_required(reqs, resource, error)
     return JSONResponse(
         pr.model_dump(mode="json", by_alias=True, exclude_none=True),
         402,

@@ -9,7 +9,6 @@ from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulf
 from core.payments.invoices import create_invoice, expire_invoices, get_invoice
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
 from core.payments.pay import invoice_requirements, pay_invoice, recover_payments
-from core.payments.refunds import refund_space
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 
 __all__ = [
@@ -25,7 +24,6 @@ __all__ = [
     "invoice_requirements",
     "pay_invoice",
     "recover_payments",
-    "refund_space",
     "register_fulfiller",
     "submit_transaction_hash",
     "watch_transfers",

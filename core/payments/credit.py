@@ -110,7 +110,7 @@ async def _notify(
         kind=kind,
         platform=acc.platform,
         recipient=acc.platform_user_id,
-        payload={"invoice": inv.public_id, "kind": inv.kind, **extra},
+        payload={"invoice_id": inv.public_id, "kind": inv.kind, **extra},
         dedupe_key=f"{kind}:{inv.public_id}" + (f":{space.space_id}" if space else ""),
         origin_chat_id=payload.get("chat_id"),
         space_pk=space.id if space else None,
@@ -182,7 +182,13 @@ async def credit_invoice(
             .where(ChatSession.invoice_id == inv.id)
             .values(transaction_hash=transaction_hash)
         )
-        await _notify(session, inv, "payment_confirmed", None, {"amount": amount})
+        await _notify(
+            session,
+            inv,
+            "payment_confirmed",
+            None,
+            {"space_ids": json.loads(inv.space_ids), "amount": amount},
+        )
         return CreditResult(inv.public_id, inv.kind, user_id, [], 0, True)
     model = TranscriptionPayment if inv.kind == "transcription" else ChatUnlock
     stamp = "paid_at" if inv.kind == "transcription" else "unlocked_at"
@@ -213,13 +219,6 @@ async def credit_invoice(
         )
         if inv.kind == "transcription" and space.status not in ("completed", "processing"):
             await queue.enqueue(session, space.id)
-        await _notify(
-            session,
-            inv,
-            "payment_confirmed",
-            space,
-            {"amount": amount, "space_id": sid, "transaction_hash": transaction_hash},
-        )
         if inv.kind == "transcription" and space.status == "completed":
             await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
     to_credit = 0
@@ -230,5 +229,17 @@ async def credit_invoice(
         to_credit = int(inv.amount_units) * owned_already // len(json.loads(inv.space_ids))
     if to_credit:
         await add_credit(session, user_id, to_credit, "overpaid", f"invoice:{inv.public_id}")
-        await _notify(session, inv, "credited", None, {"credit": canonical_units(to_credit)})
+    # one confirmation per invoice; "credit" tells what became account credit instead
+    await _notify(
+        session,
+        inv,
+        "payment_confirmed",
+        None,
+        {
+            "space_ids": granted,
+            "amount": amount,
+            "transaction_hash": transaction_hash,
+            **({"credit": canonical_units(to_credit)} if to_credit else {}),
+        },
+    )
     return CreditResult(inv.public_id, inv.kind, user_id, granted, to_credit, True)

@@ -48,6 +48,7 @@ MESSAGES = {
     "payment_in_progress": "A payment for this invoice is already being processed.",
     "nonce_used": "This payment authorization was already used.",
     "rpc_unavailable": "The blockchain node is unreachable; nothing was charged. Try again later.",
+    "payments_unavailable": "Payments are not configured on this server yet.",
     "not_answered": "The question could not be answered, so nothing was charged.",
     "transfer_mismatch": "The transaction does not carry the expected USDC transfer.",
 }

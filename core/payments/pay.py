@@ -34,7 +34,7 @@ from core.db.upsert import insert_ignore
 from core.logging import get_logger
 from core.payments.credit import credit_invoice, fulfil_request
 from core.payments.fulfil import fulfiller_for
-from core.payments.gateway import PaymentGateway, gateway_for
+from core.payments.gateway import GatewayUnavailable, PaymentGateway, gateway_for
 from core.payments.invoices import due_units, get_invoice
 from core.payments.onchain import (
     ChainReader,
@@ -112,6 +112,8 @@ async def invoice_requirements(
         return _refuse("invoice_expired", public_id)
     try:
         return gateway_for(ctx.settings.payments, ctx.secrets).requirements(due_units(inv))
+    except GatewayUnavailable:
+        return _refuse("payments_unavailable", public_id)
     except Exception as exc:
         log.warning("x402 facilitator unavailable", error=type(exc).__name__)
         return _refuse("rpc_unavailable", public_id, retry_later=True)
@@ -139,16 +141,19 @@ async def pay_invoice(
         return _refuse("payment_in_progress", public_id)
     if inv.status != "open" or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
+    try:
+        gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
+        reqs = gw.requirements(due_units(inv))
+    except GatewayUnavailable:
+        log.error("payments are not configured (relayer key / facilitator URL / pay_to)")
+        return _refuse("payments_unavailable", public_id)
+    except Exception as exc:  # the facilitator could not be set up or reached
+        log.warning("x402 facilitator unavailable", error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
     reader = reader or reader_for(ctx)
     try:  # an unreachable node must read as "try later", not as a bad signature
         start_block = await reader.block_number()
     except ChainUnavailable:
-        return _refuse("rpc_unavailable", public_id, retry_later=True)
-    try:
-        gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
-        reqs = gw.requirements(due_units(inv))
-    except Exception as exc:  # the facilitator could not be set up or reached
-        log.warning("x402 facilitator unavailable", error=type(exc).__name__)
         return _refuse("rpc_unavailable", public_id, retry_later=True)
     mismatch = _accepted_mismatch(payload, reqs)
     if mismatch:

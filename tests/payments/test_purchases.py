@@ -219,24 +219,6 @@ async def test_chat_query_answer_before_settle(pay_ctx: Context, chain: Chain, f
         FULFILLERS.update(saved)
 
 
-async def test_failed_space_refunds_payers_once(
-    pay_ctx: Context, chain: Chain, fresh_payer
-) -> None:  # type: ignore[no-untyped-def]
-    from core.payments import refund_space
-
-    q = await request_transcription(pay_ctx, ALICE, SPACE)
-    assert isinstance(q, Quote)
-    await _pay(pay_ctx, chain, fresh_payer, q)
-    async with pay_ctx.db.session() as s:
-        sp = (await s.execute(select(Space))).scalar_one()
-        sp.status, sp.error_message = "failed", "audio unavailable"
-        assert await refund_space(s, pay_ctx, sp.id) == 1
-        assert await refund_space(s, pay_ctx, sp.id) == 0
-        user_id = (await s.execute(select(Invoice.user_id))).scalar_one()
-        assert await credit_balance(s, user_id) == 200_000
-    assert ("refunded", "1001", None) in await _outbox(pay_ctx)
-
-
 async def test_rpc_down_at_confirmation_is_finished_later(
     pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
@@ -259,3 +241,54 @@ async def test_rpc_down_at_confirmation_is_finished_later(
     assert await recover_payments(pay_ctx, DownAfterSettle(pay_ctx.settings.payments)) == 0
     assert await recover_payments(pay_ctx) == 1
     assert isinstance(await request_transcription(pay_ctx, ALICE, SPACE), AlreadyOwned)
+
+
+async def test_unconfigured_payments_refused_clearly(
+    ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    q = await request_transcription(ctx, ALICE, SPACE)
+    assert isinstance(q, Quote) and q.direct is None  # no pay_to: no transfer details
+    reqs = _reqs_for_chain(chain)
+    out = await pay_invoice(ctx, q.invoice_id, client_payload(chain, fresh_payer, reqs))
+    assert isinstance(out, PaymentRefused) and out.code == "payments_unavailable", out
+
+
+def _reqs_for_chain(chain: Chain) -> Any:
+    from core.config import load_settings
+    from core.payments.gateway import gateway_for
+    from tests.payments.conftest import chain_secrets
+
+    return gateway_for(
+        load_settings(payments=chain.payment_settings()).payments, chain_secrets(chain)
+    ).requirements(200_000)
+
+
+async def test_purchases_follow_the_wallet_across_platforms(
+    pay_ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    from core.accounts import get_or_create_account, get_or_create_user, link_account
+    from core.results import Caller
+
+    q = await request_transcription(pay_ctx, ALICE, SPACE)
+    assert isinstance(q, Quote)
+    await _pay(pay_ctx, chain, fresh_payer, q)  # paying links Alice's Telegram account
+    alice_discord = Caller("discord", "77", "alice#1")
+    assert isinstance(await request_transcription(pay_ctx, alice_discord, SPACE), Quote)
+    async with pay_ctx.db.session() as s:
+        acc = await get_or_create_account(s, alice_discord)
+        await link_account(s, acc.id, (await get_or_create_user(s, fresh_payer.address)).id)
+    owned = await request_transcription(pay_ctx, alice_discord, SPACE)
+    assert isinstance(owned, AlreadyOwned)
+    # a second payment for it (the Discord quote) becomes credit, and the member is told
+    async with pay_ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice).where(Invoice.status == "open"))).scalar_one()
+        open_quote = Quote(inv.public_id, inv.kind, [SPACE], Decimal("0.2"), "", inv.expires_at)
+    paid = await _pay(pay_ctx, chain, fresh_payer, open_quote)
+    assert paid.granted == [] and paid.credit_units == 200_000
+    async with pay_ctx.db.session() as s:
+        rows = (
+            (await s.execute(select(Outbox.payload).where(Outbox.platform == "discord")))
+            .scalars()
+            .all()
+        )
+    assert any(json.loads(p).get("credit") == "0.2" for p in rows), rows

@@ -231,3 +231,11 @@ async def test_concurrent_http_submissions_of_one_payment_settle_once(
     async with pay_ctx.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(TranscriptionPayment)) == 1
         assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 1
+
+
+async def test_unconfigured_payments_answer_503(ctx: Context) -> None:
+    """No relayer key and no facilitator URL: a clear 503, never a 500, nothing recorded."""
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/x402/transcribe", json={"space": SPACE})
+    assert r.status_code == 503 and r.json()["error"] == "payments_unavailable"
