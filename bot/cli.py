@@ -148,6 +148,69 @@ def revenue(
         console.print(f"chart written to {chart}")
 
 
+@app.command()
+def transcribe(
+    source: str = typer.Argument(..., help="A Space link or id, or an audio file"),
+) -> None:
+    """Transcribe a Space or an audio file locally (no payment, no bot)."""
+    from bot.progress import RichProgress
+    from core.config import load_secrets, load_settings
+    from core.pipeline import local, media
+    from core.pipeline.errors import PipelineError
+    from core.pipeline.run import check_space, transcribe_audio
+    from core.pipeline.storage import SpaceFiles
+    from core.spaces import parse_space
+
+    try:
+        settings, secrets = load_settings(), load_secrets()
+    except SpacescribeError as e:
+        _fail(str(e))
+        return
+    path = Path(source).expanduser()
+
+    async def main() -> None:
+        with RichProgress(console) as progress:
+            if path.is_file():
+                files = SpaceFiles.of(settings.spaces_dir, local.local_id(path))
+                progress.stage("import")
+                await local.import_audio(path, files)
+                title, creator, started, url = path.stem, None, None, path.resolve().as_uri()
+            else:
+                from core.context import Context
+
+                ctx = Context.create(settings, secrets)
+                try:
+                    progress.stage("metadata")
+                    meta = await check_space(ctx, parse_space(source))
+                finally:
+                    await ctx.close()
+                files = SpaceFiles.of(settings.spaces_dir, meta.space_id)
+                progress.stage("download")
+                await media.download(meta, files.audio, settings.transcription.cookies_file)
+                title, creator, started, url = meta.title, meta.creator, meta.started_at, None
+            result = await transcribe_audio(
+                settings,
+                secrets,
+                files,
+                title=title,
+                creator=creator,
+                started_at=started,
+                url=url,
+                progress=progress,
+            )
+        doc = result.doc
+        console.print(
+            f"[green]done[/green]: {len(doc.segments)} segments, "
+            f"{doc.duration_seconds / 60:.1f} min, backend {doc.backend}"
+        )
+        console.print(f"  {files.markdown}\n  {files.json}")
+
+    try:
+        asyncio.run(main())
+    except (PipelineError, SpacescribeError) as e:
+        _fail(str(e))
+
+
 db_app = typer.Typer(help="Database tools.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -1,0 +1,2 @@
+"""Processing pipeline: metadata → download → chunks → speech-to-text → merge → speakers →
+transcript.md / transcript.json, resumable at every step."""

@@ -1,0 +1,22 @@
+"""Callbacks run when a Space's transcript is complete (e.g. the chat passage index)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.context import Context
+
+OnCompleted = Callable[["Context", int, list[dict[str, Any]]], Awaitable[None]]
+_on_completed: list[OnCompleted] = []
+
+
+def register_on_completed(callback: OnCompleted) -> None:
+    if callback not in _on_completed:
+        _on_completed.append(callback)
+
+
+async def on_completed(ctx: Context, space_pk: int, segments: list[dict[str, Any]]) -> None:
+    for cb in list(_on_completed):
+        await cb(ctx, space_pk, segments)

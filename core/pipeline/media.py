@@ -1,0 +1,173 @@
+"""Space metadata and audio download with yt-dlp, behind an injectable resolver.
+
+Only X/Twitter Space URLs rebuilt from a validated id ever reach yt-dlp in production
+(:class:`XSpacesResolver`); tests inject a resolver that points the same yt-dlp code at a
+local HLS server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.pipeline.errors import PipelineError, SpaceUnavailable
+from core.pipeline.ffmpeg import ffmpeg_exe, run
+from core.spaces import canonical_url, validate_id
+
+
+@dataclass(frozen=True)
+class SpaceMeta:
+    space_id: str
+    title: str
+    creator: str | None
+    started_at: datetime | None
+    duration_seconds: float | None
+    live: bool
+    replay_available: bool
+    media_url: str  # what yt-dlp downloads
+
+
+class MediaResolver(Protocol):
+    async def resolve(self, space_id: str) -> SpaceMeta: ...
+
+
+def _ydl_opts(cookies_file: str = "") -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "socket_timeout": 30,
+        "retries": 5,
+        "fragment_retries": 10,
+        "concurrent_fragment_downloads": 8,
+        "ffmpeg_location": ffmpeg_exe(),
+        "noplaylist": True,
+    }
+    if cookies_file:
+        opts["cookiefile"] = cookies_file
+    return opts
+
+
+def _short(err: Exception) -> str:
+    text = str(err).replace("ERROR: ", "").strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def meta_from_info(space_id: str, info: dict[str, Any], media_url: str) -> SpaceMeta:
+    live_status = info.get("live_status")
+    ts = info.get("release_timestamp") or info.get("timestamp")
+    return SpaceMeta(
+        space_id=space_id,
+        title=str(info.get("title") or f"X Space {space_id}")[:300],
+        creator=info.get("uploader_id") or info.get("uploader"),
+        started_at=datetime.fromtimestamp(ts, UTC).replace(tzinfo=None) if ts else None,
+        duration_seconds=float(info["duration"]) if info.get("duration") else None,
+        live=live_status in ("is_live", "is_upcoming"),
+        replay_available=live_status not in ("is_live", "is_upcoming")
+        and bool(info.get("url") or info.get("formats")),
+        media_url=media_url,
+    )
+
+
+class XSpacesResolver:
+    """Production: yt-dlp's X (Twitter) Spaces extractor on the canonical URL."""
+
+    def __init__(self, cookies_file: str = "") -> None:
+        self.cookies_file = cookies_file
+
+    async def resolve(self, space_id: str) -> SpaceMeta:
+        url = canonical_url(validate_id(space_id))
+        info = await asyncio.to_thread(extract_info, url, self.cookies_file)
+        return meta_from_info(space_id, info, url)
+
+
+def extract_info(url: str, cookies_file: str = "") -> dict[str, Any]:
+    import yt_dlp
+
+    try:
+        with yt_dlp.YoutubeDL({**_ydl_opts(cookies_file), "skip_download": True}) as ydl:
+            info = ydl.extract_info(url, download=False)
+    except yt_dlp.utils.DownloadError as e:
+        msg = _short(e)
+        low = msg.lower()
+        if "private" in low or "protected" in low:
+            raise SpaceUnavailable("This Space is private.", retryable=False) from None
+        if "404" in low or "not found" in low or "does not exist" in low:
+            raise SpaceUnavailable(
+                "This Space does not exist or was deleted.", retryable=False
+            ) from None
+        if "not available" in low or "no replay" in low or "not recorded" in low:
+            raise SpaceUnavailable(
+                "This Space was not recorded: it has no replay to transcribe.", retryable=False
+            ) from None
+        raise PipelineError(f"X could not be reached for this Space ({msg})") from None
+    return dict(info or {})
+
+
+def availability_problem(meta: SpaceMeta) -> str | None:
+    """Why the Space cannot be transcribed now, in user words; None if it can."""
+    if meta.live:
+        return (
+            "This Space is still live. Ask again once it has ended and its recording is available."
+        )
+    if not meta.replay_available:
+        return "This Space was not recorded: it has no replay to transcribe."
+    return None
+
+
+def _download_sync(url: str, workdir: Path, cookies_file: str) -> Path:
+    import yt_dlp
+
+    opts = {
+        **_ydl_opts(cookies_file),
+        "format": "bestaudio/best",
+        "outtmpl": str(workdir / "download.%(ext)s"),
+    }
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            ydl.download([url])
+    except yt_dlp.utils.DownloadError as e:
+        raise PipelineError(f"downloading the Space's audio failed ({_short(e)})") from None
+    files = [
+        p
+        for p in workdir.iterdir()
+        if p.name.startswith("download.") and not p.name.endswith((".part", ".ytdl"))
+    ]
+    if not files:
+        raise PipelineError("downloading the Space's audio produced no file")
+    return files[0]
+
+
+async def download(meta: SpaceMeta, target: Path, cookies_file: str = "") -> Path:
+    """Download to a temporary directory beside ``target``, remux to m4a, rename into place.
+    An existing ``target`` is complete (it only ever appears by rename) and is reused."""
+    if target.exists():
+        return target
+    work = target.parent / ".download"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        got = await asyncio.to_thread(_download_sync, meta.media_url, work, cookies_file)
+        tmp = work / "audio.m4a"
+        await run("-v", "error", "-y", "-i", str(got), "-vn", "-c:a", "copy", "-f", "mp4", str(tmp))
+        tmp.replace(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+_resolver: MediaResolver | None = None
+
+
+def use_resolver(resolver: MediaResolver | None) -> None:
+    """Inject a resolver (tests); None restores the production one."""
+    global _resolver
+    _resolver = resolver
+
+
+def resolver(cookies_file: str = "") -> MediaResolver:
+    return _resolver or XSpacesResolver(cookies_file)

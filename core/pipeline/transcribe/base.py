@@ -1,0 +1,37 @@
+"""The transcriber interface and the segment value every backend returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds from the start of the audio (or of the chunk, inside a backend)
+    end: float
+    text: str
+    speaker: str | None = None
+
+    def shifted(self, offset: float) -> Segment:
+        return Segment(self.start + offset, self.end + offset, self.text, self.speaker)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["start"], d["end"] = round(self.start, 3), round(self.end, 3)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Segment:
+        return cls(float(d["start"]), float(d["end"]), str(d["text"]), d.get("speaker"))
+
+
+class Transcriber(Protocol):
+    name: str
+    chunk_format: str  # "wav" (16 kHz mono PCM) or "m4a" (AAC copied; MP3 if too large)
+    diarizes: bool
+
+    async def transcribe(self, audio: Path, duration: float) -> list[Segment]:
+        """Segments of one chunk, timed from the chunk's start."""
+        ...

@@ -1,0 +1,220 @@
+"""The pipeline through real peers: yt-dlp ← local HLS, openai client → local stand-in,
+pocketsphinx on real speech; the worker and queue around it, on both engines."""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from core import queue
+from core.config import Secrets
+from core.context import Context
+from core.db import Outbox, ProcessingJob, Space, utcnow
+from core.pipeline import storage
+from core.pipeline.errors import PipelineError, SpaceUnavailable
+from core.pipeline.run import check_space, process_space
+from core.pipeline.transcribe.offline import OfflineTranscriber
+from core.worker import Worker
+from tests.pipeline.conftest import LocalResolver
+from tests.stand_ins.openai_audio import OpenAIAudio, openai_audio
+
+SID = "1PIPELINE0001"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _openai(ctx: Context, url: str, model: str = "whisper-1") -> None:
+    ctx.secrets = Secrets.model_construct(
+        openai_api_key=SecretStr("sk-test-stand-in"), openai_base_url=url
+    )
+    ctx.settings.transcription.backend = "openai"
+    ctx.settings.transcription.model = model
+    ctx.settings.transcription.chunk_seconds = 10
+    ctx.settings.transcription.overlap_seconds = 1
+
+
+async def _queued_space(ctx: Context) -> int:
+    async with ctx.db.session() as s:
+        sp = Space(
+            space_id=SID,
+            space_url=f"https://x.com/i/spaces/{SID}",
+            title=f"X Space {SID}",
+            first_requested_at=utcnow(),
+        )
+        s.add(sp)
+        await s.flush()
+        await queue.enqueue(s, sp.id)
+        return sp.id
+
+
+async def test_offline_backend_on_real_speech(speech: Path, tmp_path: Path) -> None:
+    from core.pipeline.chunks import Chunk, extract
+
+    wav = await extract(speech, Chunk(0, 0, 12, 0, 12), "wav", tmp_path / "c.wav")
+    segs = await OfflineTranscriber().transcribe(wav, 12)
+    words = " ".join(s.text for s in segs).split()
+    assert segs and segs[0].start < 2
+    assert {"weather", "welcome", "morning", "weekly"} & set(words), words
+
+
+async def test_worker_runs_a_space_end_to_end(ctx: Context, resolver: LocalResolver) -> None:
+    async with openai_audio() as stt:
+        _openai(ctx, stt.url)
+        pk = await _queued_space(ctx)
+        assert await Worker(ctx, worker_id="w").run_one()
+    async with ctx.db.session() as s:
+        sp = await s.get(Space, pk)
+        job = (await s.execute(select(ProcessingJob))).scalar_one()
+    assert sp is not None and (sp.status, job.status) == ("completed", "completed")
+    assert sp.title == "Weekly weather space" and sp.creator == "alice"
+    assert sp.audio_file_path == f"data/spaces/{SID}/audio.m4a"
+    assert sp.transcript_file_path == f"data/spaces/{SID}/transcript.md"
+    assert 10 <= (sp.audio_duration_seconds or 0) <= 40 and (sp.audio_size_mb or 0) > 0
+    assert json.loads(sp.participants or "[]") == ["alice"]
+    root = ctx.spaces_dir / SID
+    md = (root / "transcript.md").read_text()
+    assert md.startswith("# Weekly weather space") and "chunk 0 says hello" in md
+    assert sp.transcript_length == len(md)
+    doc = json.loads((root / "transcript.json").read_text())
+    starts = [s["start"] for s in doc["segments"]]
+    assert starts == sorted(starts) and len(doc["segments"]) == len(stt.requests)
+    assert all(
+        r["auth"] == "Bearer sk-test-stand-in" and r["format"] == "verbose_json"
+        for r in stt.requests
+    )
+    assert not list(root.glob("**/*.tmp")) and not (root / ".download").exists()
+
+
+async def test_diarized_model_labels_speakers(ctx: Context, resolver: LocalResolver) -> None:
+    async with openai_audio() as stt:
+        _openai(ctx, stt.url, model="gpt-4o-transcribe-diarize")
+        pk = await _queued_space(ctx)
+        await process_space(ctx, pk)
+    doc = json.loads((ctx.spaces_dir / SID / "transcript.json").read_text())
+    speakers = {s["speaker"] for s in doc["segments"]}
+    assert speakers and all(sp.startswith("Speaker ") for sp in speakers)
+    assert {p["speaker"] for p in doc["speaker_profiles"]} == speakers
+
+
+async def test_rate_limits_are_retried_and_results_resume(
+    ctx: Context, resolver: LocalResolver
+) -> None:
+    stand_in = OpenAIAudio(faults=["429", "429"])
+    async with openai_audio(stand_in) as stt:
+        _openai(ctx, stt.url)
+        pk = await _queued_space(ctx)
+        await process_space(ctx, pk)
+        first = len(stt.requests)
+        assert first >= 4  # two 429s retried by the client (Retry-After honoured)
+        (ctx.spaces_dir / SID / "transcript.md").unlink()
+        await process_space(ctx, pk)  # chunk results and audio reused: no new STT call
+        assert len(stt.requests) == first
+    assert resolver.calls == [SID, SID]
+
+
+async def test_stt_500_fails_retryably_and_keeps_finished_chunks(
+    ctx: Context, resolver: LocalResolver
+) -> None:
+    stand_in = OpenAIAudio(faults=["500"] * 20)
+    async with openai_audio(stand_in) as stt:
+        _openai(ctx, stt.url)
+        ctx.settings.transcription.concurrency = 1
+        pk = await _queued_space(ctx)
+        with pytest.raises(PipelineError) as err:
+            await process_space(ctx, pk)
+    assert err.value.retryable and "speech-to-text failed" in str(err.value)
+    assert not (ctx.spaces_dir / SID / "transcript.md").exists()
+
+
+async def test_download_404_and_unavailable_spaces(ctx: Context, hls_url: str) -> None:
+    from core.pipeline import media
+
+    pk = await _queued_space(ctx)
+    media.use_resolver(LocalResolver(hls_url, path="/missing.m3u8"))
+    try:
+        with pytest.raises(PipelineError) as err:
+            await process_space(ctx, pk)
+        assert err.value.retryable and "download" in str(err.value)
+        assert not (ctx.spaces_dir / SID / "audio.m4a").exists()
+        media.use_resolver(LocalResolver(hls_url, live=True))
+        with pytest.raises(SpaceUnavailable, match="still live"):
+            await check_space(ctx, SID)
+    finally:
+        media.use_resolver(None)
+
+
+async def test_disk_full_leaves_no_half_written_file(
+    ctx: Context, resolver: LocalResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = storage.os.replace
+
+    def full(src: str, dst: str) -> None:
+        if str(dst).endswith("transcript.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)
+
+    async with openai_audio() as stt:
+        _openai(ctx, stt.url)
+        pk = await _queued_space(ctx)
+        monkeypatch.setattr(storage.os, "replace", full)
+        with pytest.raises(PipelineError, match="No space left"):
+            await process_space(ctx, pk)
+    root = ctx.spaces_dir / SID
+    assert not (root / "transcript.json").exists() and not (root / "transcript.md").exists()
+    assert not list(root.glob("**/.transcript*"))
+
+
+async def test_failed_job_tells_payers_through_the_outbox(ctx: Context, hls_url: str) -> None:
+    from core import accounts
+    from core.db import TranscriptionPayment
+    from core.pipeline import media
+    from core.results import Caller
+
+    pk = await _queued_space(ctx)
+    async with ctx.db.session() as s:
+        u = await accounts.get_or_create_user(s, "0x" + "12" * 20)
+        a = await accounts.get_or_create_account(s, Caller("discord", "55"))
+        await accounts.link_account(s, a.id, u.id)
+        s.add(
+            TranscriptionPayment(
+                user_id=u.id, space_id=pk, amount_usdc="0.2", payment_verified=True
+            )
+        )
+    media.use_resolver(LocalResolver(hls_url, path="/missing.m3u8"))
+    ctx.settings.queue.backoff_base_seconds = 0
+    try:
+        w = Worker(ctx, worker_id="w")
+        for _ in range(3):
+            assert await w.run_one()
+    finally:
+        media.use_resolver(None)
+    async with ctx.db.session() as s:
+        sp = await s.get(Space, pk)
+        kinds = sorted((await s.execute(select(Outbox.kind))).scalars())
+    assert sp is not None and sp.status == "failed" and "download" in (sp.error_message or "")
+    assert kinds == ["job_failed", "refunded"]
+
+
+def test_cli_transcribes_a_recording_offline(speech: Path, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SPACESCRIBE_DATA_DIR": str(tmp_path / "data"),
+        "HOME": str(tmp_path),
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "transcribe", str(speech)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    md = next((tmp_path / "data" / "spaces").glob("L*/transcript.md")).read_text()
+    assert md.startswith("# speech") and "Speaker:" in md and "backend offline" in r.stdout

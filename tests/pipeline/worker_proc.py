@@ -1,0 +1,45 @@
+"""A real worker process running the real pipeline against local peers, to be SIGKILLed.
+
+`python -m tests.pipeline.worker_proc <db_url> <data_dir> <hls_base> <openai_base_url>`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from core.config import Secrets
+from core.context import Context
+from core.db import Database
+from core.pipeline import media
+from core.worker import Worker
+from tests.conftest import make_settings
+from tests.pipeline.conftest import LocalResolver
+
+
+async def main(db_url: str, data: str, hls_base: str, openai_url: str) -> None:
+    settings = make_settings(
+        db_url,
+        Path(data),
+        queue={"lease_seconds": 5, "poll_seconds": 0.1},
+        transcription={
+            "backend": "openai",
+            "model": "whisper-1",
+            "chunk_seconds": 10,
+            "overlap_seconds": 1,
+            "concurrency": 1,
+        },
+    )
+    secrets = Secrets.model_construct(
+        openai_api_key=SecretStr("sk-test"), openai_base_url=openai_url
+    )
+    media.use_resolver(LocalResolver(hls_base))
+    ctx = Context(settings, secrets, Database(db_url), instance="victim")
+    await Worker(ctx).run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))
