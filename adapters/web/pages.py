@@ -29,14 +29,14 @@ SECURITY_HEADERS = {
 }
 
 
-def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    resp = templates.TemplateResponse(request, name, context, status_code=status)
+def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    resp = templates.TemplateResponse(request, name, context, status_code=status_code)
     resp.headers.update(SECURITY_HEADERS)
     return resp
 
 
 def message_page(request: Request, title: str, message: str, status: int) -> HTMLResponse:
-    return page(request, "message.html", status, title=title, message=message)
+    return page(request, "message.html", status_code=status, title=title, message=message)
 
 
 def json_response(data: dict[str, Any], status: int = 200) -> JSONResponse:

@@ -10,6 +10,7 @@ with the ``accepted`` terms taken from the invoice (never from the browser), and
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import secrets
@@ -19,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import segno
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -148,8 +150,11 @@ async def pay_qr(request: Request, public_id: str) -> Response:
     direct = direct_transfer(ctx, due_units(inv))
     if direct is None:
         return Response(status_code=404)
-    svg = segno.make(direct.eip681_uri, error="m").svg_inline(scale=4, border=2)
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+    buf = io.BytesIO()
+    segno.make(direct.eip681_uri, error="m").save(buf, kind="svg", scale=4, border=2)
+    return Response(
+        buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
 
 
 def _refused(code: str, message: str, status: int = 400) -> Response:
@@ -178,8 +183,8 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
     valid_before = min(expires, now + int(reqs.max_timeout_seconds))
     extra = reqs.extra or {}
     message = {
-        "from": payer_addr,
-        "to": reqs.pay_to,
+        "from": to_checksum_address(payer_addr),
+        "to": to_checksum_address(reqs.pay_to),
         "value": str(reqs.amount),
         "validAfter": str(now - VALIDITY_SLACK),
         "validBefore": str(valid_before),
@@ -230,7 +235,11 @@ def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | None:
     if set(auth) != set(keys) or not all(isinstance(auth[k], str) for k in keys):
         return None
     try:
-        out = {"from": normalize_wallet(auth["from"]), "to": normalize_wallet(auth["to"])}
+        # checksummed: web3 (used by the x402 facilitator) accepts no other form
+        out = {
+            "from": to_checksum_address(normalize_wallet(auth["from"])),
+            "to": to_checksum_address(normalize_wallet(auth["to"])),
+        }
     except ValueError:
         return None
     for k in ("value", "validAfter", "validBefore"):
