@@ -258,7 +258,7 @@ async def link_wallet(ctx: Context, token: str, message: str, signature: str) ->
             kind="wallet_linked",
             platform=acc.platform,
             recipient=acc.platform_user_id,
-            payload={"address": wallet, "previous_address": previous},
+            payload={"address": wallet},  # the outbox contract's wallet_linked keys
             dedupe_key=f"wallet_linked:{row.id}",
         )
         return Linked(wallet, acc.platform, previous if previous != wallet else None)

@@ -44,7 +44,10 @@ def json_response(data: dict[str, Any], status: int = 200) -> JSONResponse:
 
 
 async def read_json(request: Request) -> dict[str, Any] | None:
-    """The request's JSON object, or None if it is oversized, unsized or not a JSON object."""
+    """The request's JSON object, or None if it is oversized, unsized or not a JSON object.
+    Only ``application/json`` (which a cross-site form cannot send without CORS consent)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return None
     length = request.headers.get("content-length")
     if length is None or not length.isdigit() or int(length) > MAX_PAGE_BODY:
         return None

@@ -65,7 +65,7 @@ def return_link(inv: Invoice, acc: Account | None) -> str | None:
     platform = acc.platform if acc else None
     bot = payload.get("bot_username")
     if platform == "telegram" and isinstance(bot, str) and _TG_BOT.match(bot):
-        return f"https://t.me/{bot}?start=paid_{inv.public_id}"[:120]
+        return f"https://t.me/{bot}?start=paid_{inv.public_id}"
     guild, chat = str(payload.get("guild_id", "")), str(payload.get("chat_id", ""))
     if platform == "discord" and _SNOWFLAKE.match(guild) and _SNOWFLAKE.match(chat):
         return f"https://discord.com/channels/{guild}/{chat}"
@@ -161,6 +161,12 @@ def _refused(code: str, message: str, status: int = 400) -> Response:
     return json_response({"status": "refused", "code": code, "message": message}, status)
 
 
+def _refusal_status(r: PaymentRefused) -> int:
+    if r.code == "unknown_invoice":
+        return 404
+    return 503 if r.retry_later else 409
+
+
 @router.get("/pay/{public_id}/authorization")
 async def authorization(request: Request, public_id: str, payer: str = "") -> Response:
     """The EIP-712 typed data the wallet signs: every field chosen here, from the invoice."""
@@ -173,7 +179,7 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
     if isinstance(reqs, PaymentRefused):
-        return _refused(reqs.code, reqs.message, 503 if reqs.retry_later else 409)
+        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
     async with ctx.db.session() as s:
         inv = await get_invoice(s, public_id)
     if inv is None:
@@ -264,7 +270,7 @@ async def submit(request: Request, public_id: str) -> Response:
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
     if isinstance(reqs, PaymentRefused):
-        return _refused(reqs.code, reqs.message, 503 if reqs.retry_later else 409)
+        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
     payload = {
         "x402Version": 2,
         "accepted": reqs.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -301,8 +307,7 @@ async def submit(request: Request, public_id: str) -> Response:
             },
             202,
         )
-    status = 503 if outcome.retry_later else 409
     return json_response(
         {"status": "refused", "code": outcome.code, "message": outcome.message, "back": back},
-        status,
+        _refusal_status(outcome),
     )
