@@ -94,6 +94,8 @@ async def test_pay_page_pays_invoice_in_chromium(
     assert await page.locator("#status").inner_text() == "credited"
     back = page.locator("#back a")
     assert await back.is_visible()
+    assert not await page.locator("#pay-button").is_visible()
+    assert not await page.locator(".direct").is_visible()
     assert await back.get_attribute("href") == (
         f"https://t.me/spacescribe_bot?start=paid_{q.invoice_id}"
     )

@@ -34,6 +34,10 @@
         S.show(result, out.message, "ok");
         var back = document.getElementById("back");
         if (back) back.hidden = false;
+        // paid: nothing left to pay, so no second way to pay either
+        button.hidden = true;
+        var direct = document.querySelector(".direct");
+        if (direct) direct.hidden = true;
         return;
       }
       if (out.status === "pending") {
