@@ -215,10 +215,14 @@ async def transcribe(
         sid = parse_space(body.space)
     except InvalidInput as exc:
         return _error(400, "invalid_space", str(exc))
-    refused = await purchases.default_check_space()(_ctx(request), sid)
-    if refused is not None:
-        return _error(422, refused.code, refused.message)
-    return await _paid_route(request, "transcription", [sid], payment_signature)
+    checked = await purchases.default_check_space()(_ctx(request), sid)
+    if isinstance(checked, Refused):
+        status = 503 if checked.code == "metadata_unavailable" else 422
+        return _error(status, checked.code, checked.message)
+    title = getattr(checked, "title", None)
+    return await _paid_route(
+        request, "transcription", [sid], payment_signature, {"title": title} if title else None
+    )
 
 
 @router.post("/x402/unlock", responses=PAID, summary="Unlock chat on a Space you own (x402)")

@@ -5,10 +5,11 @@ Entry points: :func:`create_invoice`, :func:`pay_invoice` (pay page and HTTP API
 :func:`recover_payments` and :func:`expire_invoices` (scheduler jobs).
 """
 
+from core.payments.confirm import recover_payments
 from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulfiller
 from core.payments.invoices import create_invoice, expire_invoices, get_invoice
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
-from core.payments.pay import invoice_requirements, pay_invoice, recover_payments
+from core.payments.pay import invoice_requirements, pay_invoice
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 
 __all__ = [

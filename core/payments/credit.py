@@ -139,7 +139,7 @@ async def credit_invoice(
             return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
     moved = await session.execute(
         update(Invoice)
-        .where(Invoice.id == inv.id, Invoice.status.in_(("open", "expired", "paid")))
+        .where(Invoice.id == inv.id, Invoice.status.in_(("open", "paid")))
         .values(
             status="credited",
             paid_at=now,

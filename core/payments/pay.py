@@ -20,33 +20,30 @@ crash after settlement leaves a receipt that :func:`recover_payments` finishes.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from core.context import Context
 from core.db import Invoice, PaymentReceipt, utcnow
 from core.db.upsert import insert_ignore
 from core.logging import get_logger
-from core.payments.credit import credit_invoice, fulfil_request
+from core.payments.confirm import finish_receipt, recover_payments, release_claim
+from core.payments.credit import fulfil_request
 from core.payments.fulfil import fulfiller_for
 from core.payments.gateway import GatewayUnavailable, PaymentGateway, gateway_for
 from core.payments.invoices import due_units, get_invoice
 from core.payments.onchain import (
     ChainReader,
     ChainUnavailable,
-    TransferLog,
     reader_for_settings,
 )
 from core.payments.outcomes import (
     MESSAGES,
     Paid,
     PaymentOutcome,
-    PaymentPending,
     PaymentRefused,
     reason_message,
 )
@@ -193,7 +190,7 @@ async def pay_invoice(
             log.warning("fulfilment failed", invoice=public_id, error=type(exc).__name__)
             answered = Refused("not_answered", MESSAGES["not_answered"])
         if isinstance(answered, Refused):
-            await _release(ctx, inv.id, receipt_id)
+            await release_claim(ctx, inv.id, receipt_id)
             return PaymentRefused(answered.code, answered.message, invoice_id=public_id)
         result = answered
         await _store_result(ctx, receipt_id, payload, result)
@@ -203,7 +200,7 @@ async def pay_invoice(
         log.warning("x402 settle unavailable", invoice=public_id, error=type(exc).__name__)
         return _refuse("rpc_unavailable", public_id, retry_later=True)
     if not settled.ok or not settled.transaction:
-        await _release(ctx, inv.id, receipt_id)
+        await release_claim(ctx, inv.id, receipt_id)
         return PaymentRefused(
             settled.reason or "settle_failed",
             reason_message(settled.reason, settled.message),
@@ -306,21 +303,6 @@ class _NonceUsed(Exception):
     """The authorization nonce is already on a receipt (rolls the transaction back)."""
 
 
-async def _release(ctx: Context, invoice_pk: int, receipt_id: int) -> None:
-    """Nothing was settled: drop the claim so the payer may try again (same authorization)."""
-    async with ctx.db.session() as s:
-        await s.execute(
-            delete(PaymentReceipt).where(
-                PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling"
-            )
-        )
-        await s.execute(
-            update(Invoice)
-            .where(Invoice.id == invoice_pk, Invoice.status == "paid")
-            .values(status="open")
-        )
-
-
 async def _store_result(
     ctx: Context, receipt_id: int, payload: PaymentPayload, result: dict[str, Any]
 ) -> None:
@@ -334,158 +316,6 @@ async def _store_result(
                     default=str,
                 )
             )
-        )
-
-
-def _matching_transfer(r: PaymentReceipt, transfers: list[TransferLog]) -> TransferLog | None:
-    for t in transfers:
-        if (
-            t.token == r.token_address.lower()
-            and t.sender == r.payer_address.lower()
-            and t.recipient == r.pay_to.lower()
-            and t.value == int(r.amount_units)
-        ):
-            return t
-    return None
-
-
-async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> PaymentOutcome:
-    """settled → confirmed → credited, from what the chain says about its transaction."""
-    async with ctx.db.session() as s:
-        r = await s.get(PaymentReceipt, receipt_id)
-        inv = await s.get(Invoice, r.invoice_id) if r and r.invoice_id else None
-    if r is None or inv is None:
-        return _refuse("unknown_invoice")
-    if r.status == "credited":
-        return Paid(inv.public_id, inv.kind, r.transaction_hash, r.payer_address, already=True)
-    if not r.transaction_hash:
-        return PaymentPending(inv.public_id, None)
-    try:
-        check = await reader.check_transaction(r.transaction_hash)
-    except ChainUnavailable:
-        return PaymentPending(
-            inv.public_id, r.transaction_hash, "rpc_unavailable", MESSAGES["rpc_unavailable"]
-        )
-    if check.status in ("pending", "unconfirmed", "not_found"):
-        return PaymentPending(inv.public_id, r.transaction_hash)
-    t = _matching_transfer(r, check.transfers) if check.status == "ok" else None
-    if t is None:
-        async with ctx.db.session() as s:
-            await s.execute(
-                update(PaymentReceipt)
-                .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
-                .values(status="reverted" if check.status == "reverted" else "mismatch")
-            )
-        log.error("settled payment not confirmed", invoice=inv.public_id, status=check.status)
-        return _refuse("transfer_mismatch", inv.public_id)
-    stored = json.loads(r.payload) if r.payload else {}
-    try:
-        async with ctx.db.session() as s:
-            await s.execute(
-                update(PaymentReceipt)
-                .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
-                .values(status="confirmed", log_index=t.log_index, block_number=t.block_number)
-            )
-            res = await credit_invoice(
-                s,
-                ctx,
-                inv,
-                payer=r.payer_address,
-                transaction_hash=r.transaction_hash,
-                receipt_id=receipt_id,
-                fulfilment=stored.get("fulfilment"),
-            )
-    except IntegrityError:  # (network, tx hash, log index) already credited elsewhere
-        return _refuse("nonce_used", inv.public_id)
-    return Paid(
-        inv.public_id,
-        inv.kind,
-        r.transaction_hash,
-        r.payer_address,
-        res.granted,
-        res.to_credit_units,
-        already=not res.newly_credited,
-    )
-
-
-async def recover_payments(ctx: Context, reader: ChainReader | None = None) -> int:
-    """Run at start and by the scheduler: finish every receipt left between settle and credit.
-
-    ``settling`` receipts whose transaction hash was never recorded (a crash during settle)
-    are found by the token's ``AuthorizationUsed`` log; if the authorization was never used
-    and can no longer be (its validBefore passed), the claim is released.
-    """
-    reader = reader or reader_for(ctx)
-    async with ctx.db.session() as s:
-        rows = (
-            (
-                await s.execute(
-                    select(PaymentReceipt)
-                    .where(PaymentReceipt.status.in_(("settling", "settled", "confirmed")))
-                    .order_by(PaymentReceipt.id)
-                    .limit(200)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    done = 0
-    for r in rows:
-        try:
-            if (
-                r.status == "settling"
-                and r.method == "x402"
-                and not await _find_settlement(ctx, r, reader)
-            ):
-                continue
-            if r.status == "confirmed":
-                await _credit_confirmed(ctx, r)
-                done += 1
-                continue
-            outcome = await finish_receipt(ctx, r.id, reader)
-            done += isinstance(outcome, Paid)
-        except ChainUnavailable:
-            log.warning("payment recovery: RPC unavailable; will retry")
-            break
-    return done
-
-
-async def _find_settlement(ctx: Context, r: PaymentReceipt, reader: ChainReader) -> bool:
-    head = await reader.block_number()
-    tx = await reader.authorization_tx(
-        r.payer_address, r.authorization_nonce or "", int(r.block_number or 0), head
-    )
-    if tx is not None:
-        async with ctx.db.session() as s:
-            await s.execute(
-                update(PaymentReceipt)
-                .where(PaymentReceipt.id == r.id, PaymentReceipt.status == "settling")
-                .values(status="settled", transaction_hash=tx)
-            )
-        return True
-    stored = json.loads(r.payload or "{}")
-    auth = stored.get("payment", {}).get("payload", {}).get("authorization", {})
-    valid_before = int(auth.get("validBefore", 0) or 0)
-    expired = valid_before and datetime.fromtimestamp(valid_before) < datetime.now()
-    if expired and r.invoice_id is not None:
-        await _release(ctx, r.invoice_id, r.id)
-    return False
-
-
-async def _credit_confirmed(ctx: Context, r: PaymentReceipt) -> None:
-    async with ctx.db.session() as s:
-        inv = await s.get(Invoice, r.invoice_id) if r.invoice_id else None
-        if inv is None:
-            return
-        stored = json.loads(r.payload) if r.payload else {}
-        await credit_invoice(
-            s,
-            ctx,
-            inv,
-            payer=r.payer_address,
-            transaction_hash=r.transaction_hash,
-            receipt_id=r.id,
-            fulfilment=stored.get("fulfilment"),
         )
 
 

@@ -8,10 +8,9 @@ made (``check_space``, provided by the pipeline; a no-op until it exists).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts import normalize_wallet, user_id_for
 from core.context import Context
 from core.db import ChatUnlock, Invoice, User, utcnow
+from core.logging import get_logger
 from core.money import chat_price, to_units
 from core.payments import create_invoice, pay_invoice
 from core.payments.invoices import quote_for
@@ -27,21 +27,39 @@ from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcri
 from core.service.catalog import find_space, owns, parse_or_refuse
 from core.service.views import space_view, transcript_of
 
-SpaceCheck = Callable[[Context, str], Awaitable[Refused | None]]
+log = get_logger("spacescribe.purchases")
 
 
-async def _no_check(_ctx: Context, _space_id: str) -> Refused | None:
-    return None
+class _Titled(Protocol):
+    @property
+    def title(self) -> str: ...
+
+
+# The metadata check before paying: a Refused (live / not recorded / gone), or the Space's
+# metadata (its title names the new ``spaces`` row), or None (nothing known, go ahead).
+SpaceCheck = Callable[[Context, str], Awaitable[Refused | _Titled | None]]
+
+
+async def pipeline_check_space(ctx: Context, space_id: str) -> Refused | _Titled | None:
+    """``core.pipeline.run.check_space`` as a value: a Space that cannot be transcribed is
+    refused before any invoice; if X cannot be asked right now, nobody is asked to pay."""
+    from core.pipeline.errors import SpaceUnavailable
+    from core.pipeline.run import check_space
+
+    try:
+        return await check_space(ctx, space_id)
+    except SpaceUnavailable as exc:
+        return Refused(exc.code, str(exc))
+    except Exception as exc:
+        log.warning("space metadata unavailable", space=space_id, error=type(exc).__name__)
+        return Refused(
+            "metadata_unavailable",
+            f"Space {space_id} could not be checked right now; try again in a minute.",
+        )
 
 
 def default_check_space() -> SpaceCheck:
-    """``core.pipeline.metadata.check_space`` once the pipeline provides it."""
-    try:
-        mod = importlib.import_module("core.pipeline.metadata")
-    except ImportError:
-        return _no_check
-    fn = getattr(mod, "check_space", None)
-    return fn if callable(fn) else _no_check
+    return pipeline_check_space
 
 
 async def unlocked(session: AsyncSession, user_id: int | None, space_pk: int) -> bool:
@@ -91,9 +109,10 @@ async def request_transcription(
         user_id = await user_id_for(s, caller)
         if space is not None and await owns(s, user_id, space.id):
             return AlreadyOwned("transcription", space_view(space), transcript_of(ctx, space))
-    refused = await (check_space or default_check_space())(ctx, sid)
-    if refused is not None:
-        return refused
+    checked = await (check_space or default_check_space())(ctx, sid)
+    if isinstance(checked, Refused):
+        return checked
+    title = space.title if space is not None else getattr(checked, "title", None)
     async with ctx.db.session() as s:
         existing = await _open_quote(s, ctx, caller, "transcription", sid)
         result = existing or await create_invoice(
@@ -104,7 +123,7 @@ async def request_transcription(
             kind="transcription",
             space_ids=[sid],
             amount_units=to_units(ctx.settings.prices.transcription),
-            payload={"title": space.title} if space is not None else None,
+            payload={"title": title} if title else None,
         )
     if isinstance(result, Quote) and space is not None:
         result = dataclasses.replace(result, space=space_view(space))

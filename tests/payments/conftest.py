@@ -144,3 +144,36 @@ def signed_payload(
 @pytest.fixture
 def sign_auth(chain: Chain) -> Callable[..., dict[str, Any]]:
     return lambda account, reqs, **kw: signed_payload(chain, account, reqs, **kw)
+
+
+class RecordedSpaces:
+    """Stand-in for X at the pipeline's resolver seam: every Space is a finished, recorded
+    one titled "Recorded <id>", unless its id is in ``live``."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+
+    async def resolve(self, space_id: str) -> Any:
+        from core.pipeline.media import SpaceMeta
+
+        live = space_id in self.live
+        return SpaceMeta(
+            space_id=space_id,
+            title=f"Recorded {space_id}",
+            creator="host",
+            started_at=None,
+            duration_seconds=600.0,
+            live=live,
+            replay_available=not live,
+            media_url="http://127.0.0.1:9/unused.m3u8",
+        )
+
+
+@pytest.fixture(autouse=True)
+def recorded_spaces() -> Any:
+    from core.pipeline import media
+
+    r = RecordedSpaces()
+    media.use_resolver(r)
+    yield r
+    media.use_resolver(None)

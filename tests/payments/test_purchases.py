@@ -292,3 +292,28 @@ async def test_purchases_follow_the_wallet_across_platforms(
             .all()
         )
     assert any(json.loads(p).get("credit") == "0.2" for p in rows), rows
+
+
+async def test_pipeline_metadata_check_before_paying(
+    pay_ctx: Context, chain: Chain, fresh_payer, recorded_spaces
+) -> None:  # type: ignore[no-untyped-def]
+    recorded_spaces.live.add(OTHER_SPACE)
+    live = await request_transcription(pay_ctx, ALICE, OTHER_SPACE)
+    assert isinstance(live, Refused) and live.code == "space_unavailable", live
+    q = await request_transcription(pay_ctx, ALICE, SPACE)
+    assert isinstance(q, Quote)
+    await _pay(pay_ctx, chain, fresh_payer, q)
+    async with pay_ctx.db.session() as s:
+        sp = (await s.execute(select(Space))).scalar_one()
+        assert sp.title == f"Recorded {SPACE}" and sp.status == "pending"
+        assert await s.scalar(select(func.count()).select_from(Invoice)) == 1
+
+    class Down:
+        async def resolve(self, space_id: str) -> Any:
+            raise ConnectionError("x.com unreachable")
+
+    from core.pipeline import media
+
+    media.use_resolver(Down())
+    out = await request_transcription(pay_ctx, ALICE, "1AbCdEfGhIjKl")
+    assert isinstance(out, Refused) and out.code == "metadata_unavailable"

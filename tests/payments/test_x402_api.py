@@ -121,7 +121,9 @@ async def test_official_client_pays_transcribe_and_space_is_queued(
         assert (await c.get(f"/api/spaces/{SPACE}/transcript", headers=h2)).status_code == 403
 
 
-async def test_402_and_bad_requests(server: str, pay_ctx: Context, chain: Chain) -> None:
+async def test_402_and_bad_requests(
+    server: str, pay_ctx: Context, chain: Chain, recorded_spaces
+) -> None:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient(base_url=server) as c:
         r = await c.post("/x402/transcribe", json={"space": SPACE})
         assert r.status_code == 402
@@ -145,6 +147,9 @@ async def test_402_and_bad_requests(server: str, pay_ctx: Context, chain: Chain)
             "/x402/transcribe", json={"space": SPACE}, headers={"PAYMENT-SIGNATURE": "not-base64!!"}
         )
         assert junk.status_code == 400 and junk.json()["error"] == "invalid_payment_header"
+        recorded_spaces.live.add("1YqJDqWqbNVGV")
+        live = await c.post("/x402/transcribe", json={"space": "1YqJDqWqbNVGV"})
+        assert live.status_code == 422 and live.json()["error"] == "space_unavailable"
         extra = await c.post("/x402/transcribe", json={"space": SPACE, "x": 1})
         assert extra.status_code == 422
         unlock = await c.post("/x402/unlock", json={"space": SPACE})
