@@ -16,7 +16,6 @@ import re
 import secrets
 import time
 from datetime import UTC
-from decimal import Decimal
 from typing import Any
 
 import segno
@@ -29,7 +28,7 @@ from adapters.web.pages import json_response, message_page, page, read_json
 from core.accounts import normalize_wallet
 from core.context import Context
 from core.db import Account, Invoice, Space, utcnow
-from core.money import from_units
+from core.money import canonical_units
 from core.payments import Paid, PaymentPending, get_invoice, invoice_requirements, pay_invoice
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
 from core.payments.outcomes import PaymentRefused
@@ -124,9 +123,9 @@ async def pay_page(request: Request, public_id: str) -> Response:
         kind=KIND_LABELS.get(inv.kind, inv.kind),
         spaces=spaces,
         question=(json.loads(inv.payload) if inv.payload else {}).get("question"),
-        price=from_units(due),
-        credit=from_units(int(inv.credit_units)),
-        total=from_units(int(inv.amount_units)),
+        price=canonical_units(due),
+        credit=canonical_units(int(inv.credit_units)) if inv.credit_units else None,
+        total=canonical_units(int(inv.amount_units)),
         status=status,
         expires=inv.expires_at.replace(tzinfo=UTC),
         expires_epoch=int(inv.expires_at.replace(tzinfo=UTC).timestamp()),
@@ -227,7 +226,7 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
             "chainId": ctx.settings.payments.chain_id,
             "chainIdHex": hex(ctx.settings.payments.chain_id),
             "typedData": typed,
-            "amount": str(from_units(int(reqs.amount))),
+            "amount": canonical_units(int(reqs.amount)),
         }
     )
 
@@ -284,9 +283,9 @@ async def submit(request: Request, public_id: str) -> Response:
     except LookupError:
         pass
     if isinstance(outcome, Paid):
-        credit = from_units(outcome.credit_units) if outcome.credit_units else Decimal(0)
         msg = "Paid and credited. You can go back to the chat."
-        if credit:
+        if outcome.credit_units:
+            credit = canonical_units(outcome.credit_units)
             msg = f"Paid. You already owned this, so {credit} USDC became account credit."
         return json_response(
             {

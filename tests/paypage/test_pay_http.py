@@ -28,7 +28,17 @@ async def test_malformed_pay_and_link_requests(ctx: Context) -> None:
             amount_units=to_units("0.5"),
             payload={"guild_id": "700000000000000002"},
         )
-    assert isinstance(q, Quote)
+        q2 = await create_invoice(
+            s,
+            ctx,
+            caller=ALICE,
+            user_id=None,
+            kind="chat_query",
+            space_ids=["1PayPageTestB"],
+            amount_units=to_units("1.0"),
+            payload={"question": "<script>alert(1)</script> who spoke?", "title": "<b>x</b>"},
+        )
+    assert isinstance(q, Quote) and isinstance(q2, Quote)
     app = create_app(ctx)
     before = await snapshot(ctx)
     good_auth = {
@@ -45,6 +55,10 @@ async def test_malformed_pay_and_link_requests(ctx: Context) -> None:
         assert page.status_code == 200 and "Chat unlock" in page.text
         assert "https://discord.com/channels/700000000000000002/700000000000000003" in page.text
         assert "<script>" not in page.text  # scripts only from /static
+        page2 = await c.get(f"/pay/{q2.invoice_id}")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; who spoke?" in page2.text
+        assert "<script>alert" not in page2.text and "<b>x</b>" not in page2.text
+        assert "1.0 USDC" in page2.text
         for path in ("/static/pay.js", "/static/wallet.js", "/static/link.js", "/static/style.css"):
             assert (await c.get(path)).status_code == 200
         url = f"/pay/{q.invoice_id}"
