@@ -17,6 +17,7 @@ from core.db import Outbox, User
 from core.results import Caller
 from core.service.wallet import wallet
 from tests.paypage.conftest import WalletPage, WebServer
+from tests.paypage.test_pay_page_browser import SCREENSHOTS
 
 TG = Caller("telegram", "8001", "bob", chat_id="8001")
 DC = Caller("discord", "900000000000000001", "bob#1", chat_id="900000000000000002")
@@ -50,6 +51,10 @@ async def _link_in_browser(
     )
     text = (await page.locator("#result").text_content()) or ""
     assert text.startswith(f"Linked: {who.address.lower()}"), text
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(
+        path=str(SCREENSHOTS / f"link-page-{caller.platform}.png"), full_page=True
+    )
     # one time only: the same link now explains itself and links nothing
     resp = await page.goto(info.link_url)
     assert resp is not None and resp.status == 410

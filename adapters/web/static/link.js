@@ -34,6 +34,7 @@
       var out = await S.postJSON(base, { message: message, signature: signature });
       if (out.status === "linked") {
         S.show(result, "Linked: " + out.address + ". You can close this page and go back to the chat.", "ok");
+        button.hidden = true;  // the link is used up
         return;
       }
       S.show(result, "Refused: " + (out.message || "the wallet could not be linked."), "bad");
