@@ -51,6 +51,7 @@ class WebSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(65536, ge=1024)
+    link_ttl_seconds: int = Field(900, ge=60)
 
     @field_validator("public_url")
     @classmethod

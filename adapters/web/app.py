@@ -1,10 +1,11 @@
-"""The app's web server: health, (later) pay pages, x402 API, metrics, Telegram webhook."""
+"""The app's web server: health, pay and wallet-link pages, x402 API, metrics, Telegram webhook."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.web import health, x402_api
+from adapters.web import health, link, pay, x402_api
+from adapters.web.pages import static_files
 from core.context import Context
 
 
@@ -17,5 +18,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(health.router)
     app.include_router(x402_api.router)
+    app.include_router(pay.router)
+    app.include_router(link.router)
+    app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     return app

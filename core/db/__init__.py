@@ -15,6 +15,7 @@ from core.db.models import (
     Space,
     TranscriptionPayment,
     User,
+    WalletLinkToken,
     utcnow,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "Space",
     "TranscriptionPayment",
     "User",
+    "WalletLinkToken",
     "async_url",
     "sync_url",
     "utcnow",
