@@ -241,7 +241,7 @@ def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | None:
         return None
     try:
         # checksummed: web3 (used by the x402 facilitator) accepts no other form
-        out = {
+        out: dict[str, str] = {
             "from": to_checksum_address(normalize_wallet(auth["from"])),
             "to": to_checksum_address(normalize_wallet(auth["to"])),
         }

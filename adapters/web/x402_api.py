@@ -41,7 +41,7 @@ from core.spaces import parse_space, validate_id
 
 router = APIRouter(tags=["x402"])
 MAX_PAYMENT_HEADER = 16_384  # a signed exact payload is ~1.5 KB
-PAID = {
+PAID: dict[int | str, dict[str, Any]] = {
     402: {"description": "Payment required: see the PAYMENT-REQUIRED header (x402 v2)."},
     400: {"description": "Malformed request or PAYMENT-SIGNATURE header."},
     503: {"description": "The chain or facilitator is unreachable; nothing was charged."},

@@ -149,7 +149,7 @@ async def test_402_and_bad_requests(
         assert junk.status_code == 400 and junk.json()["error"] == "invalid_payment_header"
         recorded_spaces.live.add("1YqJDqWqbNVGV")
         live = await c.post("/x402/transcribe", json={"space": "1YqJDqWqbNVGV"})
-        assert live.status_code == 422 and live.json()["error"] == "space_unavailable"
+        assert live.status_code == 422 and live.json()["error"] == "space_live"
         extra = await c.post("/x402/transcribe", json={"space": SPACE, "x": 1})
         assert extra.status_code == 422
         unlock = await c.post("/x402/unlock", json={"space": SPACE})

@@ -75,6 +75,7 @@ async def test_sigkill_mid_job_then_exactly_once(
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        stt.faults.clear()  # the victim may have died before its hanging request was made
         calls_before = len(stt.requests)
         assert not (ctx.spaces_dir / SID / "transcript.md").exists()
 
