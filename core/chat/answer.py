@@ -14,6 +14,7 @@ from openai import AsyncOpenAI
 from core.chat import prompt as prompts
 from core.chat.prompt import SpaceRef, timestamp
 from core.chat.retrieve import Hit
+from core.chat.terms import terms
 from core.context import Context
 
 EXTRACTIVE_MODEL = "extractive"
@@ -57,18 +58,48 @@ class AnswerDraft:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def excerpt(text: str) -> str:
+def _clip(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1].rstrip() + "…"
 
 
-def source_of(hit: Hit, space: SpaceRef) -> SourceDraft:
+def excerpt(text: str, words: list[str] | None = None) -> str:
+    """The passage's line that best matches ``words`` (with its neighbours as room allows),
+    so the excerpt shows the fact, not the start of a one-minute window."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not words or len(lines) < 2:
+        return _clip(text)
+    stems = [w[:5] for w in words]
+
+    def score(line: str) -> int:
+        toks = line.lower().split()
+        return sum(any(t.startswith(st) for t in toks) for st in stems)
+
+    best = max(range(len(lines)), key=lambda i: (score(lines[i]), -i))
+    lo = hi = best
+    size = len(lines[best])
+    while True:  # grow around the best line while it fits
+        grew = False
+        if hi + 1 < len(lines) and size + len(lines[hi + 1]) < EXCERPT_CHARS:
+            hi += 1
+            size += len(lines[hi])
+            grew = True
+        if lo > 0 and size + len(lines[lo - 1]) < EXCERPT_CHARS:
+            lo -= 1
+            size += len(lines[lo])
+            grew = True
+        if not grew:
+            break
+    return _clip(" ".join(lines[lo : hi + 1]))
+
+
+def source_of(hit: Hit, space: SpaceRef, words: list[str] | None = None) -> SourceDraft:
     return SourceDraft(
         space_id=space.space_id,
         start=hit.start,
         end=hit.end,
         speaker=", ".join(hit.speakers) or None,
-        excerpt=excerpt(hit.text),
+        excerpt=excerpt(hit.text, words),
         url=space.url,
     )
 
@@ -82,7 +113,7 @@ def extractive(question: str, hits: list[Hit], spaces: dict[int, SpaceRef]) -> A
     sources = []
     for n, hit in enumerate(best, 1):
         sp = spaces[hit.space_pk]
-        src = source_of(hit, sp)
+        src = source_of(hit, sp, terms(question))
         sources.append(src)
         who = f" {src.speaker}" if src.speaker else ""
         lines.append(f"[{n}] Space {sp.space_id} at {timestamp(hit.start)}{who}: “{src.excerpt}”")
@@ -120,7 +151,10 @@ async def with_openai(
     if not content:
         raise AnswerUnavailable("the model returned an empty answer")
     text, order = prompts.cited(content, len(p.passages))
-    sources = [source_of(p.passages[n - 1], spaces[p.passages[n - 1].space_pk]) for n in order]
+    words = terms(question)
+    sources = [
+        source_of(p.passages[n - 1], spaces[p.passages[n - 1].space_pk], words) for n in order
+    ]
     used = resp.usage.total_tokens if resp.usage else p.tokens
     return AnswerDraft(text, sources, model, int(used), prompt_tokens=p.tokens)
 

@@ -316,7 +316,7 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
                     continue
                 hits.append(
                     SearchHit(
-                        space_view(by_pk[h.space_pk]), backends.excerpt(h.text), start=h.start
+                        space_view(by_pk[h.space_pk]), backends.excerpt(h.text, ws), start=h.start
                     )
                 )
     return hits

@@ -31,9 +31,7 @@ async def recall_at_5(ctx: Context, pks: list[int], facts: list[Fact], pair: boo
             if pair:  # the fact's Space and another one, as a two-Space question
                 asked.append(pks[(f.space_index + 1) % len(pks)])
             hits = await retrieve(s, asked, f.question, 20)
-            found += any(
-                h.space_pk == pks[f.space_index] and f.answer in h.text for h in hits[:5]
-            )
+            found += any(h.space_pk == pks[f.space_index] and f.answer in h.text for h in hits[:5])
     return found / len(facts)
 
 

@@ -67,7 +67,7 @@ class OpenAIChat:
         )
         if prompt_tokens > self.max_prompt_tokens:
             self.errors.append(f"prompt of {prompt_tokens} tokens > {self.max_prompt_tokens}")
-        if "cite" not in system or "untrusted" not in system:
+        if "cite" not in system.lower() or "untrusted" not in system.lower():
             self.errors.append("system message lacks the citation / untrusted-data rules")
         fault = self.faults.pop(0) if self.faults else ""
         if fault == "500":
