@@ -6,18 +6,21 @@ from __future__ import annotations
 import json
 import random
 from decimal import Decimal
+from types import SimpleNamespace
 
+import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from core.accounts import user_id_for
 from core.chat import tokens
 from core.chat.answer import AnswerDraft
 from core.config import Secrets
 from core.context import Context
-from core.db import ChatSession
+from core.db import ChatSession, Invoice, utcnow
 from core.money import chat_price, to_units
-from core.results import Refused
+from core.results import Caller, Refused
 from core.service import chat
 from tests.chat.helpers import add_space, counts, member, space_id_for
 from tests.chat.synth import make_space
@@ -223,3 +226,62 @@ def test_token_counts_are_the_models() -> None:
     assert tokens.count("hello world") == 2
     msgs = [{"role": "user", "content": "hello world"}]
     assert tokens.count_messages(msgs) == 3 + 4 + 2
+
+
+async def test_ask_refuses_before_any_invoice(ctx: Context) -> None:
+    pks, ids = await two_spaces(ctx)
+    caller, _ = await member(ctx, "ann", owns=pks, unlocked=pks[:1])
+    res = await chat.ask(ctx, caller, "What is the budget?", ids)
+    assert isinstance(res, Refused) and res.code == "not_unlocked" and ids[1] in res.message
+    stranger = Caller("discord", "d-1")
+    res = await chat.ask(ctx, stranger, "What is the budget?", ids[:1])
+    assert isinstance(res, Refused) and res.code == "not_owned"
+    assert await counts(ctx) == (0, 0)
+
+
+async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: Context) -> None:
+    pks, ids = await two_spaces(ctx)
+    _, uid = await member(ctx, "ann", owns=pks, unlocked=pks)
+    units = to_units(chat_price(2, ctx.settings.prices))
+    async with ctx.db.session() as s:
+        res = await s.execute(
+            insert(Invoice)
+            .values(
+                public_id="inv-1",
+                kind="chat_query",
+                user_id=uid,
+                space_ids=json.dumps(ids),
+                payload=json.dumps({"question": "What is the budget for project vexlumdra?"}),
+                amount_units=units,
+                network="eip155:31337",
+                token_address="0x" + "11" * 20,
+                pay_to="0x" + "22" * 20,
+                expires_at=utcnow(),
+            )
+            .returning(Invoice.id)
+        )
+        inv_pk = int(res.scalar_one())
+    req = SimpleNamespace(
+        invoice_pk=inv_pk,
+        invoice_id="inv-1",
+        kind="chat_query",
+        space_ids=ids,
+        payload={"question": "What is the budget for project vexlumdra?"},
+        payer=None,
+        amount_units=units,
+    )
+    result = await chat._fulfil_answer(ctx, req)
+    assert isinstance(result, dict) and result["model"] == "extractive"
+    assert json.loads(json.dumps(result)) == result  # stored by payments between the steps
+    assert await counts(ctx) == (0, 1)  # answered, nothing recorded before settlement
+    async with ctx.db.session() as s:
+        await chat._fulfil_record(s, ctx, req, result, uid, "0x" + "cd" * 32)
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(ChatSession))).scalar_one()
+    assert row.invoice_id == inv_pk and row.amount_usdc == "1.1" and row.num_spaces == 2
+    assert row.transaction_hash == "0x" + "cd" * 32 and row.model == "extractive"
+    assert LAST_HOUR_FACT in json.loads(row.sources or "[]")[0]["excerpt"]
+    async with ctx.db.session() as s:  # one invoice records once (invoice_id UNIQUE)
+        with pytest.raises(IntegrityError):
+            await chat._fulfil_record(s, ctx, req, result, uid, "0x" + "cd" * 32)
+    assert await counts(ctx) == (1, 1)
