@@ -28,7 +28,7 @@ from core.context import Context
 from core.db import ChatSession, ChatUnlock, Invoice, Space, TranscriptionPayment
 from core.db.upsert import dialect_name
 from core.errors import InvalidInput
-from core.money import canonical_units, chat_price, display, to_units
+from core.money import canonical_units, chat_price, to_units
 from core.results import Caller, Granted, Quote, Refused, SearchHit
 from core.service.views import space_view
 from core.spaces import parse_space
@@ -36,6 +36,7 @@ from core.spaces import parse_space
 RETRIEVE_LIMIT = 24
 SEARCH_LIMIT = 10
 MAX_SEARCH_CHARS = 200
+SEARCH_OWNED_SPACES = 50  # transcript search covers the caller's latest purchases
 
 
 @dataclass(frozen=True)
@@ -260,10 +261,6 @@ def register_fulfiller() -> None:
     fulfil.register_fulfiller(
         "chat_query", fulfil.FunctionFulfiller(_fulfil_answer, _fulfil_record)
     )
-
-
-def price_text(ctx: Context, n: int) -> str:
-    return display(chat_price(n, ctx.settings.prices))
 
 
 async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:
