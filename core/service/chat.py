@@ -18,6 +18,7 @@ from sqlalchemy import exists, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from core import outbox
 from core.accounts import user_id_for
 from core.chat import answer as backends
 from core.chat.answer import AnswerDraft, AnswerUnavailable
@@ -25,13 +26,13 @@ from core.chat.prompt import SpaceRef
 from core.chat.retrieve import retrieve
 from core.chat.terms import fts5_expression, terms, tsquery_expression
 from core.context import Context
-from core.db import ChatSession, ChatUnlock, Invoice, Space, TranscriptionPayment
+from core.db import Account, ChatSession, ChatUnlock, Invoice, Space, TranscriptionPayment
 from core.db.upsert import dialect_name
 from core.errors import InvalidInput
-from core.money import canonical_units, chat_price, to_units
-from core.results import Caller, Granted, Quote, Refused, SearchHit
+from core.money import canonical_units, chat_price, parse_usdc, to_units
+from core.results import Answer, Caller, Granted, Quote, Refused, SearchHit, Source
 from core.service.views import space_view
-from core.spaces import parse_space
+from core.spaces import canonical_url, parse_space
 
 RETRIEVE_LIMIT = 24
 SEARCH_LIMIT = 10
@@ -232,7 +233,8 @@ async def _fulfil_answer(ctx: Context, req: Any) -> dict[str, Any] | Refused:
     draft = await answer(ctx, int(uid), question, list(req.space_ids))
     if isinstance(draft, Refused):
         return draft
-    return {"question": question, **draft_to_json(draft)}
+    # the session id is fixed here so the paid HTTP result and the recorded row agree
+    return {"session_id": str(uuid.uuid4()), "question": question, **draft_to_json(draft)}
 
 
 async def _fulfil_record(
@@ -243,7 +245,7 @@ async def _fulfil_record(
     user_id: int,
     transaction_hash: str | None,
 ) -> None:
-    await record_answer(
+    sid = await record_answer(
         session,
         user_id=user_id,
         question=str(result["question"]),
@@ -252,6 +254,50 @@ async def _fulfil_record(
         amount_units=int(req.amount_units),
         transaction_hash=transaction_hash,
         invoice_pk=int(req.invoice_pk),
+        session_id=result.get("session_id"),
+    )
+    # members who asked in Telegram/Discord get the answer delivered (once per invoice)
+    inv = await session.get(Invoice, int(req.invoice_pk))
+    acc = await session.get(Account, inv.account_id) if inv and inv.account_id else None
+    if acc is not None:
+        payload = json.loads(inv.payload) if inv and inv.payload else {}
+        await outbox.add_message(
+            session,
+            kind="chat_answer",
+            platform=acc.platform,
+            recipient=acc.platform_user_id,
+            payload={"session_id": sid},
+            dedupe_key=f"chat_answer:{req.invoice_id}",
+            origin_chat_id=payload.get("chat_id"),
+        )
+
+
+async def answer_of(ctx: Context, session_id: str) -> Answer | None:
+    """A recorded answer as the adapters render it (the ``chat_answer`` message)."""
+    async with ctx.db.session() as s:
+        row = (
+            await s.execute(select(ChatSession).where(ChatSession.session_id == session_id))
+        ).scalar_one_or_none()
+    if row is None:
+        return None
+    return Answer(
+        session_id=row.session_id,
+        question=row.question,
+        answer=row.answer,
+        sources=[
+            Source(
+                space_id=src["spaceId"],
+                start=float(src.get("start") or 0.0),
+                end=float(src.get("end") or 0.0),
+                speaker=src.get("speaker"),
+                excerpt=src["excerpt"],
+                url=src.get("url") or canonical_url(src["spaceId"]),
+            )
+            for src in json.loads(row.sources or "[]")
+        ],
+        model=row.model or "",
+        amount=parse_usdc(row.amount_usdc),
+        space_ids=json.loads(row.space_ids),
     )
 
 

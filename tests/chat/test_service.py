@@ -13,12 +13,12 @@ from pydantic import SecretStr
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from core.accounts import user_id_for
+from core.accounts import find_account, user_id_for
 from core.chat import tokens
 from core.chat.answer import AnswerDraft
 from core.config import Secrets
 from core.context import Context
-from core.db import ChatSession, Invoice, utcnow
+from core.db import ChatSession, Invoice, Outbox, utcnow
 from core.money import chat_price, to_units
 from core.results import Caller, Refused
 from core.service import chat
@@ -241,17 +241,22 @@ async def test_ask_refuses_before_any_invoice(ctx: Context) -> None:
 
 async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: Context) -> None:
     pks, ids = await two_spaces(ctx)
-    _, uid = await member(ctx, "ann", owns=pks, unlocked=pks)
+    caller, uid = await member(ctx, "ann", owns=pks, unlocked=pks)
     units = to_units(chat_price(2, ctx.settings.prices))
     async with ctx.db.session() as s:
+        acc = await find_account(s, caller)
+        assert acc is not None
         res = await s.execute(
             insert(Invoice)
             .values(
                 public_id="inv-1",
                 kind="chat_query",
                 user_id=uid,
+                account_id=acc.id,
                 space_ids=json.dumps(ids),
-                payload=json.dumps({"question": "What is the budget for project vexlumdra?"}),
+                payload=json.dumps(
+                    {"question": "What is the budget for project vexlumdra?", "chat_id": "c-9"}
+                ),
                 amount_units=units,
                 network="eip155:31337",
                 token_address="0x" + "11" * 20,
@@ -279,6 +284,15 @@ async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: 
     async with ctx.db.session() as s:
         row = (await s.execute(select(ChatSession))).scalar_one()
     assert row.invoice_id == inv_pk and row.amount_usdc == "1.1" and row.num_spaces == 2
+    assert row.session_id == result["session_id"]
+    async with ctx.db.session() as s:
+        msg = (await s.execute(select(Outbox))).scalar_one()
+    assert msg.kind == "chat_answer" and json.loads(msg.payload) == {"session_id": row.session_id}
+    assert msg.recipient == caller.platform_user_id and msg.origin_chat_id == "c-9"
+    shown = await chat.answer_of(ctx, row.session_id)
+    assert shown is not None and shown.amount == Decimal("1.1") and shown.space_ids == ids
+    assert shown.sources[0].space_id == ids[0] and shown.model == "extractive"
+    assert await chat.answer_of(ctx, "no-such-session") is None
     assert row.transaction_hash == "0x" + "cd" * 32 and row.model == "extractive"
     assert LAST_HOUR_FACT in json.loads(row.sources or "[]")[0]["excerpt"]
     async with ctx.db.session() as s:  # one invoice records once (invoice_id UNIQUE)
