@@ -124,24 +124,90 @@ def _payments() -> Any:
 async def ask(
     ctx: Context, caller: Caller, question: str, spaces: list[str]
 ) -> Refused | Quote | Granted:
-    """Validate, then quote ``chat_price(n)`` through the payments core's invoice."""
+    """Validate, then quote ``chat_price(n)`` through the payments core's invoice.
+
+    When the caller's account credit covers the price, the payments core grants at once
+    (no on-chain payment, so no fulfiller step): the answer is produced FIRST, outside any
+    transaction, and recorded in the very transaction that spends the credit — a question
+    the model cannot answer spends nothing.
+    """
     async with ctx.db.session() as s:
         uid = await user_id_for(s, caller)
         checked = await validate(s, ctx, uid, question, spaces)
         if isinstance(checked, Refused):
             return checked
-        price = chat_price(len(checked.spaces), ctx.settings.prices)
-        result: Quote | Granted = await _payments().create_invoice(
-            s,
-            ctx,
-            caller=caller,
-            user_id=checked.user_id,
-            kind="chat_query",
-            space_ids=[r.space_id for r in checked.spaces],
-            amount_units=to_units(price),
-            payload={"question": checked.question},
-        )
+        units = to_units(chat_price(len(checked.spaces), ctx.settings.prices))
+        covered = await _payments().credit_balance(s, checked.user_id) >= units
+        if not covered:
+            return await _invoice(s, ctx, caller, checked, units, {})
+    ids = [r.space_id for r in checked.spaces]
+    draft = await answer(ctx, checked.user_id, checked.question, ids)
+    if isinstance(draft, Refused):
+        return draft
+    session_id = str(uuid.uuid4())
+    async with ctx.db.session() as s:
+        result = await _invoice(s, ctx, caller, checked, units, {"session_id": session_id})
+        if isinstance(result, Granted):
+            inv = (
+                await s.execute(
+                    select(Invoice).where(
+                        Invoice.kind == "chat_query",
+                        Invoice.user_id == checked.user_id,
+                        Invoice.payload.contains(session_id),
+                    )
+                )
+            ).scalar_one()
+            await record_answer(
+                s,
+                user_id=checked.user_id,
+                question=checked.question,
+                space_ids=ids,
+                draft=draft,
+                amount_units=units,
+                transaction_hash=None,
+                invoice_pk=inv.id,
+                session_id=session_id,
+            )
+            await _tell_answer(s, inv, session_id)
         return result
+
+
+async def _invoice(
+    session: AsyncSession,
+    ctx: Context,
+    caller: Caller,
+    checked: Checked,
+    units: int,
+    extra: dict[str, Any],
+) -> Quote | Granted:
+    result: Quote | Granted = await _payments().create_invoice(
+        session,
+        ctx,
+        caller=caller,
+        user_id=checked.user_id,
+        kind="chat_query",
+        space_ids=[r.space_id for r in checked.spaces],
+        amount_units=units,
+        payload={"question": checked.question, **extra},
+    )
+    return result
+
+
+async def _tell_answer(session: AsyncSession, inv: Invoice, session_id: str) -> None:
+    """Queue the ``chat_answer`` message for a member who asked from Telegram/Discord."""
+    acc = await session.get(Account, inv.account_id) if inv.account_id else None
+    if acc is None:
+        return
+    payload = json.loads(inv.payload) if inv.payload else {}
+    await outbox.add_message(
+        session,
+        kind="chat_answer",
+        platform=acc.platform,
+        recipient=acc.platform_user_id,
+        payload={"session_id": session_id},
+        dedupe_key=f"chat_answer:{inv.public_id}",
+        origin_chat_id=payload.get("chat_id"),
+    )
 
 
 async def answer(
@@ -258,18 +324,8 @@ async def _fulfil_record(
     )
     # members who asked in Telegram/Discord get the answer delivered (once per invoice)
     inv = await session.get(Invoice, int(req.invoice_pk))
-    acc = await session.get(Account, inv.account_id) if inv and inv.account_id else None
-    if acc is not None:
-        payload = json.loads(inv.payload) if inv and inv.payload else {}
-        await outbox.add_message(
-            session,
-            kind="chat_answer",
-            platform=acc.platform,
-            recipient=acc.platform_user_id,
-            payload={"session_id": sid},
-            dedupe_key=f"chat_answer:{req.invoice_id}",
-            origin_chat_id=payload.get("chat_id"),
-        )
+    if inv is not None:
+        await _tell_answer(session, inv, sid)
 
 
 async def answer_of(ctx: Context, session_id: str) -> Answer | None:

@@ -23,11 +23,11 @@ pytest.importorskip("core.payments", reason="the payments core is not merged int
 
 from core.config import Secrets
 from core.context import Context
-from core.db import ChatSession, Database
+from core.db import ChatSession, Database, Outbox
 from core.money import to_units
 from core.payments import Paid, PaymentRefused, pay_invoice
 from core.payments.fulfil import FULFILLERS
-from core.results import Quote
+from core.results import Granted, Quote
 from core.service import chat
 from tests.chat.helpers import member
 from tests.chat.test_service import LAST_HOUR_FACT, two_spaces
@@ -119,3 +119,23 @@ async def test_two_space_question_answered_cited_and_charged_once(
         and row.transaction_hash == out.transaction_hash
     )
     assert json.loads(row.space_ids) == ids and row.session_id == result["session_id"]
+
+
+async def test_question_paid_from_credit_is_answered_first(chat_ctx: Context) -> None:
+    from core.payments.invoices import add_credit, credit_balance
+
+    pks, ids = await two_spaces(chat_ctx)
+    caller, uid = await member(chat_ctx, "ann", owns=pks, unlocked=pks)
+    async with chat_ctx.db.session() as s:
+        await add_credit(s, uid, 2_000_000, "refund", "test:credit")
+    out = await chat.ask(chat_ctx, caller, QUESTION, ids)
+    assert isinstance(out, Granted) and out.kind == "chat_query", out
+    async with chat_ctx.db.session() as s:
+        row = (await s.execute(select(ChatSession))).scalar_one()
+        assert await credit_balance(s, uid) == 2_000_000 - 1_100_000
+        msg = (await s.execute(select(Outbox).where(Outbox.kind == "chat_answer"))).scalar_one()
+    assert row.amount_usdc == "1.1" and row.invoice_id is not None and row.model == "extractive"
+    assert LAST_HOUR_FACT in json.loads(row.sources or "[]")[0]["excerpt"]
+    assert json.loads(msg.payload) == {"session_id": row.session_id}
+    shown = await chat.answer_of(chat_ctx, row.session_id)
+    assert shown is not None and shown.sources[0].space_id == ids[0]
