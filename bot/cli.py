@@ -157,7 +157,7 @@ def transcribe(
     from core.config import load_secrets, load_settings
     from core.pipeline import local, media
     from core.pipeline.errors import PipelineError
-    from core.pipeline.run import check_space, transcribe_audio
+    from core.pipeline.run import resolve_space, transcribe_audio
     from core.pipeline.storage import SpaceFiles
     from core.spaces import parse_space
 
@@ -181,7 +181,7 @@ def transcribe(
                 ctx = Context.create(settings, secrets)
                 try:
                     progress.stage("metadata")
-                    meta = await check_space(ctx, parse_space(source))
+                    meta = await resolve_space(ctx, parse_space(source))
                 finally:
                     await ctx.close()
                 files = SpaceFiles.of(settings.spaces_dir, meta.space_id)

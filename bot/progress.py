@@ -35,7 +35,14 @@ class RichProgress(PipelineProgress):
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None and self.stage_task is not None:
+            self.bar.update(self.stage_task, completed=1)  # the last stage finished too
         self.bar.__exit__(None, None, None)
 
     def stage(self, name: str) -> None:

@@ -140,12 +140,28 @@ def _bots(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusL
 
 
 def _scheduler_role(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
+    from datetime import UTC, datetime
+
+    from core.payments.jobs import payment_jobs
     from core.worker import reap_once
 
     q = ctx.settings.queue
     sched.add_job(reap_once, "interval", [ctx], "queue-reaper", max(2.0, q.lease_seconds / 4))
     for job_id, (func, seconds) in PERIODIC_JOBS.items():
         sched.add_job(func, "interval", [ctx], job_id, seconds(ctx))
+    for job in payment_jobs(ctx):
+        # recovery runs at start too: a crash between settle and credit is finished at once
+        first = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
+        sched.scheduler.add_job(
+            job.run,
+            "interval",
+            seconds=job.every_seconds,
+            id=job.id,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            **first,
+        )
     jobs = ", ".join(j.id for j in sched.scheduler.get_jobs()) or "none"
     return [], [StatusLine("Scheduler", True, f"periodic jobs: {jobs}")]
 

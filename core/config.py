@@ -51,6 +51,7 @@ class WebSettings(_Section):
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(65536, ge=1024)
+    link_ttl_seconds: int = Field(900, ge=60)
 
     @field_validator("public_url")
     @classmethod
@@ -104,7 +105,7 @@ class PriceSettings(_Section):
 class TranscriptionSettings(_Section):
     backend: Literal["openai", "offline"] | None = None  # None = openai if a key is set
     model: str = "whisper-1"
-    chunk_seconds: int = Field(600, ge=10, le=1500)
+    chunk_seconds: int = Field(600, ge=2, le=1500)
     overlap_seconds: float = Field(2.0, ge=0, le=30)
     concurrency: int = Field(4, ge=1, le=64)
     cookies_file: str = ""

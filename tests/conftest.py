@@ -170,3 +170,7 @@ def fresh_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# The local EVM chain (anvil + test token): fixtures `anvil`, `chain`, `fresh_payer`.
+from tests.stand_ins.chain import anvil, chain, fresh_payer  # noqa: E402,F401

@@ -1,11 +1,13 @@
-"""The app's web server: health, (later) pay pages, x402 API, metrics, Telegram webhook."""
+"""The app's web server: health, pay and wallet-link pages, x402 API, metrics, Telegram webhook."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.web import health
+from adapters.web import health, link, pay, x402_api
+from adapters.web.pages import static_files
 from core.context import Context
+from core.service.chat import register_fulfiller as register_chat_fulfiller
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -15,5 +17,11 @@ def create_app(ctx: Context) -> FastAPI:
         description="Transcripts of X Spaces and AI chat over them, paid in USDC via x402.",
     )
     app.state.ctx = ctx
+    register_chat_fulfiller()  # /x402/chat and pay pages answer before settlement
     app.include_router(health.router)
+    app.include_router(x402_api.router)
+    app.include_router(pay.router)
+    app.include_router(link.router)
+    app.mount("/static", static_files, name="static")
+    app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     return app

@@ -382,3 +382,36 @@ class Passage(Base):
     end_seconds: Mapped[float] = mapped_column(Float, nullable=False)
     speakers: Mapped[str | None] = mapped_column(Text)  # JSON array of names, in order
     text: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class PaymentCursor(Base):
+    """How far the payment watcher has read ``Transfer`` logs to pay-to, per chain and token."""
+
+    __tablename__ = "payment_cursors"
+    __table_args__ = (UniqueConstraint("network", "token_address", "pay_to"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    network: Mapped[str] = mapped_column(Text, nullable=False)
+    token_address: Mapped[str] = mapped_column(Text, nullable=False)
+    pay_to: Mapped[str] = mapped_column(Text, nullable=False)
+    last_block: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime | None] = _ts(default=True)
+
+
+class WalletLinkToken(Base):
+    """A one-time wallet-link page for one platform account (``/wallet``), and the SIWE
+    nonce last issued on it. Only the token's SHA-256 is stored; the link carries the token."""
+
+    __tablename__ = "wallet_link_tokens"
+    __table_args__ = (_AUTOINC,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    account_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    nonce: Mapped[str | None] = mapped_column(Text)  # SIWE nonce; cleared when used
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    used_at: Mapped[datetime | None] = _ts()
+    wallet_address: Mapped[str | None] = mapped_column(Text)  # linked wallet, once used

@@ -37,11 +37,17 @@ class Chunk:
         return self.cut_end - self.cut_start
 
 
+MIN_TAIL_SECONDS = 5.0  # a shorter remainder joins the last chunk instead of its own request
+
+
 def plan(duration: float, chunk_seconds: float, overlap: float) -> list[Chunk]:
-    n = max(1, math.ceil(duration / chunk_seconds - 1e-9))
+    # short chunks (tests, demos) only absorb a proportionally short tail
+    tail = min(MIN_TAIL_SECONDS, chunk_seconds / 10)
+    n = max(1, math.ceil((duration - tail) / chunk_seconds))
     out = []
     for i in range(n):
-        start, end = i * chunk_seconds, min(duration, (i + 1) * chunk_seconds)
+        start = i * chunk_seconds
+        end = duration if i == n - 1 else (i + 1) * chunk_seconds
         out.append(Chunk(i, start, end, max(0.0, start - overlap), min(duration, end + overlap)))
     return out
 

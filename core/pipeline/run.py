@@ -27,6 +27,7 @@ from core.pipeline.render import TranscriptDoc, to_json, to_markdown
 from core.pipeline.speakers import participants, profiles
 from core.pipeline.storage import SpaceFiles, atomic_write
 from core.pipeline.transcribe import Segment, Transcriber, make_transcriber
+from core.results import Refused
 from core.spaces import canonical_url
 
 
@@ -130,13 +131,26 @@ async def transcribe_audio(
     return TranscriptResult(files, doc, len(md), files.audio.stat().st_size)
 
 
-async def check_space(ctx: Context, space_id: str) -> media.SpaceMeta:
-    """Metadata before anyone pays: raises SpaceUnavailable (user-safe message) or returns."""
+async def resolve_space(ctx: Context, space_id: str) -> media.SpaceMeta:
+    """Metadata of a Space that can be transcribed now; raises SpaceUnavailable otherwise."""
     meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space_id)
     problem = media.availability_problem(meta)
     if problem:
         raise SpaceUnavailable(problem, retryable=meta.live)
     return meta
+
+
+async def check_space(ctx: Context, space_id: str) -> Refused | media.SpaceMeta:
+    """The check a payment flow runs BEFORE anyone pays: metadata, or why not (as a value).
+
+    Codes: ``space_live`` (ask again after it ends), ``space_unavailable`` (not recorded,
+    private, gone), ``space_unreachable`` (X could not be asked now; try again later)."""
+    try:
+        return await resolve_space(ctx, space_id)
+    except SpaceUnavailable as e:
+        return Refused("space_live" if e.retryable else "space_unavailable", str(e))
+    except PipelineError as e:
+        return Refused("space_unreachable", str(e))
 
 
 async def process_space(
@@ -155,7 +169,7 @@ async def process_space(
         space_id = space.space_id
     files = SpaceFiles.of(ctx.spaces_dir, space_id)
     (progress or Progress()).stage("metadata")
-    meta = await check_space(ctx, space_id)
+    meta = await resolve_space(ctx, space_id)
     (progress or Progress()).stage("download")
     try:
         await media.download(meta, files.audio, ctx.settings.transcription.cookies_file)

@@ -8,7 +8,6 @@ transcript, so nothing inside a transcript can change them. An answer is produce
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -117,8 +116,10 @@ async def validate(
 
 
 def _payments() -> Any:
-    # payments lives on its own branch until merged; imported late to keep core.chat free of it
-    return importlib.import_module("core.payments.invoices")
+    # imported at call time: the payments core imports service modules itself
+    from core.payments import invoices
+
+    return invoices
 
 
 async def ask(
@@ -359,10 +360,10 @@ async def answer_of(ctx: Context, session_id: str) -> Answer | None:
 
 def register_fulfiller() -> None:
     """Payments' "chat_query" fulfiller: verify → this answer → settle → record."""
-    fulfil = importlib.import_module("core.payments.fulfil")
-    fulfil.register_fulfiller(
-        "chat_query", fulfil.FunctionFulfiller(_fulfil_answer, _fulfil_record)
-    )
+    from core.payments.fulfil import FunctionFulfiller
+    from core.payments.fulfil import register_fulfiller as register
+
+    register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record))
 
 
 async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:

@@ -1,10 +1,6 @@
-# ruff: noqa: E402, I001  (imports after the importorskip; import sorting differs until payments is merged)
 """Done-when, end to end: a member who owns and unlocked two Spaces asks about the last hour
 of one; quote 1.1 USDC; paid with the official x402 client on anvil; answered (cited) before
 settlement; charged exactly once; recorded once. With no OpenAI key: the extractive answer.
-
-Needs the payments core (core.payments, tests/stand_ins/chain.py), which reaches this branch
-through main; until then the module is skipped as a whole.
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
-
-pytest.importorskip("core.payments", reason="the payments core is not merged into main yet")
 
 from core.config import Secrets
 from core.context import Context

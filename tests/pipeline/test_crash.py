@@ -50,8 +50,8 @@ async def test_sigkill_mid_job_then_exactly_once(
         )
         await queue.enqueue(s, sp.id)
         pk = sp.id
-    # slow STT: 0.2 s per audio second, so the victim is mid-job when killed
-    async with openai_audio(OpenAIAudio(latency_per_audio_second=0.2)) as stt:
+    # the victim's second chunk never comes back, so it is mid-job when killed
+    async with openai_audio(OpenAIAudio(faults=["ok", "hang"])) as stt:
         data = ctx.settings.resolve_path(ctx.settings.data_dir)
         proc = subprocess.Popen(
             [
@@ -81,9 +81,8 @@ async def test_sigkill_mid_job_then_exactly_once(
         ctx.settings.queue.lease_seconds = 1
         await asyncio.sleep(1.2)
         assert await reap_once(ctx) == 1
-        stt.latency_per_audio_second = 0
         ctx.settings.transcription.backend = "openai"
-        ctx.settings.transcription.chunk_seconds = 10
+        ctx.settings.transcription.chunk_seconds = 4
         ctx.settings.transcription.overlap_seconds = 1
         ctx.secrets = Secrets.model_construct(
             openai_api_key=SecretStr("sk-test"), openai_base_url=stt.url

@@ -19,8 +19,10 @@ from core.context import Context
 from core.db import Outbox, ProcessingJob, Space, utcnow
 from core.pipeline import storage
 from core.pipeline.errors import PipelineError, SpaceUnavailable
+from core.pipeline.media import SpaceMeta
 from core.pipeline.run import check_space, process_space
 from core.pipeline.transcribe.offline import OfflineTranscriber
+from core.results import Refused
 from core.worker import Worker
 from tests.pipeline.conftest import LocalResolver
 from tests.stand_ins.openai_audio import OpenAIAudio, openai_audio
@@ -35,7 +37,7 @@ def _openai(ctx: Context, url: str, model: str = "whisper-1") -> None:
     )
     ctx.settings.transcription.backend = "openai"
     ctx.settings.transcription.model = model
-    ctx.settings.transcription.chunk_seconds = 10
+    ctx.settings.transcription.chunk_seconds = 4
     ctx.settings.transcription.overlap_seconds = 1
 
 
@@ -132,6 +134,11 @@ async def test_stt_500_fails_retryably_and_keeps_finished_chunks(
     assert not (ctx.spaces_dir / SID / "transcript.md").exists()
 
 
+class _Gone:
+    async def resolve(self, space_id: str) -> SpaceMeta:
+        raise SpaceUnavailable("This Space is private.", retryable=False)
+
+
 async def test_download_404_and_unavailable_spaces(ctx: Context, hls_url: str) -> None:
     from core.pipeline import media
 
@@ -143,8 +150,18 @@ async def test_download_404_and_unavailable_spaces(ctx: Context, hls_url: str) -
         assert err.value.retryable and "download" in str(err.value)
         assert not (ctx.spaces_dir / SID / "audio.m4a").exists()
         media.use_resolver(LocalResolver(hls_url, live=True))
+        live = await check_space(ctx, SID)
+        assert isinstance(live, Refused) and live.code == "space_live"
+        assert "still live" in live.message
         with pytest.raises(SpaceUnavailable, match="still live"):
-            await check_space(ctx, SID)
+            await process_space(ctx, pk)
+        media.use_resolver(_Gone())
+        gone = await check_space(ctx, SID)
+        assert isinstance(gone, Refused) and gone.code == "space_unavailable"
+        assert "private" in gone.message
+        media.use_resolver(LocalResolver(hls_url))
+        meta = await check_space(ctx, SID)
+        assert isinstance(meta, SpaceMeta) and meta.title == "Weekly weather space"
     finally:
         media.use_resolver(None)
 

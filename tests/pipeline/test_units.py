@@ -22,6 +22,13 @@ def test_plan_covers_everything_once(duration: float, size: int, overlap: float)
         assert a.end == b.start and b.cut_start <= b.start and a.cut_end >= a.end
 
 
+def test_short_tail_joins_last_chunk_in_proportion() -> None:
+    assert [c.end for c in plan(601.0, 600, 2)] == [601.0]  # 1 s tail: no own request
+    assert [c.end for c in plan(606.0, 600, 2)] == [600.0, 606.0]
+    assert [c.end for c in plan(15.2, 10, 1)] == [10.0, 15.2]  # test-sized chunks still split
+    assert [c.end for c in plan(10.5, 10, 1)] == [10.5]
+
+
 def test_boundary_sentence_kept_once_and_nothing_lost() -> None:
     chunks = plan(20.0, 10, 2)
     # chunk 0 cut 0..12, chunk 1 cut 8..20; a sentence at 9..11 is heard by both

@@ -28,7 +28,7 @@ async def main(db_url: str, data: str, hls_base: str, openai_url: str) -> None:
         transcription={
             "backend": "openai",
             "model": "whisper-1",
-            "chunk_seconds": 10,
+            "chunk_seconds": 4,
             "overlap_seconds": 1,
             "concurrency": 1,
         },

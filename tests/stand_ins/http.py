@@ -11,7 +11,7 @@ from aiohttp import web
 @asynccontextmanager
 async def serve(app: web.Application) -> AsyncIterator[str]:
     """Yield the base URL (``http://127.0.0.1:<port>``) while the app runs."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -28,7 +28,7 @@ def audio_seconds(filename: str, size: int) -> float:
 
 @dataclass
 class OpenAIAudio:
-    faults: list[str] = field(default_factory=list)  # "429", "500", "hang"
+    faults: list[str] = field(default_factory=list)  # "429", "500", "hang", "ok"
     latency_per_audio_second: float = 0.0
     text_for: Callable[[int, float], str] = lambda n, secs: f"chunk {n} says hello"
     requests: list[dict[str, Any]] = field(default_factory=list)

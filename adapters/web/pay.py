@@ -1,0 +1,312 @@
+"""The pay page: ``/pay/{invoice}`` shows the invoice and lets a browser wallet pay it.
+
+The page's script (``static/pay.js``) asks ``GET /pay/{invoice}/authorization?payer=…`` for
+the exact EIP-3009 ``TransferWithAuthorization`` typed data (fresh random nonce, validity
+window inside the invoice's), has the wallet sign it with ``eth_signTypedData_v4`` and posts
+``{authorization, signature}`` back. The server builds the x402 v2 payment payload from it,
+with the ``accepted`` terms taken from the invoice (never from the browser), and hands it to
+:func:`core.payments.pay_invoice`, which verifies, settles, confirms and credits.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import secrets
+import time
+from datetime import UTC
+from typing import Any
+
+import segno
+from eth_utils import to_checksum_address
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from adapters.web.pages import json_response, message_page, page, read_json
+from core.accounts import normalize_wallet
+from core.context import Context
+from core.db import Account, Invoice, Space, utcnow
+from core.money import canonical_units
+from core.payments import Paid, PaymentPending, get_invoice, invoice_requirements, pay_invoice
+from core.payments.invoices import direct_transfer, due_units, valid_public_id
+from core.payments.outcomes import PaymentRefused
+
+router = APIRouter(include_in_schema=False)
+
+KIND_LABELS = {
+    "transcription": "Transcript",
+    "chat_unlock": "Chat unlock",
+    "chat_query": "Chat question",
+}
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_SIG = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_UINT = re.compile(r"^[0-9]{1,78}$")
+_TG_BOT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+_SNOWFLAKE = re.compile(r"^[0-9]{5,25}$")
+VALIDITY_SLACK = 600  # validAfter this far in the past, as the official x402 client does
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _status(inv: Invoice) -> str:
+    if inv.status == "open" and inv.expires_at <= utcnow():
+        return "expired"
+    return inv.status
+
+
+def return_link(inv: Invoice, acc: Account | None) -> str | None:
+    """Back to the chat the purchase came from: a Telegram deep link or a Discord channel."""
+    payload: dict[str, Any] = json.loads(inv.payload) if inv.payload else {}
+    platform = acc.platform if acc else None
+    bot = payload.get("bot_username")
+    if platform == "telegram" and isinstance(bot, str) and _TG_BOT.match(bot):
+        return f"https://t.me/{bot}?start=paid_{inv.public_id}"
+    guild, chat = str(payload.get("guild_id", "")), str(payload.get("chat_id", ""))
+    if platform == "discord" and _SNOWFLAKE.match(guild) and _SNOWFLAKE.match(chat):
+        return f"https://discord.com/channels/{guild}/{chat}"
+    return None
+
+
+async def _load(
+    ctx: Context, public_id: str
+) -> tuple[Invoice, Account | None, list[dict[str, str]]]:
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+        if inv is None:
+            raise LookupError(public_id)
+        acc = await s.get(Account, inv.account_id) if inv.account_id is not None else None
+        ids: list[str] = json.loads(inv.space_ids)
+        rows = (await s.execute(select(Space).where(Space.space_id.in_(ids)))).scalars().all()
+        titles = {r.space_id: r.title for r in rows}
+    payload: dict[str, Any] = json.loads(inv.payload) if inv.payload else {}
+    spaces = [
+        {
+            "id": sid,
+            "title": titles.get(sid) or str(payload.get("title") or "X Space"),
+            "url": f"https://x.com/i/spaces/{sid}",
+        }
+        for sid in ids
+    ]
+    return inv, acc, spaces
+
+
+def _not_found(request: Request) -> Response:
+    return message_page(
+        request,
+        "Invoice not found",
+        "There is no invoice at this address. Check the link, or ask the bot for a new one.",
+        404,
+    )
+
+
+@router.get("/pay/{public_id}")
+async def pay_page(request: Request, public_id: str) -> Response:
+    if not valid_public_id(public_id):
+        return _not_found(request)
+    ctx = _ctx(request)
+    try:
+        inv, acc, spaces = await _load(ctx, public_id)
+    except LookupError:
+        return _not_found(request)
+    status = _status(inv)
+    due = due_units(inv)
+    direct = direct_transfer(ctx, due) if status == "open" and due > 0 else None
+    p = ctx.settings.payments
+    return page(
+        request,
+        "pay.html",
+        inv=inv,
+        kind=KIND_LABELS.get(inv.kind, inv.kind),
+        spaces=spaces,
+        question=(json.loads(inv.payload) if inv.payload else {}).get("question"),
+        price=canonical_units(due),
+        credit=canonical_units(int(inv.credit_units)) if inv.credit_units else None,
+        total=canonical_units(int(inv.amount_units)),
+        status=status,
+        expires=inv.expires_at.replace(tzinfo=UTC),
+        expires_epoch=int(inv.expires_at.replace(tzinfo=UTC).timestamp()),
+        direct=direct,
+        token_name=p.token_name,
+        chain_id=p.chain_id,
+        back=return_link(inv, acc),
+    )
+
+
+@router.get("/pay/{public_id}/qr.svg")
+async def pay_qr(request: Request, public_id: str) -> Response:
+    """The EIP-681 transfer link as a QR code, drawn here (no third-party QR service)."""
+    if not valid_public_id(public_id):
+        return Response(status_code=404)
+    ctx = _ctx(request)
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None or _status(inv) != "open" or due_units(inv) <= 0:
+        return Response(status_code=404)
+    direct = direct_transfer(ctx, due_units(inv))
+    if direct is None:
+        return Response(status_code=404)
+    buf = io.BytesIO()
+    segno.make(direct.eip681_uri, error="m").save(buf, kind="svg", scale=4, border=2)
+    return Response(
+        buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
+
+
+def _refused(code: str, message: str, status: int = 400) -> Response:
+    return json_response({"status": "refused", "code": code, "message": message}, status)
+
+
+def _refusal_status(r: PaymentRefused) -> int:
+    if r.code == "unknown_invoice":
+        return 404
+    return 503 if r.retry_later else 409
+
+
+@router.get("/pay/{public_id}/authorization")
+async def authorization(request: Request, public_id: str, payer: str = "") -> Response:
+    """The EIP-712 typed data the wallet signs: every field chosen here, from the invoice."""
+    if not valid_public_id(public_id):
+        return _refused("unknown_invoice", "No such invoice.", 404)
+    try:
+        payer_addr = normalize_wallet(payer)
+    except ValueError:
+        return _refused("invalid_address", "The wallet did not give a valid address.")
+    ctx = _ctx(request)
+    reqs = await invoice_requirements(ctx, public_id)
+    if isinstance(reqs, PaymentRefused):
+        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None:
+        return _refused("unknown_invoice", "No such invoice.", 404)
+    now = int(time.time())
+    expires = int(inv.expires_at.replace(tzinfo=UTC).timestamp())
+    valid_before = min(expires, now + int(reqs.max_timeout_seconds))
+    extra = reqs.extra or {}
+    message = {
+        "from": to_checksum_address(payer_addr),
+        "to": to_checksum_address(reqs.pay_to),
+        "value": str(reqs.amount),
+        "validAfter": str(now - VALIDITY_SLACK),
+        "validBefore": str(valid_before),
+        "nonce": "0x" + secrets.token_hex(32),
+    }
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferWithAuthorization": [
+                {"name": "from", "type": "address"},
+                {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": {
+            "name": str(extra.get("name", "")),
+            "version": str(extra.get("version", "")),
+            "chainId": ctx.settings.payments.chain_id,
+            "verifyingContract": reqs.asset,
+        },
+        "message": message,
+    }
+    return json_response(
+        {
+            "chainId": ctx.settings.payments.chain_id,
+            "chainIdHex": hex(ctx.settings.payments.chain_id),
+            "typedData": typed,
+            "amount": canonical_units(int(reqs.amount)),
+        }
+    )
+
+
+def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | None:
+    """The signed authorization from the page, with every field's shape checked."""
+    auth, sig = body.get("authorization"), body.get("signature")
+    if not isinstance(auth, dict) or not isinstance(sig, str) or not _SIG.match(sig):
+        return None
+    keys = ("from", "to", "value", "validAfter", "validBefore", "nonce")
+    if set(auth) != set(keys) or not all(isinstance(auth[k], str) for k in keys):
+        return None
+    try:
+        # checksummed: web3 (used by the x402 facilitator) accepts no other form
+        out = {
+            "from": to_checksum_address(normalize_wallet(auth["from"])),
+            "to": to_checksum_address(normalize_wallet(auth["to"])),
+        }
+    except ValueError:
+        return None
+    for k in ("value", "validAfter", "validBefore"):
+        if not _UINT.match(auth[k]):
+            return None
+        out[k] = auth[k]
+    if not _HEX32.match(auth["nonce"]):
+        return None
+    out["nonce"] = auth["nonce"].lower()
+    return out, sig
+
+
+@router.post("/pay/{public_id}")
+async def submit(request: Request, public_id: str) -> Response:
+    if not valid_public_id(public_id):
+        return _refused("unknown_invoice", "No such invoice.", 404)
+    body = await read_json(request)
+    parsed = _authorization(body) if body is not None else None
+    if parsed is None:
+        return _refused("invalid_payload", "The payment could not be read.")
+    auth, signature = parsed
+    ctx = _ctx(request)
+    reqs = await invoice_requirements(ctx, public_id)
+    if isinstance(reqs, PaymentRefused):
+        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    payload = {
+        "x402Version": 2,
+        "accepted": reqs.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "payload": {"authorization": auth, "signature": signature},
+    }
+    outcome = await pay_invoice(ctx, public_id, payload)
+    back = None
+    try:
+        inv, acc, _ = await _load(ctx, public_id)
+        back = return_link(inv, acc)
+    except LookupError:
+        pass
+    if isinstance(outcome, Paid):
+        msg = "Paid and credited. You can go back to the chat."
+        if outcome.credit_units:
+            credit = canonical_units(outcome.credit_units)
+            msg = f"Paid. You already owned this, so {credit} USDC became account credit."
+        return json_response(
+            {
+                "status": "credited",
+                "message": msg,
+                "transaction": outcome.transaction_hash,
+                "payer": outcome.payer,
+                "back": back,
+            }
+        )
+    if isinstance(outcome, PaymentPending):
+        return json_response(
+            {
+                "status": "pending",
+                "message": outcome.message,
+                "transaction": outcome.transaction_hash,
+                "back": back,
+            },
+            202,
+        )
+    return json_response(
+        {"status": "refused", "code": outcome.code, "message": outcome.message, "back": back},
+        _refusal_status(outcome),
+    )

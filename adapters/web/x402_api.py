@@ -1,0 +1,306 @@
+"""The x402 HTTP API for programs and agents (protocol v2 headers).
+
+Paid routes answer ``402`` with a ``PAYMENT-REQUIRED`` header (base64 JSON of the x402
+PaymentRequired) until the request carries ``PAYMENT-SIGNATURE`` (the client's signed
+payload); then the payment is verified, settled and confirmed on chain by
+``core.payments`` and the answer carries ``PAYMENT-RESPONSE``. The payer's wallet is the
+buyer. Free routes: ``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
+``GET /api/spaces/{space_id}/transcript`` (headers ``X-Wallet-Address``,
+``X-Wallet-Timestamp`` (unix seconds) and ``X-Wallet-Signature``: an EIP-191
+``personal_sign`` of ``"spacescribe transcript <space_id> <timestamp>"``, valid 5 minutes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
+from x402.http.utils import (
+    decode_payment_signature_header,
+    encode_payment_required_header,
+    encode_payment_response_header,
+)
+from x402.schemas import PaymentPayload, ResourceInfo
+
+from core.accounts import normalize_wallet
+from core.context import Context
+from core.errors import InvalidInput
+from core.payments.fulfil import fulfiller_for
+from core.payments.gateway import GatewayUnavailable, gateway_for
+from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
+from core.payments.wallet_proof import transcript_message, verify_wallet_proof
+from core.queue import position as queue_position
+from core.results import AlreadyOwned, Refused, SpaceView
+from core.service import purchases
+from core.service.catalog import find_space
+from core.service.views import space_view
+from core.spaces import parse_space, validate_id
+
+router = APIRouter(tags=["x402"])
+MAX_PAYMENT_HEADER = 16_384  # a signed exact payload is ~1.5 KB
+PAID = {
+    402: {"description": "Payment required: see the PAYMENT-REQUIRED header (x402 v2)."},
+    400: {"description": "Malformed request or PAYMENT-SIGNATURE header."},
+    503: {"description": "The chain or facilitator is unreachable; nothing was charged."},
+}
+
+
+class BodyLimit:
+    """Refuse oversized or unsized bodies and oversized payment headers before parsing."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(("/x402/", "/api/")):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
+        why: tuple[int, str] | None = None
+        if len(headers.get("payment-signature", b"")) > MAX_PAYMENT_HEADER:
+            why = (431, "PAYMENT-SIGNATURE header too large")
+        elif scope["method"] == "POST":
+            length = headers.get("content-length")
+            if length is None:
+                why = (411, "Content-Length required")
+            elif not length.isdigit() or int(length) > self.max_body:
+                why = (413, f"body larger than {self.max_body} bytes")
+        if why is None:
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse({"error": "invalid_request", "message": why[1]}, why[0])(
+            scope, receive, send
+        )
+
+
+class SpaceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    space: str = Field(max_length=2048, description="Space link or 13-character id")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=20_000)
+    spaces: list[str] = Field(min_length=1, max_length=50)
+
+
+def _ctx(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status)
+
+
+def _view_json(v: SpaceView) -> dict[str, Any]:
+    return {
+        "space_id": v.space_id,
+        "url": v.url,
+        "title": v.title,
+        "status": v.status,
+        "creator": v.creator,
+        "duration_seconds": v.duration_seconds,
+        "participants": v.participants,
+        "queue_position": v.queue_position,
+        "error": v.error,
+        "completed_at": v.completed_at.isoformat() if v.completed_at else None,
+    }
+
+
+def _payment_required(
+    request: Request, ctx: Context, units: int, description: str, error: str | None = None
+) -> JSONResponse:
+    try:
+        gw = gateway_for(ctx.settings.payments, ctx.secrets)
+        reqs = gw.requirements(units)
+    except GatewayUnavailable:
+        return _error(503, "payments_unavailable", "Payments are not configured on this server.")
+    except Exception:
+        return _error(503, "rpc_unavailable", "The payment facilitator is unreachable; try later.")
+    resource = ResourceInfo(
+        url=str(request.url), description=description, mime_type="application/json"
+    )
+    pr = gw.payment_required(reqs, resource, error)
+    return JSONResponse(
+        pr.model_dump(mode="json", by_alias=True, exclude_none=True),
+        402,
+        headers={"PAYMENT-REQUIRED": encode_payment_required_header(pr)},
+    )
+
+
+def _decode(header: str) -> PaymentPayload | None:
+    try:
+        p = decode_payment_signature_header(header)
+    except Exception:
+        return None
+    return p if isinstance(p, PaymentPayload) else None
+
+
+def _payer(p: PaymentPayload) -> str | None:
+    auth = p.payload.get("authorization") if isinstance(p.payload, dict) else None
+    frm = auth.get("from") if isinstance(auth, dict) else None
+    try:
+        return normalize_wallet(frm) if isinstance(frm, str) else None
+    except ValueError:
+        return None
+
+
+def _outcome(
+    request: Request, ctx: Context, out: PaymentOutcome, units: int, body: dict[str, Any]
+) -> Response:
+    if isinstance(out, Paid):
+        headers = {}
+        if out.settlement is not None:
+            headers["PAYMENT-RESPONSE"] = encode_payment_response_header(out.settlement)
+        return JSONResponse(
+            {"paid": True, "transaction": out.transaction_hash, "payer": out.payer, **body},
+            200,
+            headers=headers,
+        )
+    if isinstance(out, PaymentPending):
+        return JSONResponse(
+            {"paid": True, "status": "confirming", "transaction": out.transaction_hash}, 202
+        )
+    if out.retry_later:
+        return _error(503, out.code, out.message)
+    return _payment_required(request, ctx, units, "retry with a valid payment", out.message)
+
+
+async def _paid_route(
+    request: Request,
+    kind: str,
+    space_ids: list[str],
+    signature: str | None,
+    payload: dict[str, Any] | None = None,
+) -> Response:
+    ctx = _ctx(request)
+    units = purchases.price_units(ctx, kind, len(space_ids))
+    what = {"transcription": "transcript", "chat_unlock": "chat unlock", "chat_query": "answer"}
+    if signature is None:  # the payer is not known yet: ownership is checked on payment
+        return _payment_required(request, ctx, units, f"spacescribe {what[kind]}")
+    p = _decode(signature)
+    payer = _payer(p) if p else None
+    if p is None or payer is None:
+        return _error(400, "invalid_payment_header", "PAYMENT-SIGNATURE is not an x402 v2 payload")
+    pre = await purchases.x402_preflight(ctx, kind, space_ids, payer)
+    if isinstance(pre, Refused):
+        return _error(403, pre.code, pre.message)
+    if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
+        return JSONResponse({"paid": False, "already_owned": True, "space": _view_json(pre.space)})
+    out = await purchases.x402_buy(ctx, kind, space_ids, payer, p, payload)
+    body: dict[str, Any] = {}
+    if isinstance(out, Paid):
+        if out.result is not None:
+            body["answer"] = out.result
+        if kind != "chat_query":
+            async with ctx.db.session() as s:
+                space = await find_space(s, space_ids[0])
+                if space is not None:
+                    body["space"] = _view_json(space_view(space, await queue_position(s, space.id)))
+    return _outcome(request, ctx, out, units, body)
+
+
+@router.post("/x402/transcribe", responses=PAID, summary="Buy a Space transcript (x402)")
+async def transcribe(
+    request: Request,
+    body: SpaceRequest,
+    payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
+) -> Response:
+    try:
+        sid = parse_space(body.space)
+    except InvalidInput as exc:
+        return _error(400, "invalid_space", str(exc))
+    checked = await purchases.default_check_space()(_ctx(request), sid)
+    if isinstance(checked, Refused):
+        status = 503 if checked.code == "metadata_unavailable" else 422
+        return _error(status, checked.code, checked.message)
+    title = getattr(checked, "title", None)
+    return await _paid_route(
+        request, "transcription", [sid], payment_signature, {"title": title} if title else None
+    )
+
+
+@router.post("/x402/unlock", responses=PAID, summary="Unlock chat on a Space you own (x402)")
+async def unlock(
+    request: Request,
+    body: SpaceRequest,
+    payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
+) -> Response:
+    try:
+        sid = parse_space(body.space)
+    except InvalidInput as exc:
+        return _error(400, "invalid_space", str(exc))
+    return await _paid_route(request, "chat_unlock", [sid], payment_signature)
+
+
+@router.post(
+    "/x402/chat", responses=PAID, summary="Ask a question over Spaces (verify → answer → settle)"
+)
+async def chat(
+    request: Request,
+    body: ChatRequest,
+    payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
+) -> Response:
+    ctx = _ctx(request)
+    c = ctx.settings.chat
+    if len(body.question) > c.max_question_chars:
+        return _error(400, "question_too_long", f"At most {c.max_question_chars} characters.")
+    if len(body.spaces) > c.max_spaces:
+        return _error(400, "too_many_spaces", f"At most {c.max_spaces} Spaces per question.")
+    try:
+        sids = list(dict.fromkeys(parse_space(s) for s in body.spaces))
+    except InvalidInput as exc:
+        return _error(400, "invalid_space", str(exc))
+    if fulfiller_for("chat_query") is None:
+        return _error(503, "chat_unavailable", "Chat is not available on this server.")
+    return await _paid_route(
+        request, "chat_query", sids, payment_signature, {"question": body.question}
+    )
+
+
+@router.get("/api/spaces/{space_id}", tags=["spaces"], summary="A Space's status (free)")
+async def get_space(request: Request, space_id: str) -> Response:
+    try:
+        sid = validate_id(space_id)
+    except InvalidInput as exc:
+        return _error(400, "invalid_space", str(exc))
+    async with _ctx(request).db.session() as s:
+        space = await find_space(s, sid)
+        if space is None:
+            return _error(404, "unknown_space", f"Space {sid} has not been requested yet.")
+        return JSONResponse(_view_json(space_view(space, await queue_position(s, space.id))))
+
+
+@router.get(
+    "/api/spaces/{space_id}/transcript",
+    tags=["spaces"],
+    summary="The transcript, for a wallet that bought it (EIP-191 signature headers)",
+)
+async def get_transcript(
+    request: Request,
+    space_id: str,
+    x_wallet_address: str = Header(max_length=64),
+    x_wallet_timestamp: int = Header(),
+    x_wallet_signature: str = Header(max_length=200),
+) -> Response:
+    try:
+        sid = validate_id(space_id)
+    except InvalidInput as exc:
+        return _error(400, "invalid_space", str(exc))
+    wallet = verify_wallet_proof(
+        transcript_message(sid, x_wallet_timestamp),
+        x_wallet_address,
+        x_wallet_timestamp,
+        x_wallet_signature,
+    )
+    if isinstance(wallet, Refused):
+        return _error(401 if wallet.code != "invalid_wallet" else 400, wallet.code, wallet.message)
+    t = await purchases.transcript_for_wallet(_ctx(request), sid, wallet)
+    if isinstance(t, Refused):
+        return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
+    return FileResponse(t.path, media_type="text/markdown", filename=f"{sid}.md")

@@ -1,0 +1,31 @@
+"""Payments: invoices, x402 "exact" verify/settle, direct USDC transfers, crediting.
+
+Entry points: :func:`create_invoice`, :func:`pay_invoice` (pay page and HTTP API),
+:func:`submit_transaction_hash` and :func:`watch_transfers` (direct transfers),
+:func:`recover_payments` and :func:`expire_invoices` (scheduler jobs).
+"""
+
+from core.payments.confirm import recover_payments
+from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulfiller
+from core.payments.invoices import create_invoice, expire_invoices, get_invoice
+from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.payments.pay import invoice_requirements, pay_invoice
+from core.payments.transfers import submit_transaction_hash, watch_transfers
+
+__all__ = [
+    "FulfilRequest",
+    "FunctionFulfiller",
+    "Paid",
+    "PaymentOutcome",
+    "PaymentPending",
+    "PaymentRefused",
+    "create_invoice",
+    "expire_invoices",
+    "get_invoice",
+    "invoice_requirements",
+    "pay_invoice",
+    "recover_payments",
+    "register_fulfiller",
+    "submit_transaction_hash",
+    "watch_transfers",
+]

@@ -1,0 +1,245 @@
+"""Crediting a paid invoice: everything in ONE transaction, at most once.
+
+The guards are database constraints and conditional updates, never check-then-insert:
+- the receipt moves ``confirmed → credited`` by one conditional UPDATE (one winner);
+- grant rows carry ``invoice_id UNIQUE`` and the seed's UNIQUE (user_id, space_id);
+- account credit rows are UNIQUE by (reason, reference).
+A second payment for something already owned becomes account credit, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import outbox, queue
+from core.accounts import get_or_create_user
+from core.context import Context
+from core.db import (
+    Account,
+    ChatSession,
+    ChatUnlock,
+    Invoice,
+    PaymentReceipt,
+    Space,
+    TranscriptionPayment,
+    User,
+    utcnow,
+)
+from core.db.upsert import insert_ignore
+from core.money import canonical_units
+from core.payments.fulfil import FulfilRequest, fulfiller_for
+from core.payments.invoices import add_credit
+from core.spaces import canonical_url
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    invoice_id: str
+    kind: str
+    user_id: int
+    granted: list[str]  # Space ids newly granted
+    to_credit_units: int  # paid for something already owned → account credit
+    newly_credited: bool  # False: this invoice had already been credited
+
+
+def fulfil_request(inv: Invoice, payer: str | None) -> FulfilRequest:
+    return FulfilRequest(
+        invoice_pk=inv.id,
+        invoice_id=inv.public_id,
+        kind=inv.kind,
+        space_ids=json.loads(inv.space_ids),
+        payload=json.loads(inv.payload) if inv.payload else {},
+        payer=payer,
+        amount_units=int(inv.amount_units),
+    )
+
+
+async def _space_row(session: AsyncSession, space_id: str, title: str | None) -> Space:
+    await insert_ignore(
+        session,
+        Space,
+        {
+            "space_id": space_id,
+            "space_url": canonical_url(space_id),
+            "title": title or f"X Space {space_id}",
+            "status": "pending",
+            "first_requested_at": utcnow(),
+            "transcription_count": 0,
+            "chat_unlock_count": 0,
+        },
+        index_elements=["space_id"],
+    )
+    return (await session.execute(select(Space).where(Space.space_id == space_id))).scalar_one()
+
+
+async def _buyer(session: AsyncSession, inv: Invoice, payer: str | None) -> int:
+    """Purchases follow the account that asked (its linked wallet); otherwise the payer,
+    whose wallet becomes the account's link (paying links the wallet)."""
+    if inv.user_id is not None:
+        return int(inv.user_id)
+    acc = await session.get(Account, inv.account_id) if inv.account_id is not None else None
+    if acc is not None and acc.user_id is not None:
+        return int(acc.user_id)
+    if payer is None:
+        raise ValueError("an invoice without a buyer cannot be credited without a payer")
+    user = await get_or_create_user(session, payer)
+    if acc is not None:
+        await session.execute(
+            update(Account)
+            .where(Account.id == acc.id, Account.user_id.is_(None))
+            .values(user_id=user.id, linked_at=utcnow())
+        )
+    return int(user.id)
+
+
+async def _notify(
+    session: AsyncSession, inv: Invoice, kind: str, space: Space | None, extra: dict[str, object]
+) -> None:
+    if inv.account_id is None:
+        return  # x402 API buyers get their answer in the HTTP response
+    acc = await session.get(Account, inv.account_id)
+    if acc is None:
+        return
+    payload = json.loads(inv.payload) if inv.payload else {}
+    await outbox.add_message(
+        session,
+        kind=kind,
+        platform=acc.platform,
+        recipient=acc.platform_user_id,
+        payload={"invoice_id": inv.public_id, "kind": inv.kind, **extra},
+        dedupe_key=f"{kind}:{inv.public_id}" + (f":{space.space_id}" if space else ""),
+        origin_chat_id=payload.get("chat_id"),
+        space_pk=space.id if space else None,
+    )
+
+
+async def credit_invoice(
+    session: AsyncSession,
+    ctx: Context,
+    inv: Invoice,
+    *,
+    payer: str | None,
+    transaction_hash: str | None,
+    receipt_id: int | None,
+    fulfilment: dict[str, object] | None = None,
+) -> CreditResult:
+    """Grant what ``inv`` buys. Call inside the caller's transaction; idempotent."""
+    now = utcnow()
+    if receipt_id is not None:
+        won = await session.execute(
+            update(PaymentReceipt)
+            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "confirmed")
+            .values(status="credited", credited_at=now)
+        )
+        if not getattr(won, "rowcount", 0):
+            return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
+    moved = await session.execute(
+        update(Invoice)
+        .where(Invoice.id == inv.id, Invoice.status.in_(("open", "paid")))
+        .values(
+            status="credited",
+            paid_at=now,
+            credited_at=now,
+            payer_address=payer,
+            transaction_hash=transaction_hash,
+        )
+    )
+    if not getattr(moved, "rowcount", 0):
+        if receipt_id is None:
+            return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
+        # money arrived for an invoice already credited: it becomes the payer's credit
+        receipt = await session.get(PaymentReceipt, receipt_id)
+        units = int(receipt.amount_units) if receipt else 0
+        user = await get_or_create_user(
+            session, payer or (receipt.payer_address if receipt else "")
+        )
+        await add_credit(session, user.id, units, "overpaid", f"receipt:{receipt_id}")
+        return CreditResult(inv.public_id, inv.kind, int(user.id), [], units, False)
+    user_id = await _buyer(session, inv, payer)
+    await session.execute(update(Invoice).where(Invoice.id == inv.id).values(user_id=user_id))
+    await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
+    amount = canonical_units(int(inv.amount_units))
+    payload = json.loads(inv.payload) if inv.payload else {}
+    granted: list[str] = []
+    owned_already = 0
+    if inv.kind == "chat_query":
+        f = fulfiller_for("chat_query")
+        if f is not None and fulfilment is not None:
+            await f.record(
+                session,
+                ctx,
+                fulfil_request(inv, payer),
+                dict(fulfilment),
+                user_id,
+                transaction_hash,
+            )
+        await session.execute(
+            update(ChatSession)
+            .where(ChatSession.invoice_id == inv.id)
+            .values(transaction_hash=transaction_hash)
+        )
+        await _notify(
+            session,
+            inv,
+            "payment_confirmed",
+            None,
+            {"space_ids": json.loads(inv.space_ids), "amount": amount},
+        )
+        return CreditResult(inv.public_id, inv.kind, user_id, [], 0, True)
+    model = TranscriptionPayment if inv.kind == "transcription" else ChatUnlock
+    stamp = "paid_at" if inv.kind == "transcription" else "unlocked_at"
+    counter = "transcription_count" if inv.kind == "transcription" else "chat_unlock_count"
+    for sid in json.loads(inv.space_ids):
+        space = await _space_row(session, sid, payload.get("title"))
+        added = await insert_ignore(
+            session,
+            model,
+            {
+                "user_id": user_id,
+                "space_id": space.id,
+                "amount_usdc": amount,
+                "transaction_hash": transaction_hash,
+                "payment_verified": True,
+                stamp: now,
+                "verified_at": now,
+                "invoice_id": inv.id,
+            },
+            index_elements=["user_id", "space_id"],
+        )
+        if not added:
+            owned_already += 1
+            continue
+        granted.append(sid)
+        await session.execute(
+            update(Space).where(Space.id == space.id).values({counter: getattr(Space, counter) + 1})
+        )
+        if inv.kind == "transcription" and space.status not in ("completed", "processing"):
+            await queue.enqueue(session, space.id)
+        if inv.kind == "transcription" and space.status == "completed":
+            await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
+    to_credit = 0
+    if owned_already and not granted:
+        # everything was already owned: the whole payment (and reserved credit) returns
+        to_credit = int(inv.amount_units)
+    elif owned_already:
+        to_credit = int(inv.amount_units) * owned_already // len(json.loads(inv.space_ids))
+    if to_credit:
+        await add_credit(session, user_id, to_credit, "overpaid", f"invoice:{inv.public_id}")
+    # one confirmation per invoice; "credit" tells what became account credit instead
+    await _notify(
+        session,
+        inv,
+        "payment_confirmed",
+        None,
+        {
+            "space_ids": granted,
+            "amount": amount,
+            "transaction_hash": transaction_hash,
+            **({"credit": canonical_units(to_credit)} if to_credit else {}),
+        },
+    )
+    return CreditResult(inv.public_id, inv.kind, user_id, granted, to_credit, True)

@@ -1,0 +1,322 @@
+"""Paying an invoice with an x402 "exact" payload: verify → (fulfil) → settle → confirm → credit.
+
+The one entry point both the pay page and the HTTP API use is :func:`pay_invoice`.
+``payment_payload`` is an x402 v2 PaymentPayload (object or its JSON dict)::
+
+    {"x402Version": 2,
+     "accepted": <invoice_requirements(...) as JSON, by alias>,
+     "payload": {"signature": "0x…65 bytes",
+                 "authorization": {"from", "to", "value", "validAfter", "validBefore",
+                                   "nonce"}}}   # strings; the EIP-3009 message signed
+                                                 # with eth_signTypedData_v4 under the
+                                                 # token's domain (name/version in
+                                                 # accepted.extra, chainId, token)
+Claiming is a database act: the invoice moves ``open → paid`` by a conditional UPDATE and
+the receipt row (UNIQUE by network, token, payer, authorization nonce) is written in the
+same transaction, before anything is settled. So concurrent submissions settle once, and a
+crash after settlement leaves a receipt that :func:`recover_payments` finishes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from x402.schemas import PaymentPayload, PaymentRequirements
+
+from core.context import Context
+from core.db import Invoice, PaymentReceipt, utcnow
+from core.db.upsert import insert_ignore
+from core.logging import get_logger
+from core.payments.confirm import finish_receipt, recover_payments, release_claim
+from core.payments.credit import fulfil_request
+from core.payments.fulfil import fulfiller_for
+from core.payments.gateway import GatewayUnavailable, PaymentGateway, gateway_for
+from core.payments.invoices import due_units, get_invoice
+from core.payments.onchain import (
+    ChainReader,
+    ChainUnavailable,
+    reader_for_settings,
+)
+from core.payments.outcomes import (
+    MESSAGES,
+    Paid,
+    PaymentOutcome,
+    PaymentRefused,
+    reason_message,
+)
+from core.results import Refused
+
+log = get_logger("spacescribe.payments")
+
+
+def _refuse(code: str, invoice_id: str | None = None, **kw: Any) -> PaymentRefused:
+    return PaymentRefused(code, MESSAGES.get(code, code), invoice_id=invoice_id, **kw)
+
+
+def parse_payload(raw: Any) -> PaymentPayload | None:
+    if isinstance(raw, PaymentPayload):
+        return raw
+    try:
+        p = PaymentPayload.model_validate(raw)
+    except (ValidationError, ValueError, TypeError):
+        return None
+    auth = p.payload.get("authorization") if isinstance(p.payload, dict) else None
+    if p.x402_version != 2 or not isinstance(auth, dict) or not isinstance(auth.get("nonce"), str):
+        return None
+    return p
+
+
+def _accepted_mismatch(payload: PaymentPayload, reqs: PaymentRequirements) -> str | None:
+    """Which of the invoice's terms the payer's ``accepted`` block names differently."""
+    a = payload.accepted
+    if a.scheme != reqs.scheme:
+        return "unsupported_scheme"
+    if a.network != reqs.network:
+        return "network_mismatch"
+    if a.asset.lower() != reqs.asset.lower():
+        return "asset_mismatch"
+    if a.pay_to.lower() != reqs.pay_to.lower():
+        return "invalid_exact_evm_payload_recipient_mismatch"
+    if str(a.amount) != str(reqs.amount):
+        return "invalid_exact_evm_payload_authorization_value_mismatch"
+    return None
+
+
+def _transient(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return isinstance(exc, (OSError, TimeoutError)) or "Connection" in name or "Timeout" in name
+
+
+def reader_for(ctx: Context) -> ChainReader:
+    return reader_for_settings(ctx.settings.payments)
+
+
+async def invoice_requirements(
+    ctx: Context, public_id: str
+) -> PaymentRequirements | PaymentRefused:
+    """What a wallet must sign for this invoice (the pay page builds its EIP-712 request
+    from it; the same object the x402 API sends in PAYMENT-REQUIRED)."""
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None:
+        return _refuse("unknown_invoice")
+    if inv.status == "credited":
+        return _refuse("already_paid", public_id)
+    if inv.status != "open" or inv.expires_at <= utcnow():
+        return _refuse("invoice_expired", public_id)
+    try:
+        return gateway_for(ctx.settings.payments, ctx.secrets).requirements(due_units(inv))
+    except GatewayUnavailable:
+        return _refuse("payments_unavailable", public_id)
+    except Exception as exc:
+        log.warning("x402 facilitator unavailable", error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+
+
+async def pay_invoice(
+    ctx: Context,
+    public_id: str,
+    payment_payload: Any,
+    *,
+    gateway: PaymentGateway | None = None,
+    reader: ChainReader | None = None,
+) -> PaymentOutcome:
+    payload = parse_payload(payment_payload)
+    if payload is None:
+        return _refuse("invalid_payload", public_id)
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None:
+        return _refuse("unknown_invoice")
+    nonce = str(payload.payload["authorization"]["nonce"]).lower()
+    if inv.status == "credited":
+        return await _repeat(ctx, inv, nonce)
+    if inv.status == "paid":
+        return _refuse("payment_in_progress", public_id)
+    if inv.status != "open" or inv.expires_at <= utcnow():
+        return _refuse("invoice_expired", public_id)
+    try:
+        gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
+        reqs = gw.requirements(due_units(inv))
+    except GatewayUnavailable:
+        log.error("payments are not configured (relayer key / facilitator URL / pay_to)")
+        return _refuse("payments_unavailable", public_id)
+    except Exception as exc:  # the facilitator could not be set up or reached
+        log.warning("x402 facilitator unavailable", error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+    reader = reader or reader_for(ctx)
+    try:  # an unreachable node must read as "try later", not as a bad signature
+        start_block = await reader.block_number()
+    except ChainUnavailable:
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+    mismatch = _accepted_mismatch(payload, reqs)
+    if mismatch:
+        return PaymentRefused(mismatch, reason_message(mismatch), invoice_id=public_id)
+    try:
+        verified = await gw.verify(payload, reqs)
+    except Exception as exc:
+        log.warning("x402 verify failed", error=type(exc).__name__)
+        if _transient(exc):
+            return _refuse("rpc_unavailable", public_id, retry_later=True)
+        return PaymentRefused("invalid_payment", reason_message(None), invoice_id=public_id)
+    if not verified.ok and verified.reason == "invalid_exact_evm_nonce_already_used":
+        # a repeat of a submission that won meanwhile answers like the winner
+        async with ctx.db.session() as s:
+            fresh = await get_invoice(s, public_id)
+        if fresh is not None and fresh.status == "credited":
+            return await _repeat(ctx, fresh, nonce)
+        if fresh is not None and fresh.status == "paid":
+            return _refuse("payment_in_progress", public_id)
+    if not verified.ok or not verified.payer:
+        return PaymentRefused(
+            verified.reason or "invalid_payment",
+            reason_message(verified.reason, verified.message),
+            invoice_id=public_id,
+        )
+    payer = verified.payer.lower()
+    claim = await _claim(ctx, inv, payload, payer, nonce, start_block)
+    if not isinstance(claim, int):
+        return claim
+    receipt_id = claim
+    result: dict[str, Any] | None = None
+    fulfiller = fulfiller_for(inv.kind)
+    if fulfiller is not None:
+        try:
+            answered = await fulfiller.answer(ctx, fulfil_request(inv, payer))
+        except Exception as exc:
+            log.warning("fulfilment failed", invoice=public_id, error=type(exc).__name__)
+            answered = Refused("not_answered", MESSAGES["not_answered"])
+        if isinstance(answered, Refused):
+            await release_claim(ctx, inv.id, receipt_id)
+            return PaymentRefused(answered.code, answered.message, invoice_id=public_id)
+        result = answered
+        await _store_result(ctx, receipt_id, payload, result)
+    try:
+        settled = await gw.settle(payload, reqs)
+    except Exception as exc:  # unknown whether it reached the chain: recovery decides
+        log.warning("x402 settle unavailable", invoice=public_id, error=type(exc).__name__)
+        return _refuse("rpc_unavailable", public_id, retry_later=True)
+    if not settled.ok or not settled.transaction:
+        await release_claim(ctx, inv.id, receipt_id)
+        return PaymentRefused(
+            settled.reason or "settle_failed",
+            reason_message(settled.reason, settled.message),
+            invoice_id=public_id,
+        )
+    tx = settled.transaction.lower()
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(PaymentReceipt)
+            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling")
+            .values(status="settled", transaction_hash=tx)
+        )
+    outcome = await finish_receipt(ctx, receipt_id, reader)
+    if isinstance(outcome, Paid):
+        return Paid(**{**outcome.__dict__, "settlement": settled.raw, "result": result})
+    return outcome
+
+
+async def _repeat(ctx: Context, inv: Invoice, nonce: str) -> PaymentOutcome:
+    async with ctx.db.session() as s:
+        r = (
+            await s.execute(
+                select(PaymentReceipt).where(
+                    PaymentReceipt.invoice_id == inv.id,
+                    PaymentReceipt.authorization_nonce == nonce,
+                    PaymentReceipt.status == "credited",
+                )
+            )
+        ).scalar_one_or_none()
+    if r is None:
+        return _refuse("already_paid", inv.public_id)
+    return Paid(inv.public_id, inv.kind, r.transaction_hash, r.payer_address, already=True)
+
+
+async def _claim(
+    ctx: Context,
+    inv: Invoice,
+    payload: PaymentPayload,
+    payer: str,
+    nonce: str,
+    start_block: int,
+) -> int | PaymentOutcome:
+    now = utcnow()
+    try:
+        async with ctx.db.session() as s:
+            moved = await s.execute(
+                update(Invoice)
+                .where(Invoice.id == inv.id, Invoice.status == "open", Invoice.expires_at > now)
+                .values(status="paid")
+            )
+            if not getattr(moved, "rowcount", 0):
+                raise _Lost
+            added = await insert_ignore(
+                s,
+                PaymentReceipt,
+                {
+                    "invoice_id": inv.id,
+                    "method": "x402",
+                    "network": inv.network,
+                    "token_address": inv.token_address,
+                    "payer_address": payer,
+                    "pay_to": inv.pay_to,
+                    "amount_units": due_units(inv),
+                    "authorization_nonce": nonce,
+                    "block_number": start_block,
+                    "status": "settling",
+                    "payload": json.dumps({"payment": payload.model_dump(mode="json")}),
+                    "created_at": now,
+                },
+                index_elements=["network", "token_address", "payer_address", "authorization_nonce"],
+            )
+            if not added:
+                raise _NonceUsed
+            rid = await s.scalar(
+                select(PaymentReceipt.id).where(
+                    PaymentReceipt.network == inv.network,
+                    PaymentReceipt.token_address == inv.token_address,
+                    PaymentReceipt.payer_address == payer,
+                    PaymentReceipt.authorization_nonce == nonce,
+                )
+            )
+            return int(rid or 0)
+    except _NonceUsed:
+        return _refuse("nonce_used", inv.public_id)
+    except _Lost:
+        async with ctx.db.session() as s:
+            fresh = await get_invoice(s, inv.public_id)
+        if fresh is not None and fresh.status == "credited":
+            return await _repeat(ctx, fresh, nonce)
+        if fresh is not None and fresh.status == "paid":
+            return _refuse("payment_in_progress", inv.public_id)
+        return _refuse("invoice_expired", inv.public_id)
+
+
+class _Lost(Exception):
+    """Another submission claimed the invoice first (rolls the transaction back)."""
+
+
+class _NonceUsed(Exception):
+    """The authorization nonce is already on a receipt (rolls the transaction back)."""
+
+
+async def _store_result(
+    ctx: Context, receipt_id: int, payload: PaymentPayload, result: dict[str, Any]
+) -> None:
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(PaymentReceipt)
+            .where(PaymentReceipt.id == receipt_id)
+            .values(
+                payload=json.dumps(
+                    {"payment": payload.model_dump(mode="json"), "fulfilment": result},
+                    default=str,
+                )
+            )
+        )
+
+
+__all__ = ["finish_receipt", "invoice_requirements", "pay_invoice", "recover_payments"]

@@ -1,0 +1,179 @@
+"""Payment fixtures on the real anvil chain.
+
+- ``pay_ctx``: a Context (both engines) whose ``[payments]`` point at the session chain and
+  token, with ``SPACESCRIBE_RELAYER_KEY`` = the chain's relayer key (in-process facilitator).
+- ``x402_client``: ``factory(account) -> x402ClientSync`` (official client, exact EVM scheme,
+  spend controls allowing the test token).
+- ``sign_auth``: build an x402 v2 payload with chosen authorization fields, signed by
+  eth_account (for the bad-input tests the official client would never produce).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from pydantic import SecretStr
+from x402 import x402ClientSync
+from x402.mechanisms.evm.exact import ExactEvmClientScheme
+from x402.mechanisms.evm.signers import EthAccountSigner
+from x402.schemas import PaymentRequired, PaymentRequirements
+
+from core.config import Secrets
+from core.context import Context
+from core.db import Database
+from tests.conftest import make_settings
+from tests.stand_ins.chain import Chain
+
+
+def chain_secrets(chain: Chain) -> Secrets:
+    return Secrets.model_construct(relayer_key=SecretStr(chain.relayer_key))
+
+
+@pytest.fixture
+async def pay_ctx(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Context]:
+    settings = make_settings(
+        db_url,
+        tmp_path / "data",
+        payments=chain.payment_settings(),
+        web={"public_url": "http://127.0.0.1:8080"},
+    )
+    c = Context(settings, chain_secrets(chain), Database(db_url), instance="test:pay")
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def make_client(chain: Chain, account: Any) -> x402ClientSync:
+    client = x402ClientSync()
+    client.register(chain.anvil.network, ExactEvmClientScheme(signer=EthAccountSigner(account)))
+    client.set_spend_controls(
+        {
+            "allowed_assets": [
+                {
+                    "network": chain.anvil.network,
+                    "asset": chain.token_address,
+                    "max_amount_per_payment": "10000000",
+                }
+            ]
+        }
+    )
+    return client
+
+
+@pytest.fixture
+def x402_client(chain: Chain) -> Callable[[Any], x402ClientSync]:
+    return lambda account: make_client(chain, account)
+
+
+def client_payload(chain: Chain, account: Any, reqs: PaymentRequirements) -> dict[str, Any]:
+    """What the official client sends for these requirements (JSON form)."""
+    pr = PaymentRequired(x402_version=2, accepts=[reqs])
+    payload = make_client(chain, account).create_payment_payload(pr)
+    return payload.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def signed_payload(
+    chain: Chain,
+    account: Any,
+    reqs: PaymentRequirements,
+    *,
+    to: str | None = None,
+    value: int | None = None,
+    valid_after: int = 0,
+    valid_before: int | None = None,
+    nonce: str | None = None,
+    chain_id: int | None = None,
+    token: str | None = None,
+    signer: Any = None,
+) -> dict[str, Any]:
+    auth = {
+        "from": account.address,
+        "to": to or reqs.pay_to,
+        "value": str(value if value is not None else int(reqs.amount)),
+        "validAfter": str(valid_after),
+        "validBefore": str(valid_before if valid_before is not None else int(time.time()) + 600),
+        "nonce": nonce or "0x" + os.urandom(32).hex(),
+    }
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferWithAuthorization": [
+                {"name": "from", "type": "address"},
+                {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": {
+            "name": "USD Coin",
+            "version": "2",
+            "chainId": chain_id or chain.anvil.chain_id,
+            "verifyingContract": token or chain.token_address,
+        },
+        "message": {
+            **auth,
+            "value": int(auth["value"]),
+            "validAfter": int(auth["validAfter"]),
+            "validBefore": int(auth["validBefore"]),
+        },
+    }
+    sig = Account.sign_message(encode_typed_data(full_message=typed), (signer or account).key)
+    return {
+        "x402Version": 2,
+        "payload": {"authorization": auth, "signature": "0x" + sig.signature.hex()},
+        "accepted": reqs.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+@pytest.fixture
+def sign_auth(chain: Chain) -> Callable[..., dict[str, Any]]:
+    return lambda account, reqs, **kw: signed_payload(chain, account, reqs, **kw)
+
+
+class RecordedSpaces:
+    """Stand-in for X at the pipeline's resolver seam: every Space is a finished, recorded
+    one titled "Recorded <id>", unless its id is in ``live``."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+
+    async def resolve(self, space_id: str) -> Any:
+        from core.pipeline.media import SpaceMeta
+
+        live = space_id in self.live
+        return SpaceMeta(
+            space_id=space_id,
+            title=f"Recorded {space_id}",
+            creator="host",
+            started_at=None,
+            duration_seconds=600.0,
+            live=live,
+            replay_available=not live,
+            media_url="http://127.0.0.1:9/unused.m3u8",
+        )
+
+
+@pytest.fixture(autouse=True)
+def recorded_spaces() -> Any:
+    from core.pipeline import media
+
+    r = RecordedSpaces()
+    media.use_resolver(r)
+    yield r
+    media.use_resolver(None)

@@ -1,0 +1,93 @@
+"""One payment grants once: 50 concurrent submissions, and a process killed after settlement."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from core.context import Context
+from core.db import Invoice, PaymentReceipt, ProcessingJob, TranscriptionPayment
+from core.payments import Paid, PaymentRefused, pay_invoice, recover_payments
+from tests.payments.conftest import client_payload
+from tests.payments.test_x402_pay import _quote, _reqs
+from tests.stand_ins.chain import Chain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _counts(ctx: Context) -> tuple[int, int, str]:
+    async with ctx.db.session() as s:
+        grants = await s.scalar(select(func.count()).select_from(TranscriptionPayment))
+        jobs = await s.scalar(select(func.count()).select_from(ProcessingJob))
+        status = (await s.execute(select(Invoice.status))).scalar_one()
+    return int(grants or 0), int(jobs or 0), status
+
+
+async def test_fifty_concurrent_submissions_credit_once(
+    pay_ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    q = await _quote(pay_ctx)
+    payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    before = chain.balance(chain.pay_to)
+    outs = await asyncio.gather(*(pay_invoice(pay_ctx, q.invoice_id, payload) for _ in range(50)))
+    fresh = [o for o in outs if isinstance(o, Paid) and not o.already]
+    assert len(fresh) == 1, outs
+    for o in outs:
+        assert isinstance(o, Paid) or (
+            isinstance(o, PaymentRefused) and o.code in ("payment_in_progress", "already_paid")
+        ), o
+    assert await _counts(pay_ctx) == (1, 1, "credited")
+    assert chain.balance(chain.pay_to) == before + 200_000
+    async with pay_ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(PaymentReceipt)) == 1
+
+
+@pytest.mark.parametrize("stage", ["settle", "confirm"])
+async def test_killed_after_settlement_is_credited_once_on_restart(
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer,
+    stage: str,  # type: ignore[no-untyped-def]
+) -> None:
+    q = await _quote(pay_ctx)
+    payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    before = chain.balance(chain.pay_to)
+    cfg = {
+        "db_url": pay_ctx.db.url,
+        "data_dir": str(pay_ctx.settings.data_dir),
+        "payments": chain.payment_settings(),
+        "relayer_key": chain.relayer_key,
+        "invoice": q.invoice_id,
+        "payload": payload,
+        "stage": stage,
+    }
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "tests.payments.crash_payer", json.dumps(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
+        assert line.strip() == "STOPPED"
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode == -9
+    # money moved, nothing granted yet
+    assert chain.balance(chain.pay_to) == before + 200_000
+    assert (await _counts(pay_ctx))[:2] == (0, 0)
+    # the restarted process finishes it, exactly once, however often recovery runs
+    assert await recover_payments(pay_ctx) == 1
+    assert await recover_payments(pay_ctx) == 0
+    assert await _counts(pay_ctx) == (1, 1, "credited")
+    again = await pay_invoice(pay_ctx, q.invoice_id, payload)
+    assert isinstance(again, Paid) and again.already
+    assert chain.balance(chain.pay_to) == before + 200_000
