@@ -211,6 +211,40 @@ def transcribe(
         _fail(str(e))
 
 
+@app.command("chat-index")
+def chat_index(
+    spaces: list[str] = typer.Argument(
+        None, help="Space links or ids (default: every completed Space without a chat index)"
+    ),
+    force: bool = typer.Option(False, "--force", help="Re-index Spaces already indexed"),
+) -> None:
+    """Build the chat passage index of completed Spaces from their transcript.json."""
+    from core.chat.backfill import backfill
+    from core.spaces import parse_space
+
+    try:
+        ids = [parse_space(s) for s in spaces] if spaces else None
+    except SpacescribeError as e:
+        _fail(str(e))
+        return
+
+    async def main() -> None:
+        ctx = _context()
+        try:
+            report = await backfill(ctx, ids, force=force)
+        finally:
+            await ctx.close()
+        for sid, n in report.indexed.items():
+            console.print(f"{sid}: {n} passages")
+        for sid in report.missing:
+            console.print(f"[yellow]{sid}: no transcript.json, not indexed[/yellow]")
+        console.print(f"indexed {len(report.indexed)} Space(s)")
+        if report.missing:
+            raise typer.Exit(1)
+
+    asyncio.run(main())
+
+
 db_app = typer.Typer(help="Database tools.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -117,6 +117,8 @@ class ChatSettings(_Section):
     max_spaces: int = Field(10, ge=1, le=50)
     max_question_chars: int = Field(1000, ge=10, le=20000)
     max_prompt_tokens: int = Field(4000, ge=500)
+    backend: Literal["openai", "extractive"] | None = None  # None = openai if a key is set
+    timeout_seconds: float = Field(60.0, gt=0, le=600)
     cost_per_1k_tokens: Decimal = Decimal("0.005")
 
 

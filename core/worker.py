@@ -24,7 +24,10 @@ Processor = Callable[[Context, int], Coroutine[Any, Any, None]]
 
 
 def default_processor() -> Processor:
+    from core.chat.index import register as index_for_chat
     from core.pipeline.run import process_space
+
+    index_for_chat()  # completed Spaces get their chat passage index
 
     async def run(ctx: Context, space_pk: int) -> None:
         await process_space(ctx, space_pk)

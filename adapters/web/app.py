@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from adapters.web import health, link, pay, x402_api
 from adapters.web.pages import static_files
 from core.context import Context
+from core.service.chat import register_fulfiller as register_chat_fulfiller
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -16,6 +17,7 @@ def create_app(ctx: Context) -> FastAPI:
         description="Transcripts of X Spaces and AI chat over them, paid in USDC via x402.",
     )
     app.state.ctx = ctx
+    register_chat_fulfiller()  # /x402/chat and pay pages answer before settlement
     app.include_router(health.router)
     app.include_router(x402_api.router)
     app.include_router(pay.router)

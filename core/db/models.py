@@ -363,6 +363,27 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = _ts()
 
 
+class Passage(Base):
+    """A window of a Space's transcript (speakers kept), the unit chat retrieval ranks.
+
+    Full text lives beside it in ``passages_fts`` (SQLite FTS5 external content; PostgreSQL
+    tsvector + GIN), maintained by triggers created in migration 0004.
+    """
+
+    __tablename__ = "passages"
+    __table_args__ = (UniqueConstraint("space_id", "seq"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False
+    )
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    start_seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    end_seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    speakers: Mapped[str | None] = mapped_column(Text)  # JSON array of names, in order
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 class PaymentCursor(Base):
     """How far the payment watcher has read ``Transfer`` logs to pay-to, per chain and token."""
 

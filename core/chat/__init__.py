@@ -1,0 +1,1 @@
+"""Chat over Spaces: passage index, retrieval, token-bounded prompts, answer backends."""

@@ -1,0 +1,422 @@
+"""/chat, /search: validation shared by every entry point, quotes, answers, records.
+
+Access (seed queries 2 and 3), limits and price are decided here, before any model sees a
+transcript, so nothing inside a transcript can change them. An answer is produced by
+``answer`` after the payment is verified and before it is settled (payments' fulfiller for
+"chat_query"); ``record_answer`` writes ``chat_sessions`` in the crediting transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, insert, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from core import outbox
+from core.accounts import user_id_for
+from core.chat import answer as backends
+from core.chat.answer import AnswerDraft, AnswerUnavailable
+from core.chat.prompt import SpaceRef
+from core.chat.retrieve import retrieve
+from core.chat.terms import fts5_expression, terms, tsquery_expression
+from core.context import Context
+from core.db import Account, ChatSession, ChatUnlock, Invoice, Space, TranscriptionPayment
+from core.db.upsert import dialect_name
+from core.errors import InvalidInput
+from core.money import canonical_units, chat_price, parse_usdc, to_units
+from core.results import Answer, Caller, Granted, Quote, Refused, SearchHit, Source
+from core.service.views import space_view
+from core.spaces import canonical_url, parse_space
+
+RETRIEVE_LIMIT = 24
+SEARCH_LIMIT = 10
+MAX_SEARCH_CHARS = 200
+SEARCH_OWNED_SPACES = 50  # transcript search covers the caller's latest purchases
+
+
+@dataclass(frozen=True)
+class Checked:
+    user_id: int
+    question: str
+    spaces: list[SpaceRef]
+
+
+def _ref(space: Space) -> SpaceRef:
+    return SpaceRef(space.id, space.space_id, space.title, space.space_url)
+
+
+async def validate(
+    session: AsyncSession, ctx: Context, user_id: int | None, question: str, spaces: list[str]
+) -> Checked | Refused:
+    cfg = ctx.settings.chat
+    q = " ".join((question or "").split())
+    if not q:
+        return Refused("empty_question", "Ask a question, e.g. /chat what was decided? <space>")
+    if len(q) > cfg.max_question_chars:
+        return Refused(
+            "question_too_long",
+            f"Your question has {len(q)} characters; the limit is {cfg.max_question_chars}.",
+        )
+    if not spaces:
+        return Refused("no_spaces", "Name at least one Space (link or id) to ask about.")
+    if len(spaces) > cfg.max_spaces:
+        return Refused(
+            "too_many_spaces",
+            f"One question may name at most {cfg.max_spaces} Spaces; you named {len(spaces)}.",
+        )
+    ids: list[str] = []
+    for raw in spaces:
+        try:
+            sid = parse_space(raw)
+        except InvalidInput as e:
+            return Refused(e.code, str(e))
+        if sid in ids:
+            return Refused("duplicate_spaces", f"Space {sid} is named twice; name each once.")
+        ids.append(sid)
+    rows = (await session.execute(select(Space).where(Space.space_id.in_(ids)))).scalars()
+    by_id = {sp.space_id: sp for sp in rows}
+    refs: list[SpaceRef] = []
+    for sid in ids:
+        sp = by_id.get(sid)
+        if sp is None:
+            return Refused("unknown_space", f"Space {sid} has not been transcribed here.")
+        if sp.status != "completed":
+            return Refused(
+                "not_completed",
+                f"Space {sid} is not transcribed yet (status: {sp.status}); ask once it is.",
+            )
+        owned = user_id is not None and await session.scalar(
+            select(
+                exists().where(
+                    TranscriptionPayment.user_id == user_id, TranscriptionPayment.space_id == sp.id
+                )
+            )
+        )
+        if not owned:
+            return Refused(
+                "not_owned",
+                f"You have not bought the transcript of Space {sid}. Use /transcribe {sid} first.",
+            )
+        unlocked = await session.scalar(
+            select(exists().where(ChatUnlock.user_id == user_id, ChatUnlock.space_id == sp.id))
+        )
+        if not unlocked:
+            return Refused(
+                "not_unlocked",
+                f"Chat is not unlocked for Space {sid}. Use /unlock {sid} first.",
+            )
+        refs.append(_ref(sp))
+    assert user_id is not None  # owned implies a user
+    return Checked(user_id, q, refs)
+
+
+def _payments() -> Any:
+    # imported at call time: the payments core imports service modules itself
+    from core.payments import invoices
+
+    return invoices
+
+
+async def ask(
+    ctx: Context, caller: Caller, question: str, spaces: list[str]
+) -> Refused | Quote | Granted:
+    """Validate, then quote ``chat_price(n)`` through the payments core's invoice.
+
+    When the caller's account credit covers the price, the payments core grants at once
+    (no on-chain payment, so no fulfiller step): the answer is produced FIRST, outside any
+    transaction, and recorded in the very transaction that spends the credit — a question
+    the model cannot answer spends nothing.
+    """
+    async with ctx.db.session() as s:
+        uid = await user_id_for(s, caller)
+        checked = await validate(s, ctx, uid, question, spaces)
+        if isinstance(checked, Refused):
+            return checked
+        units = to_units(chat_price(len(checked.spaces), ctx.settings.prices))
+        covered = await _payments().credit_balance(s, checked.user_id) >= units
+        if not covered:
+            return await _invoice(s, ctx, caller, checked, units, {})
+    ids = [r.space_id for r in checked.spaces]
+    draft = await answer(ctx, checked.user_id, checked.question, ids)
+    if isinstance(draft, Refused):
+        return draft
+    session_id = str(uuid.uuid4())
+    async with ctx.db.session() as s:
+        result = await _invoice(s, ctx, caller, checked, units, {"session_id": session_id})
+        if isinstance(result, Granted):
+            inv = (
+                await s.execute(
+                    select(Invoice).where(
+                        Invoice.kind == "chat_query",
+                        Invoice.user_id == checked.user_id,
+                        Invoice.payload.contains(session_id),
+                    )
+                )
+            ).scalar_one()
+            await record_answer(
+                s,
+                user_id=checked.user_id,
+                question=checked.question,
+                space_ids=ids,
+                draft=draft,
+                amount_units=units,
+                transaction_hash=None,
+                invoice_pk=inv.id,
+                session_id=session_id,
+            )
+            await _tell_answer(s, inv, session_id)
+        return result
+
+
+async def _invoice(
+    session: AsyncSession,
+    ctx: Context,
+    caller: Caller,
+    checked: Checked,
+    units: int,
+    extra: dict[str, Any],
+) -> Quote | Granted:
+    result: Quote | Granted = await _payments().create_invoice(
+        session,
+        ctx,
+        caller=caller,
+        user_id=checked.user_id,
+        kind="chat_query",
+        space_ids=[r.space_id for r in checked.spaces],
+        amount_units=units,
+        payload={"question": checked.question, **extra},
+    )
+    return result
+
+
+async def _tell_answer(session: AsyncSession, inv: Invoice, session_id: str) -> None:
+    """Queue the ``chat_answer`` message for a member who asked from Telegram/Discord."""
+    acc = await session.get(Account, inv.account_id) if inv.account_id else None
+    if acc is None:
+        return
+    payload = json.loads(inv.payload) if inv.payload else {}
+    await outbox.add_message(
+        session,
+        kind="chat_answer",
+        platform=acc.platform,
+        recipient=acc.platform_user_id,
+        payload={"session_id": session_id},
+        dedupe_key=f"chat_answer:{inv.public_id}",
+        origin_chat_id=payload.get("chat_id"),
+    )
+
+
+async def answer(
+    ctx: Context, user_id: int, question: str, space_ids: list[str]
+) -> AnswerDraft | Refused:
+    """The paid answer, produced before settlement: re-checked, retrieved, answered."""
+    async with ctx.db.session() as s:
+        checked = await validate(s, ctx, user_id, question, space_ids)
+        if isinstance(checked, Refused):
+            return checked
+        hits = await retrieve(s, [r.pk for r in checked.spaces], checked.question, RETRIEVE_LIMIT)
+    refs = {r.pk: r for r in checked.spaces}
+    try:
+        return await backends.answer(ctx, checked.question, hits, refs)
+    except AnswerUnavailable:
+        return Refused(
+            "answer_unavailable",
+            "The AI model could not answer right now; you have not been charged. Try again later.",
+        )
+
+
+async def record_answer(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    question: str,
+    space_ids: list[str],
+    draft: AnswerDraft,
+    amount_units: int,
+    transaction_hash: str | None,
+    invoice_pk: int | None = None,
+    session_id: str | None = None,
+) -> str:
+    """Insert the ``chat_sessions`` row exactly per the seed; returns its session_id."""
+    sid = session_id or str(uuid.uuid4())
+    await session.execute(
+        insert(ChatSession).values(
+            session_id=sid,
+            user_id=user_id,
+            space_ids=json.dumps(space_ids),
+            question=question,
+            answer=draft.answer,
+            sources=json.dumps([src.as_json() for src in draft.sources], ensure_ascii=False),
+            num_spaces=len(space_ids),
+            amount_usdc=canonical_units(amount_units),
+            transaction_hash=transaction_hash,
+            model=draft.model,
+            tokens_used=draft.tokens_used,
+            invoice_id=invoice_pk,
+        )
+    )
+    return sid
+
+
+def draft_to_json(draft: AnswerDraft) -> dict[str, Any]:
+    return {
+        "answer": draft.answer,
+        "sources": [s.as_json() for s in draft.sources],
+        "model": draft.model,
+        "tokens_used": draft.tokens_used,
+    }
+
+
+def draft_from_json(data: dict[str, Any]) -> AnswerDraft:
+    return AnswerDraft(
+        answer=str(data["answer"]),
+        sources=[
+            backends.SourceDraft(
+                space_id=s["spaceId"],
+                start=float(s["start"]),
+                end=float(s["end"]),
+                speaker=s.get("speaker"),
+                excerpt=s["excerpt"],
+                url=s["url"],
+            )
+            for s in data.get("sources", [])
+        ],
+        model=str(data["model"]),
+        tokens_used=int(data.get("tokens_used") or 0),
+    )
+
+
+async def _fulfil_answer(ctx: Context, req: Any) -> dict[str, Any] | Refused:
+    async with ctx.db.session() as s:
+        uid = await s.scalar(select(Invoice.user_id).where(Invoice.id == req.invoice_pk))
+    if uid is None:
+        return Refused("not_linked", "Link your wallet before asking about your Spaces.")
+    question = str(req.payload.get("question") or "")
+    draft = await answer(ctx, int(uid), question, list(req.space_ids))
+    if isinstance(draft, Refused):
+        return draft
+    # the session id is fixed here so the paid HTTP result and the recorded row agree
+    return {"session_id": str(uuid.uuid4()), "question": question, **draft_to_json(draft)}
+
+
+async def _fulfil_record(
+    session: AsyncSession,
+    ctx: Context,
+    req: Any,
+    result: dict[str, Any],
+    user_id: int,
+    transaction_hash: str | None,
+) -> None:
+    sid = await record_answer(
+        session,
+        user_id=user_id,
+        question=str(result["question"]),
+        space_ids=list(req.space_ids),
+        draft=draft_from_json(result),
+        amount_units=int(req.amount_units),
+        transaction_hash=transaction_hash,
+        invoice_pk=int(req.invoice_pk),
+        session_id=result.get("session_id"),
+    )
+    # members who asked in Telegram/Discord get the answer delivered (once per invoice)
+    inv = await session.get(Invoice, int(req.invoice_pk))
+    if inv is not None:
+        await _tell_answer(session, inv, sid)
+
+
+async def answer_of(ctx: Context, session_id: str) -> Answer | None:
+    """A recorded answer as the adapters render it (the ``chat_answer`` message)."""
+    async with ctx.db.session() as s:
+        row = (
+            await s.execute(select(ChatSession).where(ChatSession.session_id == session_id))
+        ).scalar_one_or_none()
+    if row is None:
+        return None
+    return Answer(
+        session_id=row.session_id,
+        question=row.question,
+        answer=row.answer,
+        sources=[
+            Source(
+                space_id=src["spaceId"],
+                start=float(src.get("start") or 0.0),
+                end=float(src.get("end") or 0.0),
+                speaker=src.get("speaker"),
+                excerpt=src["excerpt"],
+                url=src.get("url") or canonical_url(src["spaceId"]),
+            )
+            for src in json.loads(row.sources or "[]")
+        ],
+        model=row.model or "",
+        amount=parse_usdc(row.amount_usdc),
+        space_ids=json.loads(row.space_ids),
+    )
+
+
+def register_fulfiller() -> None:
+    """Payments' "chat_query" fulfiller: verify → this answer → settle → record."""
+    from core.payments.fulfil import FunctionFulfiller
+    from core.payments.fulfil import register_fulfiller as register
+
+    register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record))
+
+
+async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:
+    """Titles and participants for everyone; transcript passages only in owned Spaces."""
+    if len(words or "") > MAX_SEARCH_CHARS:
+        return Refused("query_too_long", f"Search with at most {MAX_SEARCH_CHARS} characters.")
+    ws = terms(words or "")
+    if not ws:
+        return Refused("empty_query", "Search for some words, e.g. /search bitcoin etf")
+    hits: list[SearchHit] = []
+    async with ctx.db.session() as s:
+        dialect = dialect_name(s)
+        if dialect == "sqlite":
+            ids = text(
+                "SELECT rowid FROM spaces_fts WHERE spaces_fts MATCH :q ORDER BY rank LIMIT :k"
+            )
+            pks = [r[0] for r in (await s.execute(ids, {"q": fts5_expression(ws), "k": 50}))]
+            cond: ColumnElement[bool] = Space.id.in_(pks)
+        else:
+            q = func.to_tsquery("english", tsquery_expression(ws))
+            cond = or_(
+                func.to_tsvector("english", Space.title).op("@@")(q),
+                func.to_tsvector("english", func.coalesce(Space.participants, "")).op("@@")(q),
+            )
+        rows = await s.execute(
+            select(Space)
+            .where(cond, Space.status == "completed")
+            .order_by(Space.transcription_count.desc(), Space.id)
+            .limit(SEARCH_LIMIT)
+        )
+        for sp in rows.scalars():
+            hits.append(SearchHit(space_view(sp)))
+        uid = await user_id_for(s, caller)
+        if uid is not None:
+            owned = (
+                (
+                    await s.execute(
+                        select(Space)
+                        .join(TranscriptionPayment, TranscriptionPayment.space_id == Space.id)
+                        .where(TranscriptionPayment.user_id == uid, Space.status == "completed")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            by_pk = {sp.id: sp for sp in owned}
+            passages = await retrieve(s, list(by_pk), " ".join(ws), SEARCH_LIMIT)
+            for h in passages:
+                if h.score <= 0 and ws:
+                    continue
+                hits.append(
+                    SearchHit(
+                        space_view(by_pk[h.space_pk]), backends.excerpt(h.text, ws), start=h.start
+                    )
+                )
+    return hits
