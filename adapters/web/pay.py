@@ -29,7 +29,14 @@ from core.accounts import normalize_wallet
 from core.context import Context
 from core.db import Account, Invoice, Space, utcnow
 from core.money import canonical_units
-from core.payments import Paid, PaymentPending, get_invoice, invoice_requirements, pay_invoice
+from core.payments import (
+    Paid,
+    PaymentPending,
+    eip3009,
+    get_invoice,
+    invoice_requirements,
+    pay_invoice,
+)
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
 from core.payments.outcomes import PaymentRefused
 
@@ -195,32 +202,13 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
         "validBefore": str(valid_before),
         "nonce": "0x" + secrets.token_hex(32),
     }
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
-        "domain": {
-            "name": str(extra.get("name", "")),
-            "version": str(extra.get("version", "")),
-            "chainId": ctx.settings.payments.chain_id,
-            "verifyingContract": reqs.asset,
-        },
-        "message": message,
-    }
+    typed = eip3009.typed_data(
+        str(extra.get("name", "")),
+        str(extra.get("version", "")),
+        ctx.settings.payments.chain_id,
+        reqs.asset,
+        message,
+    )
     return json_response(
         {
             "chainId": ctx.settings.payments.chain_id,

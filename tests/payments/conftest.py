@@ -28,6 +28,7 @@ from x402.schemas import PaymentRequired, PaymentRequirements
 from core.config import Secrets
 from core.context import Context
 from core.db import Database
+from core.payments import eip3009
 from tests.conftest import make_settings
 from tests.stand_ins.chain import Chain
 
@@ -102,37 +103,18 @@ def signed_payload(
         "validBefore": str(valid_before if valid_before is not None else int(time.time()) + 600),
         "nonce": nonce or "0x" + os.urandom(32).hex(),
     }
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
-        "domain": {
-            "name": "USD Coin",
-            "version": "2",
-            "chainId": chain_id or chain.anvil.chain_id,
-            "verifyingContract": token or chain.token_address,
-        },
-        "message": {
+    typed = eip3009.typed_data(
+        "USD Coin",
+        "2",
+        chain_id or chain.anvil.chain_id,
+        token or chain.token_address,
+        {
             **auth,
             "value": int(auth["value"]),
             "validAfter": int(auth["validAfter"]),
             "validBefore": int(auth["validBefore"]),
         },
-    }
+    )
     sig = Account.sign_message(encode_typed_data(full_message=typed), (signer or account).key)
     return {
         "x402Version": 2,

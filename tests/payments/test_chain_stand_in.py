@@ -8,6 +8,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from web3 import Web3
 
+from core.payments import eip3009
 from tests.stand_ins.chain import USDC, Chain
 
 
@@ -30,32 +31,7 @@ def test_transfer_with_authorization_on_chain(chain: Chain, fresh_payer) -> None
         "validBefore": now + 600,
         "nonce": nonce,
     }
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
-        "domain": {
-            "name": "USD Coin",
-            "version": "2",
-            "chainId": chain.anvil.chain_id,
-            "verifyingContract": chain.token_address,
-        },
-        "message": message,
-    }
+    typed = eip3009.typed_data("USD Coin", "2", chain.anvil.chain_id, chain.token_address, message)
     sig = Account.sign_message(encode_typed_data(full_message=typed), fresh_payer.key)
     before = chain.balance(chain.pay_to)
     tx = chain.token.functions.transferWithAuthorization(
