@@ -92,15 +92,23 @@ async def owns(session: AsyncSession, user_id: int | None, space_pk: int) -> boo
     )
 
 
+async def ownership(
+    session: AsyncSession, caller: Caller, space_id: str
+) -> tuple[Space | None, int | None, bool]:
+    """The Space row, the caller's user id, and whether that user owns the transcript."""
+    space = await find_space(session, space_id)
+    user_id = await user_id_for(session, caller)
+    return space, user_id, space is not None and await owns(session, user_id, space.id)
+
+
 async def transcript_for(ctx: Context, caller: Caller, text: str) -> Transcript | Refused:
     """The transcript file for an owner (re-send from /myspaces or a deep link)."""
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
     async with ctx.db.session() as s:
-        space = await find_space(s, sid)
-        user_id = await user_id_for(s, caller)
-        if space is None or not await owns(s, user_id, space.id):
+        space, _user_id, owned = await ownership(s, caller, sid)
+        if space is None or not owned:
             return Refused(
                 "not_owned",
                 f"You have not bought the transcript of Space {sid}. Use /transcribe {sid}.",

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import normalize_wallet, user_id_for
+from core.accounts import normalize_wallet
 from core.context import Context
 from core.db import ChatUnlock, Invoice, User, utcnow
 from core.logging import get_logger
@@ -24,7 +24,7 @@ from core.payments import create_invoice, pay_invoice
 from core.payments.invoices import quote_for
 from core.payments.outcomes import PaymentOutcome
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
-from core.service.catalog import find_space, owns, parse_or_refuse
+from core.service.catalog import find_space, ownership, owns, parse_or_refuse
 from core.service.views import space_view, transcript_of
 
 log = get_logger("spacescribe.purchases")
@@ -105,9 +105,8 @@ async def request_transcription(
     if isinstance(sid, Refused):
         return sid
     async with ctx.db.session() as s:
-        space = await find_space(s, sid)
-        user_id = await user_id_for(s, caller)
-        if space is not None and await owns(s, user_id, space.id):
+        space, _user_id, owned = await ownership(s, caller, sid)
+        if space is not None and owned:
             return AlreadyOwned("transcription", space_view(space), transcript_of(ctx, space))
     checked = await (check_space or default_check_space())(ctx, sid)
     if isinstance(checked, Refused):
@@ -137,9 +136,8 @@ async def request_unlock(
     if isinstance(sid, Refused):
         return sid
     async with ctx.db.session() as s:
-        space = await find_space(s, sid)
-        user_id = await user_id_for(s, caller)
-        if space is None or not await owns(s, user_id, space.id):
+        space, user_id, owned = await ownership(s, caller, sid)
+        if space is None or not owned:
             return Refused(
                 "not_owned",
                 f"Chat needs the transcript first: buy it with /transcribe {sid}.",
