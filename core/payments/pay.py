@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from x402.schemas import PaymentPayload, PaymentRequirements
 
+from core import metrics
 from core.context import Context
 from core.db import Invoice, PaymentReceipt, utcnow
 from core.db.upsert import insert_ignore
@@ -117,6 +118,23 @@ async def invoice_requirements(
 
 
 async def pay_invoice(
+    ctx: Context,
+    public_id: str,
+    payment_payload: Any,
+    *,
+    gateway: PaymentGateway | None = None,
+    reader: ChainReader | None = None,
+) -> PaymentOutcome:
+    """Verify, settle, confirm and credit one x402 payment; counted in /metrics by outcome."""
+    outcome = await _pay_invoice(ctx, public_id, payment_payload, gateway=gateway, reader=reader)
+    if isinstance(outcome, PaymentRefused):
+        metrics.payment("rejected", outcome.code)
+    else:
+        metrics.payment("verified", type(outcome).__name__.lower())
+    return outcome
+
+
+async def _pay_invoice(
     ctx: Context,
     public_id: str,
     payment_payload: Any,
