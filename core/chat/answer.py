@@ -16,6 +16,7 @@ from core.chat.prompt import SpaceRef, timestamp
 from core.chat.retrieve import Hit
 from core.chat.terms import terms
 from core.context import Context
+from core.metrics import CHAT_TOKENS
 
 EXTRACTIVE_MODEL = "extractive"
 EXTRACTIVE_QUOTES = 3
@@ -156,6 +157,7 @@ async def with_openai(
         source_of(p.passages[n - 1], spaces[p.passages[n - 1].space_pk], words) for n in order
     ]
     used = resp.usage.total_tokens if resp.usage else p.tokens
+    CHAT_TOKENS.labels(model=model).inc(int(used))
     return AnswerDraft(text, sources, model, int(used), prompt_tokens=p.tokens)
 
 
