@@ -248,9 +248,8 @@ class Runtime:
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, self.request_stop)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # POSIX event loops (Linux, the target)
+            loop.add_signal_handler(sig, self.request_stop)
         await self.start()
         try:
             await self._stop.wait()

@@ -217,7 +217,8 @@ async def transcribe(
         return _error(400, "invalid_space", str(exc))
     checked = await purchases.default_check_space()(_ctx(request), sid)
     if isinstance(checked, Refused):
-        status = 503 if checked.code == "metadata_unavailable" else 422
+        # X unreachable right now: try again later (503); the Space itself refused: 422
+        status = 503 if checked.code in ("metadata_unavailable", "space_unreachable") else 422
         return _error(status, checked.code, checked.message)
     title = getattr(checked, "title", None)
     return await _paid_route(
