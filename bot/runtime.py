@@ -176,7 +176,14 @@ def _worker(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[Statu
     return [worker], [StatusLine("Worker", True, f"instance {ctx.instance}")]
 
 
-BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {}
+def _telegram(ctx: Context, _sched: Scheduler) -> Component:
+    from adapters.telegram.bot import TelegramBot
+
+    assert ctx.secrets.telegram_token is not None
+    return TelegramBot(ctx, ctx.secrets.telegram_token.get_secret_value())
+
+
+BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {"Telegram": _telegram}
 # Periodic jobs of the scheduler role: id → (async function of ctx, interval in seconds).
 PERIODIC_JOBS: dict[
     str, tuple[Callable[[Context], Awaitable[Any]], Callable[[Context], float]]

@@ -1,0 +1,1 @@
+"""Telegram adapter (python-telegram-bot): commands in, core results out, outbox delivery."""

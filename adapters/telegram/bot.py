@@ -1,0 +1,267 @@
+"""The Telegram bot: python-telegram-bot ``Application`` with long polling.
+
+Handlers only translate: they build a :class:`~core.results.Caller`, call a core use case
+and render its result (texts.py). Outbound messages are delivered by :class:`TelegramSender`
+from the outbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, CommandHandler, ContextTypes
+
+from adapters.telegram import texts
+from core import health, outbox
+from core.context import Context
+from core.logging import get_logger
+from core.outbox_contract import Delivery, OutboundMessage
+from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
+from core.service import catalog, purchases
+
+log = get_logger("spacescribe.telegram")
+
+COMMANDS = [
+    ("transcribe", "Transcript of an X Space (link or id)"),
+    ("unlock", "Unlock AI chat on a Space you own"),
+    ("chat", "Ask a question across Spaces"),
+    ("myspaces", "Your Spaces"),
+    ("status", "Processing status of a Space"),
+    ("popular", "Most bought Spaces"),
+    ("search", "Search titles and participants"),
+    ("wallet", "Link your wallet, see your credit"),
+    ("revenue", "Revenue (admins)"),
+    ("help", "What the bot does and costs"),
+]
+
+
+class TelegramBot:
+    name = "telegram"
+
+    def __init__(self, ctx: Context, token: str) -> None:
+        self.ctx = ctx
+        b = Application.builder().token(token)
+        if ctx.settings.telegram.base_url:
+            base = ctx.settings.telegram.base_url.rstrip("/")
+            b = b.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+        self.app: Application[Any, Any, Any, Any, Any, Any] = b.build()
+        for name, fn in (
+            ("start", self.start_cmd),
+            ("help", self.help_cmd),
+            ("status", self.status_cmd),
+            ("transcribe", self.transcribe_cmd),
+            ("unlock", self.unlock_cmd),
+            ("myspaces", self.myspaces_cmd),
+            ("popular", self.popular_cmd),
+        ):
+            self.app.add_handler(CommandHandler(name, fn))
+        self.sender = TelegramSender(self)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(drop_pending_updates=False)
+        outbox.register_sender(self.sender)
+        health.set_connected("telegram", True)
+        log.info("telegram bot started", username=self.app.bot.username)
+
+    async def stop(self) -> None:
+        outbox.unregister_sender("telegram")
+        health.set_connected("telegram", False)
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    # ------------------------------------------------------------ helpers
+
+    def caller(self, update: Update) -> Caller:
+        user = update.effective_user
+        assert user is not None
+        chat = update.effective_chat
+        return Caller(
+            "telegram",
+            str(user.id),
+            user.username or user.full_name,
+            str(chat.id) if chat else None,
+            is_admin=user.id in self.ctx.settings.telegram.admin_ids,
+        )
+
+    async def reply(self, update: Update, text: str, markup: Any = None) -> None:
+        msg = update.effective_message
+        assert msg is not None
+        for part in texts.chunks(text):
+            await msg.reply_text(
+                part, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
+            )
+
+    async def render(self, update: Update, result: object) -> None:
+        if isinstance(result, Refused):
+            await self.reply(update, texts.refused(result))
+        elif isinstance(result, Quote):
+            await self.send_quote(update, result)
+        elif isinstance(result, AlreadyOwned):
+            await self.reply(update, texts.owned(result))
+            if result.transcript:
+                await self.send_transcript(update.effective_user.id, result.transcript)  # type: ignore[union-attr]
+        elif isinstance(result, Granted):
+            await self.reply(update, texts.granted(result))
+
+    async def send_quote(self, update: Update, q: Quote) -> None:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Pay with wallet", url=q.pay_url)]])
+        chat = update.effective_chat
+        if chat is not None and chat.type != ChatType.PRIVATE:
+            try:  # payment details go to the member privately
+                await self.app.bot.send_message(
+                    update.effective_user.id,  # type: ignore[union-attr]
+                    texts.quote(q),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                )
+                await self.reply(update, "I sent you the payment details privately.")
+            except Forbidden:
+                await self.reply(
+                    update,
+                    "Start a private chat with me first, then ask again: "
+                    f"https://t.me/{self.app.bot.username}?start=help",
+                )
+            return
+        await self.reply(update, texts.quote(q), markup)
+
+    async def send_transcript(self, chat_id: int | str, t: Transcript) -> None:
+        with t.path.open("rb") as f:
+            await self.app.bot.send_document(
+                chat_id,
+                f,
+                filename="transcript.md",
+                caption=texts.transcript_caption(t),
+                parse_mode=ParseMode.HTML,
+            )
+
+    def args(self, context: ContextTypes.DEFAULT_TYPE) -> str:
+        return " ".join(context.args or []).strip()
+
+    # ------------------------------------------------------------ commands
+
+    async def start_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        payload = self.args(context)
+        if payload.startswith("resend_"):
+            result = await catalog.transcript_for(self.ctx, self.caller(update), payload[7:])
+            if isinstance(result, Transcript):
+                await self.send_transcript(update.effective_user.id, result)  # type: ignore[union-attr]
+                return
+            await self.render(update, result)
+            return
+        await self.help_cmd(update, context)
+
+    async def help_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        p = self.ctx.settings.prices
+        from core.money import display
+
+        await self.reply(
+            update,
+            texts.HELP.format(
+                transcription=display(p.transcription),
+                unlock=display(p.chat_unlock),
+                chat_base=display(p.chat_base),
+                per_space=display(p.chat_per_space),
+            ),
+        )
+
+    async def status_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not self.args(context):
+            await self.reply(update, texts.usage("status", "<space link or id>"))
+            return
+        result = await catalog.status(self.ctx, self.args(context))
+        await self.reply(
+            update, texts.refused(result) if isinstance(result, Refused) else texts.status(result)
+        )
+
+    async def transcribe_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not self.args(context):
+            await self.reply(update, texts.usage("transcribe", "<space link or id>"))
+            return
+        await self.render(
+            update,
+            await purchases.request_transcription(
+                self.ctx, self.caller(update), self.args(context)
+            ),
+        )
+
+    async def unlock_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not self.args(context):
+            await self.reply(update, texts.usage("unlock", "<space link or id>"))
+            return
+        await self.render(
+            update,
+            await purchases.request_unlock(self.ctx, self.caller(update), self.args(context)),
+        )
+
+    async def myspaces_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.reply(
+            update, texts.my_spaces(await catalog.my_spaces(self.ctx, self.caller(update)))
+        )
+
+    async def popular_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.reply(update, texts.popular(await catalog.popular(self.ctx)))
+
+
+class TelegramSender:
+    """Delivers outbox messages to Telegram users (the outbox's MessageSender)."""
+
+    platform = "telegram"
+
+    def __init__(self, bot: TelegramBot) -> None:
+        self.bot = bot
+
+    async def deliver(self, message: OutboundMessage) -> Delivery:
+        b = self.bot.app.bot
+        sid = message.payload.get("space_id")
+        try:
+            if message.kind == "transcript_ready" and sid:
+                caller = Caller("telegram", message.recipient)
+                t = await catalog.transcript_for(self.bot.ctx, caller, str(sid))
+                if isinstance(t, Refused):
+                    return Delivery("failed", detail=t.code)
+                await self.bot.send_transcript(message.recipient, t)
+            else:
+                await b.send_message(message.recipient, _notice(message), parse_mode=ParseMode.HTML)
+            return Delivery("sent")
+        except RetryAfter as e:
+            ra = e.retry_after
+            seconds = ra.total_seconds() if hasattr(ra, "total_seconds") else float(ra)
+            return Delivery("retry", retry_after=seconds, detail="429")
+        except Forbidden as e:
+            if message.origin_chat_id and message.origin_chat_id != message.recipient:
+                try:
+                    await b.send_message(
+                        message.origin_chat_id,
+                        texts.blocked_fallback(b.username, sid),
+                        parse_mode=ParseMode.HTML,
+                    )
+                except TelegramError:
+                    pass
+            return Delivery("undeliverable", detail=str(e)[:200])
+        except TelegramError as e:
+            return Delivery("retry", detail=f"{type(e).__name__}: {e}"[:200])
+
+
+def _notice(message: OutboundMessage) -> str:
+    p = message.payload
+    sid = p.get("space_id")
+    space = f" <code>{sid}</code>" if sid else ""
+    return {
+        "payment_confirmed": f"✅ Payment received{space}. Thank you!",
+        "job_failed": f"❌ Processing Space{space} failed: {texts.escape(str(p.get('error', '')))}",
+        "refunded": f"💳 {p.get('amount')} USDC credited to your account for Space{space}.",
+        "wallet_linked": f"🔗 Wallet <code>{p.get('address')}</code> linked.",
+        "chat_answer": "💬 Your answer is ready: use /myspaces.",
+    }.get(message.kind, f"Update{space}.")

@@ -1,0 +1,132 @@
+"""Every Telegram text in one place (HTML parse mode; user input always escaped)."""
+
+from __future__ import annotations
+
+from html import escape
+
+__all__ = ["escape"]
+
+from core.money import display
+from core.pipeline.render import hms
+from core.results import (
+    AlreadyOwned,
+    Granted,
+    OwnedSpace,
+    Quote,
+    Refused,
+    SpaceView,
+    Transcript,
+)
+
+MAX_MESSAGE = 4096
+
+HELP = (
+    "<b>spacescribe</b> turns X Spaces into transcripts, paid in USDC.\n\n"
+    "/transcribe &lt;link&gt; — the transcript of a Space ({transcription}), sent here as "
+    "a file\n"
+    "/unlock &lt;space&gt; — AI chat on a Space you own ({unlock})\n"
+    "/chat &lt;question&gt; &lt;space…&gt; — ask across Spaces ({chat_base} + {per_space} "
+    "per Space)\n"
+    "/myspaces — your Spaces · /status &lt;space&gt; — processing status\n"
+    "/popular · /search &lt;words&gt; · /wallet — link your wallet, see your credit"
+)
+
+
+def refused(r: Refused) -> str:
+    return f"⚠️ {escape(r.message)}"
+
+
+def space_line(v: SpaceView) -> str:
+    extra = f", {hms(v.duration_seconds)}" if v.duration_seconds else ""
+    return f"<b>{escape(v.title)}</b> (<code>{v.space_id}</code>{extra})"
+
+
+def status(v: SpaceView) -> str:
+    text = f"{space_line(v)}\nStatus: <b>{v.status}</b>"
+    if v.queue_position:
+        text += f" — position {v.queue_position} in the queue"
+    if v.error:
+        text += f"\nError: {escape(v.error)}"
+    return text
+
+
+def quote(q: Quote) -> str:
+    what = {
+        "transcription": "Transcript",
+        "chat_unlock": "Chat unlock",
+        "chat_query": "Question",
+    }.get(q.kind, q.kind)
+    spaces = ", ".join(f"<code>{s}</code>" for s in q.space_ids)
+    lines = [
+        f"<b>{what}</b> of {spaces}: <b>{display(q.amount)}</b>",
+        f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with the button below.",
+    ]
+    if q.credit_applied:
+        lines.append(f"Your credit of {display(q.credit_applied)} is already applied.")
+    if q.direct:
+        lines.append(
+            f"Or send exactly {display(q.direct.amount_units)} USDC from your linked "
+            f"wallet to <code>{q.direct.to}</code>."
+        )
+    return "\n".join(lines)
+
+
+def owned(o: AlreadyOwned) -> str:
+    if o.kind == "chat_unlock":
+        return f"Chat is already unlocked on {space_line(o.space)}."
+    if o.transcript:
+        return f"You already own {space_line(o.space)}: here it is again."
+    return (
+        f"You already own {space_line(o.space)}. Status: <b>{o.space.status}</b>; "
+        "you will get it here as soon as it is ready."
+    )
+
+
+def granted(g: Granted) -> str:
+    return "Paid from your credit: " + ", ".join(f"<code>{s}</code>" for s in g.space_ids)
+
+
+def transcript_caption(t: Transcript) -> str:
+    speakers = f"\nSpeakers: {escape(', '.join(t.speakers))}" if t.speakers else ""
+    return f"{space_line(t.space)}{speakers}"[:1024]
+
+
+def my_spaces(items: list[OwnedSpace]) -> str:
+    if not items:
+        return "You have no Spaces yet. Send /transcribe with a Space link."
+    return "\n".join(
+        f"• {space_line(i.space)} — {i.space.status}"
+        + (" · chat unlocked" if i.chat_unlocked else "")
+        for i in items
+    )
+
+
+def popular(items: list[SpaceView]) -> str:
+    if not items:
+        return "No transcribed Spaces yet."
+    return "\n".join(
+        f"{n}. {space_line(v)} — {v.transcription_count} buyers" for n, v in enumerate(items, 1)
+    )
+
+
+def blocked_fallback(bot_username: str, space_id: str | None) -> str:
+    link = f"https://t.me/{bot_username}?start=" + (f"resend_{space_id}" if space_id else "help")
+    return (
+        "I could not send you a direct message. Open the bot and press Start, then your "
+        f'transcript is re-sent: <a href="{link}">{escape(link)}</a> (or use /myspaces).'
+    )
+
+
+def usage(command: str, args: str) -> str:
+    return f"Usage: /{command} {escape(args)}"
+
+
+def chunks(text: str) -> list[str]:
+    """Split on line breaks to respect Telegram's message limit."""
+    out, cur = [], ""
+    for line in text.split("\n"):
+        if len(cur) + len(line) + 1 > MAX_MESSAGE and cur:
+            out.append(cur)
+            cur = ""
+        cur = f"{cur}\n{line}" if cur else line[:MAX_MESSAGE]
+    return out + ([cur] if cur else [])
