@@ -17,10 +17,15 @@ from telegram.ext import Application, CommandHandler, ContextTypes
 from adapters.telegram import texts
 from core import health, outbox
 from core.context import Context
+from core.errors import InvalidInput
 from core.logging import get_logger
 from core.outbox_contract import Delivery, OutboundMessage
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service import catalog, purchases
+from core.service import chat as chat_service
+from core.service import revenue as revenue_service
+from core.service import wallet as wallet_service
+from core.spaces import parse_space
 
 log = get_logger("spacescribe.telegram")
 
@@ -56,9 +61,25 @@ class TelegramBot:
             ("unlock", self.unlock_cmd),
             ("myspaces", self.myspaces_cmd),
             ("popular", self.popular_cmd),
+            ("chat", self.chat_cmd),
+            ("search", self.search_cmd),
+            ("wallet", self.wallet_cmd),
+            ("revenue", self.revenue_cmd),
         ):
             self.app.add_handler(CommandHandler(name, fn))
+        self.app.add_error_handler(self.on_error)
         self.sender = TelegramSender(self)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A handler failed: log it with context and tell the member something went wrong."""
+        log.error("telegram handler failed", error=repr(context.error)[:300])
+        if isinstance(update, Update) and update.effective_message is not None:
+            try:
+                await update.effective_message.reply_text(
+                    "Something went wrong on our side; nothing was charged. Try again shortly."
+                )
+            except TelegramError:
+                pass
 
     # ------------------------------------------------------------ lifecycle
 
@@ -213,6 +234,54 @@ class TelegramBot:
     async def popular_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.reply(update, texts.popular(await catalog.popular(self.ctx)))
 
+    async def chat_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        args = list(context.args or [])
+        spaces: list[str] = []
+        while args and _looks_like_space(args[-1]):  # trailing Space links/ids; the rest asks
+            spaces.insert(0, args.pop())
+        if not args or not spaces:
+            await self.reply(update, texts.usage("chat", "<question> <space> [space…]"))
+            return
+        await self.render(
+            update, await chat_service.ask(self.ctx, self.caller(update), " ".join(args), spaces)
+        )
+
+    async def search_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        words = self.args(context)
+        if not words:
+            await self.reply(update, texts.usage("search", "<words>"))
+            return
+        hits = await chat_service.search(self.ctx, self.caller(update), words)
+        await self.reply(
+            update, texts.refused(hits) if isinstance(hits, Refused) else texts.search(hits)
+        )
+
+    async def wallet_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        info = await wallet_service.wallet(self.ctx, self.caller(update))
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Link wallet", url=info.link_url)]])
+        await self.reply(update, texts.wallet(info), markup)
+
+    async def revenue_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        rep = await revenue_service.report(
+            self.ctx, self.caller(update), self.args(context) or "week"
+        )
+        if isinstance(rep, Refused):
+            await self.reply(update, texts.refused(rep))
+            return
+        await self.reply(update, texts.revenue(rep))
+        if rep.chart_png and update.effective_chat is not None:
+            await self.app.bot.send_photo(
+                update.effective_chat.id, rep.chart_png, caption=f"Revenue per day ({rep.period})"
+            )
+
+
+def _looks_like_space(token: str) -> bool:
+    try:
+        parse_space(token)
+        return True
+    except InvalidInput:
+        return False
+
 
 class TelegramSender:
     """Delivers outbox messages to Telegram users (the outbox's MessageSender)."""
@@ -226,7 +295,18 @@ class TelegramSender:
         b = self.bot.app.bot
         sid = message.payload.get("space_id")
         try:
-            if message.kind == "transcript_ready" and sid:
+            if message.kind == "chat_answer" and message.payload.get("session_id"):
+                a = await chat_service.answer_of(self.bot.ctx, str(message.payload["session_id"]))
+                if a is None:
+                    return Delivery("failed", detail="unknown session")
+                for part in texts.chunks(texts.answer(a)):
+                    await b.send_message(
+                        message.recipient,
+                        part,
+                        parse_mode=ParseMode.HTML,
+                        disable_web_page_preview=True,
+                    )
+            elif message.kind == "transcript_ready" and sid:
                 caller = Caller("telegram", message.recipient)
                 t = await catalog.transcript_for(self.bot.ctx, caller, str(sid))
                 if isinstance(t, Refused):

@@ -10,12 +10,16 @@ from core.money import display
 from core.pipeline.render import hms
 from core.results import (
     AlreadyOwned,
+    Answer,
     Granted,
     OwnedSpace,
     Quote,
     Refused,
+    RevenueReport,
+    SearchHit,
     SpaceView,
     Transcript,
+    WalletInfo,
 )
 
 MAX_MESSAGE = 4096
@@ -130,3 +134,53 @@ def chunks(text: str) -> list[str]:
             cur = ""
         cur = f"{cur}\n{line}" if cur else line[:MAX_MESSAGE]
     return out + ([cur] if cur else [])
+
+
+def answer(a: Answer) -> str:
+    lines = [f"<b>Q:</b> {escape(a.question)}", "", escape(a.answer), ""]
+    for n, s in enumerate(a.sources, 1):
+        who = f" {escape(s.speaker)}:" if s.speaker else ""
+        lines.append(
+            f'[{n}] <a href="{escape(s.url)}">{s.space_id} {hms(s.start)}</a>{who} '
+            f"“{escape(s.excerpt)}”"
+        )
+    if a.model == "extractive":
+        lines.append("\n<i>No AI model is configured: these are the best matching passages.</i>")
+    return "\n".join(lines)
+
+
+def search(hits: list[SearchHit]) -> str:
+    if not hits:
+        return "Nothing found."
+    out = []
+    for h in hits:
+        line = f"• {space_line(h.space)}"
+        if h.excerpt:
+            at = f" [{hms(h.start)}]" if h.start is not None else ""
+            line += f"\n  {at} “{escape(h.excerpt)}”"
+        out.append(line)
+    return "\n".join(out)
+
+
+def wallet(w: WalletInfo) -> str:
+    addr = f"<code>{w.address}</code>" if w.address else "none linked yet"
+    return (
+        f"Wallet: {addr}\nCredit: <b>{display(w.credit)}</b>\n"
+        "Link a wallet (one-time link, sign in with Ethereum) with the button below."
+    )
+
+
+def revenue(r: RevenueReport) -> str:
+    lines = [f"<b>Revenue</b> ({r.period})"]
+    for line in r.lines:
+        lines.append(
+            f"{line.product.replace('_', ' ')}: {display(line.total)} "
+            f"({line.count}), cost {display(line.cost)}"
+        )
+    lines.append(
+        f"<b>Total: {display(r.total)}</b> · paying users {r.paying_users} · "
+        f"refunds {display(r.refunds)}"
+    )
+    if r.top_spaces:
+        lines.append("Top: " + ", ".join(escape(s.title) for s in r.top_spaces))
+    return "\n".join(lines)

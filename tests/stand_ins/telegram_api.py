@@ -104,7 +104,12 @@ class BotAPI:
                     except ValueError:
                         params[k] = v
                 else:
-                    params[k] = {"filename": v.filename, "content": v.file.read().decode()}
+                    raw = v.file.read()
+                    params[k] = {
+                        "filename": v.filename,
+                        "size": len(raw),
+                        "content": raw.decode(errors="replace"),
+                    }
         if method != "getUpdates":
             self.calls.append((method, params))
         ok = lambda result: web.json_response({"ok": True, "result": result})  # noqa: E731
@@ -120,7 +125,7 @@ class BotAPI:
                 return ok([upd])
             except TimeoutError:
                 return ok([])
-        if method in ("sendMessage", "sendDocument"):
+        if method in ("sendMessage", "sendDocument", "sendPhoto"):
             chat = str(params.get("chat_id"))
             if chat in self.blocked:
                 return web.json_response(
@@ -141,6 +146,15 @@ class BotAPI:
                         "parameters": {"retry_after": 3},
                     },
                     status=429,
+                )
+            if method == "sendPhoto":
+                return ok(
+                    self._message(
+                        chat,
+                        photo=[
+                            {"file_id": "p1", "file_unique_id": "p1", "width": 800, "height": 400}
+                        ],
+                    )
                 )
             if method == "sendDocument":
                 return ok(

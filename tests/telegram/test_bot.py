@@ -152,3 +152,32 @@ async def test_outbox_drain_delivers_through_the_bot(
     assert await outbox.drain_once(ctx.db, "w") == 1
     assert await outbox.drain_once(ctx.db, "w") == 0
     assert len(api.sent("sendDocument")) == 1
+
+
+async def test_revenue_admin_only_with_chart(ctx: Context, tg: tuple[BotAPI, TelegramBot]) -> None:
+    api, _ = tg
+    api.command("/revenue", user_id=7)
+    (refusal,) = await api.wait_for("sendMessage")
+    assert "Only the bot" in refusal["text"] and "admins can see revenue" in refusal["text"]
+    assert not api.sent("sendPhoto")
+    api.command("/revenue all", user_id=1)
+    msgs = await api.wait_for("sendMessage", 2)
+    assert "Total: 0.00 USDC" in msgs[1]["text"]
+    photo = (await api.wait_for("sendPhoto"))[0]
+    assert photo["photo"]["size"] > 1000
+
+
+async def test_wallet_chat_and_search(ctx: Context, tg: tuple[BotAPI, TelegramBot]) -> None:
+    api, _ = tg
+    api.command("/wallet")
+    api.command("/chat what did they say")
+    api.command(f"/chat what did they say {SID} {SID}")
+    api.command("/search")
+    msgs = await api.wait_for("sendMessage", 4)
+    assert "Credit: <b>0.00 USDC</b>" in msgs[0]["text"]
+    assert msgs[0]["reply_markup"]["inline_keyboard"][0][0]["url"].startswith(
+        ctx.settings.web.public_url + "/link/"
+    )
+    assert msgs[1]["text"].startswith("Usage: /chat")
+    assert msgs[2]["text"].startswith("⚠️")  # duplicated / unknown Space: refused by core
+    assert msgs[3]["text"].startswith("Usage: /search")
