@@ -69,7 +69,7 @@ def quote(q: Quote) -> str:
         lines.append(f"Your credit of {display(q.credit_applied)} is already applied.")
     if q.direct:
         lines.append(
-            f"Or send exactly {display(q.direct.amount_units)} USDC from your linked "
+            f"Or send exactly {display(q.direct.amount_units)} from your linked "
             f"wallet to <code>{q.direct.to}</code>."
         )
     return "\n".join(lines)
