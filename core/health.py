@@ -12,3 +12,8 @@ def set_connected(name: str, connected: bool) -> None:
 
 def adapters() -> dict[str, bool]:
     return dict(_connected)
+
+
+def forget(name: str) -> None:
+    """An adapter that stopped (process shutting down) no longer counts for readiness."""
+    _connected.pop(name, None)

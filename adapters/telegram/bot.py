@@ -95,7 +95,7 @@ class TelegramBot:
 
     async def stop(self) -> None:
         outbox.unregister_sender("telegram")
-        health.set_connected("telegram", False)
+        health.forget("telegram")
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
