@@ -73,7 +73,11 @@ def run(
         m.upgrade(ctx.settings.database.url)
 
     async def main() -> None:
-        rt = Runtime(ctx, role_list)
+        try:
+            rt = Runtime(ctx, role_list)
+        except SpacescribeError as e:
+            await ctx.close()
+            _fail(str(e))
         for line in rt.status:
             mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
             console.print(f"{line.name}: {mark}, {line.why}")

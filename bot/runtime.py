@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.web.app import create_app
 from core.context import Context
+from core.errors import ConfigError
 from core.logging import get_logger
 
 log = get_logger("spacescribe.runtime")
@@ -134,7 +135,11 @@ def _bots(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusL
         if builder is None:
             lines.append(StatusLine(platform, False, "adapter not available in this build"))
             continue
-        comps.append(builder(ctx, sched))
+        try:
+            comps.append(builder(ctx, sched))
+        except ConfigError as e:  # e.g. webhook mode without its secret: say why, run the rest
+            lines.append(StatusLine(platform, False, str(e)))
+            continue
         lines.append(StatusLine(platform, True, f"{env} set"))
     return comps, lines
 
@@ -180,7 +185,12 @@ def _telegram(ctx: Context, _sched: Scheduler) -> Component:
     from adapters.telegram.bot import TelegramBot
 
     assert ctx.secrets.telegram_token is not None
-    return TelegramBot(ctx, ctx.secrets.telegram_token.get_secret_value())
+    secret = ctx.secrets.telegram_webhook_secret
+    return TelegramBot(
+        ctx,
+        ctx.secrets.telegram_token.get_secret_value(),
+        secret.get_secret_value() if secret else None,
+    )
 
 
 BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {"Telegram": _telegram}
@@ -225,6 +235,16 @@ class Runtime:
     def __init__(self, ctx: Context, roles: list[str]) -> None:
         self.ctx = ctx
         self.roles = roles
+        if (
+            ctx.settings.telegram.mode == "webhook"
+            and "bots" in roles
+            and "web" not in roles
+            and ctx.secrets.telegram_token is not None
+        ):
+            raise ConfigError(
+                "telegram.mode = webhook: run the bots and web roles in one process "
+                "(updates arrive at the web server's /telegram/webhook)"
+            )
         self.sched = Scheduler()
         self.components: list[Component] = []
         self.status: list[StatusLine] = []

@@ -21,6 +21,9 @@ class Caller:
     display_name: str | None = None
     chat_id: str | None = None  # where the command came from (fallback for undeliverable DMs)
     is_admin: bool = False  # decided by the adapter from config.*.admin_ids (and roles)
+    # How the pay page links back to the chat: ("bot_username", …) on Telegram,
+    # ("guild_id", …) on Discord. Pairs, so the value stays hashable.
+    back: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

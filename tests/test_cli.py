@@ -105,3 +105,58 @@ def test_run_rejects_unknown_role(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and "bogus" in r.stderr
+
+
+async def test_run_with_telegram_token_starts_the_bot(tmp_path: Path) -> None:
+    """`spacescribe run` with TELEGRAM_TOKEN set answers a member (Bot API stand-in)."""
+    import asyncio
+
+    from tests.stand_ins.telegram_api import bot_api
+
+    port = _free_port()
+    async with bot_api() as api:
+        env = _env(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'tg.db'}",
+            SPACESCRIBE_WEB__PORT=str(port),
+            SPACESCRIBE_TELEGRAM__BASE_URL=api.url,
+            TELEGRAM_TOKEN=api.token,
+        )
+        proc = await asyncio.create_subprocess_exec(
+            *CLI,
+            "run",
+            "--roles",
+            "bots,web",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await api.wait_for("setMyCommands", 2, timeout=60)
+            api.command("/help")
+            (reply,) = await api.wait_for("sendMessage", timeout=30)
+            assert "0.20 USDC" in reply["text"]
+            async with httpx.AsyncClient() as c:
+                ready = await c.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+            assert ready.json()["bots"] == {"telegram": True}
+            assert ready.json()["checks"]["adapters"] == "ok"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out_b, _ = await asyncio.wait_for(proc.communicate(), 30)
+    out = out_b.decode()
+    assert proc.returncode == 0, out
+    assert "Telegram: on, TELEGRAM_TOKEN set" in out
+    assert api.token not in out and api.token.split(":")[1] not in out  # never logged
+
+
+def test_webhook_mode_without_its_secret_is_explained(tmp_path: Path) -> None:
+    env = _env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'w.db'}",
+        SPACESCRIBE_TELEGRAM__MODE="webhook",
+        TELEGRAM_TOKEN="1:abc",
+    )
+    r = subprocess.run(
+        [*CLI, "run", "--roles", "bots"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and "bots and web roles in one process" in r.stderr

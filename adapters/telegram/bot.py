@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
 from telegram.constants import ChatType, ParseMode
 from telegram.error import Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes
 
 from adapters.telegram import texts
+from adapters.web import webhooks
 from core import health, outbox
 from core.context import Context
-from core.errors import InvalidInput
+from core.errors import ConfigError, InvalidInput
 from core.logging import get_logger
 from core.outbox_contract import Delivery, OutboundMessage
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
@@ -41,13 +49,19 @@ COMMANDS = [
     ("revenue", "Revenue (admins)"),
     ("help", "What the bot does and costs"),
 ]
+# In groups: what makes sense in front of others (wallet links and revenue stay private).
+GROUP_COMMANDS = [c for c in COMMANDS if c[0] not in ("wallet", "revenue")]
+WEBHOOK_PATH = "/telegram/webhook"
 
 
 class TelegramBot:
     name = "telegram"
 
-    def __init__(self, ctx: Context, token: str) -> None:
+    def __init__(self, ctx: Context, token: str, webhook_secret: str | None = None) -> None:
         self.ctx = ctx
+        self.webhook_secret = webhook_secret
+        if ctx.settings.telegram.mode == "webhook" and not webhook_secret:
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET is not set (telegram.mode = webhook)")
         b = Application.builder().token(token)
         if ctx.settings.telegram.base_url:
             base = ctx.settings.telegram.base_url.rstrip("/")
@@ -85,16 +99,38 @@ class TelegramBot:
 
     async def start(self) -> None:
         await self.app.initialize()
-        await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        bot = self.app.bot
+        await bot.set_my_commands(
+            [BotCommand(c, d) for c, d in COMMANDS], scope=BotCommandScopeAllPrivateChats()
+        )
+        await bot.set_my_commands(
+            [BotCommand(c, d) for c, d in GROUP_COMMANDS], scope=BotCommandScopeAllGroupChats()
+        )
         await self.app.start()
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(drop_pending_updates=False)
+        if self.webhook_secret and self.ctx.settings.telegram.mode == "webhook":
+            url = self.ctx.settings.web.public_url.rstrip("/") + WEBHOOK_PATH
+            # Updates arrive on the web server (same process) and join the update queue.
+            webhooks.register("telegram", self.webhook_secret, self.receive)
+            await bot.set_webhook(url, secret_token=self.webhook_secret)
+            log.info("telegram webhook set", url=url)
+        else:
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(drop_pending_updates=False)
         outbox.register_sender(self.sender)
         health.set_connected("telegram", True)
-        log.info("telegram bot started", username=self.app.bot.username)
+        log.info(
+            "telegram bot started", username=bot.username, mode=self.ctx.settings.telegram.mode
+        )
+
+    async def receive(self, data: dict[str, Any]) -> None:
+        """One update posted to the webhook (already authenticated by its secret token)."""
+        update = Update.de_json(data, self.app.bot)
+        if update is not None:
+            await self.app.update_queue.put(update)
 
     async def stop(self) -> None:
         outbox.unregister_sender("telegram")
+        webhooks.unregister("telegram")
         health.forget("telegram")
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
@@ -114,6 +150,7 @@ class TelegramBot:
             user.username or user.full_name,
             str(chat.id) if chat else None,
             is_admin=user.id in self.ctx.settings.telegram.admin_ids,
+            back=(("bot_username", self.app.bot.username),),
         )
 
     async def reply(self, update: Update, text: str, markup: Any = None) -> None:
@@ -138,24 +175,25 @@ class TelegramBot:
 
     async def send_quote(self, update: Update, q: Quote) -> None:
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("Pay with wallet", url=q.pay_url)]])
+        await self.reply_privately(update, texts.quote(q), markup, "the payment details")
+
+    async def reply_privately(self, update: Update, text: str, markup: Any, what: str) -> None:
+        """In a group, personal links (payment, wallet) go to the member's private chat."""
         chat = update.effective_chat
-        if chat is not None and chat.type != ChatType.PRIVATE:
-            try:  # payment details go to the member privately
-                await self.app.bot.send_message(
-                    update.effective_user.id,  # type: ignore[union-attr]
-                    texts.quote(q),
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                )
-                await self.reply(update, "I sent you the payment details privately.")
-            except Forbidden:
-                await self.reply(
-                    update,
-                    "Start a private chat with me first, then ask again: "
-                    f"https://t.me/{self.app.bot.username}?start=help",
-                )
+        if chat is None or chat.type == ChatType.PRIVATE:
+            await self.reply(update, text, markup)
             return
-        await self.reply(update, texts.quote(q), markup)
+        try:
+            await self.app.bot.send_message(
+                update.effective_user.id,  # type: ignore[union-attr]
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+            await self.reply(update, f"I sent you {what} privately.")
+        except Forbidden:
+            await self.reply(update, texts.start_private_first(self.app.bot.username))
 
     async def send_transcript(self, chat_id: int | str, t: Transcript) -> None:
         with t.path.open("rb") as f:
@@ -180,6 +218,10 @@ class TelegramBot:
                 await self.send_transcript(update.effective_user.id, result)  # type: ignore[union-attr]
                 return
             await self.render(update, result)
+            return
+        if payload.startswith("paid_"):  # back from the pay page: what the member now has
+            items = await catalog.my_spaces(self.ctx, self.caller(update))
+            await self.reply(update, texts.back_from_payment(items))
             return
         await self.help_cmd(update, context)
 
@@ -259,7 +301,7 @@ class TelegramBot:
     async def wallet_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         info = await wallet_service.wallet(self.ctx, self.caller(update))
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("Link wallet", url=info.link_url)]])
-        await self.reply(update, texts.wallet(info), markup)
+        await self.reply_privately(update, texts.wallet(info), markup, "your wallet link")
 
     async def revenue_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         rep = await revenue_service.report(

@@ -105,6 +105,17 @@ def my_spaces(items: list[OwnedSpace]) -> str:
     )
 
 
+def back_from_payment(items: list[OwnedSpace]) -> str:
+    return "Thanks! Here is what you have now:\n" + my_spaces(items)
+
+
+def start_private_first(bot_username: str) -> str:
+    link = f"https://t.me/{bot_username}?start=help"
+    return (
+        f'Start a private chat with me first, then ask again: <a href="{link}">{escape(link)}</a>'
+    )
+
+
 def popular(items: list[SpaceView]) -> str:
     if not items:
         return "No transcribed Spaces yet."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.web import health, link, pay, x402_api
+from adapters.web import health, link, pay, webhooks, x402_api
 from adapters.web.pages import static_files
 from core.context import Context
 from core.service.chat import register_fulfiller as register_chat_fulfiller
@@ -22,6 +22,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(x402_api.router)
     app.include_router(pay.router)
     app.include_router(link.router)
+    app.include_router(webhooks.router)
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     return app

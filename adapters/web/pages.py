@@ -43,16 +43,16 @@ def json_response(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status, headers={"Cache-Control": "no-store"})
 
 
-async def read_json(request: Request) -> dict[str, Any] | None:
+async def read_json(request: Request, limit: int = MAX_PAGE_BODY) -> dict[str, Any] | None:
     """The request's JSON object, or None if it is oversized, unsized or not a JSON object.
     Only ``application/json`` (which a cross-site form cannot send without CORS consent)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return None
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > MAX_PAGE_BODY:
+    if length is None or not length.isdigit() or int(length) > limit:
         return None
     raw = await request.body()
-    if len(raw) > MAX_PAGE_BODY:
+    if len(raw) > limit:
         return None
     try:
         data = json.loads(raw)

@@ -209,8 +209,11 @@ async def create_invoice(
         account_id = acc.id
         if user_id is None:
             user_id = acc.user_id
-        if caller.chat_id and (payload is None or "chat_id" not in payload):
-            payload = {**(payload or {}), "chat_id": caller.chat_id}
+        origin = dict(caller.back)
+        if caller.chat_id:
+            origin["chat_id"] = caller.chat_id
+        if origin:
+            payload = {**origin, **(payload or {})}
     inv = await insert_invoice(
         session,
         ctx,

@@ -53,8 +53,10 @@ async def member(
     name: str,
     owns: list[int] = (),  # type: ignore[assignment]
     unlocked: list[int] = (),  # type: ignore[assignment]
+    platform_user_id: str | None = None,
 ) -> tuple[Caller, int]:
-    caller = Caller("telegram", f"tg-{name}", display_name=name, chat_id=f"chat-{name}")
+    uid = platform_user_id or f"tg-{name}"
+    caller = Caller("telegram", uid, display_name=name, chat_id=f"chat-{name}")
     wallet = "0x" + (name.encode().hex() * 40)[:40]
     async with ctx.db.session() as s:
         acc = await get_or_create_account(s, caller)

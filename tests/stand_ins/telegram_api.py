@@ -1,7 +1,7 @@
 """A Telegram Bot API stand-in that python-telegram-bot talks to through its base_url.
 
-Implements getMe, getUpdates (long polling), sendMessage, sendDocument, setMyCommands,
-deleteWebhook, getMyCommands; feeds updates the tests push and records every call. Users
+Implements getMe, getUpdates (long polling), sendMessage, sendDocument, sendPhoto, setMyCommands,
+setWebhook, deleteWebhook; feeds updates the tests push and records every call. Users
 can be marked as having blocked the bot (403) and a number of 429 answers can be queued.
 """
 
@@ -47,28 +47,33 @@ class BotAPI:
     def command(
         self, text: str, user_id: int = 7, chat_id: int | None = None, chat_type: str = "private"
     ) -> None:
+        """A member sends ``text``: the bot receives it by long polling."""
+        self.updates.put_nowait(self.update(text, user_id, chat_id, chat_type))
+
+    def update(
+        self, text: str, user_id: int = 7, chat_id: int | None = None, chat_type: str = "private"
+    ) -> dict[str, Any]:
+        """The Update object Telegram sends for a message (polled or posted to a webhook)."""
         uid = next(self._ids)
         cmd = text.split()[0]
-        self.updates.put_nowait(
-            {
-                "update_id": uid,
-                "message": {
-                    "message_id": uid,
-                    "date": int(time.time()),
-                    "text": text,
-                    "from": {
-                        "id": user_id,
-                        "is_bot": False,
-                        "first_name": "Ann",
-                        "username": "ann",
-                    },
-                    "chat": {"id": chat_id or user_id, "type": chat_type, "title": "group"}
-                    if chat_type != "private"
-                    else {"id": user_id, "type": "private", "first_name": "Ann"},
-                    "entities": [{"type": "bot_command", "offset": 0, "length": len(cmd)}],
+        return {
+            "update_id": uid,
+            "message": {
+                "message_id": uid,
+                "date": int(time.time()),
+                "text": text,
+                "from": {
+                    "id": user_id,
+                    "is_bot": False,
+                    "first_name": "Ann",
+                    "username": "ann",
                 },
-            }
-        )
+                "chat": {"id": chat_id or user_id, "type": chat_type, "title": "group"}
+                if chat_type != "private"
+                else {"id": user_id, "type": "private", "first_name": "Ann"},
+                "entities": [{"type": "bot_command", "offset": 0, "length": len(cmd)}],
+            },
+        }
 
     async def wait_for(self, method: str, n: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -115,7 +120,7 @@ class BotAPI:
         ok = lambda result: web.json_response({"ok": True, "result": result})  # noqa: E731
         if method == "getMe":
             return ok(BOT)
-        if method in ("deleteWebhook", "setMyCommands"):
+        if method in ("deleteWebhook", "setMyCommands", "setWebhook"):
             return ok(True)
         if method == "getUpdates":
             try:
