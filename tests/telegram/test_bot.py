@@ -59,13 +59,28 @@ async def test_bad_input_gets_specific_replies_and_changes_nothing(
     api.command("/transcribe https://evil.com/i/spaces/1RDxlAoOeQRKL")
     api.command("/status 1ZZZZZZZZZZZZ")
     api.command("/unlock <script>")
-    msgs = [m["text"] for m in await api.wait_for("sendMessage", 4)]
+    api.command(f"/chat {'why ' * 400}{SID}")
+    api.command("/transcribe@spacescribe_bot https://x.com/i/spaces/not-an-id")
+    api.command("/search@spacescribe_bot")
+    msgs = [m["text"] for m in await api.wait_for("sendMessage", 7)]
     assert msgs[0].startswith("Usage: /status")
     assert "Only X (Twitter) Space links" in msgs[1]
     assert "has not been requested yet" in msgs[2]
     assert "&lt;script&gt;" in msgs[3] or "Space" in msgs[3]
+    assert "limit is 1000" in msgs[4]
+    assert "Space" in msgs[5] and "not-an-id" not in msgs[5]  # addressed /cmd@bot works too
+    assert msgs[6].startswith("Usage: /search")
     assert "<script>" not in " ".join(msgs)
     assert await snapshot(ctx) == before
+
+
+def test_long_texts_are_split_within_the_limit() -> None:
+    from adapters.telegram import texts
+
+    text = "\n".join(f"line {i} " + "x" * 90 for i in range(200))  # ~19,000 characters
+    parts = texts.chunks(text)
+    assert len(parts) >= 5 and all(len(p) <= texts.MAX_MESSAGE for p in parts)
+    assert "\n".join(parts) == text  # nothing lost
 
 
 async def test_transcribe_in_a_group_quotes_privately(
