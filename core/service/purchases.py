@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import exists, select
@@ -98,6 +99,28 @@ async def _open_quote(
     return quote_for(ctx, inv) if inv is not None else None
 
 
+async def _quote(
+    ctx: Context,
+    caller: Caller,
+    kind: str,
+    sid: str,
+    price: Decimal,
+    payload: dict[str, Any] | None = None,
+) -> Quote | Granted:
+    """The caller's open invoice for this, or a new one (paid from credit when it covers it)."""
+    async with ctx.db.session() as s:
+        return await _open_quote(s, ctx, caller, kind, sid) or await create_invoice(
+            s,
+            ctx,
+            caller=caller,
+            user_id=None,
+            kind=kind,
+            space_ids=[sid],
+            amount_units=to_units(price),
+            payload=payload,
+        )
+
+
 async def request_transcription(
     ctx: Context, caller: Caller, text: str, *, check_space: SpaceCheck | None = None
 ) -> Refused | AlreadyOwned | Quote | Granted:
@@ -112,18 +135,10 @@ async def request_transcription(
     if isinstance(checked, Refused):
         return checked
     title = space.title if space is not None else getattr(checked, "title", None)
-    async with ctx.db.session() as s:
-        existing = await _open_quote(s, ctx, caller, "transcription", sid)
-        result = existing or await create_invoice(
-            s,
-            ctx,
-            caller=caller,
-            user_id=None,
-            kind="transcription",
-            space_ids=[sid],
-            amount_units=to_units(ctx.settings.prices.transcription),
-            payload={"title": title} if title else None,
-        )
+    price = ctx.settings.prices.transcription
+    result = await _quote(
+        ctx, caller, "transcription", sid, price, {"title": title} if title else None
+    )
     if isinstance(result, Quote) and space is not None:
         result = dataclasses.replace(result, space=space_view(space))
     return result
@@ -144,17 +159,7 @@ async def request_unlock(
             )
         if await unlocked(s, user_id, space.id):
             return AlreadyOwned("chat_unlock", space_view(space))
-        existing = await _open_quote(s, ctx, caller, "chat_unlock", sid)
-        result = existing or await create_invoice(
-            s,
-            ctx,
-            caller=caller,
-            user_id=None,
-            kind="chat_unlock",
-            space_ids=[sid],
-            amount_units=to_units(ctx.settings.prices.chat_unlock),
-            payload=None,
-        )
+    result = await _quote(ctx, caller, "chat_unlock", sid, ctx.settings.prices.chat_unlock)
     if isinstance(result, Quote):
         result = dataclasses.replace(result, space=space_view(space))
     return result
