@@ -12,6 +12,7 @@ buyer. Free routes: ``GET /api/spaces/{space_id}`` and, for a wallet that bought
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Request
@@ -205,16 +206,23 @@ async def _paid_route(
     return _outcome(request, ctx, out, units, body)
 
 
+def _space(text: str, parse: Callable[[str], str]) -> str | Response:
+    """The Space id in ``text`` (a link for purchases, a bare id in paths), or a 400."""
+    try:
+        return parse(text)
+    except InvalidInput as exc:
+        return _error(400, "invalid_space", str(exc))
+
+
 @router.post("/x402/transcribe", responses=PAID, summary="Buy a Space transcript (x402)")
 async def transcribe(
     request: Request,
     body: SpaceRequest,
     payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
 ) -> Response:
-    try:
-        sid = parse_space(body.space)
-    except InvalidInput as exc:
-        return _error(400, "invalid_space", str(exc))
+    sid = _space(body.space, parse_space)
+    if isinstance(sid, Response):
+        return sid
     checked = await purchases.default_check_space()(_ctx(request), sid)
     if isinstance(checked, Refused):
         # X unreachable right now: try again later (503); the Space itself refused: 422
@@ -232,10 +240,9 @@ async def unlock(
     body: SpaceRequest,
     payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
 ) -> Response:
-    try:
-        sid = parse_space(body.space)
-    except InvalidInput as exc:
-        return _error(400, "invalid_space", str(exc))
+    sid = _space(body.space, parse_space)
+    if isinstance(sid, Response):
+        return sid
     return await _paid_route(request, "chat_unlock", [sid], payment_signature)
 
 
@@ -266,10 +273,9 @@ async def chat(
 
 @router.get("/api/spaces/{space_id}", tags=["spaces"], summary="A Space's status (free)")
 async def get_space(request: Request, space_id: str) -> Response:
-    try:
-        sid = validate_id(space_id)
-    except InvalidInput as exc:
-        return _error(400, "invalid_space", str(exc))
+    sid = _space(space_id, validate_id)
+    if isinstance(sid, Response):
+        return sid
     async with _ctx(request).db.session() as s:
         space = await find_space(s, sid)
         if space is None:
@@ -289,10 +295,9 @@ async def get_transcript(
     x_wallet_timestamp: int = Header(),
     x_wallet_signature: str = Header(max_length=200),
 ) -> Response:
-    try:
-        sid = validate_id(space_id)
-    except InvalidInput as exc:
-        return _error(400, "invalid_space", str(exc))
+    sid = _space(space_id, validate_id)
+    if isinstance(sid, Response):
+        return sid
     wallet = verify_wallet_proof(
         transcript_message(sid, x_wallet_timestamp),
         x_wallet_address,
