@@ -20,6 +20,7 @@ from adapters.web.app import create_app
 from core.context import Context
 from core.errors import ConfigError
 from core.logging import get_logger
+from core.service.chat import register_fulfiller as register_chat_fulfiller
 
 log = get_logger("spacescribe.runtime")
 
@@ -245,6 +246,8 @@ class Runtime:
                 "telegram.mode = webhook: run the bots and web roles in one process "
                 "(updates arrive at the web server's /telegram/webhook)"
             )
+        # Any role may credit a paid question (web, the recovery job): all can answer it.
+        register_chat_fulfiller()
         self.sched = Scheduler()
         self.components: list[Component] = []
         self.status: list[StatusLine] = []

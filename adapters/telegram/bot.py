@@ -337,10 +337,12 @@ class TelegramSender:
         b = self.bot.app.bot
         sid = message.payload.get("space_id")
         try:
-            if message.kind == "chat_answer" and message.payload.get("session_id"):
-                a = await chat_service.answer_of(self.bot.ctx, str(message.payload["session_id"]))
+            if message.kind == "chat_answer":
+                a = await chat_service.delivered_answer(self.bot.ctx, message.payload)
+                if isinstance(a, Refused):  # an owed answer the model cannot give yet
+                    return Delivery("retry", detail=a.code)
                 if a is None:
-                    return Delivery("failed", detail="unknown session")
+                    return Delivery("failed", detail="unknown answer")
                 for part in texts.chunks(texts.answer(a)):
                     await b.send_message(
                         message.recipient,
@@ -385,5 +387,4 @@ def _notice(message: OutboundMessage) -> str:
         "job_failed": f"❌ Processing Space{space} failed: {texts.escape(str(p.get('error', '')))}",
         "refunded": f"💳 {p.get('amount')} USDC credited to your account for Space{space}.",
         "wallet_linked": f"🔗 Wallet <code>{p.get('address')}</code> linked.",
-        "chat_answer": "💬 Your answer is ready: use /myspaces.",
     }.get(message.kind, f"Update{space}.")

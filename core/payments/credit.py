@@ -177,6 +177,8 @@ async def credit_invoice(
                 user_id,
                 transaction_hash,
             )
+        elif f is not None:  # paid, not yet answered: the answer is owed, not lost
+            await f.owed(session, ctx, fulfil_request(inv, payer), user_id)
         await session.execute(
             update(ChatSession)
             .where(ChatSession.invoice_id == inv.id)

@@ -42,6 +42,13 @@ class Fulfiller(Protocol):
         transaction_hash: str | None,
     ) -> None: ...
 
+    async def owed(
+        self, session: AsyncSession, ctx: Context, req: FulfilRequest, user_id: int
+    ) -> None:
+        """Paid but credited without a result (a recovered settlement, a direct transfer):
+        arrange, inside the crediting transaction, for the result to be produced later."""
+        ...
+
 
 @dataclass
 class FunctionFulfiller:
@@ -55,6 +62,7 @@ class FunctionFulfiller:
         ]
         | None
     ) = None
+    owed_fn: Callable[[AsyncSession, Context, FulfilRequest, int], Awaitable[None]] | None = None
 
     async def answer(self, ctx: Context, req: FulfilRequest) -> dict[str, Any] | Refused:
         return await self.answer_fn(ctx, req)
@@ -70,6 +78,12 @@ class FunctionFulfiller:
     ) -> None:
         if self.record_fn is not None:
             await self.record_fn(session, ctx, req, result, user_id, transaction_hash)
+
+    async def owed(
+        self, session: AsyncSession, ctx: Context, req: FulfilRequest, user_id: int
+    ) -> None:
+        if self.owed_fn is not None:
+            await self.owed_fn(session, ctx, req, user_id)
 
 
 FULFILLERS: dict[str, Fulfiller] = {}

@@ -25,9 +25,18 @@ from core.chat.prompt import SpaceRef
 from core.chat.retrieve import retrieve
 from core.chat.terms import fts5_expression, terms, tsquery_expression
 from core.context import Context
-from core.db import Account, ChatSession, ChatUnlock, Invoice, Space, TranscriptionPayment
+from core.db import (
+    Account,
+    ChatSession,
+    ChatUnlock,
+    Invoice,
+    PaymentReceipt,
+    Space,
+    TranscriptionPayment,
+)
 from core.db.upsert import dialect_name
 from core.errors import InvalidInput
+from core.logging import get_logger
 from core.money import canonical_units, chat_price, parse_usdc, to_units
 from core.results import Answer, Caller, Granted, Quote, Refused, SearchHit, Source
 from core.service.views import space_view
@@ -37,6 +46,8 @@ RETRIEVE_LIMIT = 24
 SEARCH_LIMIT = 10
 MAX_SEARCH_CHARS = 200
 SEARCH_OWNED_SPACES = 50  # transcript search covers the caller's latest purchases
+
+log = get_logger("spacescribe.chat")
 
 
 @dataclass(frozen=True)
@@ -194,8 +205,9 @@ async def _invoice(
     return result
 
 
-async def _tell_answer(session: AsyncSession, inv: Invoice, session_id: str) -> None:
-    """Queue the ``chat_answer`` message for a member who asked from Telegram/Discord."""
+async def _tell_answer(session: AsyncSession, inv: Invoice, session_id: str | None) -> None:
+    """Queue the ``chat_answer`` message for a member who asked from Telegram/Discord.
+    Without a session id the answer is still owed: it is produced when the message is sent."""
     acc = await session.get(Account, inv.account_id) if inv.account_id else None
     if acc is None:
         return
@@ -205,7 +217,7 @@ async def _tell_answer(session: AsyncSession, inv: Invoice, session_id: str) -> 
         kind="chat_answer",
         platform=acc.platform,
         recipient=acc.platform_user_id,
-        payload={"session_id": session_id},
+        payload={"session_id": session_id} if session_id else {"invoice_id": inv.public_id},
         dedupe_key=f"chat_answer:{inv.public_id}",
         origin_chat_id=payload.get("chat_id"),
     )
@@ -329,6 +341,55 @@ async def _fulfil_record(
         await _tell_answer(session, inv, sid)
 
 
+async def _fulfil_owed(session: AsyncSession, ctx: Context, req: Any, user_id: int) -> None:
+    if req.payload.get("session_id"):
+        return  # paid from credit by ask(), which records its answer in this transaction
+    inv = await session.get(Invoice, int(req.invoice_pk))
+    if inv is not None:
+        await _tell_answer(session, inv, None)
+    log.warning("paid question credited without its answer; answer owed", invoice=req.invoice_id)
+
+
+async def delivered_answer(ctx: Context, payload: dict[str, Any]) -> Answer | Refused | None:
+    """The answer a ``chat_answer`` message carries. An owed answer (paid, credited without
+    one) is produced and recorded now, once per invoice (``chat_sessions.invoice_id`` is
+    unique); a Refused means "not now" (the model is down) and the message is retried."""
+    if payload.get("session_id"):
+        return await answer_of(ctx, str(payload["session_id"]))
+    public_id = str(payload.get("invoice_id") or "")
+    async with ctx.db.session() as s:
+        inv = (
+            await s.execute(select(Invoice).where(Invoice.public_id == public_id))
+        ).scalar_one_or_none()
+        if inv is None or inv.user_id is None or inv.status != "credited":
+            return None
+        done = await s.scalar(
+            select(ChatSession.session_id).where(ChatSession.invoice_id == inv.id)
+        )
+        tx = await s.scalar(
+            select(PaymentReceipt.transaction_hash).where(PaymentReceipt.invoice_id == inv.id)
+        )
+    if done:
+        return await answer_of(ctx, done)
+    data = json.loads(inv.payload) if inv.payload else {}
+    ids: list[str] = json.loads(inv.space_ids)
+    draft = await answer(ctx, int(inv.user_id), str(data.get("question") or ""), ids)
+    if isinstance(draft, Refused):
+        return draft
+    async with ctx.db.session() as s:
+        sid = await record_answer(
+            s,
+            user_id=int(inv.user_id),
+            question=str(data.get("question") or ""),
+            space_ids=ids,
+            draft=draft,
+            amount_units=int(inv.amount_units),
+            transaction_hash=tx,
+            invoice_pk=inv.id,
+        )
+    return await answer_of(ctx, sid)
+
+
 async def answer_of(ctx: Context, session_id: str) -> Answer | None:
     """A recorded answer as the adapters render it (the ``chat_answer`` message)."""
     async with ctx.db.session() as s:
@@ -363,7 +424,7 @@ def register_fulfiller() -> None:
     from core.payments.fulfil import FunctionFulfiller
     from core.payments.fulfil import register_fulfiller as register
 
-    register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record))
+    register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed))
 
 
 async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:

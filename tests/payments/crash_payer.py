@@ -67,5 +67,38 @@ async def main(cfg: dict[str, Any]) -> None:
     print("FINISHED", flush=True)
 
 
+async def pay_and_kill(
+    ctx: Context, chain: Any, invoice_id: str, payload: dict[str, Any], stage: str
+) -> None:
+    """Pay ``invoice_id`` in a subprocess that stops at ``stage``, then SIGKILL it."""
+    import os
+    import subprocess
+
+    cfg = {
+        "db_url": ctx.db.url,
+        "data_dir": str(ctx.settings.data_dir),
+        "payments": chain.payment_settings(),
+        "relayer_key": chain.relayer_key,
+        "invoice": invoice_id,
+        "payload": payload,
+        "stage": stage,
+    }
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "tests.payments.crash_payer", json.dumps(cfg)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
+        assert line.strip() == "STOPPED", line
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode == -9
+
+
 if __name__ == "__main__":
     asyncio.run(main(json.loads(sys.argv[1])))

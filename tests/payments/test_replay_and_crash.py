@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from core.context import Context
 from core.db import Invoice, PaymentReceipt, ProcessingJob, TranscriptionPayment
 from core.payments import Paid, PaymentRefused, pay_invoice, recover_payments
 from tests.payments.conftest import client_payload
+from tests.payments.crash_payer import pay_and_kill
 from tests.payments.test_x402_pay import _quote, _reqs
 from tests.stand_ins.chain import Chain
 
@@ -58,29 +56,7 @@ async def test_killed_after_settlement_is_credited_once_on_restart(
     q = await _quote(pay_ctx)
     payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
     before = chain.balance(chain.pay_to)
-    cfg = {
-        "db_url": pay_ctx.db.url,
-        "data_dir": str(pay_ctx.settings.data_dir),
-        "payments": chain.payment_settings(),
-        "relayer_key": chain.relayer_key,
-        "invoice": q.invoice_id,
-        "payload": payload,
-        "stage": stage,
-    }
-    proc = await asyncio.to_thread(
-        subprocess.Popen,
-        [sys.executable, "-m", "tests.payments.crash_payer", json.dumps(cfg)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = await asyncio.to_thread(proc.stdout.readline)  # type: ignore[union-attr]
-        assert line.strip() == "STOPPED"
-    finally:
-        proc.kill()
-        proc.wait(10)
-    assert proc.returncode == -9
+    await pay_and_kill(pay_ctx, chain, q.invoice_id, payload, stage)
     # money moved, nothing granted yet
     assert chain.balance(chain.pay_to) == before + 200_000
     assert (await _counts(pay_ctx))[:2] == (0, 0)

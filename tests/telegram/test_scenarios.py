@@ -163,6 +163,44 @@ async def test_chat_across_two_spaces_answered_in_the_chat(
             await ctx.close()
 
 
+async def test_question_paid_then_crashed_is_answered_after_recovery(
+    shop: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    """The paying process dies after settlement, before crediting: the recovery job credits the
+    question, and its answer (owed, not lost) is produced and sent once through the outbox."""
+    from sqlalchemy import func, select
+
+    from core.db import ChatSession
+    from core.payments import recover_payments
+    from core.service.chat import register_fulfiller
+    from tests.payments.conftest import client_payload
+    from tests.payments.crash_payer import pay_and_kill
+    from tests.payments.test_x402_pay import _reqs
+
+    register_fulfiller()
+    async with bot_api() as api:
+        bot = await running(shop, api)
+        try:
+            pks, ids = await two_spaces(shop)
+            await member(shop, "ann", owns=pks, unlocked=pks, platform_user_id=str(MEMBER))
+            api.command(f"/chat What is the budget for project vexlumdra? {ids[0]} {ids[1]}")
+            (quote,) = await api.wait_for("sendMessage")
+            public_id = quote["reply_markup"]["inline_keyboard"][0][0]["url"].rsplit("/", 1)[1]
+            payload = client_payload(chain, fresh_payer, _reqs(shop, 1_100_000))
+            await pay_and_kill(shop, chain, public_id, payload, "confirm")
+            assert await recover_payments(shop) == 1
+            await drain(shop)
+            await drain(shop)
+            answers = [m["text"] for m in api.sent("sendMessage") if "<b>Q:</b>" in m["text"]]
+            assert len(answers) == 1 and "742 thousand" in answers[0]
+            async with shop.db.session() as s:
+                rows = (await s.execute(select(ChatSession))).scalars().all()
+                n = await s.scalar(select(func.count()).select_from(ChatSession))
+            assert n == 1 and rows[0].transaction_hash and rows[0].amount_usdc == "1.1"
+        finally:
+            await bot.stop()
+
+
 async def test_webhook_mode_checks_the_secret_token(ctx: Context) -> None:
     ctx.settings.telegram.mode = "webhook"
     with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
