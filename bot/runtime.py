@@ -194,7 +194,17 @@ def _telegram(ctx: Context, _sched: Scheduler) -> Component:
     )
 
 
-BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {"Telegram": _telegram}
+def _discord(ctx: Context, _sched: Scheduler) -> Component:
+    from adapters.discord.bot import DiscordBot
+
+    assert ctx.secrets.discord_token is not None
+    return DiscordBot(ctx, ctx.secrets.discord_token.get_secret_value())
+
+
+BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {
+    "Telegram": _telegram,
+    "Discord": _discord,
+}
 # Periodic jobs of the scheduler role: id → (async function of ctx, interval in seconds).
 PERIODIC_JOBS: dict[
     str, tuple[Callable[[Context], Awaitable[Any]], Callable[[Context], float]]

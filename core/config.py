@@ -140,6 +140,14 @@ class DiscordSettings(_Section):
     admin_ids: list[int] = []
     admin_role_ids: list[int] = []
     guild_ids: list[int] = []
+    api_url: str = ""  # REST API base (e.g. a rate-limit proxy); empty = Discord's
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_or_empty(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be empty or an http:// or https:// URL")
+        return v
 
 
 class LoggingSettings(_Section):

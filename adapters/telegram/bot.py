@@ -29,7 +29,7 @@ from core.errors import ConfigError, InvalidInput
 from core.logging import get_logger
 from core.outbox_contract import Delivery, OutboundMessage
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
-from core.service import catalog, purchases
+from core.service import catalog, notices, purchases
 from core.service import chat as chat_service
 from core.service import revenue as revenue_service
 from core.service import wallet as wallet_service
@@ -379,12 +379,9 @@ class TelegramSender:
 
 
 def _notice(message: OutboundMessage) -> str:
-    p = message.payload
-    sid = p.get("space_id")
-    space = f" <code>{sid}</code>" if sid else ""
-    return {
-        "payment_confirmed": f"✅ Payment received{space}. Thank you!",
-        "job_failed": f"❌ Processing Space{space} failed: {texts.escape(str(p.get('error', '')))}",
-        "refunded": f"💳 {p.get('amount')} USDC credited to your account for Space{space}.",
-        "wallet_linked": f"🔗 Wallet <code>{p.get('address')}</code> linked.",
-    }.get(message.kind, f"Update{space}.")
+    return notices.notice(
+        message.kind,
+        message.payload,
+        code=lambda s: f"<code>{texts.escape(s)}</code>",
+        escape=texts.escape,
+    )

@@ -21,6 +21,7 @@ from core.results import (
     Transcript,
     WalletInfo,
 )
+from core.service.notices import product
 
 MAX_MESSAGE = 4096
 
@@ -55,11 +56,7 @@ def status(v: SpaceView) -> str:
 
 
 def quote(q: Quote) -> str:
-    what = {
-        "transcription": "Transcript",
-        "chat_unlock": "Chat unlock",
-        "chat_query": "Question",
-    }.get(q.kind, q.kind)
+    what = product(q.kind)
     spaces = ", ".join(f"<code>{s}</code>" for s in q.space_ids)
     lines = [
         f"<b>{what}</b> of {spaces}: <b>{display(q.amount)}</b>",

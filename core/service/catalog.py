@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import user_id_for
@@ -15,6 +15,7 @@ from core.service.views import space_view, transcript_of
 from core.spaces import parse_space
 
 POPULAR_LIMIT = 10
+MATCH_LIMIT = 25  # Discord shows at most 25 autocomplete choices
 
 
 def parse_or_refuse(text: str) -> str | Refused:
@@ -62,6 +63,33 @@ async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:
             pos = await position(s, space.id) if space.status == "pending" else None
             out.append(OwnedSpace(space_view(space, pos), bool(is_unlocked), paid_at))
         return out
+
+
+async def owned_matching(
+    ctx: Context, caller: Caller, text: str, limit: int = MATCH_LIMIT
+) -> list[SpaceView]:
+    """The caller's Spaces whose id or title contains ``text`` (any case), newest purchase
+    first: what a member picks from when a command asks for one of their Spaces."""
+    text = (text or "").strip()[:100]
+    async with ctx.db.session() as s:
+        user_id = await user_id_for(s, caller)
+        if user_id is None:
+            return []
+        query = (
+            select(Space)
+            .join(TranscriptionPayment, TranscriptionPayment.space_id == Space.id)
+            .where(TranscriptionPayment.user_id == user_id)
+            .order_by(TranscriptionPayment.paid_at.desc(), Space.id.desc())
+            .limit(limit)
+        )
+        if text:
+            query = query.where(
+                or_(
+                    Space.space_id.icontains(text, autoescape=True),
+                    Space.title.icontains(text, autoescape=True),
+                )
+            )
+        return [space_view(sp) for sp in (await s.execute(query)).scalars()]
 
 
 async def popular(ctx: Context) -> list[SpaceView]:

@@ -1,0 +1,1 @@
+"""Discord adapter (discord.py app commands): commands in, core results out, outbox delivery."""

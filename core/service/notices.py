@@ -1,0 +1,58 @@
+"""What outbox notices and quotes say, once for every platform.
+
+Adapters pass their own markup: ``code`` wraps an id or address (``<code>`` on Telegram,
+backticks on Discord) and ``escape`` neutralises text that came from outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from core.money import MoneyError, display, parse_usdc
+
+Markup = Callable[[str], str]
+
+PRODUCTS = {
+    "transcription": "Transcript",
+    "chat_unlock": "Chat unlock",
+    "chat_query": "Question",
+}
+
+
+def product(kind: str) -> str:
+    return PRODUCTS.get(kind, kind)
+
+
+def _spaces(payload: Mapping[str, Any], code: Markup) -> str:
+    ids = payload.get("space_ids") or ([payload["space_id"]] if payload.get("space_id") else [])
+    return ", ".join(code(str(s)) for s in ids)
+
+
+def _amount(raw: Any) -> str:
+    try:
+        return display(parse_usdc(str(raw)))
+    except MoneyError:
+        return f"{raw} USDC"
+
+
+def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) -> str:
+    """The text of an outbox message that is not a transcript or an answer."""
+    spaces = _spaces(payload, code)
+    on = f" for {spaces}" if spaces else ""
+    if kind == "payment_confirmed":
+        text = f"✅ Payment of {_amount(payload.get('amount', '0'))} received{on}. Thank you!"
+        if payload.get("kind") == "transcription":
+            text += " The transcript comes here as soon as it is ready."
+        if payload.get("credit"):
+            text += f" {_amount(payload['credit'])} became account credit (already owned)."
+        return text
+    if kind == "job_failed":
+        return f"❌ Processing{on} failed: {escape(str(payload.get('error', '')))}"
+    if kind == "refunded":
+        return f"💳 {_amount(payload.get('amount', '0'))} credited to your account{on}."
+    if kind == "wallet_linked":
+        return f"🔗 Wallet {code(str(payload.get('address', '')))} linked."
+    if kind == "chat_answer":
+        return "💬 Your answer is ready: use /myspaces."
+    return f"Update{on}."
