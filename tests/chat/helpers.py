@@ -54,9 +54,10 @@ async def member(
     owns: list[int] = (),  # type: ignore[assignment]
     unlocked: list[int] = (),  # type: ignore[assignment]
     platform_user_id: str | None = None,
+    caller: Caller | None = None,
 ) -> tuple[Caller, int]:
     uid = platform_user_id or f"tg-{name}"
-    caller = Caller("telegram", uid, display_name=name, chat_id=f"chat-{name}")
+    caller = caller or Caller("telegram", uid, display_name=name, chat_id=f"chat-{name}")
     wallet = "0x" + (name.encode().hex() * 40)[:40]
     async with ctx.db.session() as s:
         acc = await get_or_create_account(s, caller)

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from adapters.discord import texts
 from adapters.discord.bot import DiscordBot
 from core.context import Context
 from core.pipeline import media
 from core.pipeline.media import SpaceMeta
-from tests.stand_ins.discord_api import ADMIN_ROLE_ID, DiscordAPI, discord_api
+from core.results import Caller
+from tests.chat.helpers import add_space, member, space_id_for
+from tests.stand_ins.discord_api import ADMIN_ROLE_ID, CHANNEL_ID, DiscordAPI, discord_api
 
-ADMIN = 1
+ADMIN = 1  # a user id in discord.admin_ids
+ANN, BOB = 7, 8
+SEGMENTS = [
+    {"start": 1.0, "end": 4.0, "speaker": "alice", "text": "Welcome to the weekly space."},
+    {"start": 5.0, "end": 9.0, "speaker": "bob", "text": "The launch date is the ninth of May."},
+]
 
 
 class Recorded:
@@ -32,26 +41,53 @@ def endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", DiscordWebSocket.DEFAULT_GATEWAY)
 
 
-async def start_bot(ctx: Context, api: DiscordAPI, **discord: Any) -> DiscordBot:
-    ctx.settings.discord.api_url = api.api_url
-    ctx.settings.discord.admin_ids = [ADMIN]
-    ctx.settings.discord.admin_role_ids = [ADMIN_ROLE_ID]
-    for key, value in discord.items():
-        setattr(ctx.settings.discord, key, value)
-    bot = DiscordBot(ctx, api.token)
-    await bot.start()
-    return bot
-
-
-@pytest.fixture
-async def dc(ctx: Context, endpoints: None) -> AsyncIterator[tuple[DiscordAPI, DiscordBot]]:
-    if ctx.settings.payments.pay_to == "":
-        ctx.settings.payments.pay_to = "0x" + "22" * 20
-    media.use_resolver(Recorded())
+@asynccontextmanager
+async def running(ctx: Context, **discord: Any) -> AsyncIterator[tuple[DiscordAPI, DiscordBot]]:
+    """The stand-in, and a bot started against it (REST base and gateway from config)."""
     async with discord_api() as api:
-        bot = await start_bot(ctx, api)
+        ctx.settings.discord.api_url = api.api_url
+        ctx.settings.discord.admin_ids = [ADMIN]
+        ctx.settings.discord.admin_role_ids = [ADMIN_ROLE_ID]
+        for key, value in discord.items():
+            setattr(ctx.settings.discord, key, value)
+        bot = DiscordBot(ctx, api.token)
+        await bot.start()
         try:
             yield api, bot
         finally:
             await bot.stop()
-            media.use_resolver(None)
+        # no command may have failed unnoticed: the error handler's reply would show it
+        failed = texts.failure().content
+        said = [r.text for it in api.interactions.values() for r in it.replies]
+        assert failed not in said, "a command failed; see the captured log"
+
+
+@pytest.fixture
+async def dc(ctx: Context, endpoints: None) -> AsyncIterator[tuple[DiscordAPI, DiscordBot]]:
+    ctx.settings.payments.pay_to = "0x" + "22" * 20
+    media.use_resolver(Recorded())
+    try:
+        async with running(ctx) as pair:
+            yield pair
+    finally:
+        media.use_resolver(None)
+
+
+async def owned_space(
+    ctx: Context,
+    i: int,
+    user: int,
+    *,
+    title: str | None = None,
+    unlocked: bool = False,
+    transcript: str = "# Weekly\n\n[00:00:01] alice: Welcome to the weekly space.\n",
+) -> str:
+    """A completed, indexed Space with its transcript.md, bought by Discord user ``user``."""
+    pk = await add_space(ctx, i, SEGMENTS, title=title, participants=["alice", "bob"])
+    caller = Caller("discord", str(user), chat_id=str(CHANNEL_ID))
+    await member(ctx, f"u{user}", owns=[pk], unlocked=[pk] if unlocked else [], caller=caller)
+    sid = space_id_for(i)
+    path = ctx.spaces_dir / sid / "transcript.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(transcript)
+    return sid

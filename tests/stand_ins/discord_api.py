@@ -268,7 +268,11 @@ class DiscordAPI:
         else:
             payload |= {
                 "channel_id": str(channel_id),
-                "channel": {"id": str(channel_id), "type": 1, "recipients": []},
+                "channel": {
+                    "id": str(channel_id),
+                    "type": 1,
+                    "recipients": [user_payload(user_id)],
+                },
                 "user": user_payload(user_id),
                 "authorizing_integration_owners": {"0": str(GUILD_ID)},
                 "context": 1,
@@ -434,6 +438,8 @@ class DiscordAPI:
                 "application_id": str(APP_ID),
                 "version": str(self.snowflake()),
             }
+            if cmd.get("default_member_permissions") is not None:  # a string, as Discord answers
+                stored["default_member_permissions"] = str(cmd["default_member_permissions"])
             if guild is not None:
                 stored["guild_id"] = str(guild)
             out.append(stored)
