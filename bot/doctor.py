@@ -172,7 +172,7 @@ async def _discord(settings: Settings, secrets: Secrets) -> Row:
         return ("discord", None, "off: set DISCORD_TOKEN")
     import discord
 
-    base = discord.http.Route.BASE
+    base = settings.discord.api_url.rstrip("/") or discord.http.Route.BASE
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT) as c:
             r = await c.get(

@@ -52,6 +52,8 @@ class Tree(app_commands.CommandTree["SpacescribeClient"]):
 
 class SpacescribeClient(discord.Client):
     def __init__(self, bot: DiscordBot) -> None:
+        # the bot never joins voice channels: no warning about voice libraries
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
