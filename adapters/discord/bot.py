@@ -155,7 +155,7 @@ class DiscordBot:
             # where to tell the member when a DM cannot be delivered (a DM has no elsewhere)
             str(interaction.channel_id) if in_guild and interaction.channel_id else None,
             is_admin=user.id in cfg.admin_ids or by_role,
-            guild_id=str(interaction.guild_id) if in_guild else None,
+            back=(("guild_id", str(interaction.guild_id)),) if in_guild else (),
         )
 
 

@@ -43,10 +43,12 @@ class DiscordSender:
             if isinstance(t, Refused):
                 return Delivery("failed", detail=t.code)
             return [texts.transcript(t, "Your transcript is ready.")]
-        if message.kind == "chat_answer" and p.get("session_id"):
-            a = await chat_service.answer_of(ctx, str(p["session_id"]))
+        if message.kind == "chat_answer":
+            a = await chat_service.delivered_answer(ctx, p)
+            if isinstance(a, Refused):  # an owed answer the model cannot give yet
+                return Delivery("retry", detail=a.code)
             if a is None:
-                return Delivery("failed", detail="unknown session")
+                return Delivery("failed", detail="unknown answer")
             return [texts.answer(a)]
         text = notices.notice(message.kind, p, code=texts.code, escape=texts.esc)
         return [texts.Out(content=text)]

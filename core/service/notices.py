@@ -41,7 +41,7 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
     spaces = _spaces(payload, code)
     on = f" for {spaces}" if spaces else ""
     if kind == "payment_confirmed":
-        text = f"✅ Payment of {_amount(payload.get('amount', '0'))} received{on}. Thank you!"
+        text = f"✅ Payment received: {_amount(payload.get('amount', '0'))}{on}. Thank you!"
         if payload.get("kind") == "transcription":
             text += " The transcript comes here as soon as it is ready."
         if payload.get("credit"):
@@ -53,6 +53,4 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
         return f"💳 {_amount(payload.get('amount', '0'))} credited to your account{on}."
     if kind == "wallet_linked":
         return f"🔗 Wallet {code(str(payload.get('address', '')))} linked."
-    if kind == "chat_answer":
-        return "💬 Your answer is ready: use /myspaces."
     return f"Update{on}."

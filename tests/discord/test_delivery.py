@@ -116,7 +116,7 @@ async def test_notices_and_unowned_transcripts(
     )
     assert (await bot.sender.deliver(paid)).status == "sent"
     (dm,) = api.dms(ANN)
-    assert dm["content"].startswith("✅ Payment of 0.20 USDC received for `1Space000001X`")
+    assert dm["content"].startswith("✅ Payment received: 0.20 USDC for `1Space000001X`")
     foreign = OutboundMessage(
         8, "transcript_ready", "discord", str(ANN), None, {"space_id": "1Space000002X"}, 1
     )

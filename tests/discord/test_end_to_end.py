@@ -77,7 +77,7 @@ async def test_transcribe_pay_on_chain_then_dm_with_the_transcript(
         assert api.dms(ANN) == []  # nothing is said before the outbox is drained
         await outbox.drain_once(ctx.db, "w")
         (confirmed,) = api.dms(ANN)
-        assert confirmed["content"].startswith(f"✅ Payment of 0.20 USDC received for `{SID}`")
+        assert confirmed["content"].startswith(f"✅ Payment received: 0.20 USDC for `{SID}`")
 
         use_openai(ctx, stt.url)
         ctx.settings.transcription.chunk_seconds = 600  # one chunk: the Space is short
@@ -119,7 +119,7 @@ async def test_chat_across_two_spaces_paid_and_answered_by_dm(
         await _pay(ctx, chain, fresh_payer, quote.buttons[0]["url"], 1_100_000)
         assert await outbox.drain_once(ctx.db, "w") == 2
     texts = {m["content"] or m["embeds"][0]["title"]: m for m in api.dms(ANN)}
-    assert any(t.startswith("✅ Payment of 1.10 USDC received") for t in texts)
+    assert any(t.startswith("✅ Payment received: 1.10 USDC") for t in texts)
     (answer,) = texts[question]["embeds"]
     cited = {f["name"].split()[1] for f in answer["fields"]}
     assert cited == {a, b}  # sources from both Spaces, each with its timestamp
