@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,6 +39,33 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass
+class AppRun:
+    proc: asyncio.subprocess.Process
+    output: str = ""  # stdout and stderr, once it has stopped
+
+
+@asynccontextmanager
+async def running_app(env: dict[str, str], roles: str) -> AsyncIterator[AppRun]:
+    """`spacescribe run --roles …` as a subprocess, stopped with SIGTERM on the way out."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        "--roles",
+        roles,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    app = AppRun(proc)
+    try:
+        yield app
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        app.output = out.decode()
 
 
 def test_migrate_empty_sqlite_file(tmp_path: Path) -> None:
@@ -109,8 +140,6 @@ def test_run_rejects_unknown_role(tmp_path: Path) -> None:
 
 async def test_run_with_telegram_token_starts_the_bot(tmp_path: Path) -> None:
     """`spacescribe run` with TELEGRAM_TOKEN set answers a member (Bot API stand-in)."""
-    import asyncio
-
     from tests.stand_ins.telegram_api import bot_api
 
     port = _free_port()
@@ -122,16 +151,7 @@ async def test_run_with_telegram_token_starts_the_bot(tmp_path: Path) -> None:
             SPACESCRIBE_TELEGRAM__BASE_URL=api.url,
             TELEGRAM_TOKEN=api.token,
         )
-        proc = await asyncio.create_subprocess_exec(
-            *CLI,
-            "run",
-            "--roles",
-            "bots,web",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
+        async with running_app(env, "bots,web") as app:
             await api.wait_for("setMyCommands", 2, timeout=60)
             api.command("/help")
             (reply,) = await api.wait_for("sendMessage", timeout=30)
@@ -140,11 +160,8 @@ async def test_run_with_telegram_token_starts_the_bot(tmp_path: Path) -> None:
                 ready = await c.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
             assert ready.json()["bots"] == {"telegram": True}
             assert ready.json()["checks"]["adapters"] == "ok"
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            out_b, _ = await asyncio.wait_for(proc.communicate(), 30)
-    out = out_b.decode()
-    assert proc.returncode == 0, out
+    out = app.output
+    assert app.proc.returncode == 0, out
     assert "Telegram: on, TELEGRAM_TOKEN set" in out
     assert api.token not in out and api.token.split(":")[1] not in out  # never logged
 

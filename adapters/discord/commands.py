@@ -8,7 +8,7 @@ member sees them. Wherever a Space is asked for, the member's own Spaces are off
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -116,7 +116,7 @@ def chat_command(max_spaces: int) -> app_commands.Command[Any, ..., None]:
     app_commands.describe(
         question="What you want to know", space1="A Space you unlocked chat on", **described
     )(chat)
-    cmd = app_commands.Command(
+    cmd: app_commands.Command[Any, ..., None] = app_commands.Command(
         name="chat",
         description=f"Ask a question across up to {n} of your Spaces, with cited sources",
         callback=chat,
@@ -203,7 +203,7 @@ DESCRIPTIONS: dict[str, str] = {
     "revenue": "Revenue by product, with a chart (admins)",
     "help": "What the bot does and what it costs",
 }
-CALLBACKS: dict[str, Callable[..., Awaitable[None]]] = {
+CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "transcribe": transcribe,
     "unlock": unlock,
     "myspaces": myspaces,

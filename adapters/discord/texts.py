@@ -16,27 +16,16 @@ from typing import Any
 import discord
 from discord.utils import escape_markdown
 
+from core import results as res
 from core.money import display
 from core.pipeline.render import hms
-from core.results import (
-    AlreadyOwned,
-    Answer,
-    Granted,
-    OwnedSpace,
-    Quote,
-    Refused,
-    RevenueReport,
-    SearchHit,
-    SpaceView,
-    Transcript,
-    WalletInfo,
-)
-from core.service.notices import product
+from core.service.notices import product, quote_notes
 
 CONTENT_MAX = 2000
 DESCRIPTION_MAX = 4096
 FIELD_MAX = 1024
 TITLE_MAX = 256
+FIELDS_MAX = 25
 CHOICE_MAX = 100
 COLOUR = discord.Colour.blurple()
 
@@ -90,12 +79,12 @@ def _embed(title: str, description: str = "", url: str | None = None) -> discord
     )
 
 
-def space_name(v: SpaceView) -> str:
+def space_name(v: res.SpaceView) -> str:
     length = f", {hms(v.duration_seconds)}" if v.duration_seconds else ""
     return f"**{esc(v.title)}** ({code(v.space_id)}{length})"
 
 
-def choice(v: SpaceView) -> str:
+def choice(v: res.SpaceView) -> str:
     """An autocomplete entry: the title, then the id (Discord shows at most 100 characters)."""
     tail = f" · {v.space_id}"
     return clip(v.title or "X Space", CHOICE_MAX - len(tail)) + tail
@@ -112,7 +101,7 @@ HELP = (
 )
 
 
-def refused(r: Refused) -> Out:
+def refused(r: res.Refused) -> Out:
     return Out(content=f"⚠️ {esc(r.message)}")
 
 
@@ -120,17 +109,11 @@ def failure() -> Out:
     return Out(content="Something went wrong on our side; nothing was charged. Try again shortly.")
 
 
-def quote(q: Quote) -> Out:
+def quote(q: res.Quote) -> Out:
     lines = [f"Amount: **{display(q.amount)}**"]
     until = discord.utils.format_dt(q.expires_at.replace(tzinfo=UTC), "f")  # naive UTC
     lines.append(f"Pay before {until} with the button below.")
-    if q.credit_applied:
-        lines.append(f"Your credit of {display(q.credit_applied)} is already applied.")
-    if q.direct:
-        lines.append(
-            f"Or send exactly {display(q.direct.amount_units)} from your linked wallet "
-            f"to {code(q.direct.to)}."
-        )
+    lines += quote_notes(q, code)
     lines.append("You get a confirmation by DM as soon as the payment is verified.")
     spaces = ", ".join(code(s) for s in q.space_ids)
     title = f"{product(q.kind)}: {q.space.title if q.space else spaces}"
@@ -139,7 +122,7 @@ def quote(q: Quote) -> Out:
     return Out(embed=embed, links=(("Pay with wallet", q.pay_url),))
 
 
-def transcript(t: Transcript, intro: str = "") -> Out:
+def transcript(t: res.Transcript, intro: str = "") -> Out:
     """The transcript header as an embed (title, duration, speakers) with the file."""
     v = t.space
     embed = _embed(v.title or "X Space", intro, v.url)
@@ -151,7 +134,7 @@ def transcript(t: Transcript, intro: str = "") -> Out:
     return Out(embed=embed, attachment=("transcript.md", t.path))
 
 
-def owned(o: AlreadyOwned) -> Out:
+def owned(o: res.AlreadyOwned) -> Out:
     if o.kind == "chat_unlock":
         return Out(content=f"Chat is already unlocked on {space_name(o.space)}.")
     if o.transcript is not None:
@@ -162,12 +145,12 @@ def owned(o: AlreadyOwned) -> Out:
     )
 
 
-def granted(g: Granted) -> Out:
+def granted(g: res.Granted) -> Out:
     spaces = ", ".join(code(s) for s in g.space_ids)
     return Out(content=f"✅ {product(g.kind)} of {spaces} paid from your account credit.")
 
 
-def status(v: SpaceView) -> Out:
+def status(v: res.SpaceView) -> Out:
     lines = [f"Status: **{v.status}**"]
     if v.queue_position:
         lines.append(f"Position {v.queue_position} in the queue")
@@ -178,7 +161,7 @@ def status(v: SpaceView) -> Out:
     return Out(embed=embed)
 
 
-def my_spaces(items: list[OwnedSpace]) -> Out:
+def my_spaces(items: list[res.OwnedSpace]) -> Out:
     if not items:
         return Out(content="You have no Spaces yet. Use `/transcribe` with a Space link.")
     rows = []
@@ -190,27 +173,34 @@ def my_spaces(items: list[OwnedSpace]) -> Out:
     return Out(embed=_embed("Your Spaces", body))
 
 
-def popular(items: list[SpaceView]) -> Out:
+def popular(items: list[res.SpaceView]) -> Out:
     if not items:
         return Out(content="No transcribed Spaces yet.")
     rows = [f"{n}. {space_name(v)}: {v.transcription_count} buyers" for n, v in enumerate(items, 1)]
     return Out(embed=_embed("Popular Spaces", "\n".join(rows)))
 
 
-def search(hits: list[SearchHit]) -> Out:
+def search(hits: list[res.SearchHit]) -> Out:
+    """A field per hit: the Space, then the matching passage (only in the member's own)."""
     if not hits:
         return Out(content="Nothing found.")
-    rows = []
-    for h in hits:
-        row = f"• {space_name(h.space)}"
-        if h.excerpt:
-            at = f"[{hms(h.start)}] " if h.start is not None else ""
-            row += f"\n  {at}“{esc(h.excerpt)}”"
-        rows.append(row)
-    return Out(embed=_embed("Search", "\n".join(rows)))
+    embed = _embed("Search")
+    for h in hits[:FIELDS_MAX]:
+        v = h.space
+        passage = (
+            f"[{hms(h.start or 0)}] “{esc(h.excerpt)}”"
+            if h.excerpt
+            else f"{v.transcription_count} buyers"
+        )
+        embed.add_field(
+            name=clip(f"{v.title} · {v.space_id}", TITLE_MAX),
+            value=clip(passage, SOURCE_MAX),
+            inline=False,
+        )
+    return Out(embed=embed)
 
 
-def wallet(w: WalletInfo) -> Out:
+def wallet(w: res.WalletInfo) -> Out:
     linked = code(w.address) if w.address else "none linked yet"
     text = (
         f"Wallet: {linked}\nCredit: **{display(w.credit)}**\n"
@@ -219,7 +209,7 @@ def wallet(w: WalletInfo) -> Out:
     return Out(embed=_embed("Your wallet", text), links=(("Link wallet", w.link_url),))
 
 
-def revenue(r: RevenueReport) -> Out:
+def revenue(r: res.RevenueReport) -> Out:
     embed = _embed(f"Revenue ({r.period})")
     for line in r.lines:
         embed.add_field(
@@ -242,7 +232,7 @@ SOURCES_SHOWN = 8
 SOURCE_MAX = 300
 
 
-def answer(a: Answer) -> Out:
+def answer(a: res.Answer) -> Out:
     """A paid answer: the question as title, the answer, then numbered cited sources."""
     note = ""
     if a.model == "extractive":
@@ -268,12 +258,12 @@ def dm_closed(user_id: str, space_id: str | None) -> str:
     )
 
 
-def outcome(result: Refused | Quote | AlreadyOwned | Granted) -> Out:
+def outcome(result: res.Refused | res.Quote | res.AlreadyOwned | res.Granted) -> Out:
     """What a purchase request answered: refused, a quote to pay, owned, or paid by credit."""
-    if isinstance(result, Refused):
+    if isinstance(result, res.Refused):
         return refused(result)
-    if isinstance(result, Quote):
+    if isinstance(result, res.Quote):
         return quote(result)
-    if isinstance(result, AlreadyOwned):
+    if isinstance(result, res.AlreadyOwned):
         return owned(result)
     return granted(result)

@@ -21,7 +21,7 @@ from core.results import (
     Transcript,
     WalletInfo,
 )
-from core.service.notices import product
+from core.service.notices import product, quote_notes
 
 MAX_MESSAGE = 4096
 
@@ -62,13 +62,7 @@ def quote(q: Quote) -> str:
         f"<b>{what}</b> of {spaces}: <b>{display(q.amount)}</b>",
         f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with the button below.",
     ]
-    if q.credit_applied:
-        lines.append(f"Your credit of {display(q.credit_applied)} is already applied.")
-    if q.direct:
-        lines.append(
-            f"Or send exactly {display(q.direct.amount_units)} from your linked "
-            f"wallet to <code>{q.direct.to}</code>."
-        )
+    lines += quote_notes(q, code=lambda s: f"<code>{s}</code>")
     return "\n".join(lines)
 
 

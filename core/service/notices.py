@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.money import MoneyError, display, parse_usdc
+from core.results import Quote
 
 Markup = Callable[[str], str]
 
@@ -54,3 +55,16 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
     if kind == "wallet_linked":
         return f"🔗 Wallet {code(str(payload.get('address', '')))} linked."
     return f"Update{on}."
+
+
+def quote_notes(q: Quote, code: Markup) -> list[str]:
+    """What a quote says besides its price: credit already applied, the plain-transfer way."""
+    notes = []
+    if q.credit_applied:
+        notes.append(f"Your credit of {display(q.credit_applied)} is already applied.")
+    if q.direct:
+        notes.append(
+            f"Or send exactly {display(q.direct.amount_units)} from your linked wallet "
+            f"to {code(q.direct.to)}."
+        )
+    return notes

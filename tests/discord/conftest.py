@@ -42,6 +42,15 @@ def endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @asynccontextmanager
+async def started(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+@asynccontextmanager
 async def running(ctx: Context, **discord: Any) -> AsyncIterator[tuple[DiscordAPI, DiscordBot]]:
     """The stand-in, and a bot started against it (REST base and gateway from config)."""
     async with discord_api() as api:
@@ -50,12 +59,8 @@ async def running(ctx: Context, **discord: Any) -> AsyncIterator[tuple[DiscordAP
         ctx.settings.discord.admin_role_ids = [ADMIN_ROLE_ID]
         for key, value in discord.items():
             setattr(ctx.settings.discord, key, value)
-        bot = DiscordBot(ctx, api.token)
-        await bot.start()
-        try:
+        async with started(DiscordBot(ctx, api.token)) as bot:
             yield api, bot
-        finally:
-            await bot.stop()
         # no command may have failed unnoticed: the error handler's reply would show it
         failed = texts.failure().content
         said = [r.text for it in api.interactions.values() for r in it.replies]

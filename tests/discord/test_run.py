@@ -3,12 +3,10 @@ runs it, against the stand-in (named by ``SPACESCRIBE_DISCORD__API_URL``)."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
 from tests.stand_ins.discord_api import discord_api
-from tests.test_cli import CLI, _env
+from tests.test_cli import _env, running_app
 
 
 async def test_run_with_a_token_starts_the_bot_and_answers(tmp_path: Path) -> None:
@@ -19,26 +17,13 @@ async def test_run_with_a_token_starts_the_bot_and_answers(tmp_path: Path) -> No
             DISCORD_TOKEN=api.token,
             SPACESCRIBE_DISCORD__API_URL=api.api_url,
         )
-        proc = await asyncio.create_subprocess_exec(
-            *CLI,
-            "run",
-            "--roles",
-            "bots",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            await api.wait(lambda: bool(api.identifies) or proc.returncode is not None, 90)
+        async with running_app(env, "bots") as app:
+            await api.wait(lambda: bool(api.identifies) or app.proc.returncode is not None, 90)
             assert api.identifies, "the bot never identified on the gateway"
             status = await api.reply(await api.interact("status", {"space": "1ZZZZZZZZZZZZ"}))
             assert "has not been requested yet" in status.text  # the database answered
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    text = out.decode()
-    assert proc.returncode == 0, text
-    assert "Discord: on, DISCORD_TOKEN set" in text
-    assert "Telegram: off, TELEGRAM_TOKEN not set" in text
-    assert "discord commands synced" in text and "discord bot started" in text
-    assert api.token not in text  # the secret never reaches a log line
+    assert app.proc.returncode == 0, app.output
+    assert "Discord: on, DISCORD_TOKEN set" in app.output
+    assert "Telegram: off, TELEGRAM_TOKEN not set" in app.output
+    assert "discord commands synced" in app.output and "discord bot started" in app.output
+    assert api.token not in app.output  # the secret never reaches a log line
