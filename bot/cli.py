@@ -83,6 +83,8 @@ def run(
             console.print(f"{line.name}: {mark}, {line.why}")
         try:
             await rt.run_forever()
+        except SpacescribeError as e:  # e.g. a bot token its platform refuses
+            _fail(str(e))
         finally:
             await ctx.close()
 

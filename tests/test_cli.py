@@ -63,7 +63,8 @@ async def running_app(env: dict[str, str], roles: str) -> AsyncIterator[AppRun]:
     try:
         yield app
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         app.output = out.decode()
 

@@ -22,6 +22,7 @@ from adapters.discord import commands, texts
 from adapters.discord.sender import DiscordSender
 from core import health, outbox
 from core.context import Context
+from core.errors import ConfigError
 from core.logging import get_logger
 from core.results import Caller
 
@@ -95,7 +96,14 @@ class DiscordBot:
         api_url = self.ctx.settings.discord.api_url.rstrip("/")
         if api_url:  # discord.py keeps its endpoints on the classes: one bot per process
             Route.BASE = api_url
-        await self.client.login(self._token)  # REST: who we are; setup_hook syncs commands
+        try:
+            await self.client.login(self._token)  # REST: who we are; setup_hook syncs commands
+        except discord.LoginFailure as exc:
+            await self.client.close()
+            raise ConfigError(
+                "DISCORD_TOKEN was refused by Discord (401): copy the token again from "
+                "Bot → Reset Token in the Developer Portal"
+            ) from exc
         if api_url:
             _shards, gateway, _limits = await self.client.http.get_bot_gateway()
             DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)

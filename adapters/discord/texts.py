@@ -72,7 +72,7 @@ class Out:
 
 def _embed(title: str, description: str = "", url: str | None = None) -> discord.Embed:
     return discord.Embed(
-        title=clip(title, TITLE_MAX),
+        title=clip(esc(title), TITLE_MAX),
         description=clip(description, DESCRIPTION_MAX) or None,
         url=url,
         colour=COLOUR,
@@ -116,7 +116,7 @@ def quote(q: res.Quote) -> Out:
     lines += quote_notes(q, code)
     lines.append("You get a confirmation by DM as soon as the payment is verified.")
     spaces = ", ".join(code(s) for s in q.space_ids)
-    title = f"{product(q.kind)}: {q.space.title if q.space else spaces}"
+    title = f"{product(q.kind)}: {q.space.title if q.space else ', '.join(q.space_ids)}"
     embed = _embed(title, "\n".join(lines), q.space.url if q.space else None)
     embed.add_field(name="Spaces", value=clip(spaces, FIELD_MAX), inline=False)
     return Out(embed=embed, links=(("Pay with wallet", q.pay_url),))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from adapters.discord.bot import DiscordBot
 from core import health
 from core.context import Context
+from core.errors import ConfigError
+from core.service import catalog
 from tests.discord.conftest import ADMIN, ANN, BOB, owned_space, running
 from tests.snapshot import snapshot
-from tests.stand_ins.discord_api import ADMIN_ROLE_ID, GUILD_ID, DiscordAPI
+from tests.stand_ins.discord_api import ADMIN_ROLE_ID, GUILD_ID, DiscordAPI, discord_api
 
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, message content
 
@@ -19,6 +23,7 @@ async def test_commands_synced_with_descriptions_over_a_compressed_gateway(
     (identify,) = api.identifies
     assert identify["intents"] & PRIVILEGED_INTENTS == 0 and identify["intents"] & 1  # guilds
     assert api.gateways[0].deflate is not None  # zlib-stream, as discord.py asks for
+    assert api.gateways[0].heartbeats >= 1  # the first heartbeat follows HELLO at once
     assert health.adapters()["discord"] is True
     synced = {c["name"]: c for c in api.commands[None]}  # global: no guild ids configured
     assert set(synced) == {
@@ -143,3 +148,27 @@ async def test_wallet_status_popular_and_search(
     assert "Weekly weather" in mine.text and "completed" in mine.text
     assert "\\*\\*Bold\\*\\* claims" in mine.text  # titles are escaped, never rendered
     assert mine.data["allowed_mentions"] == {"parse": []}  # and nobody is pinged
+
+
+async def test_a_failing_command_tells_the_member_nothing_was_charged(
+    ctx: Context, dc: tuple[DiscordAPI, DiscordBot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, _ = dc
+
+    async def broken(_ctx: Context) -> None:
+        raise RuntimeError("the database is on fire")
+
+    monkeypatch.setattr(catalog, "popular", broken)  # an edge case: a fault inside core
+    it = await api.interact("popular")
+    assert "nothing was charged" in (await api.reply(it)).text
+    del api.interactions[it.id]  # expected: the fixture checks that no other command failed
+
+
+async def test_a_refused_token_is_explained(ctx: Context, endpoints: None) -> None:
+    async with discord_api() as api:
+        ctx.settings.discord.api_url = api.api_url
+        bot = DiscordBot(ctx, "not-the-token")
+        with pytest.raises(ConfigError, match="DISCORD_TOKEN was refused by Discord"):
+            await bot.start()
+        await bot.stop()
+    assert [c.status for c in api.calls] == [401]

@@ -63,7 +63,7 @@ async def test_transcribe_pay_on_chain_then_dm_with_the_transcript(
         deferred = it.replies[0]
         assert (deferred.how, deferred.type, deferred.ephemeral) == ("callback", 5, True)
         assert quote.how == "followup" and quote.ephemeral
-        assert "Amount: **0.20 USDC**" in quote.text and f"Transcript: `{SID}`" in quote.text
+        assert "Amount: **0.20 USDC**" in quote.text and f"Transcript: {SID}" in quote.text
         (button,) = quote.buttons
         assert button["style"] == 5 and button["label"] == "Pay with wallet"
         assert button["url"].startswith(ctx.settings.web.public_url + "/pay/")

@@ -3,6 +3,7 @@ runs it, against the stand-in (named by ``SPACESCRIBE_DISCORD__API_URL``)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.stand_ins.discord_api import discord_api
@@ -27,3 +28,18 @@ async def test_run_with_a_token_starts_the_bot_and_answers(tmp_path: Path) -> No
     assert "Telegram: off, TELEGRAM_TOKEN not set" in app.output
     assert "discord commands synced" in app.output and "discord bot started" in app.output
     assert api.token not in app.output  # the secret never reaches a log line
+
+
+async def test_run_with_a_refused_token_says_so(tmp_path: Path) -> None:
+    async with discord_api() as api:
+        env = _env(
+            tmp_path,
+            f"sqlite:///{tmp_path / 'spaces.db'}",
+            DISCORD_TOKEN="not-the-token",
+            SPACESCRIBE_DISCORD__API_URL=api.api_url,
+        )
+        async with running_app(env, "bots") as app:
+            await asyncio.wait_for(app.proc.wait(), 90)
+    assert app.proc.returncode == 2, app.output
+    assert "DISCORD_TOKEN was refused by Discord" in app.output
+    assert "not-the-token" not in app.output
