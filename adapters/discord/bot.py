@@ -85,7 +85,13 @@ class DiscordBot:
         self.ctx = ctx
         self._token = token
         self.client = SpacescribeClient(self)
-        for cmd in commands.build(ctx.settings.chat.max_spaces):
+        max_spaces = ctx.settings.chat.max_spaces
+        if max_spaces > commands.OPTIONS_MAX - 1:
+            log.warning(
+                "discord /chat names at most 24 Spaces (Discord allows 25 options)",
+                configured=max_spaces,
+            )
+        for cmd in commands.build(max_spaces):
             self.client.tree.add_command(cmd)
         self.sender = DiscordSender(self)
         self._task: asyncio.Task[None] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.discord import commands
 from adapters.discord.bot import DiscordBot
 from core import health
 from core.context import Context
@@ -172,3 +173,11 @@ async def test_a_refused_token_is_explained(ctx: Context, endpoints: None) -> No
             await bot.start()
         await bot.stop()
     assert [c.status for c in api.calls] == [401]
+
+
+def test_chat_takes_as_many_spaces_as_configured_within_discords_limit() -> None:
+    assert [p.name for p in commands.chat_command(3).parameters] == [
+        "question", "space1", "space2", "space3",
+    ]  # fmt: skip
+    wide = commands.chat_command(50).parameters
+    assert len(wide) == 25 and wide[-1].name == "space24" and not wide[-1].required
