@@ -133,11 +133,11 @@ class DiscordBot:
 
     async def stop(self) -> None:
         outbox.unregister_sender("discord")
-        health.forget("discord")
         await self.client.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):
                 await self._task
+        health.forget("discord")  # last: closing dispatches a disconnect that would set it
 
     async def sync_commands(self) -> None:
         """Global sync (Discord may take a while to show changes), or per configured guild."""

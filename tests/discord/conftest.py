@@ -12,6 +12,7 @@ from discord.http import Route
 
 from adapters.discord import texts
 from adapters.discord.bot import DiscordBot
+from core import health
 from core.context import Context
 from core.pipeline import media
 from core.pipeline.media import SpaceMeta
@@ -48,6 +49,7 @@ async def started(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
         yield bot
     finally:
         await bot.stop()
+        assert "discord" not in health.adapters()  # a stopped bot leaves readiness alone
 
 
 @asynccontextmanager
