@@ -290,8 +290,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # POSIX event loops (Linux, the target)
             loop.add_signal_handler(sig, self.request_stop)
-        await self.start()
-        try:
+        try:  # a component failing to start stops the ones already started
+            await self.start()
             await self._stop.wait()
         finally:
             await self.stop()
