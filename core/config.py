@@ -128,6 +128,7 @@ class QueueSettings(_Section):
     lease_seconds: int = Field(120, ge=5)
     backoff_base_seconds: float = Field(30.0, ge=0)
     backoff_max_seconds: float = Field(3600.0, ge=0)
+    concurrency: int = Field(1, ge=1, le=256)
 
 
 class TelegramSettings(_Section):

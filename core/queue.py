@@ -15,9 +15,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Executable,
+    Integer,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import Account, Invoice, ProcessingJob, Space, TranscriptionPayment, utcnow
@@ -87,79 +104,181 @@ async def enqueue(
     )
 
 
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
-    return and_(
-        J.status == "queued",
-        J.retry_count < J.max_retries,
-        or_(J.available_at.is_(None), J.available_at <= now),
+# ---------------------------------------------------------------- hot-path statements
+#
+# Claim, complete and heartbeat run for every job, so they are Core statements on the
+# tables (no ORM unit of work), built once per dialect with bound parameters: SQLAlchemy
+# reuses their memoised cache key and compiled form, and asyncpg its prepared statement.
+# Each takes a batch (``LIMIT :n`` / a list of ids), so a worker with n free slots pays
+# for one statement, not n.
+
+QT = cast(Table, ProcessingJob.__table__)
+ST = cast(Table, Space.__table__)
+_NOW = bindparam("now", type_=DateTime())
+_WORKER = bindparam("worker", type_=Text())
+
+
+@dataclass(frozen=True)
+class _Statements:
+    claim: Executable  # now, worker, n → (id, space_id, retry_count, max_retries)
+    claim_spaces: Executable | None  # SQLite only: now, space_ids (PostgreSQL folds it in)
+    complete: Executable  # now, worker, ids → (id, space_id)
+    complete_spaces: Executable | None  # SQLite only: now, space_ids
+    heartbeat: Executable  # now, worker, ids → (id,)
+
+
+def _ids(name: str, postgres: bool) -> ColumnElement[bool]:
+    """``column = ANY(:ids)`` on PostgreSQL (one prepared statement for every batch size),
+    an expanding ``IN`` on SQLite."""
+    col = QT.c.id if name == "ids" else ST.c.id
+    if postgres:
+        return col == any_(bindparam(name, type_=ARRAY(Integer())))
+    return col.in_(bindparam(name, expanding=True))
+
+
+def _build(postgres: bool) -> _Statements:
+    pick = (
+        select(QT.c.id)
+        .where(
+            QT.c.status == "queued",
+            QT.c.retry_count < QT.c.max_retries,
+            or_(QT.c.available_at.is_(None), QT.c.available_at <= _NOW),
+        )
+        .order_by(QT.c.priority.desc(), QT.c.queued_at.asc(), QT.c.id.asc())
+        .limit(bindparam("n", type_=Integer()))
     )
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    claim = (
+        update(QT)
+        .where(QT.c.id.in_(pick), QT.c.status == "queued")
+        .values(status="processing", started_at=_NOW, locked_by=_WORKER, heartbeat_at=_NOW)
+        .returning(
+            QT.c.id,
+            QT.c.space_id,
+            QT.c.retry_count,
+            QT.c.max_retries,
+            QT.c.priority,
+            QT.c.queued_at,
+        )
+    )
+    start_spaces = update(ST).values(
+        status="processing",
+        processing_started_at=func.coalesce(ST.c.processing_started_at, _NOW),
+    )
+    complete = (
+        update(QT)
+        .where(_ids("ids", postgres), QT.c.locked_by == _WORKER, QT.c.status == "processing")
+        .values(status="completed", completed_at=_NOW, locked_by=None)
+        .returning(QT.c.id, QT.c.space_id)
+    )
+    finish_spaces = update(ST).values(
+        status="completed",
+        completed_at=func.coalesce(ST.c.completed_at, _NOW),
+        error_message=None,
+    )
+    heartbeat = (
+        update(QT)
+        .where(_ids("ids", postgres), QT.c.locked_by == _WORKER, QT.c.status == "processing")
+        .values(heartbeat_at=_NOW)
+        .returning(QT.c.id)
+    )
+    if not postgres:
+        # SQLite: the write transaction (BEGIN IMMEDIATE) holds both statements together
+        return _Statements(
+            claim=claim,
+            claim_spaces=start_spaces.where(_ids("space_ids", False), ST.c.status != "completed"),
+            complete=complete,
+            complete_spaces=finish_spaces.where(_ids("space_ids", False)),
+            heartbeat=heartbeat,
+        )
+    # PostgreSQL: the Space rows change in the same statement (data-modifying CTEs)
+    claimed = claim.cte("claimed")
+    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != "completed").cte(
+        "started"
+    )
+    done = complete.cte("done")
+    finished = finish_spaces.where(ST.c.id == done.c.space_id).cte("finished")
+    return _Statements(
+        claim=select(claimed.c.id, claimed.c.space_id, claimed.c.retry_count, claimed.c.max_retries)
+        .add_cte(started)
+        .order_by(claimed.c.priority.desc(), claimed.c.queued_at.asc(), claimed.c.id.asc()),
+        claim_spaces=None,
+        complete=select(done.c.id, done.c.space_id).add_cte(finished),
+        complete_spaces=None,
+        heartbeat=heartbeat,
+    )
+
+
+_STATEMENTS = {"postgresql": _build(True), "sqlite": _build(False)}
+
+
+def _sql(session: AsyncSession) -> _Statements:
+    return _STATEMENTS[dialect_name(session)]
+
+
+async def claim_many(session: AsyncSession, worker: str, n: int) -> list[ClaimedJob]:
+    """Take up to ``n`` jobs (seed query 6 order) for ``worker`` in one statement.
+
+    Their Spaces become ``processing`` in the same transaction. Concurrent claimers never
+    get the same job: PostgreSQL skips rows another claim has locked, SQLite serialises.
+    """
+    if n < 1:
+        return []
+    sql = _sql(session)
+    now = utcnow()
+    rows = (await session.execute(sql.claim, {"now": now, "worker": worker, "n": n})).all()
+    if rows and sql.claim_spaces is not None:
+        await session.execute(sql.claim_spaces, {"now": now, "space_ids": [r[1] for r in rows]})
+    jobs = [ClaimedJob(r[0], r[1], r[2] or 0, r[3] or 0) for r in rows]
+    if sql.claim_spaces is not None:  # SQLite's RETURNING order is unspecified
+        order = {r[0]: (-(r[4] or 0), r[5], r[0]) for r in rows}
+        jobs.sort(key=lambda j: order[j.id])
+    return jobs
 
 
 async def claim(session: AsyncSession, worker: str) -> ClaimedJob | None:
     """Take the next job (seed query 6 order) for ``worker``; None if there is none."""
-    now = utcnow()
-    pick = (
-        select(J.id)
-        .where(_claimable(now))
-        .order_by(J.priority.desc(), J.queued_at.asc(), J.id.asc())
-        .limit(1)
+    jobs = await claim_many(session, worker, 1)
+    return jobs[0] if jobs else None
+
+
+async def heartbeat_many(session: AsyncSession, job_ids: list[int], worker: str) -> set[int]:
+    """Renew the leases of ``worker``'s jobs; returns the ids still held (others were lost)."""
+    if not job_ids:
+        return set()
+    rows = await session.execute(
+        _sql(session).heartbeat, {"now": utcnow(), "worker": worker, "ids": list(job_ids)}
     )
-    if dialect_name(session) == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    row = (
-        await session.execute(
-            update(J)
-            .where(J.id == pick.scalar_subquery(), J.status == "queued")
-            .values(status="processing", started_at=now, locked_by=worker, heartbeat_at=now)
-            .returning(J.id, J.space_id, J.retry_count, J.max_retries)
-        )
-    ).first()
-    if row is None:
-        return None
-    await session.execute(
-        update(Space)
-        .where(Space.id == row.space_id, Space.status != "completed")
-        .values(
-            status="processing",
-            processing_started_at=func.coalesce(Space.processing_started_at, now),
-        )
-    )
-    return ClaimedJob(row.id, row.space_id, row.retry_count or 0, row.max_retries or 0)
+    return {r[0] for r in rows}
 
 
 async def heartbeat(session: AsyncSession, job_id: int, worker: str) -> bool:
     """Renew the lease. False means the lease was lost: stop working on the job."""
-    result = await session.execute(
-        update(J)
-        .where(J.id == job_id, J.locked_by == worker, J.status == "processing")
-        .values(heartbeat_at=utcnow())
-    )
-    return bool(getattr(result, "rowcount", 0))
+    return job_id in await heartbeat_many(session, [job_id], worker)
+
+
+async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) -> set[int]:
+    """Mark ``worker``'s jobs done (each once) and their Spaces completed; queue
+    ``transcript_ready`` for every payer. Returns the ids completed now (the rest had lost
+    their lease)."""
+    if not job_ids:
+        return set()
+    sql = _sql(session)
+    now = utcnow()
+    rows = (
+        await session.execute(sql.complete, {"now": now, "worker": worker, "ids": list(job_ids)})
+    ).all()
+    space_pks = [r[1] for r in rows]
+    if space_pks and sql.complete_spaces is not None:
+        await session.execute(sql.complete_spaces, {"now": now, "space_ids": space_pks})
+    await _notify_many(session, space_pks, "transcript_ready", {})
+    return {r[0] for r in rows}
 
 
 async def complete(session: AsyncSession, job_id: int, worker: str) -> bool:
     """Mark the job done (once). Queues ``transcript_ready`` for every payer."""
-    now = utcnow()
-    done = await session.execute(
-        update(J)
-        .where(J.id == job_id, J.locked_by == worker, J.status == "processing")
-        .values(status="completed", completed_at=now, locked_by=None)
-        .returning(J.space_id)
-    )
-    space_pk = done.scalar_one_or_none()
-    if space_pk is None:
-        return False
-    await session.execute(
-        update(Space)
-        .where(Space.id == space_pk)
-        .values(
-            status="completed",
-            completed_at=func.coalesce(Space.completed_at, now),
-            error_message=None,
-        )
-    )
-    await notify_payers(session, space_pk, "transcript_ready", {})
-    return True
+    return job_id in await complete_many(session, [job_id], worker)
 
 
 async def fail(
@@ -267,50 +386,90 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
     return out
 
 
+def _payers_stmt(postgres: bool) -> Executable:
+    tp, acc, inv = (cast(Table, m.__table__) for m in (TranscriptionPayment, Account, Invoice))
+    if postgres:
+        where = tp.c.space_id == any_(bindparam("space_ids", type_=ARRAY(Integer())))
+    else:
+        where = tp.c.space_id.in_(bindparam("space_ids", expanding=True))
+    return (
+        select(
+            tp.c.space_id,
+            ST.c.space_id,
+            tp.c.user_id,
+            acc.c.platform,
+            acc.c.platform_user_id,
+            inv.c.payload,
+        )
+        .join(ST, ST.c.id == tp.c.space_id)
+        .join(acc, acc.c.user_id == tp.c.user_id)
+        .outerjoin(inv, inv.c.id == tp.c.invoice_id)
+        .where(where)
+        .order_by(tp.c.space_id, tp.c.id, acc.c.id)
+    )
+
+
+_PAYERS = {"postgresql": _payers_stmt(True), "sqlite": _payers_stmt(False)}
+
+
+def _origin(invoice_payload: str | None) -> str | None:
+    """The chat a purchase came from, as recorded on its invoice."""
+    if not invoice_payload:
+        return None
+    try:
+        origin = json.loads(invoice_payload).get("chat_id")
+    except ValueError:
+        return None
+    return str(origin) if origin else None
+
+
+async def _payers_of(
+    session: AsyncSession, space_pks: list[int]
+) -> dict[int, tuple[str, list[Payer]]]:
+    """Space pk → (public Space id, its payers), for the Spaces that have any."""
+    out: dict[int, tuple[str, list[Payer]]] = {}
+    if not space_pks:
+        return out
+    rows = await session.execute(_PAYERS[dialect_name(session)], {"space_ids": list(space_pks)})
+    for pk, sid, user_id, platform, recipient, payload in rows:
+        out.setdefault(pk, (sid, []))[1].append(
+            Payer(user_id, platform, recipient, _origin(payload))
+        )
+    return out
+
+
 async def payers(session: AsyncSession, space_pk: int) -> list[Payer]:
     """Every platform account that bought the Space's transcript (via its linked user)."""
-    tp = TranscriptionPayment
-    rows = await session.execute(
-        select(tp.user_id, Account.platform, Account.platform_user_id, Invoice.payload)
-        .join(Account, Account.user_id == tp.user_id)
-        .outerjoin(Invoice, Invoice.id == tp.invoice_id)
-        .where(tp.space_id == space_pk)
-        .order_by(tp.id, Account.id)
-    )
-    out = []
-    for user_id, platform, recipient, payload in rows.all():
-        origin = None
-        if payload:
-            try:
-                origin = json.loads(payload).get("chat_id")
-            except ValueError:
-                origin = None
-        out.append(Payer(user_id, platform, recipient, str(origin) if origin else None))
-    return out
+    found = (await _payers_of(session, [space_pk])).get(space_pk)
+    return found[1] if found else []
+
+
+async def _notify_many(
+    session: AsyncSession, space_pks: list[int], kind: str, payload: dict[str, object]
+) -> int:
+    from core.outbox import add_message
+
+    n = 0
+    for pk, (sid, people) in (await _payers_of(session, space_pks)).items():
+        for p in people:
+            n += await add_message(
+                session,
+                kind=kind,
+                platform=p.platform,
+                recipient=p.recipient,
+                payload={"space_id": sid, **payload},
+                dedupe_key=f"{kind}:{sid}:{p.platform}:{p.recipient}",
+                origin_chat_id=p.origin_chat_id,
+                space_pk=pk,
+            )
+    return n
 
 
 async def notify_payers(
     session: AsyncSession, space_pk: int, kind: str, payload: dict[str, object]
 ) -> int:
     """One outbox message of ``kind`` per paying account (at most once each)."""
-    from core.outbox import add_message
-
-    space = await session.get(Space, space_pk)
-    if space is None:
-        return 0
-    n = 0
-    for p in await payers(session, space_pk):
-        n += await add_message(
-            session,
-            kind=kind,
-            platform=p.platform,
-            recipient=p.recipient,
-            payload={"space_id": space.space_id, **payload},
-            dedupe_key=f"{kind}:{space.space_id}:{p.platform}:{p.recipient}",
-            origin_chat_id=p.origin_chat_id,
-            space_pk=space_pk,
-        )
-    return n
+    return await _notify_many(session, [space_pk], kind, payload)
 
 
 async def position(session: AsyncSession, space_pk: int) -> int | None:

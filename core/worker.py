@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from core import metrics, queue
@@ -46,15 +47,35 @@ async def reap_once(ctx: Context) -> int:
     return n
 
 
+@dataclass
+class _Running:
+    job: queue.ClaimedJob
+    task: asyncio.Task[None]
+    started: float
+    lost: bool = False  # its lease went to another worker: abandoned, never finished here
+
+
 class Worker:
+    """Runs up to ``queue.concurrency`` jobs at once.
+
+    Free slots are filled by one :func:`queue.claim_many`; jobs that end together are
+    completed in one transaction; one heartbeat renews every held lease.
+    """
+
     name = "worker"
 
     def __init__(
-        self, ctx: Context, processor: Processor | None = None, worker_id: str | None = None
+        self,
+        ctx: Context,
+        processor: Processor | None = None,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.ctx = ctx
         self.processor = processor or default_processor()
         self.worker_id = worker_id or ctx.instance
+        self.slots = concurrency or ctx.settings.queue.concurrency
+        self._running: dict[int, _Running] = {}
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -67,93 +88,149 @@ class Worker:
         self._task = asyncio.create_task(self.run(), name="spacescribe-worker")
 
     async def stop(self) -> None:
+        """Stop claiming; the jobs already running are finished first."""
         self._stop.set()
         self._wake.set()
         if self._task:
             await self._task
 
-    async def run(self) -> None:
-        q = self.ctx.settings.queue
-        while not self._stop.is_set():
-            try:
-                worked = await self.run_one()
-            except Exception:
-                log.exception("worker loop error; retrying")
-                worked = False
-            if not worked:
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), q.poll_seconds)
+    async def run(self, until_idle: bool = False) -> None:
+        """Work until stopped, or with ``until_idle`` until nothing is claimable or running."""
+        poll = self.ctx.settings.queue.poll_seconds
+        beat = asyncio.create_task(self._renew_leases())
+        try:
+            while not (self._stop.is_set() and not self._running):
+                claimed = 0
+                if not self._stop.is_set():
+                    try:
+                        claimed = await self._claim(self.slots - len(self._running))
+                    except Exception:
+                        log.exception("claim failed; retrying")
+                        claimed = -1
+                if not self._running:
+                    if until_idle and claimed == 0:
+                        return
+                    self._wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), poll)
+                    continue
+                # a slot is free: also look again on wake-up or after a poll interval
+                free = len(self._running) < self.slots and not self._stop.is_set()
+                await self._wait_for_an_end(poll if free else None, wakeable=free)
+                try:
+                    await self._finish_ended()
+                except Exception:
+                    log.exception("recording finished jobs failed; their leases will expire")
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
 
     async def run_one(self) -> bool:
         """Claim and process one job. False if the queue had nothing to do."""
-        async with self.ctx.db.session() as s:
-            job = await queue.claim(s, self.worker_id)
-        if job is None:
+        if not await self._claim(1):
             return False
-        log.info("job claimed", job=job.id, space_pk=job.space_pk, attempt=job.retry_count + 1)
-        started = time.monotonic()
-        lost = asyncio.Event()
-        beat = asyncio.create_task(self._heartbeat(job.id, lost))
-        work = asyncio.create_task(self.processor(self.ctx, job.space_pk))
-        waiter = asyncio.create_task(lost.wait())
+        beat = asyncio.create_task(self._renew_leases())
         try:
-            await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if lost.is_set() and not work.done():
-                work.cancel()
-                log.warning("lease lost; job abandoned to its new owner", job=job.id)
-                with contextlib.suppress(BaseException):
-                    await work
-                return True
-            error = work.exception()
+            while self._running:
+                await self._wait_for_an_end(None, wakeable=False)
+                await self._finish_ended()
         finally:
-            for t in (beat, waiter):
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-        await self._finish(job, error, time.monotonic() - started)
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
         return True
 
-    async def _finish(
-        self, job: queue.ClaimedJob, error: BaseException | None, took: float
-    ) -> None:
-        q = self.ctx.settings.queue
+    async def _claim(self, free: int) -> int:
+        if free < 1:
+            return 0
         async with self.ctx.db.session() as s:
-            if error is None:
-                ok = await queue.complete(s, job.id, self.worker_id)
-                status = "completed" if ok else "lost"
-            else:
-                retryable = bool(getattr(error, "retryable", True))
-                status = (
-                    await queue.fail(
-                        s,
-                        job.id,
-                        self.worker_id,
-                        str(error) or type(error).__name__,
-                        retryable,
-                        q.backoff_base_seconds,
-                        q.backoff_max_seconds,
-                    )
-                    or "lost"
-                )
-                if status == "failed":
-                    await settle_failed_space(s, self.ctx.settings, job.space_pk)
-        metrics.JOB_SECONDS.labels(status=status).observe(took)
-        if error is None:
-            log.info("job completed", job=job.id, seconds=round(took, 1), status=status)
-        else:
-            log.warning("job failed", job=job.id, status=status, error=str(error)[:300])
+            jobs = await queue.claim_many(s, self.worker_id, free)
+        now = time.monotonic()
+        for job in jobs:
+            stale = self._running.pop(job.id, None)
+            if stale is not None:  # reaped while we ran it, and now ours again: start afresh
+                stale.task.cancel()
+            task = asyncio.create_task(self.processor(self.ctx, job.space_pk))
+            self._running[job.id] = _Running(job, task, now)
+            log.info("job claimed", job=job.id, space_pk=job.space_pk, attempt=job.retry_count + 1)
+        return len(jobs)
 
-    async def _heartbeat(self, job_id: int, lost: asyncio.Event) -> None:
+    async def _wait_for_an_end(self, timeout: float | None, wakeable: bool) -> None:
+        waits: set[asyncio.Future[Any]] = {r.task for r in self._running.values()}
+        waker = None
+        if wakeable:
+            self._wake.clear()
+            waker = asyncio.ensure_future(self._wake.wait())
+            waits.add(waker)
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if waker is not None:
+                waker.cancel()
+
+    async def _finish_ended(self) -> None:
+        """Record every job whose processor has returned or raised: completions together."""
+        ended = [r for r in self._running.values() if r.task.done()]
+        for r in ended:
+            del self._running[r.job.id]
+        done: list[_Running] = []
+        for r in ended:
+            if r.lost or r.task.cancelled():
+                log.warning("lease lost; job abandoned to its new owner", job=r.job.id)
+            elif r.task.exception() is None:
+                done.append(r)
+            else:
+                await self._fail(r, r.task.exception())
+        if not done:
+            return
+        async with self.ctx.db.session() as s:
+            completed = await queue.complete_many(s, [r.job.id for r in done], self.worker_id)
+        now = time.monotonic()
+        for r in done:
+            status = "completed" if r.job.id in completed else "lost"
+            metrics.JOB_SECONDS.labels(status=status).observe(now - r.started)
+            log.info(
+                "job completed", job=r.job.id, seconds=round(now - r.started, 1), status=status
+            )
+
+    async def _fail(self, r: _Running, error: BaseException | None) -> None:
+        q = self.ctx.settings.queue
+        retryable = bool(getattr(error, "retryable", True))
+        async with self.ctx.db.session() as s:
+            status = (
+                await queue.fail(
+                    s,
+                    r.job.id,
+                    self.worker_id,
+                    str(error) or type(error).__name__,
+                    retryable,
+                    q.backoff_base_seconds,
+                    q.backoff_max_seconds,
+                )
+                or "lost"
+            )
+            if status == "failed":
+                await settle_failed_space(s, self.ctx.settings, r.job.space_pk)
+        metrics.JOB_SECONDS.labels(status=status).observe(time.monotonic() - r.started)
+        log.warning("job failed", job=r.job.id, status=status, error=str(error)[:300])
+
+    async def _renew_leases(self) -> None:
+        """One heartbeat for every held job; a job whose lease was lost is cancelled."""
         interval = max(1.0, self.ctx.settings.queue.lease_seconds / 4)
         while True:
             await asyncio.sleep(interval)
+            held = [i for i, r in self._running.items() if not r.lost]
+            if not held:
+                continue
             try:
                 async with self.ctx.db.session() as s:
-                    alive = await queue.heartbeat(s, job_id, self.worker_id)
+                    alive = await queue.heartbeat_many(s, held, self.worker_id)
             except Exception:
                 log.exception("heartbeat failed; will retry")
                 continue
-            if not alive:
-                lost.set()
-                return
+            for job_id in held:
+                r = self._running.get(job_id)
+                if job_id not in alive and r is not None and not r.task.done():
+                    r.lost = True
+                    r.task.cancel()
