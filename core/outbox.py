@@ -14,11 +14,38 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import Database, Outbox, utcnow
-from core.db.upsert import dialect_name, insert_ignore
+from core.db.upsert import dialect_name, insert_ignore, insert_ignore_many
 from core.logging import get_logger
 from core.outbox_contract import Delivery, MessageSender, OutboundMessage
 
 log = get_logger("spacescribe.outbox")
+
+
+def message_row(
+    *,
+    kind: str,
+    platform: str,
+    recipient: str,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    origin_chat_id: str | None = None,
+    space_pk: int | None = None,
+) -> dict[str, Any]:
+    """The ``outbox`` row of one message, ready to insert."""
+    now = utcnow()
+    return {
+        "dedupe_key": dedupe_key,
+        "kind": kind,
+        "platform": platform,
+        "recipient": recipient,
+        "origin_chat_id": origin_chat_id,
+        "space_id": space_pk,
+        "payload": json.dumps(payload, sort_keys=True, default=str),
+        "status": "pending",
+        "attempts": 0,
+        "available_at": now,
+        "created_at": now,
+    }
 
 
 async def add_message(
@@ -33,21 +60,22 @@ async def add_message(
     space_pk: int | None = None,
 ) -> bool:
     """Queue one message, at most once per ``dedupe_key``. Returns True if it was added."""
-    now = utcnow()
-    values = {
-        "dedupe_key": dedupe_key,
-        "kind": kind,
-        "platform": platform,
-        "recipient": recipient,
-        "origin_chat_id": origin_chat_id,
-        "space_id": space_pk,
-        "payload": json.dumps(payload, sort_keys=True, default=str),
-        "status": "pending",
-        "attempts": 0,
-        "available_at": now,
-        "created_at": now,
-    }
+    values = message_row(
+        kind=kind,
+        platform=platform,
+        recipient=recipient,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        origin_chat_id=origin_chat_id,
+        space_pk=space_pk,
+    )
     return await insert_ignore(session, Outbox, values, index_elements=["dedupe_key"])
+
+
+async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Queue many :func:`message_row` rows in one statement, each at most once per
+    ``dedupe_key``. Returns how many were added."""
+    return await insert_ignore_many(session, Outbox, rows, index_elements=["dedupe_key"])
 
 
 # ---------------------------------------------------------------- draining

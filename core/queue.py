@@ -30,6 +30,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -116,6 +117,12 @@ QT = cast(Table, ProcessingJob.__table__)
 ST = cast(Table, Space.__table__)
 _NOW = bindparam("now", type_=DateTime())
 _WORKER = bindparam("worker", type_=Text())
+# Status values are constants written into the SQL: a partial index's predicate
+# (``status = 'queued'``) only matches a literal, and on PostgreSQL the generic plan of a
+# prepared statement knows no bound value.
+QUEUED, PROCESSING, COMPLETED = (
+    literal_column(f"'{v}'", Text()) for v in LIVE_STATUSES + ("completed",)
+)
 
 
 @dataclass(frozen=True)
@@ -136,11 +143,26 @@ def _ids(name: str, postgres: bool) -> ColumnElement[bool]:
     return col.in_(bindparam(name, expanding=True))
 
 
+# SQLite without table statistics prefers the status index and a sort of every queued job
+# over reading the claim index in order; SQLAlchemy cannot render ``INDEXED BY``, hence text.
+# The same conditions and order as the PostgreSQL sub-select below.
+_SQLITE_PICK = (
+    text(
+        "SELECT id FROM processing_queue INDEXED BY idx_processing_queue_claim"
+        " WHERE status = 'queued' AND retry_count < max_retries"
+        " AND (available_at IS NULL OR available_at <= :now)"
+        " ORDER BY priority DESC, queued_at ASC, id ASC LIMIT :n"
+    )
+    .bindparams(_NOW, bindparam("n", type_=Integer()))
+    .columns(QT.c.id)
+)
+
+
 def _build(postgres: bool) -> _Statements:
     pick = (
         select(QT.c.id)
         .where(
-            QT.c.status == "queued",
+            QT.c.status == QUEUED,
             QT.c.retry_count < QT.c.max_retries,
             or_(QT.c.available_at.is_(None), QT.c.available_at <= _NOW),
         )
@@ -148,11 +170,17 @@ def _build(postgres: bool) -> _Statements:
         .limit(bindparam("n", type_=Integer()))
     )
     if postgres:
-        pick = pick.with_for_update(skip_locked=True)
+        # the picked ids become one array, so the UPDATE finds its rows through the primary
+        # key instead of joining the sub-select against the whole table
+        picked = QT.c.id == any_(
+            func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
+        )
+    else:
+        picked = QT.c.id.in_(_SQLITE_PICK)
     claim = (
         update(QT)
-        .where(QT.c.id.in_(pick), QT.c.status == "queued")
-        .values(status="processing", started_at=_NOW, locked_by=_WORKER, heartbeat_at=_NOW)
+        .where(picked, QT.c.status == QUEUED)
+        .values(status=PROCESSING, started_at=_NOW, locked_by=_WORKER, heartbeat_at=_NOW)
         .returning(
             QT.c.id,
             QT.c.space_id,
@@ -163,23 +191,23 @@ def _build(postgres: bool) -> _Statements:
         )
     )
     start_spaces = update(ST).values(
-        status="processing",
+        status=PROCESSING,
         processing_started_at=func.coalesce(ST.c.processing_started_at, _NOW),
     )
     complete = (
         update(QT)
-        .where(_ids("ids", postgres), QT.c.locked_by == _WORKER, QT.c.status == "processing")
-        .values(status="completed", completed_at=_NOW, locked_by=None)
+        .where(_ids("ids", postgres), QT.c.locked_by == _WORKER, QT.c.status == PROCESSING)
+        .values(status=COMPLETED, completed_at=_NOW, locked_by=None)
         .returning(QT.c.id, QT.c.space_id)
     )
     finish_spaces = update(ST).values(
-        status="completed",
+        status=COMPLETED,
         completed_at=func.coalesce(ST.c.completed_at, _NOW),
         error_message=None,
     )
     heartbeat = (
         update(QT)
-        .where(_ids("ids", postgres), QT.c.locked_by == _WORKER, QT.c.status == "processing")
+        .where(_ids("ids", postgres), QT.c.locked_by == _WORKER, QT.c.status == PROCESSING)
         .values(heartbeat_at=_NOW)
         .returning(QT.c.id)
     )
@@ -187,14 +215,14 @@ def _build(postgres: bool) -> _Statements:
         # SQLite: the write transaction (BEGIN IMMEDIATE) holds both statements together
         return _Statements(
             claim=claim,
-            claim_spaces=start_spaces.where(_ids("space_ids", False), ST.c.status != "completed"),
+            claim_spaces=start_spaces.where(_ids("space_ids", False), ST.c.status != COMPLETED),
             complete=complete,
             complete_spaces=finish_spaces.where(_ids("space_ids", False)),
             heartbeat=heartbeat,
         )
     # PostgreSQL: the Space rows change in the same statement (data-modifying CTEs)
     claimed = claim.cte("claimed")
-    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != "completed").cte(
+    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != COMPLETED).cte(
         "started"
     )
     done = complete.cte("done")
@@ -447,22 +475,23 @@ async def payers(session: AsyncSession, space_pk: int) -> list[Payer]:
 async def _notify_many(
     session: AsyncSession, space_pks: list[int], kind: str, payload: dict[str, object]
 ) -> int:
-    from core.outbox import add_message
+    """One outbox message of ``kind`` per payer of each Space, all in one statement."""
+    from core.outbox import add_messages, message_row
 
-    n = 0
-    for pk, (sid, people) in (await _payers_of(session, space_pks)).items():
-        for p in people:
-            n += await add_message(
-                session,
-                kind=kind,
-                platform=p.platform,
-                recipient=p.recipient,
-                payload={"space_id": sid, **payload},
-                dedupe_key=f"{kind}:{sid}:{p.platform}:{p.recipient}",
-                origin_chat_id=p.origin_chat_id,
-                space_pk=pk,
-            )
-    return n
+    rows = [
+        message_row(
+            kind=kind,
+            platform=p.platform,
+            recipient=p.recipient,
+            payload={"space_id": sid, **payload},
+            dedupe_key=f"{kind}:{sid}:{p.platform}:{p.recipient}",
+            origin_chat_id=p.origin_chat_id,
+            space_pk=pk,
+        )
+        for pk, (sid, people) in (await _payers_of(session, space_pks)).items()
+        for p in people
+    ]
+    return await add_messages(session, rows)
 
 
 async def notify_payers(

@@ -153,7 +153,17 @@ class Worker:
                 stale.task.cancel()
             task = asyncio.create_task(self.processor(self.ctx, job.space_pk))
             self._running[job.id] = _Running(job, task, now)
+        # one line per claim statement: a line per job costs as much CPU as its claim
+        if len(jobs) == 1:
+            job = jobs[0]
             log.info("job claimed", job=job.id, space_pk=job.space_pk, attempt=job.retry_count + 1)
+        elif jobs:
+            log.info(
+                "jobs claimed",
+                jobs=[j.id for j in jobs],
+                space_pks=[j.space_pk for j in jobs],
+                attempts=[j.retry_count + 1 for j in jobs],
+            )
         return len(jobs)
 
     async def _wait_for_an_end(self, timeout: float | None, wakeable: bool) -> None:
@@ -190,8 +200,18 @@ class Worker:
         for r in done:
             status = "completed" if r.job.id in completed else "lost"
             metrics.JOB_SECONDS.labels(status=status).observe(now - r.started)
+        if len(done) == 1:
+            r = done[0]
+            status = "completed" if r.job.id in completed else "lost"
             log.info(
                 "job completed", job=r.job.id, seconds=round(now - r.started, 1), status=status
+            )
+        else:
+            log.info(
+                "jobs completed",
+                jobs=[r.job.id for r in done if r.job.id in completed],
+                lost=[r.job.id for r in done if r.job.id not in completed],
+                seconds=[round(now - r.started, 1) for r in done],
             )
 
     async def _fail(self, r: _Running, error: BaseException | None) -> None:

@@ -37,6 +37,9 @@ SEED_INDEXES = {
     "idx_processing_queue_status",
     "idx_transcription_payments_user_space",
     "idx_chat_unlocks_user_space",
+    # extensions
+    "idx_processing_queue_claim",
+    "uq_processing_queue_live_space",
 }
 
 

@@ -18,7 +18,7 @@ FTS_PREFIXES = ("spaces_fts", "passages_fts")
 
 # Expression indexes (DESC ordering, GIN over to_tsvector) cannot be reflected faithfully by
 # autogenerate on every engine; the migration tests check that they exist by name instead.
-EXPRESSION_INDEXES = {"idx_priority_queued"}
+EXPRESSION_INDEXES = {"idx_priority_queued", "idx_processing_queue_claim"}
 
 
 def include_object(

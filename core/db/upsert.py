@@ -35,3 +35,30 @@ async def insert_ignore(
     )
     result = await session.execute(stmt)
     return bool(result.rowcount) if isinstance(result, CursorResult) else False
+
+
+_MANY: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+async def insert_ignore_many(
+    session: AsyncSession, model: Any, rows: list[dict[str, Any]], index_elements: list[str]
+) -> int:
+    """:func:`insert_ignore` for many rows of the same columns. Returns how many were added.
+
+    One statement per dialect and table, compiled once: SQLAlchemy sends the rows as
+    multi-row ``VALUES`` batches ("insertmanyvalues") and RETURNING counts the added ones.
+    """
+    if not rows:
+        return 0
+    table = getattr(model, "__table__", model)  # Core: no ORM bookkeeping for plain rows
+    key = (dialect_name(session), table.name, tuple(index_elements))
+    stmt = _MANY.get(key)
+    if stmt is None:
+        pk = list(table.primary_key.columns)
+        stmt = _MANY[key] = (
+            insert(session, table)
+            .on_conflict_do_nothing(index_elements=index_elements)
+            .returning(*pk)
+        )
+    result = await session.execute(stmt, rows)
+    return len(result.all())
