@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import (
@@ -260,7 +260,7 @@ async def claim_many(session: AsyncSession, worker: str, n: int) -> list[Claimed
         await session.execute(sql.claim_spaces, {"now": now, "space_ids": [r[1] for r in rows]})
     jobs = [ClaimedJob(r[0], r[1], r[2] or 0, r[3] or 0) for r in rows]
     if sql.claim_spaces is not None:  # SQLite's RETURNING order is unspecified
-        order = {r[0]: (-(r[4] or 0), r[5], r[0]) for r in rows}
+        order = {r[0]: (-(r[4] or 0), r[5] or datetime.min, r[0]) for r in rows}
         jobs.sort(key=lambda j: order[j.id])
     return jobs
 
