@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from core.db import (
@@ -61,7 +61,8 @@ class Result:
     slots: int
     rate: float
     worker_ms: float  # worker processes' CPU per job, while draining
-    other_ms: float  # the rest of the machine's CPU per job: the database server, others
+    server_ms: float  # their PostgreSQL backends' CPU per job (SQLite: in the workers)
+    other_ms: float  # the rest of the machine's CPU per job: other load on it
     busy: float  # the machine's CPUs busy while draining, 0..1
     ran: int
     double: int
@@ -92,15 +93,33 @@ async def _child(url: str, worker_id: str, slots: int) -> None:
     async def record(_ctx: Context, space_pk: int) -> None:
         ran.append(space_pk)
 
-    async with ctx.db.session() as s:  # connected before the start signal
-        await s.execute(select(1))
+    before = await _server_cpu(ctx.db, {})  # also connects before the start signal
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     cpu = time.process_time()
     await Worker(ctx, record).run(until_idle=True)
-    report = {"ran": ran, "end": time.time(), "cpu": time.process_time() - cpu}
-    print(json.dumps(report), flush=True)
+    cpu = time.process_time() - cpu
+    after = await _server_cpu(ctx.db, before)
+    server = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+    print(json.dumps({"ran": ran, "end": time.time(), "cpu": cpu, "server": server}), flush=True)
     await ctx.close()
+
+
+async def _server_cpu(db: Database, known: dict[int, float]) -> dict[int, float]:
+    """CPU seconds so far of the PostgreSQL backends serving this process (same machine),
+    by backend pid; {} on SQLite, which runs inside the worker process."""
+    if db.dialect != "postgresql":
+        return {}
+    async with db.session() as s:
+        pid = int(await s.scalar(text("SELECT pg_backend_pid()")) or 0)
+    out = {}
+    for p in {*known, pid}:  # a worker uses one connection at a time: usually just one
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that ended is not counted
+        out[p] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 # ---------------------------------------------------------------- one run
@@ -149,6 +168,9 @@ async def _fill(url: str) -> None:
                 for i in ids
             ],
         )
+    async with db.engine.connect() as conn:  # statistics, as autovacuum / PRAGMA optimize keep
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
     await db.dispose()
 
 
@@ -215,12 +237,14 @@ def run(engine: str, url: str, slots: int) -> Result:
     double = asyncio.run(_verify(url, runs))
     n = len(runs)
     workers = sum(r["cpu"] for r in reports)
+    server = sum(r["server"] for r in reports)
     return Result(
         engine,
         slots,
         n / took,
         workers / n * 1000,
-        max(0.0, busy1 - busy0 - workers) / n * 1000,
+        server / n * 1000,
+        max(0.0, busy1 - busy0 - workers - server) / n * 1000,
         (busy1 - busy0) / (total1 - total0),
         n,
         double,
@@ -270,13 +294,13 @@ def main() -> None:
         pg, sq = results[("postgresql", s)], results[("sqlite", s)]
         print(f"{s:<13}{pg.rate:>7.0f} claims/s{sq.rate:>7.0f} claims/s{pg.rate / sq.rate:>12.2f}×")
     print(
-        "CPU per job while draining: workers (8 processes) + rest of the machine "
-        f"(database server, other load); machine busy of {os.cpu_count()} CPUs"
+        "CPU per job while draining: 8 worker processes + their PostgreSQL backends"
+        f" + other load on the machine; share of its {os.cpu_count()} CPUs busy"
     )
     for r in results.values():
         print(
-            f"  {r.engine:<11}{r.slots:>3} slots: {r.worker_ms:5.2f} ms + {r.other_ms:5.2f} ms,"
-            f" {r.busy:4.0%} busy"
+            f"  {r.engine:<11}{r.slots:>3} slots: {r.worker_ms:5.2f} + {r.server_ms:5.2f}"
+            f" + {r.other_ms:5.2f} ms, {r.busy:4.0%} busy"
         )
     for r in results.values():
         print(f"{r.engine:<11} {r.slots:>2} slots: {r.ran} jobs run, {r.double} double claims")

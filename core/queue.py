@@ -1,10 +1,12 @@
 """The processing queue (``processing_queue``): one live job per Space, claimed atomically.
 
 Like procrastinate: every statement lives here, retry decisions are pure functions, and
-the same code runs on SQLite and PostgreSQL. A claim is one ``UPDATE … RETURNING``: on
-PostgreSQL its sub-select takes ``FOR UPDATE SKIP LOCKED`` so concurrent workers never
-wait on or take the same row; on SQLite the write transaction (``BEGIN IMMEDIATE``)
-serialises claimers. Order is the seed's query 6: priority DESC, queued_at ASC.
+the same code runs on SQLite and PostgreSQL. A claim takes up to n jobs in one
+``UPDATE … RETURNING``: on PostgreSQL its sub-select takes ``FOR UPDATE SKIP LOCKED`` so
+concurrent workers never wait on or take the same row, and the Spaces turn ``processing``
+in the same statement; on SQLite the write transaction (``BEGIN IMMEDIATE``) serialises
+claimers. Order is the seed's query 6 (priority DESC, queued_at ASC), read from a partial
+index of queued jobs, so a claim costs the same however many finished jobs the table holds.
 
 A claimed job carries a lease (``locked_by``, ``heartbeat_at``); the worker renews it while
 it works and a job whose lease expired (its worker died) is queued again by :func:`reap`.

@@ -39,6 +39,7 @@ SEED_INDEXES = {
     "idx_chat_unlocks_user_space",
     # extensions
     "idx_processing_queue_claim",
+    "idx_transcription_payments_space",
     "uq_processing_queue_live_space",
 }
 

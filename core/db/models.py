@@ -114,6 +114,9 @@ class TranscriptionPayment(Base):
         UniqueConstraint("user_id", "space_id"),
         Index("idx_transcription_payments_user_space", "user_id", "space_id"),
         Index("idx_paid_at", "paid_at"),
+        # extension: a Space's payers (told when it completes or fails) without a full scan;
+        # the seed's indexes both lead with user_id
+        Index("idx_transcription_payments_space", "space_id"),
         _AUTOINC,
     )
 

@@ -1,4 +1,4 @@
-"""queue claim index: seed query 6's order over queued jobs only
+"""queue indexes: the claim's order over queued jobs only; a Space's payers
 
 Revision ID: 0005
 Revises: 0004
@@ -28,7 +28,11 @@ def upgrade() -> None:
         sqlite_where=QUEUED,
         postgresql_where=QUEUED,
     )
+    # completing (or failing) a job looks up the Space's payers: the seed's indexes on
+    # transcription_payments lead with user_id, so that was a scan of every purchase
+    op.create_index("idx_transcription_payments_space", "transcription_payments", ["space_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("idx_transcription_payments_space", table_name="transcription_payments")
     op.drop_index("idx_processing_queue_claim", table_name="processing_queue")
