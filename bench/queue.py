@@ -11,6 +11,10 @@ Afterwards the database is asked, not the workers: the Spaces each process ran a
 to a scratch table and a Space run twice is a double claim; every job must be completed on
 its first attempt with one message per payer. Target on PostgreSQL: ≥ 1,000 claims/s with
 8 processes, 0 double claims.
+
+CPU per job is split into the worker processes, their PostgreSQL backends (read from
+/proc, same machine) and the rest of the machine's busy time (other load: the figures of a
+shared machine move with it).
 """
 
 from __future__ import annotations
