@@ -174,3 +174,13 @@ def fresh_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 # The local EVM chain (anvil + test token): fixtures `anvil`, `chain`, `fresh_payer`.
 from tests.stand_ins.chain import anvil, chain, fresh_payer  # noqa: E402,F401
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the drills measured (see tests/drills/figures.py)."""
+    from tests.drills.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("drill figures")
+        for drill, figures in FIGURES:
+            terminalreporter.write_line(f"{drill:<12} {figures}")
