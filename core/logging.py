@@ -83,3 +83,8 @@ def configure(level: str = "INFO", json_logs: bool = False, secrets: Iterable[st
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+# Ids that every log line emitted inside the block carries (request_id, job, update, …).
+# contextvars: each asyncio task has its own copy, so concurrent requests and jobs never mix.
+log_context = structlog.contextvars.bound_contextvars

@@ -16,7 +16,7 @@ from typing import Any
 
 from core import metrics, queue
 from core.context import Context
-from core.logging import get_logger
+from core.logging import get_logger, log_context
 from core.refunds import settle_failed_space
 
 log = get_logger("spacescribe.worker")
@@ -151,7 +151,7 @@ class Worker:
             stale = self._running.pop(job.id, None)
             if stale is not None:  # reaped while we ran it, and now ours again: start afresh
                 stale.task.cancel()
-            task = asyncio.create_task(self.processor(self.ctx, job.space_pk))
+            task = asyncio.create_task(self._process(job))
             self._running[job.id] = _Running(job, task, now)
         # one line per claim statement: a line per job costs as much CPU as its claim
         if len(jobs) == 1:
@@ -165,6 +165,10 @@ class Worker:
                 attempts=[j.retry_count + 1 for j in jobs],
             )
         return len(jobs)
+
+    async def _process(self, job: queue.ClaimedJob) -> None:
+        with log_context(job=job.id, space_pk=job.space_pk):  # on every pipeline log line
+            await self.processor(self.ctx, job.space_pk)
 
     async def _wait_for_an_end(self, timeout: float | None, wakeable: bool) -> None:
         waits: set[asyncio.Future[Any]] = {r.task for r in self._running.values()}

@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import texts
+from core.logging import log_context
 from core.money import display
 from core.results import Refused, Transcript
 from core.service import catalog, purchases
@@ -49,8 +50,9 @@ async def _run(
     *,
     ephemeral: bool = True,
 ) -> None:
-    await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-    await send(interaction, await work(bot_of(interaction)), ephemeral=ephemeral)
+    with log_context(interaction=interaction.id):  # on every log line of this command
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        await send(interaction, await work(bot_of(interaction)), ephemeral=ephemeral)
 
 
 async def own_spaces(interaction: Interaction, current: str) -> list[Choice[str]]:

@@ -7,6 +7,7 @@ from the outbox.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import (
@@ -26,7 +27,7 @@ from adapters.web import webhooks
 from core import health, outbox
 from core.context import Context
 from core.errors import ConfigError, InvalidInput
-from core.logging import get_logger
+from core.logging import get_logger, log_context
 from core.outbox_contract import Delivery, OutboundMessage
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service import catalog, notices, purchases
@@ -52,6 +53,19 @@ COMMANDS = [
 # In groups: what makes sense in front of others (wallet links and revenue stay private).
 GROUP_COMMANDS = [c for c in COMMANDS if c[0] not in ("wallet", "revenue")]
 WEBHOOK_PATH = "/telegram/webhook"
+
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+def _with_update_id(fn: Handler) -> Handler:
+    """Every log line a command emits carries its update id."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        with log_context(update=update.update_id):
+            await fn(update, context)
+
+    return handler
 
 
 class TelegramBot:
@@ -80,7 +94,7 @@ class TelegramBot:
             ("wallet", self.wallet_cmd),
             ("revenue", self.revenue_cmd),
         ):
-            self.app.add_handler(CommandHandler(name, fn))
+            self.app.add_handler(CommandHandler(name, _with_update_id(fn)))
         self.app.add_error_handler(self.on_error)
         self.sender = TelegramSender(self)
 

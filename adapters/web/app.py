@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from adapters.web import health, link, pay, webhooks, x402_api
 from adapters.web.pages import static_files
+from adapters.web.request_ids import RequestIds
 from core.context import Context
 from core.service.chat import register_fulfiller as register_chat_fulfiller
 
@@ -25,4 +26,5 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(webhooks.router)
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
+    app.add_middleware(RequestIds)  # outermost: refusals by BodyLimit carry an id too
     return app
