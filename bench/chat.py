@@ -20,12 +20,10 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
 
 from core.chat import prompt as prompts
 from core.chat import tokens
@@ -39,6 +37,7 @@ from core.db.migrate import upgrade
 from core.spaces import canonical_url
 from tests.chat.synth import COMPANIES, MONTHS, Fact, entity, make_space
 from tests.chat.synth import TEMPLATES as FT
+from tests.pg_admin import create_scratch, drop_scratch
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 QUERIES = int(os.environ.get("BENCH_QUERIES", "200"))
@@ -180,38 +179,6 @@ async def engine_run(url: str, name: str, sizes: tuple[int, ...]) -> dict[str, A
     return out
 
 
-async def pg_scratch() -> tuple[str, str]:
-    import asyncpg
-
-    u = make_url(PG_ADMIN)
-    name = f"bench_chat_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(
-        host=u.host,
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        database=u.database or "postgres",
-    )
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return name, u.set(database=name).render_as_string(hide_password=False)
-
-
-async def pg_drop(name: str) -> None:
-    import asyncpg
-
-    u = make_url(PG_ADMIN)
-    conn = await asyncpg.connect(
-        host=u.host,
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        database=u.database or "postgres",
-    )
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
-
-
 def prompt_tokens() -> None:
     rng = random.Random(9)
     spaces = [make_space(rng, i, 3.0, 2) for i in range(10)]
@@ -249,11 +216,11 @@ async def amain() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = await engine_run(f"sqlite:///{Path(tmp) / 'b.db'}", "sqlite", sizes)
-    name, url = await pg_scratch()
+    url = await create_scratch(PG_ADMIN, "bench_chat")
     try:
         results["postgresql"] = await engine_run(url, "postgresql", sizes)
     finally:
-        await pg_drop(name)
+        await drop_scratch(PG_ADMIN, url)
     first, last = str(sizes[0]), str(sizes[-1])
     print("  ratios p95(1,000) / p95(100) (target <= 2, p95 <= 50 ms):")
     for eng, r in results.items():

@@ -26,12 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select, text
-from sqlalchemy.engine import make_url
 
 from core.db import (
     Account,
@@ -44,6 +42,7 @@ from core.db import (
     utcnow,
 )
 from core.db import migrate as m
+from tests.pg_admin import create_scratch, drop_scratch
 
 JOBS = 4000
 PROCESSES = 8
@@ -255,31 +254,12 @@ def run(engine: str, url: str, slots: int) -> Result:
     )
 
 
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    u = make_url(PG_URL)
-    conn = await asyncpg.connect(
-        host=u.host,
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        database=u.database or "postgres",
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def run_pg(slots: int) -> Result:
-    name = f"spacescribe_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(create_scratch(PG_URL, "spacescribe_bench"))
     try:
-        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
         return run("postgresql", url, slots)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_scratch(PG_URL, url))
 
 
 def run_sqlite(slots: int) -> Result:

@@ -11,19 +11,18 @@ import asyncio
 import os
 import shutil
 import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from core.config import Secrets, Settings, load_settings
 from core.context import Context
 from core.db import Base, Database
 from core.db import migrate as m
+from tests.pg_admin import create_scratch, drop_scratch, pg_admin
 
 PG_URL = os.environ.get("SPACESCRIBE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -57,24 +56,6 @@ def _no_internet() -> Iterator[None]:
     socket.socket.connect = real_connect  # type: ignore[method-assign]
 
 
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    u = make_url(PG_URL)
-    conn = await asyncpg.connect(
-        host=u.host,
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        database=u.database or "postgres",
-        timeout=5,
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
     """Run blocking set-up (which may call asyncio.run) outside any running event loop."""
     with ThreadPoolExecutor(1) as pool:
@@ -83,7 +64,7 @@ def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
 
 def _pg_reachable() -> str | None:
     try:
-        _in_thread(asyncio.run, _pg_admin("SELECT 1"))
+        _in_thread(asyncio.run, pg_admin(PG_URL, "SELECT 1"))
         return None
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -97,14 +78,12 @@ def pg_database() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"PostgreSQL at {PG_URL} is unreachable in CI: {why}")
         pytest.skip(f"PostgreSQL unreachable: {why}")
-    name = f"spacescribe_t_{uuid.uuid4().hex[:12]}"
-    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    url = _in_thread(asyncio.run, create_scratch(PG_URL, "spacescribe_t"))
     try:
         _in_thread(m.upgrade, url)
         yield url
     finally:
-        _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _in_thread(asyncio.run, drop_scratch(PG_URL, url))
 
 
 @pytest.fixture(scope="session")
@@ -164,12 +143,11 @@ def fresh_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A brand-new, EMPTY (unmigrated) PostgreSQL database, dropped after the test."""
     if _pg_reachable():
         request.getfixturevalue("pg_database")  # fails in CI, skips elsewhere
-    name = f"spacescribe_f_{uuid.uuid4().hex[:10]}"
-    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    url = _in_thread(asyncio.run, create_scratch(PG_URL, "spacescribe_f"))
     try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _in_thread(asyncio.run, drop_scratch(PG_URL, url))
 
 
 # The local EVM chain (anvil + test token): fixtures `anvil`, `chain`, `fresh_payer`.
