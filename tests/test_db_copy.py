@@ -8,26 +8,95 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core import accounts, outbox, queue, wallet_link
+from core.chat.index import index_segments
+from core.chat.retrieve import retrieve
 from core.config import Secrets
 from core.context import Context
-from core.db import Database, Space, TranscriptionPayment, User
+from core.db import (
+    Base,
+    Database,
+    Invoice,
+    PaymentCursor,
+    PaymentReceipt,
+    Space,
+    TranscriptionPayment,
+    User,
+    utcnow,
+)
 from core.db import migrate as m
 from core.db.copy import CopyError, copy_database
+from core.results import Caller
 from tests.conftest import make_settings
 from tests.test_revenue import _populate
+
+SEGMENTS = [
+    {"start": 0.0, "end": 4.0, "speaker": "Ada", "text": "Welcome to the zeppelin hour."},
+    {"start": 4.0, "end": 9.0, "speaker": "Bob", "text": "Our airships carry hydrogen."},
+]
+
+
+async def _populate_every_table(ctx: Context) -> None:
+    """The revenue fixture's purchases, and a row in every other table, each written by the
+    code that writes it in production (FTS index and sequences included)."""
+    await _populate(ctx)
+    token = "0x" + "ab" * 20
+    async with ctx.db.session() as s:
+        space = (await s.execute(select(Space).order_by(Space.id))).scalars().first()
+        assert space is not None
+        account = await accounts.get_or_create_account(s, Caller("telegram", "4242"))
+        await accounts.link_account(s, account.id, 1)
+        await wallet_link.create_link(s, ctx, account.id)
+        await queue.enqueue(s, space.id)
+        await index_segments(s, space.id, SEGMENTS)
+        await outbox.add_message(
+            s, kind="notice", platform="telegram", recipient="4242", payload={}, dedupe_key="k"
+        )
+        invoice = Invoice(
+            public_id="inv_copytest",
+            kind="transcription",
+            account_id=account.id,
+            space_ids=f'["{space.space_id}"]',
+            amount_units=200_000,
+            network="eip155:31337",
+            token_address=token,
+            pay_to=token,
+            expires_at=utcnow(),
+        )
+        s.add(invoice)
+        await s.flush()
+        s.add(
+            PaymentReceipt(
+                invoice_id=invoice.id,
+                method="transfer",
+                network="eip155:31337",
+                token_address=token,
+                payer_address=token,
+                pay_to=token,
+                amount_units=200_000,
+                transaction_hash="0x" + "cd" * 32,
+                log_index=0,
+                status="credited",
+            )
+        )
+        s.add(
+            PaymentCursor(network="eip155:31337", token_address=token, pay_to=token, last_block=7)
+        )
 
 
 async def test_copy_sqlite_to_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
     src_url = f"sqlite:///{tmp_path / 'src.db'}"
     await asyncio.to_thread(m.upgrade, src_url)
     ctx = Context(make_settings(src_url, tmp_path), Secrets.model_construct(), Database(src_url))
-    await _populate(ctx)
+    await _populate_every_table(ctx)
     await ctx.close()
 
     report = await copy_database(src_url, fresh_pg_url)
     rows = {t.table: t.rows for t in report}
     assert rows["users"] == 3 and rows["spaces"] == 2 and rows["transcription_payments"] == 5
     assert rows["chat_sessions"] == 3 and rows["credits"] == 1
+    empty = [t.name for t in Base.metadata.sorted_tables if not rows.get(t.name)]
+    assert not empty, f"copied without rows: {empty}"
 
     dst = Database(fresh_pg_url)
     try:
@@ -40,6 +109,10 @@ async def test_copy_sqlite_to_postgres(tmp_path: Path, fresh_pg_url: str) -> Non
             assert await s.scalar(select(func.count()).select_from(TranscriptionPayment)) == 5
             titles = (await s.execute(select(Space.title).order_by(Space.id))).scalars().all()
             assert titles == ["Big one", "Old"]
+            # the copied passages are searchable through PostgreSQL's own full-text index
+            pk = await s.scalar(select(Space.id).order_by(Space.id).limit(1))
+            hits = await retrieve(s, [int(pk or 0)], "what do the airships carry?")
+            assert hits and "hydrogen" in hits[0].text
     finally:
         await dst.dispose()
 
