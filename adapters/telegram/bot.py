@@ -138,7 +138,10 @@ class TelegramBot:
 
     async def receive(self, data: dict[str, Any]) -> None:
         """One update posted to the webhook (already authenticated by its secret token)."""
-        update = Update.de_json(data, self.app.bot)
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInput("the Bot API library could not read it") from exc
         if update is not None:
             await self.app.update_queue.put(update)
 

@@ -9,6 +9,7 @@ transcript, so nothing inside a transcript can change them. An answer is produce
 from __future__ import annotations
 
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from core.db import (
     PaymentReceipt,
     Space,
     TranscriptionPayment,
+    User,
 )
 from core.db.upsert import dialect_name
 from core.errors import InvalidInput
@@ -57,6 +59,14 @@ class Checked:
     spaces: list[SpaceRef]
 
 
+def clean_question(text: str) -> str:
+    """The question with control characters (NUL, ESC, …) as spaces, invisible formatting
+    characters (zero-width spaces, bidi overrides) dropped and whitespace collapsed: what is
+    left is what a reader sees, so a question of only such characters is an empty one."""
+    kept = (" " if unicodedata.category(c) == "Cc" else c for c in text or "")
+    return " ".join("".join(c for c in kept if unicodedata.category(c) != "Cf").split())
+
+
 def _ref(space: Space) -> SpaceRef:
     return SpaceRef(space.id, space.space_id, space.title, space.space_url)
 
@@ -65,7 +75,7 @@ async def validate(
     session: AsyncSession, ctx: Context, user_id: int | None, question: str, spaces: list[str]
 ) -> Checked | Refused:
     cfg = ctx.settings.chat
-    q = " ".join((question or "").split())
+    q = clean_question(question)
     if not q:
         return Refused("empty_question", "Ask a question, e.g. /chat what was decided? <space>")
     if len(q) > cfg.max_question_chars:
@@ -305,7 +315,16 @@ def draft_from_json(data: dict[str, Any]) -> AnswerDraft:
 
 async def _fulfil_answer(ctx: Context, req: Any) -> dict[str, Any] | Refused:
     async with ctx.db.session() as s:
-        uid = await s.scalar(select(Invoice.user_id).where(Invoice.id == req.invoice_pk))
+        inv = await s.get(Invoice, req.invoice_pk)
+        uid = inv.user_id if inv is not None else None
+        if uid is None and inv is not None and inv.account_id is None and req.payer:
+            # an x402 buyer is their wallet: what it bought is what it may ask about
+            uid = await s.scalar(select(User.id).where(User.wallet_address == req.payer))
+            if uid is None:
+                sid = req.space_ids[0]
+                return Refused(
+                    "not_owned", f"This wallet has not bought the transcript of Space {sid}."
+                )
     if uid is None:
         return Refused("not_linked", "Link your wallet before asking about your Spaces.")
     question = str(req.payload.get("question") or "")
