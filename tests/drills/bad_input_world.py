@@ -27,13 +27,23 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from x402.schemas import PaymentRequirements
 
 from adapters.telegram.bot import TelegramBot
 from adapters.web.app import create_app
 from core.context import Context
-from core.db import Database, Invoice, PaymentReceipt, Space, WalletLinkToken, utcnow
+from core.db import (
+    ChatUnlock,
+    Database,
+    Invoice,
+    PaymentReceipt,
+    Space,
+    TranscriptionPayment,
+    User,
+    WalletLinkToken,
+    utcnow,
+)
 from core.money import to_units
 from core.payments import create_invoice
 from core.payments.gateway import gateway_for
@@ -200,6 +210,15 @@ async def _invoices(w: World) -> None:
     assert paid["status"] == "credited", paid
     async with ctx.db.session() as s:
         w.spent_nonce = str(await s.scalar(select(PaymentReceipt.authorization_nonce).limit(1)))
+        # the paying wallet also owns OWNED_UNLOCKED with chat: the control case asks about it
+        user = await s.scalar(select(User.id).where(User.wallet_address == w.payer.address.lower()))
+        space = await s.scalar(select(Space.id).where(Space.space_id == OWNED_UNLOCKED))
+        for table, amount in ((TranscriptionPayment, "0.2"), (ChatUnlock, "0.5")):
+            await s.execute(
+                insert(table).values(
+                    user_id=user, space_id=space, amount_usdc=amount, payment_verified=True
+                )
+            )
 
 
 async def _links(w: World) -> None:

@@ -21,7 +21,14 @@ import httpx
 import pytest
 
 from tests.conftest import ENGINES, _truncate_pg
-from tests.drills.bad_input_world import WEBHOOK_SECRET, World, sqlite_copy, world
+from tests.drills.bad_input_world import (
+    OWNED_UNLOCKED,
+    WEBHOOK_SECRET,
+    World,
+    header,
+    sqlite_copy,
+    world,
+)
 from tests.drills.corpus import ALL, Case, Req
 from tests.drills.figures import record
 from tests.snapshot import snapshot
@@ -183,3 +190,19 @@ async def test_zz_corpus_figures(w: World) -> None:
         record(
             "bad input", f"PostgreSQL: {n} of them (every {PG_EVERY}rd): {n} specific, 0 changes"
         )
+
+
+async def test_zzz_control_a_right_payment_still_passes(w: World) -> None:
+    """The same harness accepts what is right: a paid x402 question by the wallet that owns
+    and unlocked the Space is answered, and recorded once (the corpus's refusals are not a
+    harness that refuses everything)."""
+    if w.engine != "sqlite":
+        pytest.skip("the control runs once")
+    before = await snapshot(w.ctx)
+    p = w.payload("chat_query", w.payer)
+    ask = {"question": "when is the launch date?", "spaces": [OWNED_UNLOCKED]}
+    r = await w.http.post("/x402/chat", json=ask, headers={"PAYMENT-SIGNATURE": header(p)})
+    assert r.status_code == 200, r.text
+    assert "ninth of May" in r.text and r.json()["paid"] is True
+    changed = _changes(before, await snapshot(w.ctx))
+    assert "chat_sessions" in changed and "payment_receipts" in changed, changed
