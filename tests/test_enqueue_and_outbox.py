@@ -69,3 +69,26 @@ async def test_accounts_and_users(ctx: Context) -> None:
     async with ctx.db.session() as s:
         assert await accounts.user_id_for(s, c) == u.id
         assert await accounts.user_id_for(s, Caller("discord", "123")) is None
+
+
+async def test_paid_space_is_queued_with_the_configured_attempts(ctx: Context) -> None:
+    from core.payments.credit import credit_invoice
+    from core.payments.invoices import insert_invoice
+
+    ctx.settings.queue.max_retries = 7
+    async with ctx.db.session() as s:
+        inv = await insert_invoice(
+            s,
+            ctx,
+            kind="transcription",
+            account_id=None,
+            user_id=None,
+            space_ids=["1RDxlAoOeQRKL"],
+            amount_units=200_000,
+        )
+        await credit_invoice(
+            s, ctx, inv, payer="0x" + "ab" * 20, transaction_hash="0x01", receipt_id=None
+        )
+    async with ctx.db.session() as s:
+        job = (await s.execute(select(ProcessingJob))).scalar_one()
+    assert (job.status, job.max_retries) == ("queued", 7)

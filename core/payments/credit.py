@@ -220,7 +220,7 @@ async def credit_invoice(
             update(Space).where(Space.id == space.id).values({counter: getattr(Space, counter) + 1})
         )
         if inv.kind == "transcription" and space.status not in ("completed", "processing"):
-            await queue.enqueue(session, space.id)
+            await queue.enqueue(session, space.id, max_retries=ctx.settings.queue.max_retries)
         if inv.kind == "transcription" and space.status == "completed":
             await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
     to_credit = 0
