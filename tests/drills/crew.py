@@ -10,6 +10,7 @@ can SIGKILL.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 
@@ -61,6 +62,7 @@ class Crew:
         p = self.live.pop(name)
         p.kill()
         p.join()
+        assert p.exitcode == -signal.SIGKILL, (name, p.exitcode)
 
     def dead(self) -> dict[str, int | None]:
         """Workers that ended on their own (they never should): name → exit code."""
