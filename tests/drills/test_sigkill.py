@@ -2,7 +2,8 @@
 of real jobs; every job completed once, every payer delivered once, no file half-written,
 nothing stuck in ``processing``.
 
-Paid Spaces (1–3 payers each, most payers paying several) are processed by real worker
+Paid Spaces (1–3 payers each, most payers paying several; more Spaces and more payers
+arrive during the drill, some while their Space's job runs) are processed by real worker
 processes running the real pipeline: yt-dlp downloading a local HLS replay, ffmpeg remux and
 chunking, the OpenAI audio stand-in, rendering, the chat index, completion. Workers are
 forked from one pre-imported server (:mod:`tests.drills.crew`) and SIGKILLed after random
@@ -66,12 +67,24 @@ class Buyers:
         self.ctx, self.rng = ctx, rng
         self.of: dict[str, list[int]] = {}  # Space id → indexes into PEOPLE
         self.payments = 0
+        self.late = 0  # purchases of a Space already queued, in progress or completed
 
     async def buy_space(self) -> None:
         sid = f"1DRILL{len(self.of):07d}"
         self.of[sid] = sorted(self.rng.sample(range(len(PEOPLE)), self.rng.randint(1, 3)))
         for who in self.of[sid]:
             self.payments += 1
+            await self._pay(who, sid)
+
+    async def buy_late(self) -> None:
+        """Someone else buys a Space already bought, whatever its job is doing now."""
+        sid = self.rng.choice(sorted(self.of))
+        others = [i for i in range(len(PEOPLE)) if i not in self.of[sid]]
+        if others:
+            who = self.rng.choice(others)
+            self.of[sid] = sorted([*self.of[sid], who])
+            self.payments += 1
+            self.late += 1
             await self._pay(who, sid)
 
     async def _pay(self, who: int, sid: str) -> None:
@@ -242,6 +255,8 @@ async def test_twenty_sigkills_during_real_jobs(
                 # new paid Spaces keep work in reserve, so every kill can land on a job
                 while await _unfinished(ctx) < BACKLOG and len(buyers.of) < MAX_SPACES:
                     await buyers.buy_space()
+                if rng.random() < 0.5:
+                    await buyers.buy_late()
                 await asyncio.sleep(rng.uniform(0.2, 2.5))
                 held = await _held(ctx)
                 busy = sorted(w for w in crew.live if held.get(w))
@@ -347,5 +362,6 @@ async def test_twenty_sigkills_during_real_jobs(
         f"{KILLS} SIGKILLs over {len(jobs)} jobs/{sum(expected.values())} payer deliveries on "
         f"PostgreSQL: {len(jobs)} completed once, {sum(delivered.values())} delivered once, "
         f"{len(problems)} half-written, {len(stuck)} stuck; {seconds:.0f} s "
-        f"(jobs held at the kills, by stage: {landed}; seed {seed})",
+        f"(jobs held at the kills, by stage: {landed}; {buyers.late} purchases made while "
+        f"their Space was queued, in progress or done; seed {seed})",
     )
