@@ -95,7 +95,9 @@ async def test_refused_answer_dm_is_reached_through_the_deep_link(
 
             # the member opens the bot (which unblocks it) and presses Start
             api.blocked.clear()
-            expected = texts.answer(await chat.answer_of(ctx, row.session_id))  # type: ignore[arg-type]
+            recorded = await chat.answer_of(ctx, row.session_id)
+            assert recorded is not None
+            expected = texts.answer(recorded)
             assert "742 thousand" in expected and f"{ids[0]} 02:4" in expected
             before = await snapshot(ctx)
             for _ in range(2):  # once per request, every time
