@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import discord
+import httpx
 from sqlalchemy import func, select
 
 from adapters.discord import texts
@@ -30,7 +31,16 @@ from tests.discord.test_end_to_end import _pay
 from tests.payments.conftest import pay_ctx  # noqa: F401  (fixture)
 from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
-from tests.stand_ins.discord_api import CHANNEL_ID, DiscordAPI, Reply
+from tests.stand_ins.discord_api import (
+    AUTOCOMPLETE,
+    CHANNEL_ID,
+    COMMAND,
+    COMPONENT,
+    DiscordAPI,
+    Interaction,
+    Reply,
+    discord_api,
+)
 
 QUESTION = "When is the launch date?"
 
@@ -129,3 +139,18 @@ async def test_closed_dms_answer_is_shown_by_the_button_to_its_payer_only(
     async with ctx.db.session() as s:  # shown again, never answered (or charged) again
         assert await s.scalar(select(func.count()).select_from(ChatSession)) == 1
         assert await s.scalar(select(func.count()).select_from(Invoice)) == 1
+
+
+async def test_stand_in_takes_only_the_callbacks_discord_takes_for_each_interaction() -> None:
+    """The stand-in's own rule, which the presses above rely on: 6/7 (update the message)
+    only for components, 8 (choices) only for autocomplete."""
+    async with discord_api() as api, httpx.AsyncClient() as client:
+        for kind, good, bad in ((COMMAND, 5, 6), (COMPONENT, 6, 8), (AUTOCOMPLETE, 8, 5)):
+            it = Interaction(api.snowflake(), f"token-{kind}", ANN, CHANNEL_ID, kind)
+            api.interactions[it.id] = it
+            url = f"{api.api_url}/interactions/{it.id}/{it.token}/callback"
+            refused = await client.post(url, json={"type": bad})
+            assert (refused.status_code, refused.json()["code"]) == (400, 50035)
+            taken = await client.post(url, json={"type": good})
+            assert taken.status_code == 200 and taken.json()["interaction"]["type"] == kind
+            assert [r.type for r in it.replies] == [good]
