@@ -202,7 +202,7 @@ class AnswerButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=re.compile(r"answer:(?P<id>.*)", re.S),
 ):
-    """ "Show my answer" under the channel notice of an answer whose DM was refused.
+    """The button under the channel notice of a paid answer whose DM was refused.
 
     Persistent: its custom_id carries the answer's id, so it works for as long as the message
     exists, across restarts. Whoever presses it gets an ephemeral reply: the answer if they
