@@ -125,7 +125,7 @@ def _start_link(bot_username: str, payload: str) -> str:
 
 
 def blocked_fallback(bot_username: str, space_id: str | None) -> str:
-    if space_id is None:  # a notice (payment received, refund…): the member must reopen us
+    if not space_id:  # a notice (payment received, refund…): the member must reopen us
         return (
             "I could not send you a direct message. Open the bot and press Start so that I "
             f"can reach you: {_start_link(bot_username, 'help')} (/myspaces shows your Spaces)."
