@@ -201,13 +201,14 @@ class TelegramBot:
             await self.reply(update, text, markup)
             return
         try:
-            await self.app.bot.send_message(
-                update.effective_user.id,  # type: ignore[union-attr]
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                disable_web_page_preview=True,
-            )
+            for part in texts.chunks(text):
+                await self.app.bot.send_message(
+                    update.effective_user.id,  # type: ignore[union-attr]
+                    part,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    disable_web_page_preview=True,
+                )
             await self.reply(update, f"I sent you {what} privately.")
         except Forbidden:
             await self.reply(update, texts.start_private_first(self.app.bot.username))
@@ -235,6 +236,14 @@ class TelegramBot:
                 await self.send_transcript(update.effective_user.id, result)  # type: ignore[union-attr]
                 return
             await self.render(update, result)
+            return
+        if payload.startswith(texts.ANSWER_START):  # a paid answer whose DM was refused
+            answer_id = payload.removeprefix(texts.ANSWER_START)
+            shown = await chat_service.answer_for(self.ctx, self.caller(update), answer_id)
+            if isinstance(shown, Refused):
+                await self.reply(update, texts.refused(shown))
+                return
+            await self.reply_privately(update, texts.answer(shown), None, "your answer")
             return
         if payload.startswith("paid_"):  # back from the pay page: what the member now has
             items = await catalog.my_spaces(self.ctx, self.caller(update))
@@ -353,6 +362,7 @@ class TelegramSender:
     async def deliver(self, message: OutboundMessage) -> Delivery:
         b = self.bot.app.bot
         sid = message.payload.get("space_id")
+        fallback = texts.blocked_fallback(b.username, sid)  # said where the member asked
         try:
             if message.kind == "chat_answer":
                 a = await chat_service.delivered_answer(self.bot.ctx, message.payload)
@@ -360,6 +370,7 @@ class TelegramSender:
                     return Delivery("retry", detail=a.code)
                 if a is None:
                     return Delivery("failed", detail="unknown answer")
+                fallback = texts.answer_blocked_fallback(b.username, a.session_id)
                 for part in texts.chunks(texts.answer(a)):
                     await b.send_message(
                         message.recipient,
@@ -384,9 +395,7 @@ class TelegramSender:
             if message.origin_chat_id and message.origin_chat_id != message.recipient:
                 try:
                     await b.send_message(
-                        message.origin_chat_id,
-                        texts.blocked_fallback(b.username, sid),
-                        parse_mode=ParseMode.HTML,
+                        message.origin_chat_id, fallback, parse_mode=ParseMode.HTML
                     )
                 except TelegramError:
                     pass
