@@ -57,6 +57,9 @@ LOCKED = "Chat is not unlocked for Space"
 NOT_READY = "is not ready yet"
 FAILED_MSG = "failed: the recording could not be downloaded"
 NOT_ADMIN = "Only the bot's admins can see revenue"
+NOT_ANSWER_ID = "That is not an answer id"
+NO_SUCH_ANSWER = "You have no answer with this id"
+UNKNOWN_ANSWER = "0f8fad5b-d9cb-469f-a165-70867728950e"
 PERIOD = "Period must be one of: day, week, month, all"
 LONG_SEARCH = "Search with at most 200 characters"
 EMPTY_SEARCH = "Search for some words"
@@ -196,6 +199,11 @@ TELEGRAM: list[Case] = [
     _tg("/start resend a foreign Space", f"/start resend_{FOREIGN}", NOT_BOUGHT),
     _tg("/start resend a pending Space", f"/start resend_{OWNED_PENDING}", NOT_READY),
     _tg("/start resend a failed Space", f"/start resend_{FAILED}", FAILED_MSG),
+    _tg("/start answer traversal", "/start answer_../../etc/passwd", NOT_ANSWER_ID),
+    _tg("/start answer nothing", "/start answer_", NOT_ANSWER_ID),
+    _tg("/start answer sql", "/start answer_'OR'1'='1", NOT_ANSWER_ID),
+    _tg("/start answer control char", f"/start answer_{UNKNOWN_ANSWER[:-1]}\x00", NOT_ANSWER_ID),
+    _tg("/start answer unknown", f"/start answer_{UNKNOWN_ANSWER}", NO_SUCH_ANSWER),
     _tg("/revenue by a member", "/revenue", NOT_ADMIN),
     _tg("/revenue all by a member", "/revenue all", NOT_ADMIN),
     _tg("/revenue sql by a member", "/revenue 'OR'1'='1", NOT_ADMIN),
