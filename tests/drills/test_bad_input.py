@@ -177,7 +177,8 @@ async def test_zz_corpus_figures(w: World) -> None:
     engine = w.engine
     ran = {entry: RESULTS.get((engine, entry)) for entry in ALL}
     missing = [e for e, r in ran.items() if r is None]
-    assert not missing, f"entry points not run on {engine}: {missing}"
+    if missing:  # a selection (-k) ran part of the corpus: nothing to record
+        pytest.skip(f"entry points not run on {engine}: {missing}")
     failed = {e: len(r[1]) for e, r in ran.items() if r and r[1]}
     assert not failed, f"failing cases on {engine}: {failed}"
     n = sum(r[0] for r in ran.values() if r)
