@@ -89,7 +89,7 @@ async def test_refused_answer_dm_is_reached_through_the_deep_link(
             (fallback,) = [t for t in told if "answer you paid for" in t]
             (payload,) = set(LINK.findall(fallback))
             assert payload == f"answer_{row.session_id}" and len(payload) <= 64
-            assert QUESTION not in fallback and "742" not in fallback  # nothing leaks
+            assert QUESTION not in fallback and "742 thousand" not in fallback  # nothing leaks
             (notice,) = [t for t in told if t is not fallback]
             assert "start=help" in notice and "transcript" not in notice
 
@@ -111,7 +111,7 @@ async def test_refused_answer_dm_is_reached_through_the_deep_link(
 
             # another member with the same link: the not-found refusal, nothing of the answer
             (refusal,) = await ask(api, f"/start {payload}", OTHER)
-            assert "no answer with this id" in refusal and "742" not in refusal
+            assert "no answer with this id" in refusal and "742 thousand" not in refusal
             unknown = "answer_0f8fad5b-d9cb-469f-a165-70867728950e"
             assert await ask(api, f"/start {unknown}", MEMBER) == [refusal]
             # malformed ids: refused, saying what an answer id looks like
