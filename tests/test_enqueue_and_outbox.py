@@ -144,3 +144,36 @@ async def test_a_purchase_racing_the_completion_is_delivered_once(
     async with ctx.db.session() as s:
         ready = select(Outbox.recipient).where(Outbox.kind == "transcript_ready")
         assert sorted((await s.execute(ready)).scalars()) == ["1", "2"]
+
+
+async def test_a_purchase_racing_a_claim_never_deadlocks(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crediting locks the Space's live job before the Space, as workers do: a claim that
+    starts while a purchase holds its locks waits or skips, never deadlocks (PostgreSQL)."""
+    from core.payments import credit
+    from core.queue import claim_many
+
+    sid = "1RDxlAoOeQRKL"
+    await _buy(ctx, Caller("telegram", "1"), "0x" + "01" * 20, sid)  # queued, unclaimed
+    real = credit._space_row
+    claims: list[asyncio.Task[list[object]]] = []
+
+    async def claim_now() -> list[object]:
+        async with ctx.db.session() as s:
+            return list(await claim_many(s, "w", 1))
+
+    async def racing(session, space_id, title):  # type: ignore[no-untyped-def]
+        space = await real(session, space_id, title)
+        claims.append(asyncio.create_task(claim_now()))
+        await asyncio.sleep(0.5)  # the claim runs now, against this purchase's locks
+        return space
+
+    monkeypatch.setattr(credit, "_space_row", racing)
+    await _buy(ctx, Caller("telegram", "2"), "0x" + "02" * 20, sid)
+    claimed = await claims[0]
+    async with ctx.db.session() as s:
+        later = list(await claim_many(s, "w", 1))
+        jobs = (await s.execute(select(ProcessingJob))).scalars().all()
+    assert len(claimed) + len(later) == 1  # claimed once, now or right after
+    assert [(j.status, j.locked_by) for j in jobs] == [("processing", "w")]

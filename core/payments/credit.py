@@ -24,6 +24,7 @@ from core.db import (
     ChatUnlock,
     Invoice,
     PaymentReceipt,
+    ProcessingJob,
     Space,
     TranscriptionPayment,
     User,
@@ -73,8 +74,15 @@ async def _space_row(session: AsyncSession, space_id: str, title: str | None) ->
         },
         index_elements=["space_id"],
     )
-    # The row lock orders this purchase with a job completing the Space: either the
-    # completion sees this payment (and notifies this payer), or this sees "completed".
+    # Row locks order this purchase with a job completing the Space: either the completion
+    # sees this payment (and notifies this payer), or this sees "completed". Workers lock
+    # the job, then the Space (claim, completion, failure); so do we, or the two deadlock.
+    await session.execute(
+        select(ProcessingJob.id)
+        .join(Space, Space.id == ProcessingJob.space_id)
+        .where(Space.space_id == space_id, ProcessingJob.status.in_(("queued", "processing")))
+        .with_for_update(of=ProcessingJob)
+    )
     locked = (
         select(Space)
         .where(Space.space_id == space_id)
