@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from tests.payments.conftest import chain_secrets
 from tests.pipeline.conftest import LocalResolver
 from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
-from tests.stand_ins.openai_chat import openai_chat
+from tests.stand_ins.openai_chat import OpenAIChat, openai_chat
 from tests.stand_ins.telegram_api import BOT, BotAPI, bot_api
 
 SID = "1TGScenario01"
@@ -66,6 +67,29 @@ async def running(ctx: Context, api: BotAPI, secret: str | None = None) -> Teleg
 
 def web(ctx: Context) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(ctx)), base_url=PUBLIC)
+
+
+@asynccontextmanager
+async def chat_shop(
+    db_url: str, tmp_path: Path, chain: Chain
+) -> AsyncIterator[tuple[Context, BotAPI, OpenAIChat, list[int], list[str]]]:
+    """A running bot on the local chain with the chat stand-in, two indexed Spaces, and
+    MEMBER owning and having unlocked both: (context, Bot API, model, Space pks and ids)."""
+    async with openai_chat() as llm, bot_api() as api:
+        secrets = Secrets.model_construct(
+            relayer_key=SecretStr(chain.relayer_key),
+            openai_api_key=SecretStr("sk-test"),
+            openai_base_url=llm.url,
+        )
+        ctx = shop_context(db_url, tmp_path, secrets, payments=chain.payment_settings())
+        bot = await running(ctx, api)
+        try:
+            pks, ids = await two_spaces(ctx)
+            await member(ctx, "ann", owns=pks, unlocked=pks, platform_user_id=str(MEMBER))
+            yield ctx, api, llm, pks, ids
+        finally:
+            await bot.stop()
+            await ctx.close()
 
 
 async def drain(ctx: Context) -> int:
@@ -133,34 +157,21 @@ async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
 async def test_chat_across_two_spaces_answered_in_the_chat(
     db_url: str, tmp_path: Path, chain: Chain, fresh_payer: Any
 ) -> None:
-    async with openai_chat() as llm, bot_api() as api:
-        secrets = Secrets.model_construct(
-            relayer_key=SecretStr(chain.relayer_key),
-            openai_api_key=SecretStr("sk-test"),
-            openai_base_url=llm.url,
-        )
-        ctx = shop_context(db_url, tmp_path, secrets, payments=chain.payment_settings())
-        bot = await running(ctx, api)
-        try:
-            pks, ids = await two_spaces(ctx)
-            await member(ctx, "ann", owns=pks, unlocked=pks, platform_user_id=str(MEMBER))
-            api.command(f"/chat What is the budget for project vexlumdra? {ids[0]} {ids[1]}")
-            (quote,) = await api.wait_for("sendMessage")
-            assert "1.10 USDC" in quote["text"], quote["text"]
-            pay_url = quote["reply_markup"]["inline_keyboard"][0][0]["url"]
-            async with web(ctx) as client:
-                out = await pay_via_page(client, pay_url, fresh_payer)
-            assert out["status"] == "credited", out
-            await drain(ctx)
-            answers = [m["text"] for m in api.sent("sendMessage") if "<b>Q:</b>" in m["text"]]
-            assert len(answers) == 1
-            text = answers[0]
-            assert "742 thousand" in text and f"{ids[0]} 02:4" in text  # cites Space + time
-            assert f"https://x.com/i/spaces/{ids[0]}" in text
-            assert len(llm.requests) == 1
-        finally:
-            await bot.stop()
-            await ctx.close()
+    async with chat_shop(db_url, tmp_path, chain) as (ctx, api, llm, _pks, ids):
+        api.command(f"/chat What is the budget for project vexlumdra? {ids[0]} {ids[1]}")
+        (quote,) = await api.wait_for("sendMessage")
+        assert "1.10 USDC" in quote["text"], quote["text"]
+        pay_url = quote["reply_markup"]["inline_keyboard"][0][0]["url"]
+        async with web(ctx) as client:
+            out = await pay_via_page(client, pay_url, fresh_payer)
+        assert out["status"] == "credited", out
+        await drain(ctx)
+        answers = [m["text"] for m in api.sent("sendMessage") if "<b>Q:</b>" in m["text"]]
+        assert len(answers) == 1
+        text = answers[0]
+        assert "742 thousand" in text and f"{ids[0]} 02:4" in text  # cites Space + time
+        assert f"https://x.com/i/spaces/{ids[0]}" in text
+        assert len(llm.requests) == 1
 
 
 async def test_question_paid_then_crashed_is_answered_after_recovery(
