@@ -33,6 +33,7 @@ from core.db import (
     PaymentReceipt,
     Space,
     TranscriptionPayment,
+    User,
 )
 from core.db.upsert import dialect_name
 from core.errors import InvalidInput
@@ -305,7 +306,11 @@ def draft_from_json(data: dict[str, Any]) -> AnswerDraft:
 
 async def _fulfil_answer(ctx: Context, req: Any) -> dict[str, Any] | Refused:
     async with ctx.db.session() as s:
-        uid = await s.scalar(select(Invoice.user_id).where(Invoice.id == req.invoice_pk))
+        inv = await s.get(Invoice, int(req.invoice_pk))
+        uid = inv.user_id if inv is not None else None
+        if uid is None and inv is not None and inv.account_id is None and req.payer:
+            # an x402 buyer has no account: the asker is the verified paying wallet
+            uid = await s.scalar(select(User.id).where(User.wallet_address == req.payer))
     if uid is None:
         return Refused("not_linked", "Link your wallet before asking about your Spaces.")
     question = str(req.payload.get("question") or "")
