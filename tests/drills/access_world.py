@@ -109,6 +109,10 @@ class World:
     markers: dict[str, str] = field(default_factory=dict)  # name → planted string
     entitled: dict[str, set[str]] = field(default_factory=dict)  # role → marker names
 
+    def owned(self, role: str) -> set[str]:
+        """The Spaces whose transcript the role bought: what /myspaces and autocomplete list."""
+        return {self.a} if role in ("owner", "unlocked") else {self.p} if role == "payer" else set()
+
     def forbidden(self, role: str) -> dict[str, str]:
         return {n: v for n, v in self.markers.items() if n not in self.entitled[role]}
 

@@ -21,6 +21,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,12 +39,14 @@ from core.payments.wallet_proof import transcript_message
 from core.pipeline import media
 from tests.discord.conftest import Recorded, endpoints, running  # noqa: F401 (fixture)
 from tests.drills.access_world import (
+    DC_IDS,
     INVOICE_QUESTION,
     PASSAGE_A,
     QUESTION,
     REVENUE,
     ROLES,
     SENTINEL_TG,
+    TG_IDS,
     TRANSCRIPT_A,
     Person,
     World,
@@ -64,9 +67,7 @@ Cells = dict[tuple[str, str, str], str]  # (surface, entry, role) → everything
 
 
 @pytest.fixture
-async def shop(db_url: str, tmp_path: Any, chain: Chain) -> AsyncIterator[Context]:
-    from tests.drills.access_world import TG_IDS
-
+async def shop(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Context]:
     ctx = shop_context(
         db_url,
         tmp_path,
@@ -146,17 +147,15 @@ def check_telegram(w: World, cells: Cells) -> None:
         assert "Something went wrong" not in text, (entry, role, text)
     owners = ("owner", "unlocked")
     for role in ROLES:
-        doc = TRANSCRIPT_A in said[("start", role)]
-        assert doc == (role in owners), ("resend", role)
+        assert (TRANSCRIPT_A in said[("start", role)]) == (role in owners), ("resend", role)
         assert (TRANSCRIPT_A in said[("transcribe", role)]) == (role in owners)
         assert (PASSAGE_A in said[("search", role)]) == (role in owners)
         assert "Alpha weekly" in said[("search", role)]  # titles are for everyone
         assert (REVENUE in said[("revenue", role)]) == (role == "admin")
         wallet = w.people[role].wallet.address.lower()
         assert wallet in said[("wallet", role)].lower()
-        mine = {w.a} if role in owners else {w.p} if role == "payer" else set()
         listed = {sid for sid in (w.a, w.p, w.w) if sid in said[("myspaces", role)]}
-        assert listed == mine, (role, said[("myspaces", role)])
+        assert listed == w.owned(role), (role, said[("myspaces", role)])
     assert "0.014159 USDC" in said[("wallet", "payer")]
     assert "1.00 USDC" in said[("chat", "unlocked")]  # a quote: only the unlocked may ask
     for role in ("owner", "payer", "non_owner", "admin"):
@@ -233,8 +232,7 @@ def check_discord(w: World, cells: Cells, suggestions: dict[str, set[str]]) -> N
         assert (PASSAGE_A in said[("search", role)]) == (role in owners), role
         assert (REVENUE in said[("revenue", role)]) == (role == "admin"), role
         assert w.people[role].wallet.address.lower() in said[("wallet", role)].lower()
-        mine = {w.a} if role in owners else {w.p} if role == "payer" else set()
-        assert suggestions[role] == mine, (role, suggestions[role])
+        assert suggestions[role] == w.owned(role), (role, suggestions[role])
     assert "1.00 USDC" in said[("chat", "unlocked")]
 
 
@@ -406,8 +404,6 @@ def check_http(w: World, cells: Cells, codes: dict[tuple[str, str], list[int]]) 
 
 
 async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> None:  # noqa: F811
-    from tests.drills.access_world import DC_IDS
-
     world = await build_world(shop, chain)
     app = create_app(shop)
     transport = httpx.ASGITransport(app=app)

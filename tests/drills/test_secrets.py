@@ -15,10 +15,13 @@ key included) in its error bodies. A business day runs through it:
   credited;
 - chat unlocked and paid for; the model answers 401 "Incorrect API key provided: <key>";
 - Discord commands; then the RPC fails (readiness, a payment, the transfer watcher);
-- two more starts whose bot token the platform refuses (Telegram, then Discord).
+- beside it, two more starts whose bot token the platform refuses (Telegram, Discord).
 
-Then every byte the processes wrote (stdout and stderr together), every table of the database
-(all rows, all columns) and every file under the data directory are searched for each secret.
+The day runs on SQLite and on PostgreSQL at once (two apps side by side, each with its own
+secrets and peers). Then every byte the processes wrote (stdout and stderr together), every
+table of the database (all rows, all columns, virtual and shadow tables too) and every file
+under the data directory (and the SQLite file) are searched for each secret. The app writes
+no log file of its own: its logs are its output, all of which is captured.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -38,10 +42,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import httpx
+import pytest
 from aiohttp import web
 from sqlalchemy import text
 
 from core.db import Database
+from tests.conftest import _truncate_pg
 from tests.drills.figures import record
 from tests.pay_flow import pay_via_page
 from tests.pipeline.conftest import hls_root, hls_url, speech  # noqa: F401 (fixtures)
@@ -227,16 +233,16 @@ async def business_day(
         )
         assert r.status_code == 403
 
-        async def say(command: str, expect: str, method: str = "sendMessage") -> dict[str, Any]:
+        async def say(command: str, expect: str) -> Any:
             mark = len(tg.calls)
             update = tg.update(command, user_id=MEMBER)
             r = await web_.post(
                 "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": hook}
             )
             assert r.status_code == 200, r.text
-            return await until(_message(tg, method, expect, mark), 30, f"{command} → {expect}")  # type: ignore[no-any-return]
+            return await until(_message(tg, "sendMessage", expect, mark), 30, f"→ {expect}")
 
-        async def pay(command: str, expect: str) -> dict[str, Any]:
+        async def pay(command: str, expect: str) -> Any:
             quote = await say(command, "/pay/")
             assert expect in quote["text"], quote["text"]
             url = quote["reply_markup"]["inline_keyboard"][0][0]["url"]
@@ -246,8 +252,6 @@ async def business_day(
         for sid in (S1, S2):  # the worker takes them in order: 500 then ok, then 400
             assert (await pay(f"/transcribe {sid}", sid))["status"] == "credited"
         await until(_message(tg, "sendDocument", SPOKEN, mark), 60, "the transcript of S1")
-        await until(_message(tg, "sendMessage", "failed", mark), 60, "S2's failure notice")
-        await until(_message(tg, "sendMessage", "credited to your account", mark), 30, "refund")
         assert (await pay(f"/unlock {S1}", "Chat unlock"))["status"] == "credited"
         asked = await pay(f"/chat what about the budget? {S1}", "1.00 USDC")
         assert asked["status"] == "refused" and asked["code"] == "answer_unavailable", asked
@@ -260,6 +264,8 @@ async def business_day(
         out = await pay(f"/transcribe {S3}", S3)
         assert out["status"] == "refused" and out["code"] == "rpc_unavailable", out
         await until(lambda: rpc.failed >= 4, 10, "the watcher to meet the failing node")
+        await until(_message(tg, "sendMessage", "failed", mark), 60, "S2's failure notice")
+        await until(_message(tg, "sendMessage", "credited to your account", mark), 30, "refund")
 
 
 # ---------------------------------------------------------------- what is left behind
@@ -301,24 +307,33 @@ def with_password(url: str, password: str) -> str:
 # ---------------------------------------------------------------- the drill
 
 
-async def test_secrets_never_logged_or_stored(
-    db_url: str,
-    tmp_path: Path,
-    chain: Chain,
-    hls_url: str,  # noqa: F811
-) -> None:
+@dataclass
+class Findings:
+    engine: str
+    secrets: int
+    log_bytes: int
+    tables: int
+    files: int
+    found: list[tuple[str, str]]
+
+
+def _search(values: dict[str, str], blobs: dict[str, bytes]) -> list[tuple[str, str]]:
+    return [
+        (n, where) for n, core in _cores(values).items() for where, b in blobs.items() if core in b
+    ]
+
+
+async def engine_day(db_url: str, tmp: Path, chain: Chain, hls: str, refusals: bool) -> Findings:
+    """One app on one database through the business day (and, if asked, the refused starts);
+    then its logs, tables and files searched for every secret it was given."""
+    tmp.mkdir()
     values = _secret_values(chain)
     url = db_url
     if db_url.startswith("postgresql"):
         values["database password"] = f"pgpw{secrets.token_hex(12)}"
         url = with_password(db_url, values["database password"])  # trust auth ignores it
-    data = tmp_path / "data"
     port = _free_port()
-    logs = [
-        tmp_path / "run.log",
-        tmp_path / "telegram-refused.log",
-        tmp_path / "discord-refused.log",
-    ]
+    logs = [tmp / "run.log"] + ([tmp / "telegram.log", tmp / "discord.log"] if refusals else [])
     async with (
         peers(chain) as (openai, rpc),
         bot_api() as tg,
@@ -328,7 +343,7 @@ async def test_secrets_never_logged_or_stored(
     ):
         tg.token = values["TELEGRAM_TOKEN"]  # the stand-in accepts exactly this token
         base = _env(
-            tmp_path,
+            tmp,
             url,
             OPENAI_BASE_URL=openai.url,
             SPACESCRIBE_WEB__HOST="127.0.0.1",
@@ -352,56 +367,78 @@ async def test_secrets_never_logged_or_stored(
         # polling mode: a token alone starts the bot; the other platform's token is unset
         refused = [
             ({**base, "SPACESCRIBE_TELEGRAM__BASE_URL": tg_refusing.url, "DISCORD_TOKEN": ""},
-             logs[1]),
+             tmp / "telegram.log"),
             ({**base, "SPACESCRIBE_DISCORD__API_URL": dc_refusing.api_url, "TELEGRAM_TOKEN": ""},
-             logs[2]),
-        ]  # fmt: skip
+             tmp / "discord.log"),
+        ] if refusals else []  # fmt: skip
 
         async def refused_start(env: dict[str, str], log: Path) -> int:
-            async with launched(hls_url, env, "bots", log, "--no-migrate") as p:
+            async with launched(hls, env, "bots", log, "--no-migrate") as p:
                 await asyncio.wait_for(p.wait(), 60)
             return int(p.returncode or 0)
 
-        async with launched(hls_url, main, "bots,web,scheduler,worker", logs[0]) as proc:
+        async with launched(hls, main, "bots,web,scheduler,worker", logs[0]) as proc:
             # the refused starts run beside the day (their own stand-ins, nothing to deliver)
-            refusals = asyncio.gather(*(refused_start(e, log) for e, log in refused))
+            starts = asyncio.gather(*(refused_start(e, log) for e, log in refused))
             try:
                 await business_day(
                     proc, f"http://127.0.0.1:{port}", tg, dc, rpc, chain, values[WEBHOOK]
                 )
             finally:
-                codes = await refusals
+                codes = await starts
         assert proc.returncode == 0, logs[0].read_text()[-3000:]
         assert all(c != 0 for c in codes), codes
-    out = [log.read_bytes() for log in logs]
-    assert b"TELEGRAM_TOKEN was refused" in out[1], out[1][-2000:]
-    assert b"DISCORD_TOKEN was refused" in out[2], out[2][-2000:]
-    assert b"Bearer ***" in out[0]  # the echoed key reached the log, redacted
+    out = {log.name: log.read_bytes() for log in logs}
+    assert b"Bearer ***" in out["run.log"]  # the echoed key reached the log, redacted
+    if refusals:
+        assert b"TELEGRAM_TOKEN was refused" in out["telegram.log"], out["telegram.log"][-2000:]
+        assert b"DISCORD_TOKEN was refused" in out["discord.log"], out["discord.log"][-2000:]
     assert openai.requests.count("chat") == 1 and len(openai.requests) == 4, openai.requests
     tables = await table_dump(db_url)
-    files = files_under(data)
+    files = files_under(tmp / "data")
     if db_url.startswith("sqlite"):  # the database file, its WAL and shared memory
         db_file = Path(urlsplit(db_url).path)
         files |= {str(p): p.read_bytes().lower() for p in db_file.parent.glob(db_file.name + "*")}
-    cores = _cores(values)
-    found = [
-        (name, where)
-        for name, core in cores.items()
-        for where, blob in [
-            *((f"log {log.name}", o.lower()) for log, o in zip(logs, out, strict=True)),
-            *((f"table {t}", b) for t, b in tables.items()),
-            *((f"file {f}", b) for f, b in files.items()),
-        ]
-        if core in blob
-    ]
-    assert found == [], found
-    size = sum(len(o) for o in out)
+    blobs = {
+        **{f"log {n}": o.lower() for n, o in out.items()},
+        **{f"table {t}": b for t, b in tables.items()},
+        **{f"file {f}": b for f, b in files.items()},
+    }
+    size = sum(len(o) for o in out.values())
     assert size > 20_000  # DEBUG logs of a whole day, not an empty capture
-    record(
-        "secrets",
-        f"{len(cores)} secrets × logs ({size} bytes), {len(tables)} tables, "
-        f"{len(files)} files: 0 found ({'PostgreSQL' if 'database password' in values else 'SQLite'})",
-    )
+    engine = "PostgreSQL" if "database password" in values else "SQLite"
+    return Findings(engine, len(values), size, len(tables), len(files), _search(values, blobs))
+
+
+async def test_secrets_never_logged_or_stored(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    chain: Chain,
+    hls_url: str,  # noqa: F811
+) -> None:
+    """The day on SQLite and on PostgreSQL at once (two apps side by side; the refused starts
+    once, with the PostgreSQL URL and its password when PostgreSQL is here)."""
+    sqlite = tmp_path / "spaces.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), sqlite)
+    urls = [f"sqlite:///{sqlite}"]
+    try:
+        pg = request.getfixturevalue("pg_database")  # fails in CI when unreachable
+        await _truncate_pg(pg)
+        urls.append(pg)
+    except pytest.skip.Exception:
+        pass
+    days = [
+        engine_day(url, tmp_path / f"day{i}", chain, hls_url, refusals=url == urls[-1])
+        for i, url in enumerate(urls)
+    ]
+    results = await asyncio.gather(*days)
+    assert [f for r in results for f in r.found] == []
+    for r in results:
+        record(
+            "secrets",
+            f"{r.secrets} secrets × logs ({r.log_bytes} bytes), {r.tables} tables, "
+            f"{r.files} files: 0 found ({r.engine})",
+        )
 
 
 CRASH = """
