@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 #   payment_confirmed  {invoice_id, kind, space_ids, amount}
 #   transcript_ready   {space_id}              -> attach data/spaces/<id>/transcript.md
 #   chat_answer        {session_id}            -> render the chat_sessions row
+#                      or {invoice_id}         -> an owed answer, produced when it is sent
 #   job_failed         {space_id, error}
 #   refunded           {space_id, amount, reason}
 #   wallet_linked      {address}

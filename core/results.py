@@ -114,7 +114,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Answer:
-    session_id: str
+    session_id: str  # the answer's id (chat_sessions.session_id): what answer_for takes
     question: str
     answer: str
     sources: list[Source]

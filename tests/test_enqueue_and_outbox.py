@@ -2,13 +2,14 @@
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 
 from core import accounts
 from core.context import Context
 from core.db import Outbox, ProcessingJob, Space, utcnow
 from core.outbox import add_message
-from core.queue import enqueue
+from core.queue import claim, complete_many, enqueue
 from core.results import Caller
 
 
@@ -69,3 +70,77 @@ async def test_accounts_and_users(ctx: Context) -> None:
     async with ctx.db.session() as s:
         assert await accounts.user_id_for(s, c) == u.id
         assert await accounts.user_id_for(s, Caller("discord", "123")) is None
+
+
+async def test_paid_space_is_queued_with_the_configured_attempts(ctx: Context) -> None:
+    from core.payments.credit import credit_invoice
+    from core.payments.invoices import insert_invoice
+
+    ctx.settings.queue.max_retries = 7
+    async with ctx.db.session() as s:
+        inv = await insert_invoice(
+            s,
+            ctx,
+            kind="transcription",
+            account_id=None,
+            user_id=None,
+            space_ids=["1RDxlAoOeQRKL"],
+            amount_units=200_000,
+        )
+        await credit_invoice(
+            s, ctx, inv, payer="0x" + "ab" * 20, transaction_hash="0x01", receipt_id=None
+        )
+    async with ctx.db.session() as s:
+        job = (await s.execute(select(ProcessingJob))).scalar_one()
+    assert (job.status, job.max_retries) == ("queued", 7)
+
+
+async def _buy(ctx: Context, caller: Caller, wallet: str, sid: str) -> None:
+    from core.payments.credit import credit_invoice
+    from core.payments.invoices import insert_invoice
+
+    async with ctx.db.session() as s:
+        acc = await accounts.get_or_create_account(s, caller)
+        inv = await insert_invoice(
+            s,
+            ctx,
+            kind="transcription",
+            account_id=acc.id,
+            user_id=None,
+            space_ids=[sid],
+            amount_units=200_000,
+        )
+        await credit_invoice(s, ctx, inv, payer=wallet, transaction_hash=None, receipt_id=None)
+
+
+async def test_a_purchase_racing_the_completion_is_delivered_once(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payer credited while the Space's job completes gets one transcript_ready: from the
+    completion if it saw the payment, else from the crediting — never none, never two."""
+    from core.payments import credit
+
+    sid = "1RDxlAoOeQRKL"
+    await _buy(ctx, Caller("telegram", "1"), "0x" + "01" * 20, sid)
+    async with ctx.db.session() as s:
+        job = await claim(s, "w")
+    assert job is not None
+    real = credit._space_row
+    completions: list[asyncio.Task[set[int]]] = []
+
+    async def complete() -> set[int]:
+        async with ctx.db.session() as s:
+            return await complete_many(s, [job.id], "w")
+
+    async def racing(session, space_id, title):  # type: ignore[no-untyped-def]
+        space = await real(session, space_id, title)
+        completions.append(asyncio.create_task(complete()))
+        await asyncio.sleep(0.5)  # the job completes now, unless this purchase holds it back
+        return space
+
+    monkeypatch.setattr(credit, "_space_row", racing)
+    await _buy(ctx, Caller("telegram", "2"), "0x" + "02" * 20, sid)
+    assert await completions[0] == {job.id}
+    async with ctx.db.session() as s:
+        ready = select(Outbox.recipient).where(Outbox.kind == "transcript_ready")
+        assert sorted((await s.execute(ready)).scalars()) == ["1", "2"]

@@ -93,6 +93,7 @@ class DiscordBot:
             )
         for cmd in commands.build(max_spaces):
             self.client.tree.add_command(cmd)
+        self.client.add_dynamic_items(commands.AnswerButton)  # presses of earlier messages too
         self.sender = DiscordSender(self)
         self._task: asyncio.Task[None] | None = None
 

@@ -1,5 +1,6 @@
-"""The slash commands. Each one defers (so no interaction times out while core works),
-builds the :class:`~core.results.Caller`, calls one core operation and renders its result.
+"""The slash commands, and the one button the bot answers. Each one defers (so no
+interaction times out while core works), builds the :class:`~core.results.Caller`, calls one
+core operation and renders its result.
 
 Payment details, a member's own Spaces, wallet links and files are ephemeral: only the
 member sees them. Wherever a Space is asked for, the member's own Spaces are offered.
@@ -7,7 +8,9 @@ member sees them. Wherever a Space is asked for, the member's own Spaces are off
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +19,7 @@ from discord import app_commands
 from discord.app_commands import Choice
 
 from adapters.discord import texts
-from core.logging import log_context
+from core.logging import get_logger, log_context
 from core.money import display
 from core.results import Refused, Transcript
 from core.service import catalog, purchases
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from adapters.discord.bot import DiscordBot
 
 Interaction = discord.Interaction[Any]
+log = get_logger("spacescribe.discord")
 OPTIONS_MAX = 25  # Discord's limit on a command's options
 SPACE = "X Space link or id (your Spaces are suggested)"
 
@@ -192,6 +196,46 @@ async def help_(interaction: Interaction) -> None:
         per_space=display(p.chat_per_space),
     )
     await send(interaction, texts.Out(content=text))
+
+
+class AnswerButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=re.compile(r"answer:(?P<id>.*)", re.S),
+):
+    """The button under the channel notice of a paid answer whose DM was refused.
+
+    Persistent: its custom_id carries the answer's id, so it works for as long as the message
+    exists, across restarts. Whoever presses it gets an ephemeral reply: the answer if they
+    paid for it, else core's refusal (core checks the id and the buyer).
+    """
+
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=texts.SHOW_ANSWER,
+                style=discord.ButtonStyle.primary,
+                custom_id=f"answer:{answer_id}"[:100],  # Discord's limit; core refuses the rest
+            )
+        )
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> AnswerButton:
+        return cls(match["id"])
+
+    async def callback(self, interaction: Interaction) -> None:
+        async def work(bot: DiscordBot) -> texts.Out:
+            shown = await chat_service.answer_for(bot.ctx, bot.caller(interaction), self.answer_id)
+            return texts.refused(shown) if isinstance(shown, Refused) else texts.answer(shown)
+
+        try:
+            await _run(interaction, work)
+        except Exception as exc:  # discord.py would only log it: tell the member too
+            log.error("discord button failed", interaction=interaction.id, error=repr(exc)[:300])
+            with contextlib.suppress(discord.HTTPException):
+                await send(interaction, texts.failure())
 
 
 DESCRIPTIONS: dict[str, str] = {

@@ -6,7 +6,9 @@
   with ``enforce_nonce``, so when a row is delivered again after a crash (the outbox is
   at-least-once), Discord returns the message it already has instead of posting another.
 - DMs closed (403, e.g. error 50007): the member is told in the channel the command came
-  from, where ``/myspaces`` hands them the transcript; the row is not retried.
+  from, where ``/myspaces`` hands them the transcript, and a paid answer comes with a
+  "Show my answer" button (:class:`~adapters.discord.commands.AnswerButton`) that shows it
+  to them alone; the row is not retried.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import aiohttp
 import discord
 
 from adapters.discord import texts
+from adapters.discord.commands import AnswerButton
 from core.logging import get_logger
 from core.outbox_contract import Delivery, OutboundMessage
 from core.results import Caller, Refused
@@ -35,30 +38,38 @@ class DiscordSender:
     def __init__(self, bot: DiscordBot) -> None:
         self.bot = bot
 
-    async def render(self, message: OutboundMessage) -> list[texts.Out] | Delivery:
-        ctx, p = self.bot.ctx, message.payload
+    async def render(
+        self, message: OutboundMessage
+    ) -> tuple[list[texts.Out], texts.Out] | Delivery:
+        """The DM's messages, and what the channel is told if the DM is refused."""
+        ctx, p, member = self.bot.ctx, message.payload, message.recipient
         if message.kind == "transcript_ready" and p.get("space_id"):
-            caller = Caller("discord", message.recipient)
+            caller = Caller("discord", member)
             t = await catalog.transcript_for(ctx, caller, str(p["space_id"]))
             if isinstance(t, Refused):
                 return Delivery("failed", detail=t.code)
-            return [texts.transcript(t, "Your transcript is ready.")]
+            closed = texts.Out(content=texts.dm_closed(member, str(p["space_id"])))
+            return [texts.transcript(t, "Your transcript is ready.")], closed
         if message.kind == "chat_answer":
             a = await chat_service.delivered_answer(ctx, p)
             if isinstance(a, Refused):  # an owed answer the model cannot give yet
                 return Delivery("retry", detail=a.code)
             if a is None:
                 return Delivery("failed", detail="unknown answer")
-            return [texts.answer(a)]
+            closed = texts.Out(
+                content=texts.answer_dm_closed(member), items=(AnswerButton(a.session_id),)
+            )
+            return [texts.answer(a)], closed
         text = notices.notice(message.kind, p, code=texts.code, escape=texts.esc)
-        return [texts.Out(content=text)]
+        return [texts.Out(content=text)], texts.Out(content=texts.dm_closed(member, None))
 
     async def deliver(self, message: OutboundMessage) -> Delivery:
         if not message.recipient.isdigit():
             return Delivery("failed", detail="not a Discord user id")
-        outs = await self.render(message)
-        if isinstance(outs, Delivery):
-            return outs
+        rendered = await self.render(message)
+        if isinstance(rendered, Delivery):
+            return rendered
+        outs, closed = rendered
         try:
             dm = await self.bot.client.create_dm(discord.Object(int(message.recipient)))
             for n, out in enumerate(outs):
@@ -66,7 +77,7 @@ class DiscordSender:
         except discord.RateLimited as e:
             return Delivery("retry", retry_after=e.retry_after, detail="429")
         except discord.Forbidden as e:
-            await self.tell_in_channel(message)
+            await self.tell_in_channel(message, closed)
             return Delivery("undeliverable", detail=f"{e.code}: {e.text}"[:200])
         except discord.NotFound as e:
             return Delivery("failed", detail=f"{e.code}: {e.text}"[:200])
@@ -74,16 +85,15 @@ class DiscordSender:
             return Delivery("retry", detail=f"{type(e).__name__}: {e}"[:200])
         return Delivery("sent")
 
-    async def tell_in_channel(self, message: OutboundMessage) -> None:
+    async def tell_in_channel(self, message: OutboundMessage, closed: texts.Out) -> None:
         """The DM failed: mention the member where they asked, if that was a channel."""
         origin = message.origin_chat_id
         if not origin or not origin.isdigit():
             return
-        sid = message.payload.get("space_id") if message.kind == "transcript_ready" else None
         member = discord.Object(int(message.recipient))
         try:
             await self.bot.client.get_partial_messageable(int(origin)).send(
-                texts.dm_closed(message.recipient, str(sid) if sid else None),
+                **closed.kwargs(),
                 allowed_mentions=discord.AllowedMentions(users=[member]),
                 nonce=f"fb{message.id}",
             )

@@ -51,6 +51,7 @@ class Out:
     embed: discord.Embed | None = None
     links: tuple[tuple[str, str], ...] = ()  # (label, url) link buttons
     attachment: tuple[str, Path | bytes] | None = None
+    items: tuple[discord.ui.Item[Any], ...] = ()  # buttons the bot answers (persistent)
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -58,10 +59,12 @@ class Out:
             out["content"] = clip(self.content, CONTENT_MAX)
         if self.embed is not None:
             out["embed"] = self.embed
-        if self.links:
+        if self.links or self.items:
             view = discord.ui.View(timeout=None)
             for label, url in self.links:
                 view.add_item(discord.ui.Button(label=label, url=url))
+            for item in self.items:
+                view.add_item(item)
             out["view"] = view
         if self.attachment is not None:
             name, data = self.attachment
@@ -255,6 +258,17 @@ def dm_closed(user_id: str, space_id: str | None) -> str:
     return (
         f"<@{user_id}> I could not send you {what}: your direct messages are closed. "
         f"Get it here with {pick}, or allow DMs from this server's members."
+    )
+
+
+SHOW_ANSWER = "Show my answer"
+
+
+def answer_dm_closed(user_id: str) -> str:
+    """Said in the channel a paid question came from when its answer cannot be DMed."""
+    return (
+        f"<@{user_id}> I could not send you the answer you paid for: your direct messages are "
+        f"closed. Press **{SHOW_ANSWER}** to see it here; only you will see it."
     )
 
 

@@ -144,7 +144,10 @@ class TelegramBot:
 
     async def receive(self, data: dict[str, Any]) -> None:
         """One update posted to the webhook (already authenticated by its secret token)."""
-        update = Update.de_json(data, self.app.bot)
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInput("the Bot API library could not read it") from exc
         if update is not None:
             await self.app.update_queue.put(update)
 
@@ -204,13 +207,14 @@ class TelegramBot:
             await self.reply(update, text, markup)
             return
         try:
-            await self.app.bot.send_message(
-                update.effective_user.id,  # type: ignore[union-attr]
-                text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                disable_web_page_preview=True,
-            )
+            for part in texts.chunks(text):
+                await self.app.bot.send_message(
+                    update.effective_user.id,  # type: ignore[union-attr]
+                    part,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    disable_web_page_preview=True,
+                )
             await self.reply(update, f"I sent you {what} privately.")
         except Forbidden:
             await self.reply(update, texts.start_private_first(self.app.bot.username))
@@ -238,6 +242,14 @@ class TelegramBot:
                 await self.send_transcript(update.effective_user.id, result)  # type: ignore[union-attr]
                 return
             await self.render(update, result)
+            return
+        if payload.startswith(texts.ANSWER_START):  # a paid answer whose DM was refused
+            answer_id = payload.removeprefix(texts.ANSWER_START)
+            shown = await chat_service.answer_for(self.ctx, self.caller(update), answer_id)
+            if isinstance(shown, Refused):
+                await self.reply(update, texts.refused(shown))
+                return
+            await self.reply_privately(update, texts.answer(shown), None, "your answer")
             return
         if payload.startswith("paid_"):  # back from the pay page: what the member now has
             items = await catalog.my_spaces(self.ctx, self.caller(update))
@@ -356,6 +368,7 @@ class TelegramSender:
     async def deliver(self, message: OutboundMessage) -> Delivery:
         b = self.bot.app.bot
         sid = message.payload.get("space_id")
+        fallback = texts.blocked_fallback(b.username, sid)  # said where the member asked
         try:
             if message.kind == "chat_answer":
                 a = await chat_service.delivered_answer(self.bot.ctx, message.payload)
@@ -363,6 +376,7 @@ class TelegramSender:
                     return Delivery("retry", detail=a.code)
                 if a is None:
                     return Delivery("failed", detail="unknown answer")
+                fallback = texts.answer_blocked_fallback(b.username, a.session_id)
                 for part in texts.chunks(texts.answer(a)):
                     await b.send_message(
                         message.recipient,
@@ -387,9 +401,7 @@ class TelegramSender:
             if message.origin_chat_id and message.origin_chat_id != message.recipient:
                 try:
                     await b.send_message(
-                        message.origin_chat_id,
-                        texts.blocked_fallback(b.username, sid),
-                        parse_mode=ParseMode.HTML,
+                        message.origin_chat_id, fallback, parse_mode=ParseMode.HTML
                     )
                 except TelegramError:
                     pass

@@ -115,11 +115,33 @@ def popular(items: list[SpaceView]) -> str:
     )
 
 
+ANSWER_START = "answer_"  # /start payload (deep link) that shows a paid answer again
+
+
+def _start_link(bot_username: str, payload: str) -> str:
+    """A deep link that opens the private chat and sends ``/start <payload>``."""
+    link = f"https://t.me/{bot_username}?start={payload}"
+    return f'<a href="{link}">{escape(link)}</a>'
+
+
 def blocked_fallback(bot_username: str, space_id: str | None) -> str:
-    link = f"https://t.me/{bot_username}?start=" + (f"resend_{space_id}" if space_id else "help")
+    if not space_id:  # a notice (payment received, refund…): the member must reopen us
+        return (
+            "I could not send you a direct message. Open the bot and press Start so that I "
+            f"can reach you: {_start_link(bot_username, 'help')} (/myspaces shows your Spaces)."
+        )
     return (
         "I could not send you a direct message. Open the bot and press Start, then your "
-        f'transcript is re-sent: <a href="{link}">{escape(link)}</a> (or use /myspaces).'
+        f"transcript is re-sent: {_start_link(bot_username, f'resend_{space_id}')} "
+        "(or use /myspaces)."
+    )
+
+
+def answer_blocked_fallback(bot_username: str, answer_id: str) -> str:
+    link = _start_link(bot_username, ANSWER_START + answer_id)
+    return (
+        "I could not send you the answer you paid for in a direct message. Open the bot and "
+        f"press Start, and it is shown to you there: {link}"
     )
 
 

@@ -78,7 +78,7 @@ async def submit(request: Request, token: str) -> Response:
     if not valid_token(token):
         return _refused(Refused("unknown_link", MESSAGES["unknown_link"]))
     body = await read_json(request)
-    if body is None or not isinstance(body.get("message"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
         return _refused(Refused("malformed_message", MESSAGES["malformed_message"]))
     sig = body.get("signature")
     if not isinstance(sig, str):
@@ -87,3 +87,14 @@ async def submit(request: Request, token: str) -> Response:
     if isinstance(res, Refused):
         return _refused(res)
     return json_response({"status": "linked", **asdict(res)})
+
+
+@router.get("/link/{rest:path}")
+async def not_a_link_page(request: Request, rest: str) -> Response:
+    """Any other path under /link/ (``../..``, ``%2F`` in a token) is no link either."""
+    return message_page(request, "Link not valid", MESSAGES["unknown_link"], 404)
+
+
+@router.post("/link/{rest:path}")
+async def not_a_link(request: Request, rest: str) -> Response:
+    return _refused(Refused("unknown_link", MESSAGES["unknown_link"]))

@@ -43,19 +43,24 @@ def json_response(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status, headers={"Cache-Control": "no-store"})
 
 
-async def read_json(request: Request, limit: int = MAX_PAGE_BODY) -> dict[str, Any] | None:
-    """The request's JSON object, or None if it is oversized, unsized or not a JSON object.
+TOO_LARGE = "the body is larger than"
+
+
+async def read_json(request: Request, limit: int = MAX_PAGE_BODY) -> dict[str, Any] | str:
+    """The request's JSON object, or why not (a phrase: oversized, unsized, not a JSON object).
     Only ``application/json`` (which a cross-site form cannot send without CORS consent)."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return None
+        return "the body must be sent as application/json"
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > limit:
-        return None
+    if length is None or not length.isdigit():
+        return "the body needs a Content-Length"
+    if int(length) > limit:
+        return f"{TOO_LARGE} {limit} bytes"
     raw = await request.body()
     if len(raw) > limit:
-        return None
+        return f"{TOO_LARGE} {limit} bytes"
     try:
         data = json.loads(raw)
     except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+        return "the body is not JSON"
+    return data if isinstance(data, dict) else "the body is not a JSON object"

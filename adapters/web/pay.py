@@ -39,6 +39,7 @@ from core.payments import (
 )
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
 from core.payments.outcomes import PaymentRefused
+from core.payments.pay import unreadable
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,9 +48,6 @@ KIND_LABELS = {
     "chat_unlock": "Chat unlock",
     "chat_query": "Chat question",
 }
-_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_SIG = re.compile(r"^0x[0-9a-fA-F]{130}$")
-_UINT = re.compile(r"^[0-9]{1,78}$")
 _TG_BOT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _SNOWFLAKE = re.compile(r"^[0-9]{5,25}$")
 VALIDITY_SLACK = 600  # validAfter this far in the past, as the official x402 client does
@@ -219,28 +217,16 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
     )
 
 
-def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | None:
-    """The signed authorization from the page, with every field's shape checked."""
+def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | str:
+    """The signed authorization from the page (shape checked by the payments core), or why
+    it cannot be read."""
     auth, sig = body.get("authorization"), body.get("signature")
-    if not isinstance(auth, dict) or not isinstance(sig, str) or not _SIG.match(sig):
-        return None
-    keys = ("from", "to", "value", "validAfter", "validBefore", "nonce")
-    if set(auth) != set(keys) or not all(isinstance(auth[k], str) for k in keys):
-        return None
-    try:
-        # checksummed: web3 (used by the x402 facilitator) accepts no other form
-        out: dict[str, str] = {
-            "from": to_checksum_address(normalize_wallet(auth["from"])),
-            "to": to_checksum_address(normalize_wallet(auth["to"])),
-        }
-    except ValueError:
-        return None
-    for k in ("value", "validAfter", "validBefore"):
-        if not _UINT.match(auth[k]):
-            return None
-        out[k] = auth[k]
-    if not _HEX32.match(auth["nonce"]):
-        return None
+    problem = eip3009.authorization_problem(auth, sig)
+    if problem:
+        return problem
+    out: dict[str, str] = {k: auth[k] for k in eip3009.FIELDS}
+    # checksummed: web3 (used by the x402 facilitator) accepts no other form
+    out["from"], out["to"] = to_checksum_address(auth["from"]), to_checksum_address(auth["to"])
     out["nonce"] = auth["nonce"].lower()
     return out, sig
 
@@ -250,9 +236,10 @@ async def submit(request: Request, public_id: str) -> Response:
     if not valid_public_id(public_id):
         return _refused("unknown_invoice", "No such invoice.", 404)
     body = await read_json(request)
-    parsed = _authorization(body) if body is not None else None
-    if parsed is None:
-        return _refused("invalid_payload", "The payment could not be read.")
+    parsed = _authorization(body) if isinstance(body, dict) else body
+    if isinstance(parsed, str):
+        r = unreadable(parsed)
+        return _refused(r.code, r.message)
     auth, signature = parsed
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
@@ -298,3 +285,14 @@ async def submit(request: Request, public_id: str) -> Response:
         {"status": "refused", "code": outcome.code, "message": outcome.message, "back": back},
         _refusal_status(outcome),
     )
+
+
+@router.get("/pay/{rest:path}")
+async def not_an_invoice_page(request: Request, rest: str) -> Response:
+    """Any other path under /pay/ (``../..``, ``%2F`` in an id) is no invoice either."""
+    return _not_found(request)
+
+
+@router.post("/pay/{rest:path}")
+async def not_an_invoice(request: Request, rest: str) -> Response:
+    return _refused("unknown_invoice", "No such invoice.", 404)

@@ -12,7 +12,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from adapters.web.pages import json_response, read_json
+from adapters.web.pages import TOO_LARGE, json_response, read_json
+from core.errors import InvalidInput
 from core.logging import get_logger
 
 log = get_logger("spacescribe.webhooks")
@@ -45,10 +46,21 @@ async def telegram_webhook(request: Request) -> Response:
         return json_response({"error": "forbidden", "message": "Wrong secret token."}, 403)
     # an update carries at most a 4096-character message: the API body limit fits it
     update = await read_json(request, request.app.state.ctx.settings.web.max_body_bytes)
-    if update is None or not isinstance(update.get("update_id"), int):
-        return json_response({"error": "invalid_update", "message": "Not a Telegram update."}, 400)
-    await receive(update)
+    if isinstance(update, str):
+        return _invalid(update, 413 if update.startswith(TOO_LARGE) else 400)
+    if not isinstance(update.get("update_id"), int):
+        return _invalid("it has no update_id")
+    try:
+        await receive(update)
+    except InvalidInput as exc:  # the bot's library could not read it
+        return _invalid(str(exc))
     return json_response({"ok": True})
+
+
+def _invalid(why: str, status: int = 400) -> Response:
+    return json_response(
+        {"error": "invalid_update", "message": f"Not a Telegram update: {why}."}, status
+    )
 
 
 def _client(request: Request) -> str:

@@ -310,3 +310,10 @@ async def get_transcript(
     if isinstance(t, Refused):
         return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
     return FileResponse(t.path, media_type="text/markdown", filename=f"{sid}.md")
+
+
+@router.get("/api/spaces/{rest:path}", include_in_schema=False)
+async def not_a_space(request: Request, rest: str) -> Response:
+    """Anything else under /api/spaces/ (``../..``, ``%2F``): not a Space id, said so."""
+    sid = _space(rest, validate_id)
+    return sid if isinstance(sid, Response) else _error(404, "not_found", "No such route.")

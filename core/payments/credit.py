@@ -73,7 +73,15 @@ async def _space_row(session: AsyncSession, space_id: str, title: str | None) ->
         },
         index_elements=["space_id"],
     )
-    return (await session.execute(select(Space).where(Space.space_id == space_id))).scalar_one()
+    # The row lock orders this purchase with a job completing the Space: either the
+    # completion sees this payment (and notifies this payer), or this sees "completed".
+    locked = (
+        select(Space)
+        .where(Space.space_id == space_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(locked)).scalar_one()
 
 
 async def _buyer(session: AsyncSession, inv: Invoice, payer: str | None) -> int:
@@ -220,7 +228,7 @@ async def credit_invoice(
             update(Space).where(Space.id == space.id).values({counter: getattr(Space, counter) + 1})
         )
         if inv.kind == "transcription" and space.status not in ("completed", "processing"):
-            await queue.enqueue(session, space.id)
+            await queue.enqueue(session, space.id, max_retries=ctx.settings.queue.max_retries)
         if inv.kind == "transcription" and space.status == "completed":
             await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
     to_credit = 0

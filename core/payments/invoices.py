@@ -12,11 +12,11 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
-from core.db import Credit, Invoice, utcnow
+from core.db import Credit, Invoice, PaymentReceipt, utcnow
 from core.db.upsert import insert_ignore
 from core.money import from_units
 from core.results import Caller, DirectTransfer, Granted, Quote
@@ -147,6 +147,21 @@ async def get_invoice(session: AsyncSession, public_id: str) -> Invoice | None:
     return (
         await session.execute(select(Invoice).where(Invoice.public_id == public_id))
     ).scalar_one_or_none()
+
+
+async def discard_invoice(ctx: Context, public_id: str) -> None:
+    """Drop an invoice made for one x402 request whose payment was refused: nobody else
+    knows its id, so nothing may remain of a refused payment. An invoice that a receipt
+    names (a settlement recovery will decide) or that reserved credit is kept."""
+    async with ctx.db.session() as s:
+        await s.execute(
+            delete(Invoice).where(
+                Invoice.public_id == public_id,
+                Invoice.status == "open",
+                Invoice.credit_units == 0,
+                ~exists().where(PaymentReceipt.invoice_id == Invoice.id),
+            )
+        )
 
 
 def is_payable(inv: Invoice, now: datetime | None = None) -> bool:

@@ -31,6 +31,7 @@ from core.context import Context
 from core.db import Invoice, PaymentReceipt, utcnow
 from core.db.upsert import insert_ignore
 from core.logging import get_logger
+from core.payments import eip3009
 from core.payments.confirm import finish_receipt, recover_payments, release_claim
 from core.payments.credit import fulfil_request
 from core.payments.fulfil import fulfiller_for
@@ -57,17 +58,28 @@ def _refuse(code: str, invoice_id: str | None = None, **kw: Any) -> PaymentRefus
     return PaymentRefused(code, MESSAGES.get(code, code), invoice_id=invoice_id, **kw)
 
 
-def parse_payload(raw: Any) -> PaymentPayload | None:
+def parse_payload(raw: Any) -> PaymentPayload | str:
+    """The x402 v2 "exact" payload, or why it cannot be read (checked before any chain call:
+    a float, signed or exponent amount, a short nonce or signature never reaches verify)."""
     if isinstance(raw, PaymentPayload):
-        return raw
-    try:
-        p = PaymentPayload.model_validate(raw)
-    except (ValidationError, ValueError, TypeError):
-        return None
-    auth = p.payload.get("authorization") if isinstance(p.payload, dict) else None
-    if p.x402_version != 2 or not isinstance(auth, dict) or not isinstance(auth.get("nonce"), str):
-        return None
-    return p
+        p = raw
+    else:
+        try:
+            p = PaymentPayload.model_validate(raw)
+        except (ValidationError, ValueError, TypeError):
+            return "it is not an x402 payment payload"
+    if p.x402_version != 2:
+        return "only x402 version 2 is accepted"
+    inner = p.payload if isinstance(p.payload, dict) else {}
+    problem = eip3009.authorization_problem(inner.get("authorization"), inner.get("signature"))
+    return problem if problem else p
+
+
+def unreadable(problem: str, invoice_id: str | None = None) -> PaymentRefused:
+    """``invalid_payload``, saying what is wrong with it."""
+    return PaymentRefused(
+        "invalid_payload", f"The payment could not be read: {problem}.", invoice_id=invoice_id
+    )
 
 
 def _accepted_mismatch(payload: PaymentPayload, reqs: PaymentRequirements) -> str | None:
@@ -143,8 +155,8 @@ async def _pay_invoice(
     reader: ChainReader | None = None,
 ) -> PaymentOutcome:
     payload = parse_payload(payment_payload)
-    if payload is None:
-        return _refuse("invalid_payload", public_id)
+    if isinstance(payload, str):
+        return unreadable(payload, public_id)
     async with ctx.db.session() as s:
         inv = await get_invoice(s, public_id)
     if inv is None:

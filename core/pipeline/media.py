@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from core.pipeline.errors import PipelineError, SpaceUnavailable
 from core.pipeline.ffmpeg import ffmpeg_exe, run
+from core.pipeline.storage import DOWNLOAD_DIR
 from core.spaces import canonical_url, validate_id
 
 
@@ -147,7 +148,7 @@ async def download(meta: SpaceMeta, target: Path, cookies_file: str = "") -> Pat
     An existing ``target`` is complete (it only ever appears by rename) and is reused."""
     if target.exists():
         return target
-    work = target.parent / ".download"
+    work = target.parent / DOWNLOAD_DIR
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:

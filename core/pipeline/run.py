@@ -168,6 +168,7 @@ async def process_space(
             raise PipelineError("the Space row is gone", retryable=False)
         space_id = space.space_id
     files = SpaceFiles.of(ctx.spaces_dir, space_id)
+    files.clear_partial()  # a killed earlier attempt's temporary files
     (progress or Progress()).stage("metadata")
     meta = await resolve_space(ctx, space_id)
     (progress or Progress()).stage("download")

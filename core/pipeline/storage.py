@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.spaces import space_dir
+
+DOWNLOAD_DIR = ".download"  # beside the audio while yt-dlp and the remux run
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -62,6 +65,20 @@ class SpaceFiles:
 
     def chunk_result(self, index: int) -> Path:
         return self.chunks / f"{index:04d}.json"
+
+    def clear_partial(self) -> None:
+        """Remove what an attempt killed mid-write left: the download directory, temporary
+        names of atomic writes, chunk audio being cut or sent. Finished files (which only
+        appear by rename) stay. Only the job's lease holder may call this."""
+        shutil.rmtree(self.root / DOWNLOAD_DIR, ignore_errors=True)
+        for folder in (self.root, self.chunks):
+            if not folder.is_dir():
+                continue
+            for p in folder.iterdir():
+                temporary = p.name.startswith(".") and p.name.endswith(".tmp")
+                chunk_audio = folder == self.chunks and p.suffix != ".json"
+                if p.is_file() and (temporary or chunk_audio or p.name.endswith(".part")):
+                    p.unlink(missing_ok=True)
 
     def relative(self, path: Path, data_dir_name: str = "data") -> str:
         """The seed's relative form: data/spaces/<space_id>/<file>."""

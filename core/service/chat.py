@@ -4,11 +4,14 @@ Access (seed queries 2 and 3), limits and price are decided here, before any mod
 transcript, so nothing inside a transcript can change them. An answer is produced by
 ``answer`` after the payment is verified and before it is settled (payments' fulfiller for
 "chat_query"); ``record_answer`` writes ``chat_sessions`` in the crediting transaction.
+``answer_for`` shows a recorded answer again, to its buyer only (when its DM failed).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +50,7 @@ RETRIEVE_LIMIT = 24
 SEARCH_LIMIT = 10
 MAX_SEARCH_CHARS = 200
 SEARCH_OWNED_SPACES = 50  # transcript search covers the caller's latest purchases
+_ANSWER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 log = get_logger("spacescribe.chat")
 
@@ -58,6 +62,14 @@ class Checked:
     spaces: list[SpaceRef]
 
 
+def clean_question(text: str) -> str:
+    """The question with control characters (NUL, ESC, …) as spaces, invisible formatting
+    characters (zero-width spaces, bidi overrides) dropped and whitespace collapsed: what is
+    left is what a reader sees, so a question of only such characters is an empty one."""
+    kept = (" " if unicodedata.category(c) == "Cc" else c for c in text or "")
+    return " ".join("".join(c for c in kept if unicodedata.category(c) != "Cf").split())
+
+
 def _ref(space: Space) -> SpaceRef:
     return SpaceRef(space.id, space.space_id, space.title, space.space_url)
 
@@ -66,7 +78,7 @@ async def validate(
     session: AsyncSession, ctx: Context, user_id: int | None, question: str, spaces: list[str]
 ) -> Checked | Refused:
     cfg = ctx.settings.chat
-    q = " ".join((question or "").split())
+    q = clean_question(question)
     if not q:
         return Refused("empty_question", "Ask a question, e.g. /chat what was decided? <space>")
     if len(q) > cfg.max_question_chars:
@@ -306,11 +318,16 @@ def draft_from_json(data: dict[str, Any]) -> AnswerDraft:
 
 async def _fulfil_answer(ctx: Context, req: Any) -> dict[str, Any] | Refused:
     async with ctx.db.session() as s:
-        inv = await s.get(Invoice, int(req.invoice_pk))
+        inv = await s.get(Invoice, req.invoice_pk)
         uid = inv.user_id if inv is not None else None
         if uid is None and inv is not None and inv.account_id is None and req.payer:
-            # an x402 buyer has no account: the asker is the verified paying wallet
+            # an x402 buyer is their wallet: what it bought is what it may ask about
             uid = await s.scalar(select(User.id).where(User.wallet_address == req.payer))
+            if uid is None:
+                sid = req.space_ids[0]
+                return Refused(
+                    "not_owned", f"This wallet has not bought the transcript of Space {sid}."
+                )
     if uid is None:
         return Refused("not_linked", "Link your wallet before asking about your Spaces.")
     question = str(req.payload.get("question") or "")
@@ -401,8 +418,55 @@ async def answer_of(ctx: Context, session_id: str) -> Answer | None:
         row = (
             await s.execute(select(ChatSession).where(ChatSession.session_id == session_id))
         ).scalar_one_or_none()
+    return _answer_view(row) if row is not None else None
+
+
+def valid_answer_id(text: str) -> bool:
+    """An answer's id is its ``chat_sessions.session_id``: a lower-case UUID (36 characters,
+    so ``answer_<id>`` fits a Telegram start payload and a Discord custom_id)."""
+    return isinstance(text, str) and _ANSWER_ID.fullmatch(text) is not None
+
+
+async def answer_for(ctx: Context, caller: Caller, answer_id: str) -> Answer | Refused:
+    """A paid answer again, for the member who paid for it: the way back to an answer whose
+    direct message could not be delivered (Telegram deep link, Discord button).
+
+    Only the buyer of the answer's credited invoice gets it (the caller's linked user, as
+    for transcripts); an unknown id and someone else's get the same refusal, so ids cannot
+    be probed. A malformed id is refused before the database is asked anything.
+    """
+    if not valid_answer_id(answer_id):
+        return Refused(
+            "invalid_answer_id",
+            "That is not an answer id: it has 36 characters, like "
+            "0f8fad5b-d9cb-469f-a165-70867728950e. Use the link or button the bot posted.",
+        )
+    async with ctx.db.session() as s:
+        user_id = await user_id_for(s, caller)
+        row = None
+        if user_id is not None:
+            row = (
+                await s.execute(
+                    select(ChatSession)
+                    .join(Invoice, Invoice.id == ChatSession.invoice_id)
+                    .where(
+                        ChatSession.session_id == answer_id,
+                        Invoice.kind == "chat_query",
+                        Invoice.status == "credited",
+                        Invoice.user_id == user_id,
+                    )
+                )
+            ).scalar_one_or_none()
     if row is None:
-        return None
+        return Refused(
+            "unknown_answer",
+            "You have no answer with this id: an answer is shown only to the member who "
+            "paid for it.",
+        )
+    return _answer_view(row)
+
+
+def _answer_view(row: ChatSession) -> Answer:
     return Answer(
         session_id=row.session_id,
         question=row.question,

@@ -22,8 +22,8 @@ from core.db import ChatUnlock, Invoice, User, utcnow
 from core.logging import get_logger
 from core.money import chat_price, to_units
 from core.payments import create_invoice, pay_invoice
-from core.payments.invoices import quote_for
-from core.payments.outcomes import PaymentOutcome
+from core.payments.invoices import discard_invoice, quote_for
+from core.payments.outcomes import PaymentOutcome, PaymentRefused
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service.catalog import find_space, ownership, owns, parse_or_refuse
 from core.service.views import space_view, transcript_of
@@ -226,7 +226,10 @@ async def x402_buy(
             payer_address=normalize_wallet(payer),
         )
     assert isinstance(q, Quote)  # no caller, no account credit: always a quote
-    return await pay_invoice(ctx, q.invoice_id, payment_payload)
+    outcome = await pay_invoice(ctx, q.invoice_id, payment_payload)
+    if isinstance(outcome, PaymentRefused):  # a refused payment leaves nothing behind
+        await discard_invoice(ctx, q.invoice_id)
+    return outcome
 
 
 async def transcript_for_wallet(ctx: Context, space_id: str, wallet: str) -> Transcript | Refused:

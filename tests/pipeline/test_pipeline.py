@@ -187,6 +187,33 @@ async def test_disk_full_leaves_no_half_written_file(
     assert not list(root.glob("**/.transcript*"))
 
 
+async def test_a_restarted_job_clears_what_a_killed_attempt_left(
+    ctx: Context, resolver: LocalResolver
+) -> None:
+    """A SIGKILL between a temporary file and its rename leaves the temporary behind (the
+    download directory, an atomic write, a chunk being cut); the next attempt, the only
+    holder of the job, removes them, even when the finished files are all there."""
+    root = ctx.spaces_dir / SID
+    left = [
+        root / ".download" / "download.mp4.part",
+        root / ".transcript.md.k1ll3d.tmp",
+        root / "chunks" / ".0001.json.k1ll3d.tmp",
+        root / "chunks" / "0002.m4a.part",
+        root / "chunks" / "0002.m4a",
+    ]
+    async with openai_audio() as stt:
+        _openai(ctx, stt.url)
+        pk = await _queued_space(ctx)
+        await process_space(ctx, pk)
+        for path in left:
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(b"half")
+        await process_space(ctx, pk)
+    assert [p.name for p in left if p.exists()] == []
+    assert not (root / ".download").exists()
+    assert (root / "transcript.md").read_text().startswith("# Weekly")
+
+
 async def test_failed_job_tells_payers_through_the_outbox(ctx: Context, hls_url: str) -> None:
     from core import accounts
     from core.db import TranscriptionPayment

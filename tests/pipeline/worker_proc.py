@@ -1,6 +1,7 @@
 """A real worker process running the real pipeline against local peers, to be SIGKILLed.
 
-`python -m tests.pipeline.worker_proc <db_url> <data_dir> <hls_base> <openai_base_url>`
+`python -m tests.pipeline.worker_proc <db_url> <data_dir> <hls_base> <openai_base_url>`;
+the SIGKILL drill forks it through a pre-imported server instead (:func:`run`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,20 @@ from tests.conftest import make_settings
 from tests.pipeline.conftest import LocalResolver
 
 
-async def main(db_url: str, data: str, hls_base: str, openai_url: str) -> None:
+async def main(
+    db_url: str,
+    data: str,
+    hls_base: str,
+    openai_url: str,
+    *,
+    worker_id: str = "victim",
+    lease_seconds: int = 5,
+    concurrency: int = 1,
+) -> None:
     settings = make_settings(
         db_url,
         Path(data),
-        queue={"lease_seconds": 5, "poll_seconds": 0.1},
+        queue={"lease_seconds": 5, "poll_seconds": 0.1, "concurrency": concurrency},
         transcription={
             "backend": "openai",
             "model": "whisper-1",
@@ -33,12 +43,18 @@ async def main(db_url: str, data: str, hls_base: str, openai_url: str) -> None:
             "concurrency": 1,
         },
     )
+    settings.queue.lease_seconds = lease_seconds  # drills go below the operator minimum
     secrets = Secrets.model_construct(
         openai_api_key=SecretStr("sk-test"), openai_base_url=openai_url
     )
     media.use_resolver(LocalResolver(hls_base))
-    ctx = Context(settings, secrets, Database(db_url), instance="victim")
+    ctx = Context(settings, secrets, Database(db_url), instance=worker_id)
     await Worker(ctx).run()
+
+
+def run(*args: str, **options: object) -> None:
+    """Entry point for a forked process (multiprocessing target)."""
+    asyncio.run(main(*args, **options))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ message, as Discord does), so a re-sent delivery shows up as one message.
 
 Gateway (``/gateway``, JSON, optionally ``zlib-stream``): HELLO, heartbeat ACKs, IDENTIFY
 (token checked, intents recorded), READY and GUILD_CREATE, then the INTERACTION_CREATE
-dispatches the tests push (slash commands, type 2, and autocomplete, type 4).
+dispatches the tests push: slash commands (type 2), autocomplete (type 4) and button clicks
+(message components, type 3, carrying the message the button is on). Interaction callbacks
+are checked against the interaction's type as Discord does (8 only for autocomplete, 6 and 7
+only for components), and sent messages get their components' numeric ids.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ CHANNEL_ID = 810000000000000001
 ADMIN_ROLE_ID = 820000000000000001
 EPHEMERAL = 1 << 6
 INTENT_GUILDS = 1 << 0
+COMMAND, COMPONENT, AUTOCOMPLETE = 2, 3, 4  # interaction types
+# callback types each interaction type accepts (4/5 message, 6/7 update, 8 choices, 9 modal)
+CALLBACKS_FOR = {COMMAND: {4, 5, 9}, COMPONENT: {4, 5, 6, 7, 9}, AUTOCOMPLETE: {8}}
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 
 
@@ -107,6 +113,7 @@ class Interaction:
     token: str
     user_id: int
     channel_id: int
+    type: int = COMMAND
     replies: list[Reply] = field(default_factory=list)
     acknowledged: bool = False
 
@@ -228,12 +235,9 @@ class DiscordAPI:
         focused: str | None = None,
     ) -> Interaction:
         """Dispatch INTERACTION_CREATE for ``/command`` (type 4 when ``focused`` is set)."""
-        await self.wait(lambda: any(g.identified.is_set() for g in self.gateways))
+        await self.wait(self._connected)  # commands are synced before the gateway connects
         guild = GUILD_ID if in_guild else None
         cmd_id, scope = self._command_id(command, guild)
-        channel_id = CHANNEL_ID if in_guild else self._dm_channel(user_id)
-        it = Interaction(self.snowflake(), secrets.token_urlsafe(48), user_id, channel_id)
-        self.interactions[it.id] = it
         data: dict[str, Any] = {
             "id": str(cmd_id),
             "name": command,
@@ -242,10 +246,56 @@ class DiscordAPI:
         }
         if scope is not None:
             data["guild_id"] = str(scope)
+        kind = AUTOCOMPLETE if focused else COMMAND
+        return await self._dispatch(kind, data, user_id, roles, in_guild)
+
+    async def click(
+        self,
+        message: dict[str, Any],
+        custom_id: str | None = None,
+        *,
+        user_id: int = 7,
+        roles: list[int] | None = None,
+    ) -> Interaction:
+        """Dispatch INTERACTION_CREATE for a press on a button of ``message``, a message the
+        bot sent to the guild channel: type 3, with the message as Discord sends it. Without
+        ``custom_id`` the message's only button is pressed. As on Discord, only buttons the
+        message carries can be pressed."""
+        stored = next((m for m in self.channel(CHANNEL_ID) if m["id"] == message["id"]), None)
+        assert stored is not None, "no such message in the channel"
+        buttons = [
+            c["custom_id"]
+            for row in stored["components"]
+            for c in row.get("components") or []
+            if c.get("type") == 2 and "custom_id" in c
+        ]
+        if custom_id is None:
+            (custom_id,) = buttons
+        assert custom_id in buttons, f"the message has no button {custom_id!r}"
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._dispatch(COMPONENT, data, user_id, roles, True, _public(stored))
+
+    def _connected(self) -> bool:
+        """A bot is on the gateway (one that left, e.g. restarted, does not count)."""
+        return any(g.identified.is_set() and not g.ws.closed for g in self.gateways)
+
+    async def _dispatch(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        user_id: int,
+        roles: list[int] | None,
+        in_guild: bool,
+        message: dict[str, Any] | None = None,
+    ) -> Interaction:
+        await self.wait(self._connected)
+        channel_id = CHANNEL_ID if in_guild else self._dm_channel(user_id)
+        it = Interaction(self.snowflake(), secrets.token_urlsafe(48), user_id, channel_id, kind)
+        self.interactions[it.id] = it
         payload: dict[str, Any] = {
             "id": str(it.id),
             "application_id": str(APP_ID),
-            "type": 4 if focused else 2,
+            "type": kind,
             "data": data,
             "token": it.token,
             "version": 1,
@@ -277,8 +327,10 @@ class DiscordAPI:
                 "authorizing_integration_owners": {"0": str(GUILD_ID)},
                 "context": 1,
             }
+        if message is not None:
+            payload["message"] = message
         for g in self.gateways:
-            if g.identified.is_set() and not g.ws.closed:
+            if g.identified.is_set() and not g.ws.closed:  # as _connected
                 await g.dispatch("INTERACTION_CREATE", payload)
         return it
 
@@ -501,7 +553,7 @@ class DiscordAPI:
                 for f in files
             ],
             "embeds": body.get("embeds") or [],
-            "components": body.get("components") or [],
+            "components": _numbered(body.get("components") or []),
             "pinned": False,
             "type": 0,
             "flags": int(body.get("flags") or 0),
@@ -516,14 +568,23 @@ class DiscordAPI:
             return self._error(404, 10062, "Unknown interaction")
         if it.acknowledged:
             return self._error(400, 40060, "Interaction has already been acknowledged.")
-        it.acknowledged = True
         kind = int(body["type"])
+        if kind not in CALLBACKS_FOR[it.type]:
+            return _json(
+                {
+                    "code": 50035,
+                    "message": "Invalid Form Body",
+                    "errors": {"type": f"callback type {kind} for interaction type {it.type}"},
+                },
+                status=400,
+            )
+        it.acknowledged = True
         data = body.get("data") or {}
         it.replies.append(Reply("callback", kind, data, files))
         answer: dict[str, Any] = {
             "interaction": {
                 "id": str(iid),
-                "type": 2,
+                "type": it.type,
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": bool(int(data.get("flags") or 0) & EPHEMERAL),
             }
@@ -689,6 +750,23 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
         status=status,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
+
+
+def _numbered(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Components as Discord returns them: each with a numeric ``id``, in order, unless the
+    bot chose one."""
+    ids = itertools.count(1)
+
+    def walk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for c in items:
+            c = {**c, "id": c.get("id") or next(ids)}
+            if "components" in c:
+                c["components"] = walk(c["components"])
+            out.append(c)
+        return out
+
+    return walk(components)
 
 
 def _public(msg: dict[str, Any]) -> dict[str, Any]:

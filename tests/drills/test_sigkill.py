@@ -1,0 +1,367 @@
+"""Issue 9's SIGKILL drill, on PostgreSQL: 20 SIGKILLs of worker processes at random points
+of real jobs; every job completed once, every payer delivered once, no file half-written,
+nothing stuck in ``processing``.
+
+Paid Spaces (1–3 payers each, most payers paying several; more Spaces and more payers
+arrive during the drill, some while their Space's job runs) are processed by real worker
+processes running the real pipeline: yt-dlp downloading a local HLS replay, ffmpeg remux and
+chunking, the OpenAI audio stand-in, rendering, the chat index, completion. Workers are
+forked from one pre-imported server (:mod:`tests.drills.crew`) and SIGKILLed after random
+delays; the lease reaper (run here as the bot's scheduler runs it) puts their jobs back and
+replacement workers carry on. The RNG seed is printed (and in the figures); set
+``SPACESCRIBE_DRILL_SEED`` to replay its choices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from core import outbox
+from core.context import Context
+from core.db import Outbox, Passage, ProcessingJob, Space
+from core.payments.credit import credit_invoice
+from core.payments.invoices import get_invoice
+from core.pipeline import chunks as chunking
+from core.pipeline.ffmpeg import probe_duration
+from core.pipeline.render import TranscriptDoc, to_markdown
+from core.pipeline.storage import SpaceFiles
+from core.pipeline.transcribe import Segment
+from core.results import Caller, Quote
+from core.service.purchases import request_transcription
+from core.worker import reap_once
+from tests.drills.crew import Crew
+from tests.drills.figures import record
+from tests.pipeline.conftest import LocalResolver, hls_root, hls_url, resolver, speech  # noqa: F401
+from tests.queue.test_outbox import ScriptedSender
+from tests.stand_ins.openai_audio import OpenAIAudio, openai_audio
+
+KILLS = 20
+WORKERS = 2  # alive at any time
+CONCURRENCY = 2  # jobs per worker
+LEASE_SECONDS = 3
+SPACES_AT_START = 8
+BACKLOG = WORKERS * CONCURRENCY + 2  # unfinished jobs kept in reserve until the last kill
+MAX_SPACES = 60
+PEOPLE = [Caller("telegram", str(7100 + i), chat_id="-1007") for i in range(4)] + [
+    Caller("discord", str(8100 + i), chat_id="5005") for i in range(3)
+]
+CHUNK_SECONDS, OVERLAP_SECONDS = 4, 1  # as tests.pipeline.worker_proc configures
+BUDGET_SECONDS = 150
+
+
+class Buyers:
+    """Paid Spaces, each bought by 1–3 of PEOPLE (so most people buy several)."""
+
+    def __init__(self, ctx: Context, rng: random.Random) -> None:
+        self.ctx, self.rng = ctx, rng
+        self.of: dict[str, list[int]] = {}  # Space id → indexes into PEOPLE
+        self.payments = 0
+        self.late = 0  # purchases of a Space already queued, in progress or completed
+
+    async def buy_space(self) -> None:
+        sid = f"1DRILL{len(self.of):07d}"
+        self.of[sid] = sorted(self.rng.sample(range(len(PEOPLE)), self.rng.randint(1, 3)))
+        for who in self.of[sid]:
+            self.payments += 1
+            await self._pay(who, sid)
+
+    async def buy_late(self) -> None:
+        """Someone else buys a Space already bought, whatever its job is doing now."""
+        sid = self.rng.choice(sorted(self.of))
+        others = [i for i in range(len(PEOPLE)) if i not in self.of[sid]]
+        if others:
+            who = self.rng.choice(others)
+            self.of[sid] = sorted([*self.of[sid], who])
+            self.payments += 1
+            self.late += 1
+            await self._pay(who, sid)
+
+    async def _pay(self, who: int, sid: str) -> None:
+        """Quote through the service, then credit as a verified payment does."""
+        q = await request_transcription(self.ctx, PEOPLE[who], f"https://x.com/i/spaces/{sid}")
+        assert isinstance(q, Quote), q
+        async with self.ctx.db.session() as s:
+            inv = await get_invoice(s, q.invoice_id)
+            assert inv is not None
+            done = await credit_invoice(
+                s,
+                self.ctx,
+                inv,
+                payer=f"0x{who + 1:040x}",
+                transaction_hash=f"0x{self.payments:064x}",
+                receipt_id=None,
+            )
+        assert done.granted == [sid], done
+
+
+async def _held(ctx: Context) -> dict[str, list[tuple[int, str]]]:
+    """Worker → the (job, Space id) it holds in ``processing``."""
+    async with ctx.db.session() as s:
+        rows = await s.execute(
+            select(ProcessingJob.locked_by, ProcessingJob.id, Space.space_id)
+            .join(Space, Space.id == ProcessingJob.space_id)
+            .where(ProcessingJob.status == "processing")
+        )
+        out: dict[str, list[tuple[int, str]]] = {}
+        for worker, job, sid in rows:
+            out.setdefault(str(worker), []).append((job, sid))
+        return out
+
+
+def _stage(files: SpaceFiles) -> str:
+    """Where a job was, judged from the files it had finished (each appears by rename)."""
+    if files.markdown.exists():
+        return "finish"  # Space columns, chat index, completion
+    if files.json.exists():
+        return "render"
+    if files.audio.exists():
+        return "transcribe"
+    return "download"  # or metadata, or just claimed
+
+
+async def _reaper(ctx: Context, stop: asyncio.Event) -> None:
+    """What the bot's scheduler runs (every lease/4 there): dead workers' jobs go back."""
+    while not stop.is_set():
+        await reap_once(ctx)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+async def _unfinished(ctx: Context) -> int:
+    async with ctx.db.session() as s:
+        return int(
+            await s.scalar(
+                select(func.count())
+                .select_from(ProcessingJob)
+                .where(ProcessingJob.status != "completed")
+            )
+            or 0
+        )
+
+
+def _doc_from_json(data: dict) -> TranscriptDoc:  # type: ignore[type-arg]
+    started = data["started_at"]
+    return TranscriptDoc(
+        space_id=data["space_id"],
+        title=data["title"],
+        creator=data["creator"],
+        url=data["url"],
+        started_at=datetime.fromisoformat(started) if started else None,
+        duration_seconds=data["duration_seconds"],
+        backend=data["backend"],
+        participants=data["participants"],
+        speaker_profiles=data["speaker_profiles"],
+        segments=[Segment.from_json(s) for s in data["segments"]],
+    )
+
+
+async def _half_written(data_dir: Path, spaces_dir: Path, sids: list[str]) -> list[str]:
+    """Everything under the data dir that is not a complete, final file."""
+    problems: list[str] = []
+    durations = []
+    for path in sorted(data_dir.rglob("*")):
+        rel = path.relative_to(spaces_dir) if path.is_relative_to(spaces_dir) else path
+        if path.name.startswith(".") or path.suffix in (".tmp", ".part"):
+            problems.append(f"{rel}: temporary file or directory left behind")
+    for sid in sids:
+        files = SpaceFiles.of(spaces_dir, sid)
+        try:
+            duration = await probe_duration(files.audio)
+            data = json.loads(files.json.read_text())
+            md = files.markdown.read_text()
+        except Exception as e:
+            problems.append(f"{sid}: {type(e).__name__}: {e}")
+            continue
+        durations.append(duration)
+        if md != to_markdown(_doc_from_json(data)) or not data["segments"]:
+            problems.append(f"{sid}: transcript.md is not the rendering of transcript.json")
+        if abs(data["duration_seconds"] - duration) > 0.01:
+            problems.append(f"{sid}: transcript.json is not of this audio")
+        plan = chunking.plan(duration, CHUNK_SECONDS, OVERLAP_SECONDS)
+        expected = {files.chunk_result(c.index).name for c in plan}
+        found = {p.name for p in files.chunks.iterdir()}
+        if found != expected:
+            problems.append(f"{sid}: chunks {sorted(found)} instead of {sorted(expected)}")
+        for name in sorted(found & expected):
+            try:
+                chunk = json.loads((files.chunks / name).read_text())
+                assert chunk["index"] == int(name[:4]) and isinstance(chunk["segments"], list)
+            except Exception as e:
+                problems.append(f"{sid}/chunks/{name}: {type(e).__name__} {e}")
+        extra = (
+            {p.name for p in files.root.iterdir()}
+            - {"audio.m4a", "chunks"}
+            - {
+                files.markdown.name,
+                files.json.name,
+            }
+        )
+        if extra:
+            problems.append(f"{sid}: unexpected files {sorted(extra)}")
+    if durations and max(durations) - min(durations) > 0.1:  # one source: one length
+        problems.append(f"audio lengths differ (a truncated download?): {durations}")
+    return problems
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_twenty_sigkills_during_real_jobs(
+    ctx: Context,
+    db_url: str,
+    hls_url: str,  # noqa: F811
+    resolver: LocalResolver,  # noqa: F811  (the service's metadata check before payment)
+) -> None:
+    seed = int(os.environ.get("SPACESCRIBE_DRILL_SEED") or random.randrange(1 << 32))
+    print(f"SIGKILL drill seed {seed} (replay: SPACESCRIBE_DRILL_SEED={seed})")
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+    ctx.settings.queue.lease_seconds = LEASE_SECONDS
+    # 20 kills re-queue a job at most 20 times: 21 attempts can never run out
+    ctx.settings.queue.max_retries = KILLS + 1
+    buyers = Buyers(ctx, rng)
+    for _ in range(SPACES_AT_START):
+        await buyers.buy_space()
+    assert await _unfinished(ctx) == SPACES_AT_START
+
+    kills_of_job: Counter[int] = Counter()
+    stages: Counter[str] = Counter()
+    stop_reaper = asyncio.Event()
+    data_dir = ctx.settings.resolve_path(ctx.settings.data_dir)
+    async with openai_audio(OpenAIAudio(latency_per_audio_second=0.05)) as stt:
+        crew = Crew(
+            (db_url, str(data_dir), hls_url, stt.url),
+            lease_seconds=LEASE_SECONDS,
+            concurrency=CONCURRENCY,
+        )
+        reaper = asyncio.create_task(_reaper(ctx, stop_reaper))
+        try:
+            for _ in range(WORKERS):
+                crew.start()
+            deadline = t0 + BUDGET_SECONDS
+            kills = 0
+            while kills < KILLS:
+                assert time.monotonic() < deadline, f"{kills} kills in budget (seed {seed})"
+                assert not crew.dead(), f"a worker died by itself: {crew.dead()} (seed {seed})"
+                # new paid Spaces keep work in reserve, so every kill can land on a job
+                while await _unfinished(ctx) < BACKLOG and len(buyers.of) < MAX_SPACES:
+                    await buyers.buy_space()
+                if rng.random() < 0.5:
+                    await buyers.buy_late()
+                await asyncio.sleep(rng.uniform(0.2, 2.5))
+                held = await _held(ctx)
+                busy = sorted(w for w in crew.live if held.get(w))
+                if not busy:
+                    assert await _unfinished(ctx), (
+                        f"the work ran out after {kills} kills (seed {seed})"
+                    )
+                    continue
+                victim = rng.choice(busy)
+                crew.kill(victim)
+                kills += 1
+                await asyncio.sleep(0.1)  # a COMMIT sent just before death lands
+                at_death = (await _held(ctx)).get(victim, [])
+                for job, sid in at_death:
+                    kills_of_job[job] += 1
+                    stages[_stage(SpaceFiles.of(ctx.spaces_dir, sid))] += 1
+                if not at_death:
+                    stages["between jobs"] += 1
+                crew.start()
+            while await _unfinished(ctx):
+                assert time.monotonic() < deadline, f"jobs unfinished in budget (seed {seed})"
+                assert not crew.dead(), f"a worker died by itself: {crew.dead()} (seed {seed})"
+                await asyncio.sleep(0.2)
+        finally:
+            crew.stop()
+            stop_reaper.set()
+            await reaper
+    seconds = time.monotonic() - t0
+
+    # every job completed exactly once, its lost attempts counted; nothing stuck
+    async with ctx.db.session() as s:
+        jobs = (await s.execute(select(ProcessingJob))).scalars().all()
+        spaces = (await s.execute(select(Space))).scalars().all()
+        rows = (await s.execute(select(Outbox))).scalars().all()
+        sid_of = dict((await s.execute(select(Space.id, Space.space_id))).tuples().all())
+        per_space = select(Passage.space_id, func.count()).group_by(Passage.space_id)
+        passages = dict((await s.execute(per_space)).tuples().all())
+    stuck = [j.id for j in jobs if j.status == "processing"] + [
+        s.space_id for s in spaces if s.status == "processing"
+    ]
+    assert stuck == []
+    buys = buyers.of
+    assert sorted(sid_of[j.space_id] for j in jobs) == sorted(buys), "one job per Space"
+    assert [j.id for j in jobs if j.status != "completed" or j.locked_by] == []
+    assert {j.id: j.retry_count for j in jobs} == {j.id: kills_of_job[j.id] for j in jobs}, (
+        f"a lost attempt per kill that held the job (seed {seed})"
+    )
+    assert [s.space_id for s in spaces if s.status != "completed" or not s.completed_at] == []
+    assert {s.space_id: s.transcription_count for s in spaces} == {
+        sid: len(who) for sid, who in buys.items()
+    }
+    assert len(set(passages.values())) == 1 and len(passages) == len(buys), passages
+
+    # no file half-written anywhere under the data dir
+    problems = await _half_written(data_dir, ctx.spaces_dir, list(buys))
+    assert problems == [], f"{problems} (seed {seed})"
+    for sp in spaces:
+        md = SpaceFiles.of(ctx.spaces_dir, sp.space_id).markdown
+        assert sp.transcript_length == len(md.read_text())
+
+    # every payer: one transcript_ready per Space paid, then delivered once by the drain
+    expected = Counter(
+        (PEOPLE[w].platform, PEOPLE[w].platform_user_id, sid)
+        for sid, who in buys.items()
+        for w in who
+    )
+    queued = Counter(
+        (r.platform, r.recipient, sid_of[r.space_id]) for r in rows if r.kind == "transcript_ready"
+    )
+    assert queued == expected
+    senders = [ScriptedSender({}), ScriptedSender({})]
+    senders[1].platform = "discord"
+    for sender in senders:
+        outbox.register_sender(sender)
+    try:
+        while await outbox.drain_once(ctx.db, "drill-drain"):
+            pass
+    finally:
+        for sender in senders:
+            outbox.unregister_sender(sender.platform)
+    delivered = Counter(
+        (m.platform, m.recipient, m.payload["space_id"])
+        for sender in senders
+        for m in sender.seen
+        if m.kind == "transcript_ready"
+    )
+    assert delivered == expected and set(delivered.values()) == {1}
+    confirmations = [m for sender in senders for m in sender.seen if m.kind == "payment_confirmed"]
+    assert len(confirmations) == buyers.payments
+
+    # the check above sees what a kill mid-write would leave (it is not vacuous)
+    a, b, c = (SpaceFiles.of(ctx.spaces_dir, sid) for sid in list(buys)[:3])
+    (a.root / ".transcript.md.k1ll3d.tmp").write_text("# half")
+    first_chunk = b.chunk_result(0)
+    first_chunk.write_text(first_chunk.read_text()[:40])
+    c.markdown.write_text(c.markdown.read_text()[:-20])
+    seen = await _half_written(data_dir, ctx.spaces_dir, list(buys))
+    assert {p.split(":")[0].split("/")[0] for p in seen} == set(list(buys)[:3]), seen
+
+    landed = ", ".join(f"{k} {v}" for k, v in stages.most_common())
+    record(
+        "sigkill",
+        f"{KILLS} SIGKILLs over {len(jobs)} jobs/{sum(expected.values())} payer deliveries on "
+        f"PostgreSQL: {len(jobs)} completed once, {sum(delivered.values())} delivered once, "
+        f"{len(problems)} half-written, {len(stuck)} stuck; {seconds:.0f} s "
+        f"(jobs held at the kills, by stage: {landed}; {buyers.late} purchases made while "
+        f"their Space was queued, in progress or done; seed {seed})",
+    )
