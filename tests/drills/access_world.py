@@ -10,7 +10,9 @@ Roles, pinned to the code's access rules (the seed's queries 2 and 3 as
   Space P, still ``processing``. Owns P (``/myspaces`` lists it, the transcript is "not ready")
   and nothing of A or W. Holds an open transcription invoice for W and account credit.
 - **unlocked**: owner of A *and* a ``chat_unlocks`` row for A: may also ask about A. Holds an
-  open ``chat_query`` invoice (its question is on the pay page) and a recorded chat session.
+  open ``chat_query`` invoice (its question is on the pay page) and a paid, recorded answer
+  (its credited invoice and ``chat_sessions`` row): only they may see it again, by Telegram's
+  ``/start answer_<id>`` or Discord's "Show my answer" button.
 - **non_owner**: an account with a linked wallet and no purchase. Holds an open transcription
   invoice for A.
 - **admin**: in ``telegram.admin_ids`` and ``discord.admin_ids``; no purchase. Admins see
@@ -28,17 +30,18 @@ an unknown id; a page must show nothing of anybody else.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from core.accounts import get_or_create_account, get_or_create_user, link_account
 from core.context import Context
-from core.db import ChatSession, ChatUnlock, TranscriptionPayment
-from core.payments.invoices import add_credit
+from core.db import ChatSession, ChatUnlock, Invoice, TranscriptionPayment
+from core.payments.invoices import add_credit, insert_invoice
 from core.results import Caller, Quote
 from core.service import chat, purchases
 from core.service import wallet as wallet_service
@@ -59,7 +62,7 @@ REVENUE = "9246 USDC"  # the tail of every revenue total that holds the whale's 
 WHALE_AMOUNT = "13.579246"
 CREDIT = "014159 USDC"  # the payer's account credit (an overpayment), 0.014159 USDC
 CREDIT_UNITS = 14_159
-ASKED = "zqxquestionunlocked"  # a recorded chat session of the unlocked member
+ASKED = "zqxquestionunlocked"  # the paid, recorded answer of the unlocked member
 ANSWERED = "zqxanswerunlocked"
 INVOICE_QUESTION = "zqxinvoicequestion"  # the unlocked member's open chat_query invoice
 QUESTION = "what was agreed about the budget?"  # matches A's passage, not W's
@@ -106,6 +109,7 @@ class World:
     w: str
     people: dict[str, Person]
     whale_wallet: str
+    answer_id: str  # chat_sessions.session_id of the unlocked member's paid answer
     markers: dict[str, str] = field(default_factory=dict)  # name → planted string
     entitled: dict[str, set[str]] = field(default_factory=dict)  # role → marker names
 
@@ -158,6 +162,7 @@ async def build_world(ctx: Context, chain: Chain) -> World:
             user_id=uid, space_id=pk, amount_usdc=amount, payment_verified=True
         )
 
+    answer_id = str(uuid.uuid4())
     async with ctx.db.session() as s:
         whale_user = await get_or_create_user(s, whale)
         await s.execute(paid(TranscriptionPayment, int(whale_user.id), pk_w, WHALE_AMOUNT))
@@ -165,9 +170,21 @@ async def build_world(ctx: Context, chain: Chain) -> World:
         await s.execute(paid(TranscriptionPayment, people["unlocked"].user_id, pk_a, "0.2"))
         await s.execute(paid(ChatUnlock, people["unlocked"].user_id, pk_a, "0.5"))
         await s.execute(paid(TranscriptionPayment, people["payer"].user_id, pk_p, "0.2"))
+        asked = await insert_invoice(
+            s,
+            ctx,
+            kind="chat_query",
+            account_id=(await get_or_create_account(s, people["unlocked"].caller("discord"))).id,
+            user_id=people["unlocked"].user_id,
+            space_ids=[a],
+            amount_units=1_000_000,
+            payload={"question": f"{ASKED}?"},
+        )
+        await s.execute(update(Invoice).where(Invoice.id == asked.id).values(status="credited"))
         await s.execute(
             insert(ChatSession).values(
-                session_id="drill-session-unlocked",
+                session_id=answer_id,
+                invoice_id=asked.id,
                 user_id=people["unlocked"].user_id,
                 space_ids=json.dumps([a]),
                 question=f"{ASKED}?",
@@ -194,7 +211,7 @@ async def build_world(ctx: Context, chain: Chain) -> World:
         people[role].link_token = urlsplit(info.link_url).path.rsplit("/", 1)[1]
     async with ctx.db.session() as s:  # after the payer's invoice, so no quote reserves it
         await add_credit(s, people["payer"].user_id, CREDIT_UNITS, "overpaid", "drill:payer")
-    world = World(a, p, w, people, whale)
+    world = World(a, p, w, people, whale, answer_id)
     _plant(world)
     return world
 

@@ -34,11 +34,13 @@ from x402.http.utils import encode_payment_signature_header
 from x402.schemas import PaymentPayload
 
 from adapters.web.app import create_app
+from core import outbox
 from core.context import Context
 from core.payments.wallet_proof import transcript_message
 from core.pipeline import media
 from tests.discord.conftest import Recorded, endpoints, running  # noqa: F401 (fixture)
 from tests.drills.access_world import (
+    ANSWERED,
     DC_IDS,
     INVOICE_QUESTION,
     PASSAGE_A,
@@ -56,7 +58,7 @@ from tests.drills.figures import record
 from tests.payments.conftest import chain_secrets, client_payload, signed_payload
 from tests.payments.test_x402_pay import _reqs
 from tests.stand_ins.chain import Chain
-from tests.stand_ins.discord_api import DiscordAPI
+from tests.stand_ins.discord_api import CHANNEL_ID, DiscordAPI
 from tests.stand_ins.telegram_api import BotAPI, bot_api
 from tests.telegram.test_scenarios import PUBLIC, shop_context
 from tests.telegram.test_scenarios import running as telegram_running
@@ -91,7 +93,7 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[str]]:
     return {
         "wallet": ["/wallet"],  # first: before any quote of the payer reserves their credit
         "start": ["/start", f"/start resend_{a}", f"/start resend_{pp}", f"/start resend_{ww}"]
-        + [f"/start paid_{p.invoice}"],
+        + [f"/start paid_{p.invoice}", f"/start answer_{w.answer_id}"],
         "help": ["/help"],
         "status": [f"/status {a}", f"/status {pp}"],
         "transcribe": [f"/transcribe {a}", f"/transcribe {pp}"],
@@ -148,6 +150,7 @@ def check_telegram(w: World, cells: Cells) -> None:
     owners = ("owner", "unlocked")
     for role in ROLES:
         assert (TRANSCRIPT_A in said[("start", role)]) == (role in owners), ("resend", role)
+        assert (ANSWERED in said[("start", role)]) == (role == "unlocked"), ("answer", role)
         assert (TRANSCRIPT_A in said[("transcribe", role)]) == (role in owners)
         assert (PASSAGE_A in said[("search", role)]) == (role in owners)
         assert "Alpha weekly" in said[("search", role)]  # titles are for everyone
@@ -185,6 +188,7 @@ def discord_entries(w: World) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     }
 
 
+BUTTONS = {"AnswerButton": "button"}  # Discord's persistent buttons → their matrix row
 AUTOCOMPLETE = [
     ("transcribe", {"space": ""}, "space"),
     ("unlock", {"space": ""}, "space"),
@@ -194,7 +198,33 @@ AUTOCOMPLETE = [
 ]
 
 
-async def discord_matrix(w: World, api: DiscordAPI) -> tuple[Cells, dict[str, set[str]]]:
+async def answer_notice(w: World, ctx: Context, api: DiscordAPI) -> dict[str, Any]:
+    """The unlocked member's paid answer, its DM refused: the outbox tells the channel, with
+    the "Show my answer" button (the answer itself must not be in the channel)."""
+    member = w.people["unlocked"].dc
+    api.dms_closed.add(member)
+    async with ctx.db.session() as s:
+        await outbox.add_message(
+            s,
+            kind="chat_answer",
+            platform="discord",
+            recipient=str(member),
+            payload={"session_id": w.answer_id},
+            dedupe_key=f"chat_answer:drill:{w.answer_id}",
+            origin_chat_id=str(CHANNEL_ID),
+        )
+    assert await outbox.drain_once(ctx.db, "drill") == 1
+    (notice,) = api.channel()
+    assert ANSWERED not in json.dumps(notice) and w.answer_id in json.dumps(notice)
+    return notice
+
+
+async def discord_matrix(
+    w: World, ctx: Context, api: DiscordAPI
+) -> tuple[Cells, dict[str, set[str]]]:
+    notice = await answer_notice(w, ctx, api)
+    before = json.dumps(api.messages)
+
     async def said(role: str, entry: str, specs: list[tuple[str, dict[str, Any]]]) -> str:
         out = []
         for command, options in specs:
@@ -202,6 +232,10 @@ async def discord_matrix(w: World, api: DiscordAPI) -> tuple[Cells, dict[str, se
             files = [f["content"].decode(errors="replace") for f in reply.files]
             out.append(json.dumps(reply.data) + "\n".join(files))
         return "\n".join(out)
+
+    async def pressed(role: str) -> str:
+        reply = await api.reply(await api.click(notice, user_id=w.people[role].dc))
+        return json.dumps(reply.data)
 
     async def offered(role: str) -> tuple[str, set[str]]:
         seen: set[str] = set()
@@ -220,7 +254,9 @@ async def discord_matrix(w: World, api: DiscordAPI) -> tuple[Cells, dict[str, se
     for role, (text, seen) in zip(ROLES, await asyncio.gather(*map(offered, ROLES)), strict=True):
         cells[("discord", "autocomplete", role)] = text
         suggestions[role] = seen
-    assert not api.messages, "a command posted outside its interaction"
+    for role, text in zip(ROLES, await asyncio.gather(*map(pressed, ROLES)), strict=True):
+        cells[("discord", "button", role)] = text
+    assert json.dumps(api.messages) == before, "a command posted outside its interaction"
     return cells, suggestions
 
 
@@ -233,6 +269,7 @@ def check_discord(w: World, cells: Cells, suggestions: dict[str, set[str]]) -> N
         assert (REVENUE in said[("revenue", role)]) == (role == "admin"), role
         assert w.people[role].wallet.address.lower() in said[("wallet", role)].lower()
         assert suggestions[role] == w.owned(role), (role, suggestions[role])
+        assert (ANSWERED in said[("button", role)]) == (role == "unlocked"), role
     assert "1.00 USDC" in said[("chat", "unlocked")]
 
 
@@ -342,6 +379,15 @@ def http_entries(w: World, ctx: Context, chain: Chain, p: Person) -> dict[str, l
             get(f"/link/{p.link_token}/nonce", params={"address": p.wallet.address})
         ],
         "POST /link/{token}": [("POST", f"/link/{p.link_token}", {"json": {"message": 1}})],
+        # anything else under these prefixes (extra segments, encoded traversal): refused
+        "GET /api/spaces/{rest:path}": [
+            get(f"/api/spaces/{a}/transcript/more", headers=_proof(p, a)),
+            get("/api/spaces/..%2F..%2Fpay"),
+        ],
+        "GET /pay/{rest:path}": [get(f"/pay/{p.invoice}/qr.svg/more"), get("/pay/..%2Fhealthz")],
+        "POST /pay/{rest:path}": [("POST", f"/pay/{p.invoice}/more", junk)],
+        "GET /link/{rest:path}": [get(f"/link/{p.link_token}/nonce/more")],
+        "POST /link/{rest:path}": [("POST", f"/link/{p.link_token}/more", {"json": {}})],
         "POST /telegram/webhook": [
             ("POST", "/telegram/webhook", {"json": {"update_id": 1}}),
             (
@@ -396,6 +442,9 @@ def check_http(w: World, cells: Cells, codes: dict[tuple[str, str], list[int]]) 
         assert codes[("GET /pay/{public_id}", role)] == [200, 404]
         assert codes[("GET /link/{token}", role)] == [200, 404]
         assert codes[("POST /telegram/webhook", role)] == [403, 403]
+        for route in ("GET /pay/{rest:path}", "POST /pay/{rest:path}", "GET /link/{rest:path}"):
+            assert set(codes[(route, role)]) == {404}, (route, codes[(route, role)])
+        assert set(codes[("GET /api/spaces/{rest:path}", role)]) <= {400, 404}
         assert w.people[role].wallet.address.lower() in said[("GET /link/{token}", role)].lower()
     assert INVOICE_QUESTION in said[("GET /pay/{public_id}", "unlocked")]
 
@@ -415,7 +464,7 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
         tg_bot = await telegram_running(shop, tg_api, WEBHOOK_SECRET)
         try:
             tg = await telegram_matrix(world, tg_api, web)
-            dc, suggestions = await discord_matrix(world, dc_api)
+            dc, suggestions = await discord_matrix(world, shop, dc_api)
             http, codes = await http_matrix(world, shop, chain, web)
         finally:
             await tg_bot.stop()
@@ -423,12 +472,16 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
             c for h in tg_bot.app.handlers[0] if isinstance(h, CommandHandler) for c in h.commands
         }
         slash = {c.name for c in dc_bot.client.tree.get_commands()}
+        buttons = {
+            c.__name__ for c in dc_bot.client._connection._view_store._dynamic_items.values()
+        }
     # every command and route has its row in the matrix
     tg_rows = set(telegram_entries(world, world.people["owner"]))
     dc_rows = set(discord_entries(world))
     http_rows = set(http_entries(world, shop, chain, world.people["owner"]))
     assert tg_rows == handlers, handlers ^ tg_rows
     assert dc_rows == slash, slash ^ dc_rows
+    assert buttons == set(BUTTONS), buttons  # every button the bot answers has its row
     assert http_rows == app_routes(app), app_routes(app) ^ http_rows
     cells = {**tg, **dc, **http}
     leaks = [
@@ -440,7 +493,7 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
     check_telegram(world, tg)
     check_discord(world, dc, suggestions)
     check_http(world, http, codes)
-    n = len(tg_rows) + len(dc_rows) + 1 + len(http_rows)  # + Discord autocomplete
+    n = len(tg_rows) + len(dc_rows) + 1 + len(BUTTONS) + len(http_rows)  # + autocomplete
     assert len(cells) == len(ROLES) * n
     record(
         "access",
