@@ -57,11 +57,16 @@ def configure(level: str = "INFO", json_logs: bool = False, secrets: Iterable[st
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_event,
     ]
+    # Tracebacks as plain text: rich's would show local variables, cut to a width, and a cut
+    # secret no longer matches its redaction.
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_logs
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
+    tracebacks = [structlog.processors.format_exc_info] if json_logs else []
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -70,15 +75,27 @@ def configure(level: str = "INFO", json_logs: bool = False, secrets: Iterable[st
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *tracebacks,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter(formatter))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    sys.excepthook = _log_uncaught  # a crash's traceback passes the redaction too
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "aiosqlite", "apscheduler.executors.default", "web3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("spacescribe").critical("uncaught exception", exc_info=(kind, exc, tb))
 
 
 def get_logger(name: str) -> Any:

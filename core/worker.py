@@ -16,7 +16,7 @@ from typing import Any
 
 from core import metrics, queue
 from core.context import Context
-from core.logging import get_logger, log_context
+from core.logging import get_logger, log_context, redact
 from core.refunds import settle_failed_space
 
 log = get_logger("spacescribe.worker")
@@ -227,7 +227,7 @@ class Worker:
                     s,
                     r.job.id,
                     self.worker_id,
-                    str(error) or type(error).__name__,
+                    redact(str(error)) or type(error).__name__,  # stored and told to payers
                     retryable,
                     q.backoff_base_seconds,
                     q.backoff_max_seconds,

@@ -19,7 +19,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import Forbidden, RetryAfter, TelegramError
+from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes
 
 from adapters.telegram import texts
@@ -112,7 +112,13 @@ class TelegramBot:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        await self.app.initialize()
+        try:
+            await self.app.initialize()
+        except InvalidToken:  # its message quotes the token: never shown, never logged
+            raise ConfigError(
+                "TELEGRAM_TOKEN was refused by Telegram (401): copy the token again from "
+                "@BotFather (/mybots → your bot → API Token)"
+            ) from None
         bot = self.app.bot
         await bot.set_my_commands(
             [BotCommand(c, d) for c, d in COMMANDS], scope=BotCommandScopeAllPrivateChats()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Secrets, TranscriptionSettings
+from core.logging import redact
 from core.pipeline.errors import PipelineError
 from core.pipeline.transcribe.base import Segment
 
@@ -59,7 +60,9 @@ class OpenAITranscriber:
             raise PipelineError("the OpenAI key was rejected", retryable=False) from None
         except openai.BadRequestError as e:
             raise PipelineError(
-                f"OpenAI refused the audio ({e.message[:150]})", retryable=False
+                # redacted before it is cut: the provider may echo the key in its message
+                f"OpenAI refused the audio ({redact(e.message)[:150]})",
+                retryable=False,
             ) from None
         except openai.APIError as e:
             raise PipelineError(f"speech-to-text failed ({type(e).__name__})") from None
