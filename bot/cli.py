@@ -27,7 +27,7 @@ def _context():  # type: ignore[no-untyped-def]
 
     ctx = Context.create()
     s = ctx.settings.logging
-    slog.configure(s.level, s.json_logs, ctx.secrets.values())
+    slog.configure(s.level, s.json_logs, [*ctx.secrets.values(), *ctx.settings.url_credentials()])
     return ctx
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -19,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy.engine import make_url
 
 from core.errors import ConfigError
 
@@ -187,6 +189,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path())
         return (init_settings, _ShortFormsSource(settings_cls), env_settings, toml)
+
+    def url_credentials(self) -> list[str]:
+        """Credentials operators put inside URLs, redacted from logs like the secrets: the
+        database password, and provider keys in the RPC or facilitator URL (a path segment
+        or query value of 16+ characters, as in ``…/v2/<key>`` or ``?apikey=<key>``)."""
+        found = [make_url(self.database.url).password or ""]
+        for url in (self.payments.rpc_url, self.payments.facilitator_url):
+            parts = urlsplit(url)
+            found += [seg for seg in parts.path.split("/") if len(seg) >= 16]
+            found += [v for _k, v in parse_qsl(parts.query) if len(v) >= 16]
+        return [f for f in found if f]
 
     @property
     def spaces_dir(self) -> Path:

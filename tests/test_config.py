@@ -75,3 +75,15 @@ def test_secrets_only_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sec.telegram_token is not None
     assert "abcdefghij" not in repr(sec) and "abab" not in str(sec)
     assert len(sec.values()) == 2
+
+
+def test_credentials_inside_urls_are_redacted_like_secrets() -> None:
+    s = load_settings(
+        database={"url": "postgresql://app:pg-pass-123@db:5432/spacescribe"},
+        payments={
+            "rpc_url": "https://base-mainnet.g.alchemy.com/v2/AbCdEfGhIjKlMnOpQrSt",
+            "facilitator_url": "https://facilitator.example/x402?apikey=0123456789abcdefXYZ",
+        },
+    )
+    assert s.url_credentials() == ["pg-pass-123", "AbCdEfGhIjKlMnOpQrSt", "0123456789abcdefXYZ"]
+    assert load_settings(database={"url": "sqlite:///data/x.db"}).url_credentials() == []
