@@ -67,7 +67,7 @@ class Proxy:
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self._run(self._close(listener=True))
+            self._run(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -90,21 +90,27 @@ class Proxy:
                 self._accept, "127.0.0.1", self.port, reuse_address=True
             )
 
-    async def _close(self, listener: bool) -> None:
+    def _close(self, listener: bool, keep: frozenset[asyncio.StreamWriter] = frozenset()) -> None:
         if listener and self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            self._server.close()  # the listening socket closes now: connections are refused
             self._server = None
-        for w in list(self._open):
+        for w in list(self._open - keep):
             w.transport.abort()
-        self._open.clear()
+            self._open.discard(w)
+
+    async def _shutdown(self) -> None:
+        self._close(listener=True)
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _set(self, mode: Mode) -> None:
         self.mode = mode
         if mode == "up":
             await self._listen()
         else:
-            await self._close(listener=mode == "refuse")
+            self._close(listener=mode == "refuse")
             if mode == "503":
                 await self._listen()
 
@@ -145,13 +151,17 @@ class Proxy:
         cut = asyncio.Event()
 
         async def client_to_peer() -> None:
-            while data := await reader.read(65536):
+            while not cut.is_set() and (data := await reader.read(65536)):
                 self.forwarded += data.startswith((b"GET ", b"POST ", b"PUT ", b"PATCH "))
                 up_w.write(data)
                 await up_w.drain()
                 if self._marker is not None and self._marker in data:
                     self._marker = None
                     cut.set()
+                    # from now on nothing else gets through: new connections are refused,
+                    # the others cut at once, this one once the peer has read the request
+                    self.mode = "refuse"
+                    self._close(listener=True, keep=frozenset({writer, up_w}))
 
         async def peer_to_client() -> None:
             while data := await up_r.read(65536):
@@ -162,8 +172,8 @@ class Proxy:
 
         async def cutter() -> None:
             await cut.wait()
-            await asyncio.sleep(0.05)  # the peer has the request; its answer never comes back
-            await self._set("refuse")
+            await asyncio.sleep(0.2)  # the peer has the request; its answer never comes back
+            self._close(listener=True)
 
         tasks = [asyncio.ensure_future(c) for c in (client_to_peer(), peer_to_client(), cutter())]
         try:
