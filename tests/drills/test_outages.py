@@ -579,11 +579,8 @@ async def test_discord_outage_messages_delivered_once_after_recovery(
                     async def done() -> bool:
                         return {r.status for r in await _outbox(ctx)} == {"sent"}
 
-                    print("T recovered", time.monotonic())
                     await until(done, what="every DM delivered after recovery")
-                    print("T done", time.monotonic())
                     await asyncio.sleep(0.3)  # a duplicate would show up now
-            print("T stopped", time.monotonic())
     assert {u: len(dc.dms(u)) for u in users} == {u: 2 for u in users}
     posts = dc.sent("POST", r"/channels/\d+/messages")
     assert len(posts) == n + 1  # the DM whose answer was lost was posted twice, kept once
