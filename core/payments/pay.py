@@ -124,6 +124,8 @@ async def invoice_requirements(
         return _refuse("unknown_invoice")
     if inv.status == "credited":
         return _refuse("already_paid", public_id)
+    if inv.status == "paid":  # another submission is being settled: not "expired"
+        return _refuse("payment_in_progress", public_id)
     if inv.status != "open" or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
     try:
