@@ -50,3 +50,44 @@ async def test_killed_after_settlement_is_credited_once_on_restart(
     again = await pay_invoice(pay_ctx, q.invoice_id, payload)
     assert isinstance(again, Paid) and again.already
     assert chain.balance(chain.pay_to) == before + 200_000
+
+
+@pytest.mark.parametrize(
+    ("lost", "code"),
+    [
+        (b"eth_sendRawTransaction", "settlement_unknown"),  # the broadcast's answer
+        (b"eth_getTransactionReceipt", "rpc_unavailable"),  # the wait for its receipt
+    ],
+)
+async def test_node_gone_during_settlement_is_held_then_credited_once(
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer,  # type: ignore[no-untyped-def]
+    lost: bytes,
+    code: str,
+) -> None:
+    """The node takes the settlement and goes away before answering: the claim is kept (not
+    released as "failed"), the payer is told it is pending, and recovery credits it once."""
+    from core.payments import PaymentPending
+    from tests.stand_ins.outage import proxy
+
+    q = await _quote(pay_ctx)
+    payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    before = chain.balance(chain.pay_to)
+    with proxy(chain.anvil.rpc_url) as node:
+        p = pay_ctx.settings.payments.model_copy(update={"rpc_url": node.url})
+        ctx = Context(
+            pay_ctx.settings.model_copy(update={"payments": p}), pay_ctx.secrets, pay_ctx.db
+        )
+        node.cut_after(lost)
+        out = await pay_invoice(ctx, q.invoice_id, payload)
+        assert isinstance(out, PaymentPending) and out.code == code, out
+        assert "nothing was charged" not in out.message
+        assert chain.balance(chain.pay_to) == before + 200_000  # the node did take it
+        assert await recover_payments(ctx) == 0  # still down: held
+        assert await _counts(pay_ctx) == (0, 0, "paid")
+        node.up()
+        assert await recover_payments(ctx) == 1
+        assert await recover_payments(ctx) == 0
+    assert await _counts(pay_ctx) == (1, 1, "credited")
+    assert chain.balance(chain.pay_to) == before + 200_000
