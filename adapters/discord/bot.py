@@ -136,6 +136,9 @@ class DiscordBot:
         outbox.unregister_sender("discord")
         await self.client.close()
         if self._task is not None:
+            # after an outage the gateway task may be sleeping out a reconnect backoff
+            # (up to many minutes): closed, it has nothing left to do
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):
                 await self._task
         health.forget("discord")  # last: closing dispatches a disconnect that would set it

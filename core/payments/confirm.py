@@ -75,7 +75,7 @@ async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> 
         check = await reader.check_transaction(r.transaction_hash)
     except ChainUnavailable:
         return PaymentPending(
-            inv.public_id, r.transaction_hash, "rpc_unavailable", MESSAGES["rpc_unavailable"]
+            inv.public_id, r.transaction_hash, "rpc_unavailable", MESSAGES["confirm_unavailable"]
         )
     if check.status in ("pending", "unconfirmed", "not_found"):
         return PaymentPending(inv.public_id, r.transaction_hash)

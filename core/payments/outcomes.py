@@ -48,6 +48,15 @@ MESSAGES = {
     "payment_in_progress": "A payment for this invoice is already being processed.",
     "nonce_used": "This payment authorization was already used.",
     "rpc_unavailable": "The blockchain node is unreachable; nothing was charged. Try again later.",
+    "confirm_unavailable": (
+        "Payment sent; the blockchain node is unreachable right now, so it is credited as soon "
+        "as the node confirms it."
+    ),
+    "settlement_unknown": (
+        "The blockchain node stopped answering while your payment was being sent. If it went "
+        "through, it is credited automatically once confirmed; if not, nothing is charged and "
+        "the invoice can be paid again once this authorization expires."
+    ),
     "payments_unavailable": "Payments are not configured on this server yet.",
     "not_answered": "The question could not be answered, so nothing was charged.",
     "transfer_mismatch": "The transaction does not carry the expected USDC transfer.",

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
+from x402.mechanisms.evm.constants import ERR_SETTLEMENT_PENDING, ERR_TRANSACTION_FAILED
 from x402.schemas import PaymentPayload, PaymentRequirements
 
 from core import metrics
@@ -46,6 +47,7 @@ from core.payments.outcomes import (
     MESSAGES,
     Paid,
     PaymentOutcome,
+    PaymentPending,
     PaymentRefused,
     reason_message,
 )
@@ -98,6 +100,10 @@ def _accepted_mismatch(payload: PaymentPayload, reqs: PaymentRequirements) -> st
     return None
 
 
+def _unsure(public_id: str) -> PaymentPending:
+    return PaymentPending(public_id, None, "settlement_unknown", MESSAGES["settlement_unknown"])
+
+
 def _transient(exc: BaseException) -> bool:
     name = type(exc).__name__
     return isinstance(exc, (OSError, TimeoutError)) or "Connection" in name or "Timeout" in name
@@ -118,6 +124,8 @@ async def invoice_requirements(
         return _refuse("unknown_invoice")
     if inv.status == "credited":
         return _refuse("already_paid", public_id)
+    if inv.status == "paid":  # another submission is being settled: not "expired"
+        return _refuse("payment_in_progress", public_id)
     if inv.status != "open" or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
     try:
@@ -228,8 +236,18 @@ async def _pay_invoice(
         settled = await gw.settle(payload, reqs)
     except Exception as exc:  # unknown whether it reached the chain: recovery decides
         log.warning("x402 settle unavailable", invoice=public_id, error=type(exc).__name__)
-        return _refuse("rpc_unavailable", public_id, retry_later=True)
-    if not settled.ok or not settled.transaction:
+        return _unsure(public_id)
+    if not settled.ok and settled.reason == ERR_SETTLEMENT_PENDING and settled.transaction:
+        # broadcast, but its receipt could not be read (the node went away): the claim and
+        # the hash are kept, and the chain decides now or in recover_payments
+        log.warning("x402 settlement unconfirmed", invoice=public_id, tx=settled.transaction)
+    elif not settled.ok and not settled.transaction and settled.reason == ERR_TRANSACTION_FAILED:
+        # sending it failed without a hash (e.g. the answer to the broadcast was lost): it
+        # may be on chain. The claim stays; recover_payments finds it by its
+        # AuthorizationUsed log, or releases it once the authorization has expired.
+        log.warning("x402 settlement outcome unknown", invoice=public_id, error=settled.message)
+        return _unsure(public_id)
+    elif not settled.ok or not settled.transaction:
         await release_claim(ctx, inv.id, receipt_id)
         return PaymentRefused(
             settled.reason or "settle_failed",
@@ -245,7 +263,8 @@ async def _pay_invoice(
         )
     outcome = await finish_receipt(ctx, receipt_id, reader)
     if isinstance(outcome, Paid):
-        return Paid(**{**outcome.__dict__, "settlement": settled.raw, "result": result})
+        raw = settled.raw if settled.ok else None
+        return Paid(**{**outcome.__dict__, "settlement": raw, "result": result})
     return outcome
 
 

@@ -204,40 +204,6 @@ async def test_unlock_without_transcript_is_refused_before_charging(
     assert chain.balance(chain.pay_to) == before
 
 
-async def test_concurrent_http_submissions_of_one_payment_settle_once(
-    server: str,
-    pay_ctx: Context,
-    chain: Chain,
-    fresh_payer,  # type: ignore[no-untyped-def]
-) -> None:
-    from x402.http.utils import encode_payment_signature_header
-    from x402.schemas import PaymentPayload
-
-    from tests.payments.conftest import client_payload
-    from tests.payments.test_x402_pay import _reqs
-
-    header = encode_payment_signature_header(
-        PaymentPayload.model_validate(client_payload(chain, fresh_payer, _reqs(pay_ctx)))
-    )
-    before = chain.balance(chain.pay_to)
-    async with httpx.AsyncClient(base_url=server, timeout=60) as c:
-        rs = await asyncio.gather(
-            *(
-                c.post(
-                    "/x402/transcribe", json={"space": SPACE}, headers={"PAYMENT-SIGNATURE": header}
-                )
-                for _ in range(20)
-            )
-        )
-    codes = sorted(r.status_code for r in rs)
-    assert codes.count(200) >= 1 and set(codes) <= {200, 402}, codes
-    assert sum(1 for r in rs if r.status_code == 200 and r.json().get("paid")) == 1
-    assert chain.balance(chain.pay_to) == before + 200_000
-    async with pay_ctx.db.session() as s:
-        assert await s.scalar(select(func.count()).select_from(TranscriptionPayment)) == 1
-        assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 1
-
-
 async def test_unconfigured_payments_answer_503(ctx: Context) -> None:
     """No relayer key and no facilitator URL: a clear 503, never a 500, nothing recorded."""
     transport = httpx.ASGITransport(app=create_app(ctx))

@@ -3,11 +3,14 @@
 Implements getMe, getUpdates (long polling), sendMessage, sendDocument, sendPhoto, setMyCommands,
 setWebhook, deleteWebhook; feeds updates the tests push and records every call. Users
 can be marked as having blocked the bot (403) and a number of 429 answers can be queued.
+As Telegram does, an update is kept until a later ``getUpdates`` confirms it with a higher
+``offset``, so an answer lost on the way (a dropped connection) does not lose the update.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -34,7 +37,8 @@ BOT = {
 @dataclass
 class BotAPI:
     token: str = "4242:stand-in-token-abcdefghijklmnopqrstuvwxyz"
-    updates: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # not yet confirmed
+    _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)
     rate_limited: int = 0
@@ -48,7 +52,8 @@ class BotAPI:
         self, text: str, user_id: int = 7, chat_id: int | None = None, chat_type: str = "private"
     ) -> None:
         """A member sends ``text``: the bot receives it by long polling."""
-        self.updates.put_nowait(self.update(text, user_id, chat_id, chat_type))
+        self.updates.append(self.update(text, user_id, chat_id, chat_type))
+        self._new_update.set()
 
     def update(
         self, text: str, user_id: int = 7, chat_id: int | None = None, chat_type: str = "private"
@@ -123,13 +128,14 @@ class BotAPI:
         if method in ("deleteWebhook", "setMyCommands", "setWebhook"):
             return ok(True)
         if method == "getUpdates":
-            try:
-                upd = await asyncio.wait_for(
-                    self.updates.get(), timeout=min(float(params.get("timeout", 1) or 1), 1.0)
-                )
-                return ok([upd])
-            except TimeoutError:
-                return ok([])
+            offset = int(params.get("offset") or 0)
+            self.updates[:] = [u for u in self.updates if u["update_id"] >= offset]
+            if not self.updates:
+                self._new_update.clear()
+                wait = min(float(params.get("timeout", 1) or 1), 1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_update.wait(), timeout=wait)
+            return ok(self.updates[:1])
         if method in ("sendMessage", "sendDocument", "sendPhoto"):
             chat = str(params.get("chat_id"))
             if chat in self.blocked:
