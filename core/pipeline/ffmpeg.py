@@ -33,7 +33,12 @@ async def run(*args: str) -> bytes:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await proc.communicate()
+    try:
+        _, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:  # cancelled: the process must not outlive its task
+            proc.kill()
+            await proc.wait()
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         raise PipelineError(f"ffmpeg failed: {tail[0][:200]}")

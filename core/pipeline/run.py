@@ -106,9 +106,18 @@ async def transcribe_audio(
     progress.stage("transcribe")
     progress.chunks(len(plan), sum(files.chunk_result(c.index).exists() for c in plan))
     sem = asyncio.Semaphore(t.concurrency)
-    parts = await asyncio.gather(
-        *(_chunk_segments(files, transcriber, c, sem, progress) for c in plan)
-    )
+    tasks = [
+        asyncio.ensure_future(_chunk_segments(files, transcriber, c, sem, progress)) for c in plan
+    ]
+    try:
+        parts = await asyncio.gather(*tasks)
+    except BaseException:
+        # One chunk failed (or the job was cancelled): stop the others now, and let them
+        # remove their chunk audio, so no upload outlives the attempt or races its retry.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     progress.stage("merge")
     segments = merge(list(parts))
     names = participants(segments, creator)

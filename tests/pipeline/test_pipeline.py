@@ -262,3 +262,48 @@ def test_cli_transcribes_a_recording_offline(speech: Path, tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr + r.stdout
     md = next((tmp_path / "data" / "spaces").glob("L*/transcript.md")).read_text()
     assert md.startswith("# speech") and "Speaker:" in md and "backend offline" in r.stdout
+
+
+async def test_a_failed_chunk_stops_the_attempts_other_chunks(
+    ctx: Context, resolver: LocalResolver
+) -> None:
+    """When one chunk fails, the attempt's other uploads are cancelled at once (and clean
+    up), instead of running on beside the retry."""
+    import asyncio
+
+    from core.pipeline import run as pipeline
+    from core.pipeline.transcribe.base import Segment
+
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    class FailsSecond:
+        name, chunk_format, diarizes = "test", "wav", False
+
+        async def transcribe(self, audio: Path, duration: float) -> list[Segment]:
+            n = int(audio.stem)
+            started.append(n)
+            if n == 1:
+                await asyncio.sleep(0.2)
+                raise PipelineError("speech-to-text failed: 500", retryable=True)
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(n)
+                raise
+            return []
+
+    ctx.settings.transcription.chunk_seconds = 4
+    ctx.settings.transcription.overlap_seconds = 1
+    ctx.settings.transcription.concurrency = 3
+    real = pipeline.make_transcriber
+    pipeline.make_transcriber = lambda *_a: FailsSecond()  # type: ignore[assignment]
+    try:
+        pk = await _queued_space(ctx)
+        with pytest.raises(PipelineError):
+            await asyncio.wait_for(process_space(ctx, pk), 20)
+    finally:
+        pipeline.make_transcriber = real  # type: ignore[assignment]
+    assert 1 in started and sorted(cancelled) == sorted(n for n in started if n != 1)
+    assert cancelled, "another chunk was running when the second one failed"
+    assert not [p for p in (ctx.spaces_dir / SID / "chunks").iterdir() if p.suffix == ".wav"]
