@@ -20,7 +20,13 @@ SPACE = "1RDxlAoOeQRKL"
 ALICE = Caller("telegram", "1001", "alice", chat_id="-500")
 
 
-async def _quote(ctx: Context, space: str = SPACE, caller: Caller | None = ALICE) -> Quote:
+async def _quote(
+    ctx: Context,
+    space: str = SPACE,
+    caller: Caller | None = ALICE,
+    payload: dict[str, Any] | None = None,
+) -> Quote:
+    """A transcription invoice at 0.20 USDC for ``caller``."""
     async with ctx.db.session() as s:
         q = await create_invoice(
             s,
@@ -30,7 +36,7 @@ async def _quote(ctx: Context, space: str = SPACE, caller: Caller | None = ALICE
             kind="transcription",
             space_ids=[space],
             amount_units=to_units("0.2"),
-            payload=None,
+            payload=payload,
         )
     assert isinstance(q, Quote)
     return q

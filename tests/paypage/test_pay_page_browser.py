@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from core.context import Context
 from core.db import Account, Invoice, TranscriptionPayment, User, utcnow
 from core.money import to_units
-from core.payments import create_invoice
 from core.results import Caller, Quote
+from tests.payments.test_x402_pay import _quote as quote_transcription
 from tests.paypage.conftest import WalletPage, WebServer
 from tests.stand_ins.chain import Chain
 
@@ -31,20 +31,9 @@ PRICE = to_units("0.2")
 SCREENSHOTS = Path(os.environ.get("SPACESCRIBE_SCREENSHOTS", "/tmp/spacescribe-screens"))
 
 
-async def _quote(ctx: Context, caller: Caller = ALICE, space: str = SPACE) -> Quote:
-    async with ctx.db.session() as s:
-        q = await create_invoice(
-            s,
-            ctx,
-            caller=caller,
-            user_id=None,
-            kind="transcription",
-            space_ids=[space],
-            amount_units=PRICE,
-            payload={"bot_username": "spacescribe_bot", "title": "Rollups, explained"},
-        )
-    assert isinstance(q, Quote)
-    return q
+async def _quote(ctx: Context) -> Quote:
+    page = {"bot_username": "spacescribe_bot", "title": "Rollups, explained"}
+    return await quote_transcription(ctx, SPACE, ALICE, page)
 
 
 async def _invoice(ctx: Context, public_id: str) -> Invoice:
