@@ -94,6 +94,26 @@ def unregister_sender(platform: str) -> None:
     _senders.pop(platform, None)
 
 
+REDELIVER_WITHIN = timedelta(days=30)
+
+
+async def release_undelivered(session: AsyncSession, platform: str, recipient: str) -> int:
+    """The recipient can be reached again (they started the bot): the messages that could not
+    reach them in the last 30 days go out again. Only rows in ``fallback`` are released, so
+    nothing already delivered is sent twice. Returns how many."""
+    released = await session.execute(
+        update(Outbox)
+        .where(
+            Outbox.platform == platform,
+            Outbox.recipient == recipient,
+            Outbox.status == "fallback",
+            Outbox.created_at >= utcnow() - REDELIVER_WITHIN,
+        )
+        .values(status="pending", attempts=0, available_at=utcnow(), locked_by=None)
+    )
+    return int(getattr(released, "rowcount", 0) or 0)
+
+
 def retry_delay(attempts: int) -> float:
     """Backoff for transient delivery errors: 5 s, 10 s, 20 s … capped at 15 minutes."""
     return float(min(900, 5 * 2 ** max(0, attempts - 1)))

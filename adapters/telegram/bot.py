@@ -256,6 +256,12 @@ class TelegramBot:
             await self.reply(update, texts.back_from_payment(items))
             return
         await self.help_cmd(update, context)
+        chat = update.effective_chat
+        if chat is None or chat.type != ChatType.PRIVATE:
+            return
+        # a private /start: the bot can reach the member now
+        if released := await notices.reachable_again(self.ctx, self.caller(update)):
+            await self.reply(update, texts.redelivering(released))
 
     async def help_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         p = self.ctx.settings.prices

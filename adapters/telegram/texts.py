@@ -124,6 +124,11 @@ def _start_link(bot_username: str, payload: str) -> str:
     return f'<a href="{link}">{escape(link)}</a>'
 
 
+def redelivering(n: int) -> str:
+    what = "message" if n == 1 else f"{n} messages"
+    return f"📬 Sending you now the {what} I could not deliver before."
+
+
 def blocked_fallback(bot_username: str, space_id: str | None) -> str:
     if not space_id:  # a notice (payment received, refund…): the member must reopen us
         return (

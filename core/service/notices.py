@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from core import outbox
+from core.context import Context
 from core.money import MoneyError, display, parse_usdc
-from core.results import Quote
+from core.results import Caller, Quote
 
 Markup = Callable[[str], str]
 
@@ -68,3 +70,10 @@ def quote_notes(q: Quote, code: Markup) -> list[str]:
             f"to {code(q.direct.to)}."
         )
     return notes
+
+
+async def reachable_again(ctx: Context, caller: Caller) -> int:
+    """The member opened a private chat with the bot: what could not be delivered to them
+    before (a transcript, an answer, a notice) is sent now. Returns how many messages."""
+    async with ctx.db.session() as s:
+        return await outbox.release_undelivered(s, caller.platform, caller.platform_user_id)

@@ -37,12 +37,14 @@ def said(api: BotAPI, chat_id: int) -> list[str]:
     return [m["text"] for m in api.sent("sendMessage") if int(m["chat_id"]) == chat_id]
 
 
-async def ask(api: BotAPI, text: str, user_id: int, chat_id: int | None = None) -> list[str]:
-    """Send a command and wait for the bot's replies to it (to any chat)."""
+async def ask(
+    api: BotAPI, text: str, user_id: int, chat_id: int | None = None, replies: int = 1
+) -> list[str]:
+    """Send a command and wait for (at least) ``replies`` messages from the bot (any chat)."""
     n = len(api.sent("sendMessage"))
     kind = "group" if chat_id else "private"
     api.command(text, user_id=user_id, chat_id=chat_id, chat_type=kind)
-    await api.wait_for("sendMessage", n + 1)
+    await api.wait_for("sendMessage", n + replies)
     return [m["text"] for m in api.sent("sendMessage")[n:]]
 
 
@@ -111,3 +113,18 @@ async def test_refused_answer_dm_is_reached_through_the_deep_link(
             assert reply.startswith("⚠️ That is not an answer id"), (bad, reply)
         assert await snapshot(ctx) == before
         assert not api.sent("sendDocument")
+
+        # pressing Start in private also sends what could not be delivered: once, only once
+        replies = await ask(api, "/start", MEMBER, replies=2)
+        assert replies[-1] == "📬 Sending you now the 2 messages I could not deliver before."
+        assert await drain(ctx) == 2
+        assert [t for t in said(api, MEMBER) if "<b>Q:</b>" in t][4:] == [expected]
+        assert "payment" in said(api, MEMBER)[-1].lower()  # the notice the group pointed to
+        await ask(api, "/start", OTHER)
+        await ask(api, "/start", MEMBER)
+        await ask(api, "/help", MEMBER)  # updates run in order: both /start are handled
+        assert sum(t.startswith("📬") for t in said(api, MEMBER) + said(api, OTHER)) == 1
+        assert await drain(ctx) == 0
+        async with ctx.db.session() as s:
+            statuses = (await s.execute(select(Outbox.status))).scalars().all()
+        assert set(statuses) == {"sent"}
