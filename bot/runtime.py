@@ -116,7 +116,7 @@ def _web(ctx: Context, _sched: Scheduler) -> tuple[list[Component], list[StatusL
 async def _drain_outbox(ctx: Context) -> None:
     from core.outbox import drain_once
 
-    while await drain_once(ctx.db, ctx.instance):
+    while await drain_once(ctx.db, ctx.instance, policy=ctx.settings.outbox):
         pass
 
 

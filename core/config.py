@@ -133,6 +133,12 @@ class QueueSettings(_Section):
     concurrency: int = Field(1, ge=1, le=256)
 
 
+class OutboxSettings(_Section):
+    retry_base_seconds: float = Field(5.0, gt=0)
+    retry_max_seconds: float = Field(900.0, gt=0)
+    max_attempts: int = Field(12, ge=1, le=100)
+
+
 class TelegramSettings(_Section):
     admin_ids: list[int] = []
     mode: Literal["polling", "webhook"] = "polling"
@@ -174,6 +180,7 @@ class Settings(BaseSettings):
     transcription: TranscriptionSettings = TranscriptionSettings()
     chat: ChatSettings = ChatSettings()
     queue: QueueSettings = QueueSettings()
+    outbox: OutboxSettings = OutboxSettings()
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
     logging: LoggingSettings = LoggingSettings()

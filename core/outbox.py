@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import OutboxSettings
 from core.db import Database, Outbox, utcnow
 from core.db.upsert import dialect_name, insert_ignore, insert_ignore_many
 from core.logging import get_logger
@@ -81,7 +82,8 @@ async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int
 # ---------------------------------------------------------------- draining
 
 _senders: dict[str, MessageSender] = {}
-MAX_ATTEMPTS = 12
+DEFAULT_POLICY = OutboxSettings()
+MAX_ATTEMPTS = DEFAULT_POLICY.max_attempts
 SEND_LEASE_SECONDS = 120.0
 
 
@@ -114,9 +116,12 @@ async def release_undelivered(session: AsyncSession, platform: str, recipient: s
     return int(getattr(released, "rowcount", 0) or 0)
 
 
-def retry_delay(attempts: int) -> float:
-    """Backoff for transient delivery errors: 5 s, 10 s, 20 s … capped at 15 minutes."""
-    return float(min(900, 5 * 2 ** max(0, attempts - 1)))
+def retry_delay(attempts: int, policy: OutboxSettings = DEFAULT_POLICY) -> float:
+    """Backoff for transient delivery errors: 5 s, 10 s, 20 s … capped at 15 minutes
+    (``[outbox]`` in config.toml)."""
+    return float(
+        min(policy.retry_max_seconds, policy.retry_base_seconds * 2 ** max(0, attempts - 1))
+    )
 
 
 async def _claim(
@@ -153,15 +158,19 @@ async def _claim(
     return list(rows.scalars())
 
 
-async def _record(session: AsyncSession, row: Outbox, worker: str, result: Delivery) -> None:
+async def _record(
+    session: AsyncSession, row: Outbox, worker: str, result: Delivery, policy: OutboxSettings
+) -> None:
     now = utcnow()
     values: dict[str, Any]
     if result.status == "sent":
         values = {"status": "sent", "sent_at": now, "last_error": None}
     elif result.status == "undeliverable":
         values = {"status": "fallback", "sent_at": now, "last_error": result.detail}
-    elif result.status == "retry" and row.attempts < MAX_ATTEMPTS:
-        delay = result.retry_after if result.retry_after is not None else retry_delay(row.attempts)
+    elif result.status == "retry" and row.attempts < policy.max_attempts:
+        delay = result.retry_after
+        if delay is None:
+            delay = retry_delay(row.attempts, policy)
         values = {
             "status": "pending",
             "available_at": now + timedelta(seconds=delay),
@@ -176,7 +185,9 @@ async def _record(session: AsyncSession, row: Outbox, worker: str, result: Deliv
     )
 
 
-async def drain_once(db: Database, worker: str, limit: int = 20) -> int:
+async def drain_once(
+    db: Database, worker: str, limit: int = 20, policy: OutboxSettings = DEFAULT_POLICY
+) -> int:
     """Deliver due messages through the registered senders. Returns how many were handled.
 
     A row is claimed (status 'sending', lease) in one transaction and its outcome recorded
@@ -204,5 +215,5 @@ async def drain_once(db: Database, worker: str, limit: int = 20) -> int:
             log.exception("outbox delivery raised", message_id=row.id, kind=row.kind)
             result = Delivery("retry", detail=f"{type(exc).__name__}: {exc}"[:500])
         async with db.session() as s:
-            await _record(s, row, worker, result)
+            await _record(s, row, worker, result, policy)
     return len(rows)

@@ -27,7 +27,7 @@ from x402.schemas import PaymentPayload
 
 from adapters.discord.bot import DiscordBot
 from core import outbox, queue
-from core.config import Secrets
+from core.config import OutboxSettings, Secrets
 from core.context import Context
 from core.db import (
     ChatSession,
@@ -128,10 +128,8 @@ async def _true(value: bool) -> bool:
     return value
 
 
-@pytest.fixture
-def fast_outbox_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The outbox's backoff (5 s, 10 s, 20 s … in production) shortened to 0.2 s, 0.4 s …"""
-    monkeypatch.setattr(outbox, "retry_delay", lambda attempts: min(1.0, 0.2 * 2 ** (attempts - 1)))
+# The outbox's backoff (5 s, 10 s, 20 s … by default) shortened to 0.2 s, 0.4 s … 1 s.
+FAST_RETRY = OutboxSettings(retry_base_seconds=0.2, retry_max_seconds=1.0)
 
 
 @asynccontextmanager
@@ -141,7 +139,7 @@ async def draining(ctx: Context) -> AsyncIterator[None]:
 
     async def loop() -> None:
         while not stop.is_set():
-            await outbox.drain_once(ctx.db, "drill")
+            await outbox.drain_once(ctx.db, "drill", policy=FAST_RETRY)
             try:
                 await asyncio.wait_for(stop.wait(), 0.05)
             except TimeoutError:
@@ -399,7 +397,7 @@ def _tried(ctx: Context, times: int, *where: Any) -> Callable[[], Awaitable[bool
 
 
 async def test_openai_outage_paid_question_answered_once_after_recovery(
-    db_url: str, tmp_path: Path, chain: Chain, fresh_payer: Any, fast_outbox_retry: None
+    db_url: str, tmp_path: Path, chain: Chain, fresh_payer: Any
 ) -> None:
     """While the chat model is down, a question paid on the pay page is refused before
     settlement (nothing charged) and a question paid by plain transfer is credited with its
@@ -506,9 +504,7 @@ async def _notices(ctx: Context, platform: str, recipients: list[str]) -> int:
     return 2 * len(recipients)
 
 
-async def test_telegram_outage_messages_delivered_once_after_recovery(
-    ctx: Context, fast_outbox_retry: None
-) -> None:
+async def test_telegram_outage_messages_delivered_once_after_recovery(ctx: Context) -> None:
     """The Bot API goes away: six outbox messages and a member's command wait; when it is
     back each message arrives once and the command is answered once."""
     recipients = ["7001", "7002", "7003"]
@@ -551,9 +547,7 @@ async def test_telegram_outage_messages_delivered_once_after_recovery(
 
 
 @pytest.mark.usefixtures("endpoints")
-async def test_discord_outage_messages_delivered_once_after_recovery(
-    ctx: Context, fast_outbox_retry: None
-) -> None:
+async def test_discord_outage_messages_delivered_once_after_recovery(ctx: Context) -> None:
     """Discord goes away just as the first DM reaches it (its answer never comes back), and
     stays away while six DMs wait; when it is back each arrives once: the DM that got through
     is sent again with the same nonce and Discord keeps one."""

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core import outbox
+from core.config import OutboxSettings
 from core.context import Context
 from core.db import Outbox, utcnow
 from core.outbox_contract import Delivery, OutboundMessage
@@ -113,3 +114,23 @@ async def test_gives_up_after_max_attempts(ctx: Context, sender: ScriptedSender)
         await _make_due(ctx)
         await outbox.drain_once(ctx.db, "d3")
     assert (await _status(ctx))["r"] == "failed"
+
+
+async def test_the_configured_retry_policy_is_followed(
+    ctx: Context, sender: ScriptedSender
+) -> None:
+    policy = OutboxSettings(retry_base_seconds=30, retry_max_seconds=50, max_attempts=3)
+    assert [outbox.retry_delay(n, policy) for n in (1, 2, 3)] == [30, 50, 50]
+    assert [outbox.retry_delay(n) for n in (1, 2, 10)] == [5, 10, 900]  # the defaults
+    sender.answers = {"r": [Delivery("retry", detail="503")] * 5}
+    await _add(ctx, "r")
+    for attempt in (1, 2):
+        await outbox.drain_once(ctx.db, "d4", policy=policy)
+        async with ctx.db.session() as s:
+            row = (await s.execute(select(Outbox))).scalar_one()
+        assert row.status == "pending" and row.attempts == attempt
+        wait = (row.available_at - utcnow()).total_seconds()
+        assert wait == pytest.approx(outbox.retry_delay(attempt, policy), abs=2)
+        await _make_due(ctx)
+    await outbox.drain_once(ctx.db, "d4", policy=policy)
+    assert (await _status(ctx))["r"] == "failed"  # the third attempt was the last
