@@ -77,6 +77,12 @@ async def get_or_create_user(session: AsyncSession, wallet_address: str) -> User
     return user
 
 
+async def user_id_of_wallet(session: AsyncSession, wallet_address: str) -> int | None:
+    """The user a wallet is (whatever its checksum casing), if it has ever paid or linked."""
+    wallet = normalize_wallet(wallet_address)
+    return await session.scalar(select(User.id).where(User.wallet_address == wallet))
+
+
 async def link_account(session: AsyncSession, account_id: int, user_id: int) -> None:
     await session.execute(
         update(Account).where(Account.id == account_id).values(user_id=user_id, linked_at=utcnow())

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from core import outbox
-from core.accounts import user_id_for
+from core.accounts import user_id_for, user_id_of_wallet
 from core.chat import answer as backends
 from core.chat.answer import AnswerDraft, AnswerUnavailable
 from core.chat.prompt import SpaceRef
@@ -36,7 +36,6 @@ from core.db import (
     PaymentReceipt,
     Space,
     TranscriptionPayment,
-    User,
 )
 from core.db.upsert import dialect_name
 from core.errors import InvalidInput
@@ -322,7 +321,7 @@ async def _fulfil_answer(ctx: Context, req: Any) -> dict[str, Any] | Refused:
         uid = inv.user_id if inv is not None else None
         if uid is None and inv is not None and inv.account_id is None and req.payer:
             # an x402 buyer is their wallet: what it bought is what it may ask about
-            uid = await s.scalar(select(User.id).where(User.wallet_address == req.payer))
+            uid = await user_id_of_wallet(s, req.payer)
             if uid is None:
                 sid = req.space_ids[0]
                 return Refused(

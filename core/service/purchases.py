@@ -16,9 +16,9 @@ from typing import Any, Protocol
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import normalize_wallet
+from core.accounts import normalize_wallet, user_id_of_wallet
 from core.context import Context
-from core.db import ChatUnlock, Invoice, User, utcnow
+from core.db import ChatUnlock, Invoice, utcnow
 from core.logging import get_logger
 from core.money import chat_price, to_units
 from core.payments import create_invoice, pay_invoice
@@ -168,10 +168,6 @@ async def request_unlock(
 # ---------------------------------------------------------------- x402 API buyers
 
 
-async def _payer_user(session: AsyncSession, payer: str) -> int | None:
-    return await session.scalar(select(User.id).where(User.wallet_address == payer))
-
-
 def price_units(ctx: Context, kind: str, n_spaces: int = 1) -> int:
     p = ctx.settings.prices
     if kind == "transcription":
@@ -185,9 +181,8 @@ async def x402_preflight(
     ctx: Context, kind: str, space_ids: list[str], payer: str | None
 ) -> Refused | AlreadyOwned | None:
     """Before anything is charged: is the request refused, or does the payer own it?"""
-    wallet = normalize_wallet(payer) if payer else None
     async with ctx.db.session() as s:
-        user_id = await _payer_user(s, wallet) if wallet else None
+        user_id = await user_id_of_wallet(s, payer) if payer else None
         if kind == "transcription":
             space = await find_space(s, space_ids[0])
             if space is not None and await owns(s, user_id, space.id):
@@ -236,7 +231,7 @@ async def transcript_for_wallet(ctx: Context, space_id: str, wallet: str) -> Tra
     """The transcript for an x402 buyer identified by a proven wallet."""
     async with ctx.db.session() as s:
         space = await find_space(s, space_id)
-        user_id = await _payer_user(s, wallet)
+        user_id = await user_id_of_wallet(s, wallet)
         if space is None or not await owns(s, user_id, space.id):
             return Refused("not_owned", f"This wallet has not bought Space {space_id}.")
     t = transcript_of(ctx, space)

@@ -32,6 +32,7 @@ from x402.schemas import PaymentRequirements
 
 from adapters.telegram.bot import TelegramBot
 from adapters.web.app import create_app
+from core.accounts import user_id_of_wallet
 from core.context import Context
 from core.db import (
     ChatUnlock,
@@ -40,7 +41,6 @@ from core.db import (
     PaymentReceipt,
     Space,
     TranscriptionPayment,
-    User,
     WalletLinkToken,
     utcnow,
 )
@@ -211,7 +211,7 @@ async def _invoices(w: World) -> None:
     async with ctx.db.session() as s:
         w.spent_nonce = str(await s.scalar(select(PaymentReceipt.authorization_nonce).limit(1)))
         # the paying wallet also owns OWNED_UNLOCKED with chat: the control case asks about it
-        user = await s.scalar(select(User.id).where(User.wallet_address == w.payer.address.lower()))
+        user = await user_id_of_wallet(s, w.payer.address)
         space = await s.scalar(select(Space.id).where(Space.space_id == OWNED_UNLOCKED))
         for table, amount in ((TranscriptionPayment, "0.2"), (ChatUnlock, "0.5")):
             await s.execute(
