@@ -83,7 +83,6 @@ async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int
 
 _senders: dict[str, MessageSender] = {}
 DEFAULT_POLICY = OutboxSettings()
-MAX_ATTEMPTS = DEFAULT_POLICY.max_attempts
 SEND_LEASE_SECONDS = 120.0
 
 

@@ -108,9 +108,11 @@ async def test_crash_mid_send_is_retried_after_the_lease(
 
 
 async def test_gives_up_after_max_attempts(ctx: Context, sender: ScriptedSender) -> None:
-    sender.answers = {"r": [Delivery("retry", retry_after=0)] * (outbox.MAX_ATTEMPTS + 2)}
+    sender.answers = {
+        "r": [Delivery("retry", retry_after=0)] * (outbox.DEFAULT_POLICY.max_attempts + 2)
+    }
     await _add(ctx, "r")
-    for _ in range(outbox.MAX_ATTEMPTS):
+    for _ in range(outbox.DEFAULT_POLICY.max_attempts):
         await _make_due(ctx)
         await outbox.drain_once(ctx.db, "d3")
     assert (await _status(ctx))["r"] == "failed"
