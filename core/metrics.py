@@ -55,7 +55,7 @@ def payment(outcome: str, reason: str = "ok") -> None:
 
 
 async def refresh_gauges(ctx: Context) -> None:
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         q = dict(
             (
                 await s.execute(

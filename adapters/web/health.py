@@ -25,7 +25,7 @@ async def healthz() -> dict[str, str]:
 
 async def _database(ctx: Context) -> str:
     try:
-        async with ctx.db.session() as s:
+        async with ctx.db.read() as s:
             await s.execute(text("SELECT 1"))
         return "ok"
     except Exception as exc:  # readiness reports, never raises

@@ -79,7 +79,7 @@ def return_link(inv: Invoice, acc: Account | None) -> str | None:
 async def _load(
     ctx: Context, public_id: str
 ) -> tuple[Invoice, Account | None, list[dict[str, str]]]:
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         inv = await get_invoice(s, public_id)
         if inv is None:
             raise LookupError(public_id)

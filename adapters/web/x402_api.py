@@ -276,7 +276,7 @@ async def get_space(request: Request, space_id: str) -> Response:
     sid = _space(space_id, validate_id)
     if isinstance(sid, Response):
         return sid
-    async with _ctx(request).db.session() as s:
+    async with _ctx(request).db.read() as s:
         space = await find_space(s, sid)
         if space is None:
             return _error(404, "unknown_space", f"Space {sid} has not been requested yet.")

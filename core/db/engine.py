@@ -1,8 +1,11 @@
 """The one async engine / session factory, for ``sqlite+aiosqlite`` and ``postgresql+asyncpg``.
 
-SQLite runs in WAL mode with foreign keys ON and a busy timeout, and every transaction
-starts with ``BEGIN IMMEDIATE`` so that a read-then-write never fails half-way on a lock
-upgrade: SQLite has one writer at a time and we take the write lock up front.
+SQLite runs in WAL mode with foreign keys ON and a busy timeout, and every transaction of
+:meth:`Database.session` starts with ``BEGIN IMMEDIATE`` so that a read-then-write never fails
+half-way on a lock upgrade: SQLite has one writer at a time and we take the write lock up front.
+:meth:`Database.read` is for work that writes nothing: a deferred transaction on SQLite (WAL
+readers run beside the writer instead of queueing for its lock) and a READ ONLY one on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from core.config import ROOT
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "spacescribe_read_only"  # execution option: begin a deferred, read-only transaction
 
 
 def async_url(url: str) -> str:
@@ -91,7 +95,8 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -101,6 +106,12 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size, echo=echo)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        options: dict[str, Any] = {READ_ONLY: True}
+        if self.engine.dialect.name == "postgresql":
+            options["postgresql_readonly"] = True
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**options), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -110,6 +121,14 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error."""
         async with self.sessionmaker() as s, s.begin():
+            yield s
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for work that writes nothing: on SQLite it never waits for the write
+        lock (a writer's open transaction does not hold it up); PostgreSQL refuses a write in
+        it. Use :meth:`session` for anything that may write."""
+        async with self.read_sessionmaker() as s, s.begin():
             yield s
 
     async def dispose(self) -> None:

@@ -35,7 +35,7 @@ async def status(ctx: Context, text: str) -> SpaceView | Refused:
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         space = await find_space(s, sid)
         if space is None:
             return Refused(
@@ -47,7 +47,7 @@ async def status(ctx: Context, text: str) -> SpaceView | Refused:
 
 async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:
     """Seed query 1 (the caller's paid Spaces, newest payment first), with every status."""
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         user_id = await user_id_for(s, caller)
         if user_id is None:
             return []
@@ -71,7 +71,7 @@ async def owned_matching(
     """The caller's Spaces whose id or title contains ``text`` (any case), newest purchase
     first: what a member picks from when a command asks for one of their Spaces."""
     text = (text or "").strip()[:100]
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         user_id = await user_id_for(s, caller)
         if user_id is None:
             return []
@@ -94,7 +94,7 @@ async def owned_matching(
 
 async def popular(ctx: Context) -> list[SpaceView]:
     """Seed query 4."""
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         rows = await s.execute(
             select(Space)
             .where(Space.status == "completed")
@@ -134,7 +134,7 @@ async def transcript_for(ctx: Context, caller: Caller, text: str) -> Transcript 
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         space, _user_id, owned = await ownership(s, caller, sid)
         if space is None or not owned:
             return Refused(

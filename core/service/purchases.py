@@ -229,7 +229,7 @@ async def x402_buy(
 
 async def transcript_for_wallet(ctx: Context, space_id: str, wallet: str) -> Transcript | Refused:
     """The transcript for an x402 buyer identified by a proven wallet."""
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         space = await find_space(s, space_id)
         user_id = await user_id_of_wallet(s, wallet)
         if space is None or not await owns(s, user_id, space.id):

@@ -98,7 +98,7 @@ async def build_report(
     now = utcnow()
     since = now - delta if delta else None
     t, c = ctx.settings.transcription, ctx.settings.chat
-    async with ctx.db.session() as s:
+    async with ctx.db.read() as s:
         lines: list[tuple[str, Decimal, int]] = []
         for product, (table, col, verified) in _sources(since).items():
             total, count = await _product_totals(s, table, col, verified, since)

@@ -1,0 +1,58 @@
+"""Reads do not queue behind writes: ``Database.read`` runs beside an open write transaction."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
+
+from core.context import Context
+from core.db import Space, utcnow
+from core.service import catalog
+
+
+async def _add_space(ctx: Context, sid: str) -> None:
+    async with ctx.db.session() as s:
+        s.add(
+            Space(
+                space_id=sid,
+                space_url=f"https://x.com/i/spaces/{sid}",
+                title="Read test",
+                status="completed",
+                completed_at=utcnow(),
+            )
+        )
+
+
+async def test_a_read_runs_while_a_writer_holds_its_transaction(ctx: Context) -> None:
+    await _add_space(ctx, "1ReadWhileWrt")
+    read_done = asyncio.Event()
+
+    async def writer() -> None:
+        async with ctx.db.session() as s:
+            await s.execute(update(Space).values(title="being written"))
+            # Commit only after the reader finished: if reads took the write lock, the reader
+            # would wait for this commit (and fail on SQLite's busy timeout), never set the event.
+            await asyncio.wait_for(read_done.wait(), timeout=60)
+
+    async def reader() -> None:
+        async with ctx.db.read() as s:
+            assert await s.scalar(select(func.count()).select_from(Space)) == 1
+        view = await catalog.status(ctx, "1ReadWhileWrt")
+        assert not isinstance(view, catalog.Refused)
+        read_done.set()
+
+    w = asyncio.create_task(writer())
+    await asyncio.sleep(0)  # the writer begins first
+    await asyncio.wait_for(reader(), timeout=60)
+    await w
+
+
+async def test_postgresql_refuses_a_write_in_a_read_session(ctx: Context) -> None:
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("SQLite has no read-only transaction; the rule is not to write in read()")
+    with pytest.raises(DBAPIError, match="read-only"):
+        async with ctx.db.read() as s:
+            await s.execute(update(Space).values(title="x"))
