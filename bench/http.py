@@ -70,7 +70,7 @@ def _free_port() -> int:
 
 
 async def _fill(url: str) -> None:
-    m.upgrade(url)
+    await asyncio.to_thread(m.upgrade, url)  # Alembic runs its own event loop
     db = Database(url)
     now = utcnow()
     rows = [
@@ -116,7 +116,10 @@ async def _load(base: str, path_of: object, n: int) -> Figures:
     paths = [path_of(rng) for _ in range(n)]  # type: ignore[operator]
     ms: list[float] = []
     it = iter(paths)
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    # Idle connections expire here before uvicorn's 5 s keep-alive closes them under us.
+    limits = httpx.Limits(
+        max_connections=CLIENTS, max_keepalive_connections=CLIENTS, keepalive_expiry=2
+    )
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
         async def one_client() -> None:
@@ -150,12 +153,12 @@ async def _measure(url: str, data_dir: Path) -> tuple[Figures, Figures, int]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=None if os.environ.get("BENCH_HTTP_VERBOSE") else subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as c:
-            for _ in range(300):
+            for _ in range(1200):  # a loaded machine can take a minute to import it all
                 try:
                     if (await c.get("/healthz")).status_code == 200:
                         break
