@@ -16,7 +16,9 @@ from core.db.models import (
     Space,
     TranscriptionPayment,
     User,
+    SiwxNonce,
     WalletLinkToken,
+    X402Request,
     utcnow,
 )
 
@@ -36,7 +38,9 @@ __all__ = [
     "Space",
     "TranscriptionPayment",
     "User",
+    "SiwxNonce",
     "WalletLinkToken",
+    "X402Request",
     "async_url",
     "sync_url",
     "utcnow",
