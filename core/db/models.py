@@ -447,7 +447,8 @@ class X402Request(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     payment_id: Mapped[str | None] = mapped_column(Text, unique=True)
     authorization_key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
-    request_hash: Mapped[str] = mapped_column(Text, nullable=False)  # SHA-256, hex
+    request_hash: Mapped[str] = mapped_column(Text, nullable=False)  # SHA-256 of all, hex
+    body_hash: Mapped[str] = mapped_column(Text, nullable=False)  # SHA-256 of route + body
     route: Mapped[str] = mapped_column(Text, nullable=False)
     payer_address: Mapped[str] = mapped_column(Text, nullable=False, index=True)
     state: Mapped[str] = mapped_column(Text, nullable=False)

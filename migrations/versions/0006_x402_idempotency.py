@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("payment_id", sa.Text(), nullable=True),
         sa.Column("authorization_key", sa.Text(), nullable=False),
         sa.Column("request_hash", sa.Text(), nullable=False),
+        sa.Column("body_hash", sa.Text(), nullable=False),
         sa.Column("route", sa.Text(), nullable=False),
         sa.Column("payer_address", sa.Text(), nullable=False),
         sa.Column("state", sa.Text(), nullable=False),
