@@ -4,10 +4,13 @@ Paid routes answer ``402`` with a ``PAYMENT-REQUIRED`` header (base64 JSON of th
 PaymentRequired) until the request carries ``PAYMENT-SIGNATURE`` (the client's signed
 payload); then the payment is verified, settled and confirmed on chain by
 ``core.payments`` and the answer carries ``PAYMENT-RESPONSE``. The payer's wallet is the
-buyer. Free routes: ``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
-``GET /api/spaces/{space_id}/transcript`` (headers ``X-Wallet-Address``,
-``X-Wallet-Timestamp`` (unix seconds) and ``X-Wallet-Signature``: an EIP-191
-``personal_sign`` of ``"spacescribe transcript <space_id> <timestamp>"``, valid 5 minutes).
+buyer. Retries are idempotent (``core.payments.idempotency``: payment-identifier and
+authorization, replayed from the database); a wallet that owns the thing signs in with
+``SIGN-IN-WITH-X`` instead of paying (``core.payments.siwx``). Free routes:
+``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
+``GET /api/spaces/{space_id}/transcript`` (SIWX; deprecated alias: headers
+``X-Wallet-Address``, ``X-Wallet-Timestamp`` (unix seconds) and ``X-Wallet-Signature``, an
+EIP-191 ``personal_sign`` of ``"spacescribe transcript <space_id> <timestamp>"``, 5 minutes).
 """
 
 from __future__ import annotations
