@@ -4,14 +4,18 @@ Paid routes answer ``402`` with a ``PAYMENT-REQUIRED`` header (base64 JSON of th
 PaymentRequired) until the request carries ``PAYMENT-SIGNATURE`` (the client's signed
 payload); then the payment is verified, settled and confirmed on chain by
 ``core.payments`` and the answer carries ``PAYMENT-RESPONSE``. The payer's wallet is the
-buyer. Free routes: ``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
-``GET /api/spaces/{space_id}/transcript`` (headers ``X-Wallet-Address``,
-``X-Wallet-Timestamp`` (unix seconds) and ``X-Wallet-Signature``: an EIP-191
-``personal_sign`` of ``"spacescribe transcript <space_id> <timestamp>"``, valid 5 minutes).
+buyer. Retries are idempotent (``core.payments.idempotency``: payment-identifier and
+authorization, replayed from the database); a wallet that owns the thing signs in with
+``SIGN-IN-WITH-X`` instead of paying (``core.payments.siwx``). Free routes:
+``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
+``GET /api/spaces/{space_id}/transcript`` (SIWX; deprecated alias: headers
+``X-Wallet-Address``, ``X-Wallet-Timestamp`` (unix seconds) and ``X-Wallet-Signature``, an
+EIP-191 ``personal_sign`` of ``"spacescribe transcript <space_id> <timestamp>"``, 5 minutes).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -19,16 +23,23 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
+from x402.extensions.payment_identifier import (
+    PAYMENT_IDENTIFIER,
+    declare_payment_identifier_extension,
+)
+from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.http.utils import (
     decode_payment_signature_header,
     encode_payment_required_header,
     encode_payment_response_header,
 )
-from x402.schemas import PaymentPayload, ResourceInfo
+from x402.schemas import PaymentPayload, ResourceInfo, SettleResponse
 
 from core.accounts import normalize_wallet
 from core.context import Context
 from core.errors import InvalidInput
+from core.payments import idempotency as idem
+from core.payments import siwx as siwx_auth
 from core.payments.fulfil import fulfiller_for
 from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
@@ -64,6 +75,8 @@ class BodyLimit:
         why: tuple[int, str] | None = None
         if len(headers.get("payment-signature", b"")) > MAX_PAYMENT_HEADER:
             why = (431, "PAYMENT-SIGNATURE header too large")
+        elif len(headers.get("sign-in-with-x", b"")) > siwx_auth.MAX_HEADER:
+            why = (431, "SIGN-IN-WITH-X header too large")
         elif scope["method"] == "POST":
             length = headers.get("content-length")
             if length is None:
@@ -113,8 +126,23 @@ def _view_json(v: SpaceView) -> dict[str, Any]:
     }
 
 
+def _extensions(ctx: Context, path: str, siwx: bool) -> dict[str, Any]:
+    """The x402 extensions a 402 answer declares: payment-identifier (idempotent retries) on
+    every paid route, sign-in-with-x (re-access without paying) where a wallet can own it."""
+    ext: dict[str, Any] = {PAYMENT_IDENTIFIER: declare_payment_identifier_extension()}
+    if siwx:
+        ext[SIGN_IN_WITH_X] = siwx_auth.declaration(ctx, path)
+    return ext
+
+
 def _payment_required(
-    request: Request, ctx: Context, units: int, description: str, error: str | None = None
+    request: Request,
+    ctx: Context,
+    units: int,
+    description: str,
+    error: str | None = None,
+    *,
+    siwx: bool = True,
 ) -> JSONResponse:
     try:
         gw = gateway_for(ctx.settings.payments, ctx.secrets)
@@ -127,6 +155,7 @@ def _payment_required(
         url=str(request.url), description=description, mime_type="application/json"
     )
     pr = gw.payment_required(reqs, resource, error)
+    pr.extensions = _extensions(ctx, request.url.path, siwx)
     return JSONResponse(
         pr.model_dump(mode="json", by_alias=True, exclude_none=True),
         402,
@@ -172,38 +201,156 @@ def _outcome(
     return _payment_required(request, ctx, units, "retry with a valid payment", out.message)
 
 
+def _stored(resp: Response) -> idem.StoredResponse:
+    keep = ("content-type", "payment-response", "payment-required")
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in keep}
+    return idem.StoredResponse(resp.status_code, bytes(resp.body), headers)
+
+
+def _replay(stored: idem.StoredResponse) -> Response:
+    return Response(stored.body, stored.status, headers=stored.headers)
+
+
+async def _space_body(ctx: Context, sid: str) -> dict[str, Any]:
+    async with ctx.db.session() as s:
+        space = await find_space(s, sid)
+        if space is None:
+            return {}
+        return {"space": _view_json(space_view(space, await queue_position(s, space.id)))}
+
+
+async def _signed_in(
+    request: Request, kind: str, space_ids: list[str], header: str, body: dict[str, Any]
+) -> Response | None:
+    """SIGN-IN-WITH-X on a paid route: what the wallet already owns, with no payment; None
+    when it owns nothing here (the caller answers 402 so it can pay)."""
+    ctx = _ctx(request)
+    wallet = await siwx_auth.sign_in(ctx, header)
+    if isinstance(wallet, Refused):
+        return _error(401, wallet.code, wallet.message)
+    if kind == "chat_query":  # the answer it paid for: the same question over the same Spaces
+        key = idem.body_hash(request.url.path, body)
+        stored = await idem.paid_answer(ctx, request.url.path, wallet, key)
+        return _replay(stored) if stored is not None else None
+    pre = await purchases.x402_preflight(ctx, kind, space_ids, wallet)
+    if not isinstance(pre, AlreadyOwned):
+        return None
+    answer: dict[str, Any] = {"paid": False, "already_owned": True, "payer": wallet}
+    answer["space"] = _view_json(pre.space)
+    if kind == "transcription":
+        answer["transcript_url"] = f"/api/spaces/{space_ids[0]}/transcript"
+    return JSONResponse(answer)
+
+
 async def _paid_route(
     request: Request,
     kind: str,
     space_ids: list[str],
     signature: str | None,
     payload: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> Response:
     ctx = _ctx(request)
     units = purchases.price_units(ctx, kind, len(space_ids))
     what = {"transcription": "transcript", "chat_unlock": "chat unlock", "chat_query": "answer"}
+    siwx_header = request.headers.get(siwx_auth.HEADER)
     if signature is None:  # the payer is not known yet: ownership is checked on payment
+        if siwx_header is not None:
+            owned = await _signed_in(request, kind, space_ids, siwx_header, body or {})
+            if owned is not None:
+                return owned
+            return _payment_required(
+                request, ctx, units, f"spacescribe {what[kind]}", "This wallet has not paid for it."
+            )
         return _payment_required(request, ctx, units, f"spacescribe {what[kind]}")
     p = _decode(signature)
     payer = _payer(p) if p else None
     if p is None or payer is None:
         return _error(400, "invalid_payment_header", "PAYMENT-SIGNATURE is not an x402 v2 payload")
-    pre = await purchases.x402_preflight(ctx, kind, space_ids, payer)
-    if isinstance(pre, Refused):
-        return _error(403, pre.code, pre.message)
-    if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
-        return JSONResponse({"paid": False, "already_owned": True, "space": _view_json(pre.space)})
-    out = await purchases.x402_buy(ctx, kind, space_ids, payer, p, payload)
-    body: dict[str, Any] = {}
-    if isinstance(out, Paid):
-        if out.result is not None:
-            body["answer"] = out.result
-        if kind != "chat_query":
-            async with ctx.db.session() as s:
-                space = await find_space(s, space_ids[0])
-                if space is not None:
-                    body["space"] = _view_json(space_view(space, await queue_position(s, space.id)))
-    return _outcome(request, ctx, out, units, body)
+    pid = idem.payment_identifier(p)
+    if isinstance(pid, idem.Conflict):
+        return _error(400, pid.code, pid.message)
+    key = idem.request_key(request.url.path, body or {}, p, payer, pid)
+    held = await idem.reserve(ctx, key)
+    if isinstance(held, idem.Replay):
+        return _replay(held.response)
+    if isinstance(held, idem.Conflict):
+        return _error(409, held.code, held.message)
+    if isinstance(held, idem.InProgress):
+        r = _error(409, held.code, held.message)
+        r.headers["Retry-After"] = str(held.retry_after)
+        return r
+    money_may_move = False
+    try:
+        if held.taken_over:  # its first request died: what became of this authorization?
+            prior = await idem.prior_payment(ctx, key, p.accepted.network)
+            if prior is not None and prior.status in ("settling", "settled", "confirmed"):
+                money_may_move = True
+                await idem.still_unknown(ctx, held)
+                return JSONResponse(
+                    {"paid": True, "status": "confirming", "transaction": prior.transaction_hash},
+                    202,
+                )
+            if prior is not None and prior.status == "credited":
+                money_may_move = True
+                resp = await _prior_paid(ctx, kind, space_ids, p, prior)
+                await idem.finish(ctx, held, _stored(resp))
+                return resp
+        pre = await purchases.x402_preflight(ctx, kind, space_ids, payer)
+        if isinstance(pre, Refused):
+            await idem.release(ctx, held)
+            return _error(403, pre.code, pre.message)
+        if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
+            resp = JSONResponse(
+                {"paid": False, "already_owned": True, "space": _view_json(pre.space)}
+            )
+            await idem.finish(ctx, held, _stored(resp))
+            return resp
+        await idem.mark_unknown(ctx, held)  # from here on money may move
+        money_may_move = True
+        out = await purchases.x402_buy(ctx, kind, space_ids, payer, p, payload)
+        answer: dict[str, Any] = {}
+        if isinstance(out, Paid):
+            if out.result is not None:
+                answer["answer"] = out.result
+            if kind != "chat_query":
+                answer.update(await _space_body(ctx, space_ids[0]))
+        resp = _outcome(request, ctx, out, units, answer)
+        if isinstance(out, Paid):
+            await idem.finish(ctx, held, _stored(resp))
+        elif isinstance(out, PaymentPending):
+            await idem.still_unknown(ctx, held)
+        else:  # refused: nothing was charged, the same payload may be tried again
+            await idem.release(ctx, held)
+        return resp
+    except BaseException:
+        if not money_may_move:
+            await asyncio.shield(idem.release(ctx, held))
+        raise
+
+
+async def _prior_paid(
+    ctx: Context, kind: str, space_ids: list[str], p: PaymentPayload, prior: idem.PriorPayment
+) -> Response:
+    """The answer of a paid request whose process died before answering (from its receipt)."""
+    answer: dict[str, Any] = {
+        "paid": True,
+        "transaction": prior.transaction_hash,
+        "payer": prior.payer,
+    }
+    if prior.result is not None:
+        answer["answer"] = prior.result
+    if kind != "chat_query":
+        answer.update(await _space_body(ctx, space_ids[0]))
+    settled = SettleResponse(
+        success=True,
+        transaction=prior.transaction_hash or "",
+        network=p.accepted.network,
+        payer=prior.payer,
+    )
+    return JSONResponse(
+        answer, 200, headers={"PAYMENT-RESPONSE": encode_payment_response_header(settled)}
+    )
 
 
 def _space(text: str, parse: Callable[[str], str]) -> str | Response:
@@ -230,7 +377,12 @@ async def transcribe(
         return _error(status, checked.code, checked.message)
     title = getattr(checked, "title", None)
     return await _paid_route(
-        request, "transcription", [sid], payment_signature, {"title": title} if title else None
+        request,
+        "transcription",
+        [sid],
+        payment_signature,
+        {"title": title} if title else None,
+        {"space": sid},
     )
 
 
@@ -243,7 +395,7 @@ async def unlock(
     sid = _space(body.space, parse_space)
     if isinstance(sid, Response):
         return sid
-    return await _paid_route(request, "chat_unlock", [sid], payment_signature)
+    return await _paid_route(request, "chat_unlock", [sid], payment_signature, None, {"space": sid})
 
 
 @router.post(
@@ -267,7 +419,12 @@ async def chat(
     if fulfiller_for("chat_query") is None:
         return _error(503, "chat_unavailable", "Chat is not available on this server.")
     return await _paid_route(
-        request, "chat_query", sids, payment_signature, {"question": body.question}
+        request,
+        "chat_query",
+        sids,
+        payment_signature,
+        {"question": body.question},
+        {"question": body.question, "spaces": sids},
     )
 
 
@@ -286,30 +443,74 @@ async def get_space(request: Request, space_id: str) -> Response:
 @router.get(
     "/api/spaces/{space_id}/transcript",
     tags=["spaces"],
-    summary="The transcript, for a wallet that bought it (EIP-191 signature headers)",
+    responses=PAID,
+    summary="The transcript, for a wallet that bought it (SIGN-IN-WITH-X), or buy it (x402)",
 )
 async def get_transcript(
     request: Request,
     space_id: str,
-    x_wallet_address: str = Header(max_length=64),
-    x_wallet_timestamp: int = Header(),
-    x_wallet_signature: str = Header(max_length=200),
+    sign_in_with_x: str | None = Header(None, alias="SIGN-IN-WITH-X"),
+    payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
+    x_wallet_address: str | None = Header(None, max_length=64),
+    x_wallet_timestamp: int | None = Header(None),
+    x_wallet_signature: str | None = Header(None, max_length=200),
 ) -> Response:
+    """``SIGN-IN-WITH-X`` from a wallet that bought the Space → the transcript (markdown).
+    ``X-Wallet-*`` (deprecated alias, see the README) works as before. Neither → 402 with the
+    transcript's price and a sign-in challenge; paying here buys it like ``/x402/transcribe``."""
     sid = _space(space_id, validate_id)
     if isinstance(sid, Response):
         return sid
-    wallet = verify_wallet_proof(
-        transcript_message(sid, x_wallet_timestamp),
-        x_wallet_address,
-        x_wallet_timestamp,
-        x_wallet_signature,
-    )
-    if isinstance(wallet, Refused):
-        return _error(401 if wallet.code != "invalid_wallet" else 400, wallet.code, wallet.message)
-    t = await purchases.transcript_for_wallet(_ctx(request), sid, wallet)
+    ctx = _ctx(request)
+    legacy = (x_wallet_address, x_wallet_timestamp, x_wallet_signature)
+    deprecated = False
+    if sign_in_with_x is not None:
+        wallet: str | Refused = await siwx_auth.sign_in(ctx, sign_in_with_x)
+        if isinstance(wallet, Refused):
+            return _error(401, wallet.code, wallet.message)
+    elif any(h is not None for h in legacy):
+        if x_wallet_address is None or x_wallet_timestamp is None or x_wallet_signature is None:
+            return _error(
+                400,
+                "incomplete_wallet_proof",
+                "X-Wallet-Address, X-Wallet-Timestamp and X-Wallet-Signature go together; "
+                "prefer SIGN-IN-WITH-X.",
+            )
+        wallet = verify_wallet_proof(
+            transcript_message(sid, x_wallet_timestamp),
+            x_wallet_address,
+            x_wallet_timestamp,
+            x_wallet_signature,
+        )
+        if isinstance(wallet, Refused):
+            code = 401 if wallet.code != "invalid_wallet" else 400
+            return _error(code, wallet.code, wallet.message)
+        deprecated = True
+    elif payment_signature is not None:
+        checked = await purchases.default_check_space()(ctx, sid)
+        if isinstance(checked, Refused):
+            status = 503 if checked.code in ("metadata_unavailable", "space_unreachable") else 422
+            return _error(status, checked.code, checked.message)
+        title = getattr(checked, "title", None)
+        return await _paid_route(
+            request,
+            "transcription",
+            [sid],
+            payment_signature,
+            {"title": title} if title else None,
+            {"space": sid},
+        )
+    else:
+        units = purchases.price_units(ctx, "transcription")
+        return _payment_required(request, ctx, units, "spacescribe transcript")
+    t = await purchases.transcript_for_wallet(ctx, sid, wallet)
+    if isinstance(t, Refused) and t.code == "not_owned" and not deprecated:
+        units = purchases.price_units(ctx, "transcription")
+        return _payment_required(request, ctx, units, "spacescribe transcript", t.message)
     if isinstance(t, Refused):
         return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
-    return FileResponse(t.path, media_type="text/markdown", filename=f"{sid}.md")
+    headers = {"Deprecation": "true"} if deprecated else None
+    return FileResponse(t.path, media_type="text/markdown", filename=f"{sid}.md", headers=headers)
 
 
 @router.get("/api/spaces/{rest:path}", include_in_schema=False)

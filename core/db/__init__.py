@@ -13,10 +13,12 @@ from core.db.models import (
     PaymentCursor,
     PaymentReceipt,
     ProcessingJob,
+    SiwxNonce,
     Space,
     TranscriptionPayment,
     User,
     WalletLinkToken,
+    X402Request,
     utcnow,
 )
 
@@ -35,8 +37,10 @@ __all__ = [
     "ProcessingJob",
     "Space",
     "TranscriptionPayment",
+    "SiwxNonce",
     "User",
     "WalletLinkToken",
+    "X402Request",
     "async_url",
     "sync_url",
     "utcnow",

@@ -428,3 +428,45 @@ class WalletLinkToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     used_at: Mapped[datetime | None] = _ts()
     wallet_address: Mapped[str | None] = mapped_column(Text)  # linked wallet, once used
+
+
+class X402Request(Base):
+    """One paid x402 request, reserved before its payment is verified: the idempotency
+    record behind payment-identifier retries and re-sent ``PAYMENT-SIGNATURE`` headers.
+
+    ``payment_id`` is the client's payment-identifier (NULL when none was sent);
+    ``authorization_key`` names the EIP-3009 authorization (network, token, payer, nonce),
+    which can pay once only, so a payload re-sent without its id finds its row too.
+    ``state``: ``in_flight`` (reserved; ``lease_until`` says until when its process owns
+    it), ``unknown`` (money may have moved, the outcome is not known yet) or ``done`` (the
+    stored response is final and is what every retry gets)."""
+
+    __tablename__ = "x402_requests"
+    __table_args__ = (_AUTOINC,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payment_id: Mapped[str | None] = mapped_column(Text, unique=True)
+    authorization_key: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    request_hash: Mapped[str] = mapped_column(Text, nullable=False)  # SHA-256 of all, hex
+    body_hash: Mapped[str] = mapped_column(Text, nullable=False)  # SHA-256 of route + body
+    route: Mapped[str] = mapped_column(Text, nullable=False)
+    payer_address: Mapped[str] = mapped_column(Text, nullable=False, index=True)
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    lease_until: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)  # JSON text, replayed verbatim
+    response_headers: Mapped[str | None] = mapped_column(Text)  # JSON object
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    updated_at: Mapped[datetime | None] = _ts()
+
+
+class SiwxNonce(Base):
+    """A Sign-In-With-X nonce that was used; the UNIQUE key makes each one single-use."""
+
+    __tablename__ = "siwx_nonces"
+    __table_args__ = (_AUTOINC,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    nonce: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    wallet_address: Mapped[str] = mapped_column(Text, nullable=False)
+    used_at: Mapped[datetime | None] = _ts(default=True)
