@@ -131,8 +131,9 @@ def revenue(
     period: str = typer.Option("week", "--period", help="day, week, month or all"),
     chart: Path = typer.Option(None, "--chart", help="Write a PNG chart of revenue per day here"),
 ) -> None:
-    """Revenue by product (exact), counts, paying users, refunds, costs and margin."""
-    from bot.render import revenue_table
+    """Revenue by product (exact), counts, paying users, refunds, costs and margin; USDC and
+    Telegram Stars in separate tables."""
+    from bot.render import revenue_table, stars_table
     from core.results import Refused, RevenueReport
     from core.service.revenue import build_report
 
@@ -149,6 +150,7 @@ def revenue(
         _fail(rep.message)
         return
     console.print(revenue_table(rep))
+    console.print(stars_table(rep))
     if chart is not None and rep.chart_png:
         chart.write_bytes(rep.chart_png)
         console.print(f"chart written to {chart}")

@@ -10,7 +10,7 @@ from core.results import RevenueReport
 
 def revenue_table(rep: RevenueReport) -> Table:
     since = rep.since.strftime("%Y-%m-%d %H:%M UTC") if rep.since else "the beginning"
-    t = Table(title=f"Revenue, period {rep.period} (since {since})")
+    t = Table(title=f"Revenue in USDC, period {rep.period} (since {since})")
     for col in ("product", "count", "revenue", "cost", "margin"):
         t.add_column(col, justify="left" if col == "product" else "right")
     for line in rep.lines:
@@ -29,4 +29,16 @@ def revenue_table(rep: RevenueReport) -> Table:
         if rep.top_spaces
         else ""
     )
+    return t
+
+
+def stars_table(rep: RevenueReport) -> Table:
+    """Telegram Stars apart from USDC (another currency: never summed with it)."""
+    t = Table(title=f"Revenue in Telegram Stars (XTR), period {rep.period}")
+    for col in ("product", "count", "stars"):
+        t.add_column(col, justify="left" if col == "product" else "right")
+    for line in rep.stars_lines:
+        t.add_row(line.product.replace("_", " "), str(line.count), str(line.stars))
+    t.add_row("total", str(rep.stars_count), str(rep.stars_total))
+    t.caption = f"refunded in Stars: {rep.stars_refunded} ({rep.stars_refund_count} payments)"
     return t

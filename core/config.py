@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,20 +91,41 @@ class PaymentSettings(_Section):
         return int(self.network.split(":", 1)[1])
 
 
+_USDC_PRICES = ("transcription", "chat_unlock", "chat_base", "chat_per_space")
+MAX_STARS = 100_000  # Telegram's upper bound for one Stars invoice is far below this
+
+
+class StarsPriceSettings(_Section):
+    """Prices in Telegram Stars (currency XTR): whole Stars, never fractions."""
+
+    transcription: int = Field(15, ge=1, le=MAX_STARS)
+    chat_unlock: int = Field(40, ge=1, le=MAX_STARS)
+    chat_base: int = Field(70, ge=1, le=MAX_STARS)
+    chat_per_space: int = Field(8, ge=0, le=MAX_STARS)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole(cls, v: Any) -> Any:
+        if isinstance(v, (bool, float)) or (isinstance(v, str) and not v.strip().isdigit()):
+            raise ValueError("must be a whole number of Stars, such as 15")
+        return v
+
+
 class PriceSettings(_Section):
     transcription: Decimal = Decimal("0.2")
     chat_unlock: Decimal = Decimal("0.5")
     chat_base: Decimal = Decimal("0.9")
     chat_per_space: Decimal = Decimal("0.1")
+    stars: StarsPriceSettings = StarsPriceSettings()
 
-    @field_validator("*", mode="before")
+    @field_validator(*_USDC_PRICES, mode="before")
     @classmethod
     def _no_float(cls, v: Any) -> Any:
         if isinstance(v, float):
             raise ValueError('must be a decimal string such as "0.2", not a float')
         return v
 
-    @field_validator("*")
+    @field_validator(*_USDC_PRICES)
     @classmethod
     def _usdc(cls, v: Decimal) -> Decimal:
         from core.money import parse_usdc
@@ -143,6 +172,16 @@ class TelegramSettings(_Section):
     admin_ids: list[int] = []
     mode: Literal["polling", "webhook"] = "polling"
     base_url: str = ""  # Bot API server; empty = Telegram's
+    # the two ways a Telegram member can pay a quote; at least one stays on
+    stars_enabled: bool = True
+    usdc_enabled: bool = True
+    support_contact: str = Field("", max_length=200)  # shown by /paysupport
+
+    @model_validator(mode="after")
+    def _one_method(self) -> TelegramSettings:
+        if not (self.stars_enabled or self.usdc_enabled):
+            raise ValueError("stars_enabled and usdc_enabled cannot both be false")
+        return self
 
 
 class DiscordSettings(_Section):

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 # Message kinds (outbox.kind) and their payload keys (JSON):
-#   payment_confirmed  {invoice_id, kind, space_ids, amount}
+#   payment_confirmed  {invoice_id, kind, space_ids, amount} (+ {currency: "XTR", stars}
+#                      when paid in Telegram Stars; amount is then "0.0" USDC)
 #   transcript_ready   {space_id}              -> attach data/spaces/<id>/transcript.md
 #   chat_answer        {session_id}            -> render the chat_sessions row
 #                      or {invoice_id}         -> an owed answer, produced when it is sent
 #   job_failed         {space_id, error}
 #   refunded           {space_id, amount, reason}
 #   wallet_linked      {address}
+#   stars_refund       {charge_id, stars, reason, [space_id]} -> Telegram only: the adapter
+#                      calls refundStarPayment, records it (stars.mark_refunded), tells the member
 MessageKind = Literal[
     "payment_confirmed",
     "transcript_ready",
@@ -26,6 +29,7 @@ MessageKind = Literal[
     "job_failed",
     "refunded",
     "wallet_linked",
+    "stars_refund",
 ]
 
 

@@ -1,4 +1,5 @@
-"""When a Space fails for good: every payer is told, and credited per the refund policy."""
+"""When a Space fails for good: every payer is told, and refunded per the refund policy:
+USDC payers with account credit, Telegram Stars payers in Stars (``refundStarPayment``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from core.db import Credit, Space, TranscriptionPayment, utcnow
 from core.db.upsert import insert_ignore
 from core.money import canonical_units, to_units
 from core.outbox import add_message
+from core.payments.stars import refund_for_invoices, stars_invoice_pks
 from core.queue import notify_payers, payers
 
 
@@ -29,9 +31,17 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
             TranscriptionPayment.payment_verified.is_(True),
         )
     )
+    paid = list(rows.scalars())
+    in_stars = await stars_invoice_pks(
+        session, [tp.invoice_id for tp in paid if tp.invoice_id is not None]
+    )
+    await refund_for_invoices(session, sorted(in_stars), f"Space {space.space_id}: {error}")
+    stars_payers = {tp.user_id for tp in paid if tp.invoice_id in in_stars}
     refunded: dict[int, int] = {}
     total = 0
-    for tp in rows.scalars():
+    for tp in paid:
+        if tp.invoice_id in in_stars:
+            continue  # Stars go back as Stars (the stars_refund message tells the member)
         units = to_units(tp.amount_usdc)
         refunded[tp.user_id] = units
         total += units * await insert_ignore(
@@ -47,6 +57,8 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
             index_elements=["reason", "reference"],
         )
     for p in await payers(session, space_pk):
+        if p.user_id in stars_payers and p.user_id not in refunded:
+            continue
         await add_message(
             session,
             kind="refunded",

@@ -153,15 +153,37 @@ class RevenueLine:
 
 
 @dataclass(frozen=True)
+class StarsLine:
+    """Telegram Stars received for one product: whole Stars, never converted nor summed
+    with USDC."""
+
+    product: str  # transcriptions | chat_unlocks | chat_queries
+    stars: int
+    count: int
+
+
+@dataclass(frozen=True)
 class RevenueReport:
     period: str
     since: datetime | None
-    lines: list[RevenueLine]
+    lines: list[RevenueLine]  # USDC only
     paying_users: int
     refunds: Decimal
     top_spaces: list[SpaceView]
     chart_png: bytes | None = None
+    stars_lines: list[StarsLine] = field(default_factory=list)
+    stars_refunded: int = 0
+    stars_refund_count: int = 0
 
     @property
     def total(self) -> Decimal:
+        """USDC received (Stars are reported apart: :attr:`stars_total`)."""
         return sum((line.total for line in self.lines), Decimal(0))
+
+    @property
+    def stars_total(self) -> int:
+        return sum(line.stars for line in self.stars_lines)
+
+    @property
+    def stars_count(self) -> int:
+        return sum(line.count for line in self.stars_lines)

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
-from core.accounts import get_or_create_user, normalize_wallet
+from core.accounts import adopt_walletless, get_or_create_user, is_wallet, normalize_wallet
 from core.context import Context
 from core.db import Account, User, WalletLinkToken, utcnow
 from core.results import Refused
@@ -157,7 +157,7 @@ async def link_page(ctx: Context, token: str) -> LinkPage | Refused:
         address = None
         if acc.user_id is not None:
             user = await s.get(User, acc.user_id)
-            address = user.wallet_address if user else None
+            address = user.wallet_address if user and is_wallet(user.wallet_address) else None
         return LinkPage(token, acc.platform, acc.display_name, row.expires_at, address)
 
 
@@ -246,10 +246,11 @@ async def link_wallet(ctx: Context, token: str, message: str, signature: str) ->
         if acc is None:
             return _refuse("unknown_link")
         previous = None
+        user = await get_or_create_user(s, wallet)
         if acc.user_id is not None:
             old = await s.get(User, acc.user_id)
-            previous = old.wallet_address if old else None
-        user = await get_or_create_user(s, wallet)
+            previous = old.wallet_address if old and is_wallet(old.wallet_address) else None
+            await adopt_walletless(s, int(acc.user_id), int(user.id))
         await s.execute(
             update(Account).where(Account.id == acc.id).values(user_id=user.id, linked_at=now)
         )

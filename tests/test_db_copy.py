@@ -20,6 +20,7 @@ from core.db import (
     PaymentCursor,
     PaymentReceipt,
     Space,
+    StarPayment,
     TranscriptionPayment,
     User,
     utcnow,
@@ -81,6 +82,16 @@ async def _populate_every_table(ctx: Context) -> None:
         )
         s.add(
             PaymentCursor(network="eip155:31337", token_address=token, pay_to=token, last_block=7)
+        )
+        s.add(
+            StarPayment(
+                telegram_payment_charge_id="stxCopyTest1",
+                invoice_id=invoice.id,
+                telegram_user_id="4242",
+                currency="XTR",
+                amount=15,
+                status="credited",
+            )
         )
 
 

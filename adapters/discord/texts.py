@@ -222,6 +222,11 @@ def revenue(r: res.RevenueReport) -> Out:
     embed.add_field(name="Total", value=f"**{display(r.total)}**", inline=False)
     embed.add_field(name="Paying users", value=str(r.paying_users))
     embed.add_field(name="Refunds", value=display(r.refunds))
+    embed.add_field(
+        name="Telegram Stars (apart from USDC)",
+        value=f"⭐ {r.stars_total} ({r.stars_count}) · refunded ⭐ {r.stars_refunded}",
+        inline=False,
+    )
     if r.top_spaces:
         top = ", ".join(esc(s.title) for s in r.top_spaces)
         embed.add_field(name="Top Spaces", value=clip(top, FIELD_MAX), inline=False)

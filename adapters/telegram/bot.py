@@ -16,11 +16,20 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    LabeledPrice,
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
-from telegram.ext import Application, CommandHandler, ContextTypes
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    PreCheckoutQueryHandler,
+    filters,
+)
 
 from adapters.telegram import texts
 from adapters.web import webhooks
@@ -29,6 +38,7 @@ from core.context import Context
 from core.errors import ConfigError, InvalidInput
 from core.logging import get_logger, log_context
 from core.outbox_contract import Delivery, OutboundMessage
+from core.payments import stars
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service import catalog, notices, purchases
 from core.service import chat as chat_service
@@ -49,10 +59,13 @@ COMMANDS = [
     ("wallet", "Link your wallet, see your credit"),
     ("revenue", "Revenue (admins)"),
     ("help", "What the bot does and costs"),
+    ("paysupport", "Help with a payment"),
+    ("terms", "Terms of sale"),
 ]
 # In groups: what makes sense in front of others (wallet links and revenue stay private).
 GROUP_COMMANDS = [c for c in COMMANDS if c[0] not in ("wallet", "revenue")]
 WEBHOOK_PATH = "/telegram/webhook"
+STARS_BUTTON = "stars:"  # callback data of "Pay with Stars": stars:<invoice public id>
 
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
@@ -93,8 +106,18 @@ class TelegramBot:
             ("search", self.search_cmd),
             ("wallet", self.wallet_cmd),
             ("revenue", self.revenue_cmd),
+            ("paysupport", self.paysupport_cmd),
+            ("terms", self.terms_cmd),
         ):
             self.app.add_handler(CommandHandler(name, _with_update_id(fn)))
+        # Telegram Stars: the button, Telegram's question before charging, and its receipt
+        self.app.add_handler(
+            CallbackQueryHandler(_with_update_id(self.stars_button), pattern=f"^{STARS_BUTTON}")
+        )
+        self.app.add_handler(PreCheckoutQueryHandler(_with_update_id(self.pre_checkout)))
+        self.app.add_handler(
+            MessageHandler(filters.SUCCESSFUL_PAYMENT, _with_update_id(self.successful_payment))
+        )
         self.app.add_error_handler(self.on_error)
         self.sender = TelegramSender(self)
 
@@ -197,8 +220,23 @@ class TelegramBot:
             await self.reply(update, texts.granted(result))
 
     async def send_quote(self, update: Update, q: Quote) -> None:
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Pay with wallet", url=q.pay_url)]])
-        await self.reply_privately(update, texts.quote(q), markup, "the payment details")
+        """The quote, with a button per payment method the operator allows."""
+        t = self.ctx.settings.telegram
+        in_stars = None
+        if stars.offers_stars(self.ctx.settings, bool(q.credit_applied)):
+            in_stars = stars.stars_price(self.ctx.settings.prices, q.kind, len(q.space_ids))
+        buttons = []
+        if t.usdc_enabled:
+            buttons.append(InlineKeyboardButton("Pay with USDC", url=q.pay_url))
+        if in_stars is not None:
+            buttons.append(
+                InlineKeyboardButton(
+                    f"Pay with Stars ⭐ {in_stars}", callback_data=STARS_BUTTON + q.invoice_id
+                )
+            )
+        text = texts.quote(q, in_stars, usdc=t.usdc_enabled)
+        markup = InlineKeyboardMarkup([buttons]) if buttons else None
+        await self.reply_privately(update, text, markup, "the payment details")
 
     async def reply_privately(self, update: Update, text: str, markup: Any, what: str) -> None:
         """In a group, personal links (payment, wallet) go to the member's private chat."""
@@ -341,6 +379,64 @@ class TelegramBot:
         markup = InlineKeyboardMarkup([[InlineKeyboardButton("Link wallet", url=info.link_url)]])
         await self.reply_privately(update, texts.wallet(info), markup, "your wallet link")
 
+    async def paysupport_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.reply(update, texts.paysupport(self.ctx.settings.telegram.support_contact))
+
+    async def terms_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.reply(update, texts.terms(self.ctx.settings))
+
+    # ------------------------------------------------------------ Telegram Stars
+
+    async def stars_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """ "Pay with Stars": the invoice is sent (sendInvoice, XTR); nothing is granted yet."""
+        query = update.callback_query
+        assert query is not None
+        await query.answer()
+        public_id = (query.data or "").removeprefix(STARS_BUTTON)
+        got = await stars.offer(self.ctx, self.caller(update), public_id)
+        if isinstance(got, Refused):
+            await self.app.bot.send_message(
+                query.from_user.id, texts.refused(got), parse_mode=ParseMode.HTML
+            )
+            return
+        await self.app.bot.send_invoice(
+            chat_id=query.from_user.id,
+            title=got.title,
+            description=got.description,
+            payload=got.invoice_id,
+            provider_token="",  # Stars need none
+            currency=stars.CURRENCY,
+            prices=[LabeledPrice(got.label, got.amount)],
+        )
+
+    async def pre_checkout(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Telegram waits at most 10 s for this answer: a few indexed reads, then answer."""
+        q = update.pre_checkout_query
+        assert q is not None
+        refused = await stars.pre_checkout(
+            self.ctx, self.caller(update), q.invoice_payload, q.currency, q.total_amount
+        )
+        if refused is None:
+            await q.answer(ok=True)
+        else:
+            await q.answer(ok=False, error_message=refused.message)
+
+    async def successful_payment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The only place a Stars purchase is granted; the outbox confirms it."""
+        msg = update.effective_message
+        assert msg is not None and msg.successful_payment is not None
+        sp = msg.successful_payment
+        result = await stars.paid(
+            self.ctx,
+            self.caller(update),
+            payload=sp.invoice_payload,
+            currency=sp.currency,
+            total_amount=sp.total_amount,
+            charge_id=sp.telegram_payment_charge_id,
+            provider_charge_id=sp.provider_payment_charge_id,
+        )
+        log.info("stars payment", outcome=result.outcome, invoice=result.invoice_id)
+
     async def revenue_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         rep = await revenue_service.report(
             self.ctx, self.caller(update), self.args(context) or "week"
@@ -390,6 +486,8 @@ class TelegramSender:
                         parse_mode=ParseMode.HTML,
                         disable_web_page_preview=True,
                     )
+            elif message.kind == "stars_refund":
+                await self._refund_stars(message)
             elif message.kind == "transcript_ready" and sid:
                 caller = Caller("telegram", message.recipient)
                 t = await catalog.transcript_for(self.bot.ctx, caller, str(sid))
@@ -414,6 +512,22 @@ class TelegramSender:
             return Delivery("undeliverable", detail=str(e)[:200])
         except TelegramError as e:
             return Delivery("retry", detail=f"{type(e).__name__}: {e}"[:200])
+
+    async def _refund_stars(self, message: OutboundMessage) -> None:
+        """refundStarPayment, recorded; a charge Telegram says is refunded already counts
+        as done (a redelivery after a crash never refunds twice). Then the member is told."""
+        charge = str(message.payload["charge_id"])
+        try:
+            await self.bot.app.bot.refund_star_payment(
+                user_id=int(message.recipient), telegram_payment_charge_id=charge
+            )
+        except BadRequest as e:
+            if "ALREADY_REFUNDED" not in str(e).upper():
+                raise
+        await stars.mark_refunded(self.bot.ctx, charge)
+        await self.bot.app.bot.send_message(
+            message.recipient, _notice(message), parse_mode=ParseMode.HTML
+        )
 
 
 def _notice(message: OutboundMessage) -> str:

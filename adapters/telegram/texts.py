@@ -6,6 +6,7 @@ from html import escape
 
 __all__ = ["escape"]
 
+from core.config import Settings
 from core.money import display
 from core.pipeline.render import hms
 from core.results import (
@@ -21,19 +22,20 @@ from core.results import (
     Transcript,
     WalletInfo,
 )
-from core.service.notices import product, quote_notes
+from core.service.notices import product, quote_notes, stars_text
 
 MAX_MESSAGE = 4096
 
 HELP = (
-    "<b>spacescribe</b> turns X Spaces into transcripts, paid in USDC.\n\n"
+    "<b>spacescribe</b> turns X Spaces into transcripts, paid in Telegram Stars or USDC.\n\n"
     "/transcribe &lt;link&gt; — the transcript of a Space ({transcription}), sent here as "
     "a file\n"
     "/unlock &lt;space&gt; — AI chat on a Space you own ({unlock})\n"
     "/chat &lt;question&gt; &lt;space…&gt; — ask across Spaces ({chat_base} + {per_space} "
     "per Space)\n"
     "/myspaces — your Spaces · /status &lt;space&gt; — processing status\n"
-    "/popular · /search &lt;words&gt; · /wallet — link your wallet, see your credit"
+    "/popular · /search &lt;words&gt; · /wallet — link your wallet, see your credit\n"
+    "/terms — terms of sale · /paysupport — help with a payment"
 )
 
 
@@ -55,15 +57,53 @@ def status(v: SpaceView) -> str:
     return text
 
 
-def quote(q: Quote) -> str:
+def quote(q: Quote, in_stars: int | None = None, usdc: bool = True) -> str:
+    """A price: in USDC and/or in Telegram Stars, whichever the operator allows."""
     what = product(q.kind)
     spaces = ", ".join(f"<code>{s}</code>" for s in q.space_ids)
+    prices = ([f"<b>{display(q.amount)}</b>"] if usdc else []) + (
+        [f"<b>⭐ {stars_text(in_stars)}</b>"] if in_stars is not None else []
+    )
     lines = [
-        f"<b>{what}</b> of {spaces}: <b>{display(q.amount)}</b>",
-        f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with the button below.",
+        f"<b>{what}</b> of {spaces}: {' or '.join(prices)}",
+        f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with "
+        + ("a button below." if len(prices) > 1 else "the button below."),
     ]
-    lines += quote_notes(q, code=lambda s: f"<code>{s}</code>")
+    if usdc:
+        lines += quote_notes(q, code=lambda s: f"<code>{s}</code>")
     return "\n".join(lines)
+
+
+def paysupport(contact: str) -> str:
+    reach = (
+        f"Write to {escape(contact)} with your payment's date and the Space."
+        if contact
+        else "Reply here with your payment's date and the Space, and the operator will answer."
+    )
+    return (
+        "<b>Payment support</b>\n"
+        "Paid but nothing arrived? /myspaces lists what you own, and /status &lt;space&gt; "
+        "tells where a transcript is.\n"
+        "Telegram Stars are refunded in Stars, automatically, when a Space cannot be "
+        "transcribed or a paid question cannot be answered; USDC payments become account "
+        "credit (/wallet).\n" + reach
+    )
+
+
+def terms(settings: Settings) -> str:
+    p, s = settings.prices, settings.prices.stars
+    return (
+        "<b>Terms of sale</b>\n"
+        "You buy digital goods: the transcript of a recorded X Space (a file sent here), AI "
+        "chat on Spaces you own, and answers to questions about them.\n"
+        f"Prices: transcript {display(p.transcription)} or {stars_text(s.transcription)}; "
+        f"chat unlock {display(p.chat_unlock)} or {stars_text(s.chat_unlock)}; a question "
+        f"{display(p.chat_base)} + {display(p.chat_per_space)} per Space, or "
+        f"{stars_text(s.chat_base)} + {stars_text(s.chat_per_space)} per Space.\n"
+        "Nothing is charged for what you already own. If a Space cannot be transcribed, "
+        "Stars payments are refunded in Stars and USDC payments become account credit.\n"
+        "Transcripts are machine-made and may contain errors. Help: /paysupport."
+    )
 
 
 def owned(o: AlreadyOwned) -> str:
@@ -209,6 +249,13 @@ def revenue(r: RevenueReport) -> str:
     lines.append(
         f"<b>Total: {display(r.total)}</b> · paying users {r.paying_users} · "
         f"refunds {display(r.refunds)}"
+    )
+    lines.append("<b>Telegram Stars</b> (never added to USDC)")
+    for st in r.stars_lines:
+        lines.append(f"{st.product.replace('_', ' ')}: ⭐ {stars_text(st.stars)} ({st.count})")
+    lines.append(
+        f"<b>Total: ⭐ {stars_text(r.stars_total)}</b> ({r.stars_count}) · refunded "
+        f"⭐ {stars_text(r.stars_refunded)} ({r.stars_refund_count})"
     )
     if r.top_spaces:
         lines.append("Top: " + ", ".join(escape(s.title) for s in r.top_spaces))

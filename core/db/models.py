@@ -470,3 +470,30 @@ class SiwxNonce(Base):
     nonce: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     wallet_address: Mapped[str] = mapped_column(Text, nullable=False)
     used_at: Mapped[datetime | None] = _ts(default=True)
+
+
+class StarPayment(Base):
+    """A Telegram Stars payment (currency XTR, whole Stars): the receipt of a Stars purchase.
+
+    Keyed by Telegram's ``telegram_payment_charge_id`` (UNIQUE, like a transaction hash), so
+    a ``successful_payment`` delivered twice is recorded and granted once. Stars never enter
+    the seed's ``amount_usdc`` columns. received → credited, or → refund_due → refunded.
+    """
+
+    __tablename__ = "star_payments"
+    __table_args__ = (_AUTOINC,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    telegram_payment_charge_id: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    provider_payment_charge_id: Mapped[str | None] = mapped_column(Text)
+    invoice_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("invoices.id", ondelete="SET NULL"), index=True
+    )
+    telegram_user_id: Mapped[str] = mapped_column(Text, nullable=False)  # who paid (refund to)
+    currency: Mapped[str] = mapped_column(Text, nullable=False)  # XTR
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)  # whole Stars
+    status: Mapped[str] = mapped_column(Text, nullable=False)  # see the class doc
+    refund_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    credited_at: Mapped[datetime | None] = _ts()
+    refunded_at: Mapped[datetime | None] = _ts()

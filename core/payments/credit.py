@@ -142,8 +142,14 @@ async def credit_invoice(
     transaction_hash: str | None,
     receipt_id: int | None,
     fulfilment: dict[str, object] | None = None,
+    stars: int | None = None,
 ) -> CreditResult:
-    """Grant what ``inv`` buys. Call inside the caller's transaction; idempotent."""
+    """Grant what ``inv`` buys. Call inside the caller's transaction; idempotent.
+
+    ``stars``: the invoice was paid in Telegram Stars (that many, currency XTR) rather than
+    USDC: the grant rows record 0 USDC (the seed's ``amount_usdc`` holds USDC only), the
+    confirmation names the Stars, and a part already owned is left to the caller to refund
+    in Stars (``to_credit_units``) instead of becoming USDC account credit."""
     now = utcnow()
     if receipt_id is not None:
         won = await session.execute(
@@ -178,7 +184,10 @@ async def credit_invoice(
     user_id = await _buyer(session, inv, payer)
     await session.execute(update(Invoice).where(Invoice.id == inv.id).values(user_id=user_id))
     await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
-    amount = canonical_units(int(inv.amount_units))
+    amount = canonical_units(0 if stars is not None else int(inv.amount_units))
+    paid: dict[str, object] = {"amount": amount}
+    if stars is not None:
+        paid.update(currency="XTR", stars=stars)
     payload = json.loads(inv.payload) if inv.payload else {}
     granted: list[str] = []
     owned_already = 0
@@ -205,7 +214,7 @@ async def credit_invoice(
             inv,
             "payment_confirmed",
             None,
-            {"space_ids": json.loads(inv.space_ids), "amount": amount},
+            {"space_ids": json.loads(inv.space_ids), **paid},
         )
         return CreditResult(inv.public_id, inv.kind, user_id, [], 0, True)
     model = TranscriptionPayment if inv.kind == "transcription" else ChatUnlock
@@ -245,7 +254,7 @@ async def credit_invoice(
         to_credit = int(inv.amount_units)
     elif owned_already:
         to_credit = int(inv.amount_units) * owned_already // len(json.loads(inv.space_ids))
-    if to_credit:
+    if to_credit and stars is None:
         await add_credit(session, user_id, to_credit, "overpaid", f"invoice:{inv.public_id}")
     # one confirmation per invoice; "credit" tells what became account credit instead
     await _notify(
@@ -255,9 +264,9 @@ async def credit_invoice(
         None,
         {
             "space_ids": granted,
-            "amount": amount,
+            **paid,
             "transaction_hash": transaction_hash,
-            **({"credit": canonical_units(to_credit)} if to_credit else {}),
+            **({"credit": canonical_units(to_credit)} if to_credit and stars is None else {}),
         },
     )
     return CreditResult(inv.public_id, inv.kind, user_id, granted, to_credit, True)

@@ -35,6 +35,7 @@ from core.db import (
     Invoice,
     PaymentReceipt,
     Space,
+    StarPayment,
     TranscriptionPayment,
 )
 from core.db.upsert import dialect_name
@@ -390,6 +391,9 @@ async def delivered_answer(ctx: Context, payload: dict[str, Any]) -> Answer | Re
         tx = await s.scalar(
             select(PaymentReceipt.transaction_hash).where(PaymentReceipt.invoice_id == inv.id)
         )
+        in_stars = await s.scalar(  # a Stars purchase records 0 USDC
+            select(exists().where(StarPayment.invoice_id == inv.id))
+        )
     if done:
         return await answer_of(ctx, done)
     data = json.loads(inv.payload) if inv.payload else {}
@@ -404,7 +408,7 @@ async def delivered_answer(ctx: Context, payload: dict[str, Any]) -> Answer | Re
             question=str(data.get("question") or ""),
             space_ids=ids,
             draft=draft,
-            amount_units=int(inv.amount_units),
+            amount_units=0 if in_stars else int(inv.amount_units),
             transaction_hash=tx,
             invoice_pk=inv.id,
         )

@@ -32,6 +32,15 @@ def _spaces(payload: Mapping[str, Any], code: Markup) -> str:
     return ", ".join(code(str(s)) for s in ids)
 
 
+def stars_text(n: Any) -> str:
+    """A whole number of Telegram Stars, as shown to members: "15 Stars"."""
+    try:
+        stars = int(n)
+    except (TypeError, ValueError):
+        stars = 0
+    return f"{stars} Star" + ("" if stars == 1 else "s")
+
+
 def _amount(raw: Any) -> str:
     try:
         return display(parse_usdc(str(raw)))
@@ -44,7 +53,10 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
     spaces = _spaces(payload, code)
     on = f" for {spaces}" if spaces else ""
     if kind == "payment_confirmed":
-        text = f"✅ Payment received: {_amount(payload.get('amount', '0'))}{on}. Thank you!"
+        paid = _amount(payload.get("amount", "0"))
+        if payload.get("currency") == "XTR":
+            paid = stars_text(payload.get("stars", 0))
+        text = f"✅ Payment received: {paid}{on}. Thank you!"
         if payload.get("kind") == "transcription":
             text += " The transcript comes here as soon as it is ready."
         if payload.get("credit"):
@@ -54,6 +66,11 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
         return f"❌ Processing{on} failed: {escape(str(payload.get('error', '')))}"
     if kind == "refunded":
         return f"💳 {_amount(payload.get('amount', '0'))} credited to your account{on}."
+    if kind == "stars_refund":
+        return (
+            f"⭐ {stars_text(payload.get('stars', 0))} refunded{on}: "
+            f"{escape(str(payload.get('reason', '')))}"
+        )
     if kind == "wallet_linked":
         return f"🔗 Wallet {code(str(payload.get('address', '')))} linked."
     return f"Update{on}."

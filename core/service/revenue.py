@@ -1,5 +1,9 @@
 """/revenue: the seed's query 5 by product, computed exactly, with costs, margin and a chart.
 
+USDC and Telegram Stars are two currencies, reported apart with their counts, never summed:
+a purchase paid in Stars (its invoice has a credited ``star_payments`` row) is left out of
+the USDC lines and counted in the Stars lines.
+
 Sums are exact: rows are grouped by their canonical ``amount_usdc`` string in SQL (a handful
 of distinct prices), and each group's Decimal × count is added in Python — never
 ``CAST(amount_usdc AS REAL)``.
@@ -17,9 +21,18 @@ from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
-from core.db import ChatSession, ChatUnlock, Credit, Space, TranscriptionPayment, utcnow
+from core.db import (
+    ChatSession,
+    ChatUnlock,
+    Credit,
+    Invoice,
+    Space,
+    StarPayment,
+    TranscriptionPayment,
+    utcnow,
+)
 from core.money import from_units, parse_usdc
-from core.results import Caller, Refused, RevenueLine, RevenueReport
+from core.results import Caller, Refused, RevenueLine, RevenueReport, StarsLine
 from core.service.views import space_view
 
 PERIODS: dict[str, timedelta | None] = {
@@ -43,11 +56,58 @@ def _sources(since: datetime | None) -> dict[str, tuple[Any, Any, Any]]:
     }
 
 
+KIND_PRODUCT = {
+    "transcription": "transcriptions",
+    "chat_unlock": "chat_unlocks",
+    "chat_query": "chat_queries",
+}
+_IN_STARS = select(StarPayment.invoice_id).where(
+    StarPayment.invoice_id.is_not(None), StarPayment.credited_at.is_not(None)
+)
+
+
 def _where(col: Any, verified: Any, since: datetime | None) -> list[Any]:
+    """Rows paid in USDC (or USDC credit) in the period: a Stars purchase is not USDC."""
     conds = [] if verified is None else [verified]
     if since is not None:
         conds.append(col >= since)
+    table = col.class_
+    conds.append(table.invoice_id.is_(None) | table.invoice_id.not_in(_IN_STARS))
     return conds
+
+
+async def _stars(s: AsyncSession, since: datetime | None) -> tuple[list[StarsLine], int, int]:
+    """Stars received by product (granted payments), and Stars refunded: exact integers."""
+    rows = await s.execute(
+        select(Invoice.kind, func.coalesce(func.sum(StarPayment.amount), 0), func.count())
+        .join(Invoice, Invoice.id == StarPayment.invoice_id)
+        .where(
+            StarPayment.credited_at.is_not(None),
+            *([StarPayment.credited_at >= since] if since else []),
+        )
+        .group_by(Invoice.kind)
+    )
+    got = {kind: (int(total), int(n)) for kind, total, n in rows.all()}
+    lines = [StarsLine(product, *got.get(kind, (0, 0))) for kind, product in KIND_PRODUCT.items()]
+    refunded = (
+        await s.execute(
+            select(func.coalesce(func.sum(StarPayment.amount), 0), func.count()).where(
+                StarPayment.refunded_at.is_not(None),
+                *([StarPayment.refunded_at >= since] if since else []),
+            )
+        )
+    ).one()
+    return lines, int(refunded[0]), int(refunded[1])
+
+
+async def _stars_daily(s: AsyncSession, since: datetime) -> dict[str, int]:
+    day = func.date(StarPayment.credited_at)
+    rows = await s.execute(
+        select(day, func.coalesce(func.sum(StarPayment.amount), 0))
+        .where(StarPayment.credited_at >= since)
+        .group_by(day)
+    )
+    return {str(d)[:10]: int(n) for d, n in rows.all()}
 
 
 async def _product_totals(
@@ -141,6 +201,7 @@ async def build_report(
             .limit(TOP_SPACES)
         )
         top = [space_view(sp) for sp, _n in top_rows.all()]
+        stars_lines, stars_refunded, stars_refund_count = await _stars(s, since)
         chart_png = None
         if chart:
             chart_since = since or now - timedelta(days=CHART_DAYS_ALL)
@@ -148,7 +209,8 @@ async def build_report(
                 product: await _daily(s, table, col, verified, chart_since)
                 for product, (table, col, verified) in _sources(chart_since).items()
             }
-            chart_png = render_chart(series, chart_since.date(), now.date(), period)
+            stars_series = await _stars_daily(s, chart_since)
+            chart_png = render_chart(series, chart_since.date(), now.date(), period, stars_series)
     return RevenueReport(
         period=period,
         since=since,
@@ -160,13 +222,21 @@ async def build_report(
         refunds=from_units(int(refunds_units or 0)),
         top_spaces=top,
         chart_png=chart_png,
+        stars_lines=stars_lines,
+        stars_refunded=stars_refunded,
+        stars_refund_count=stars_refund_count,
     )
 
 
 def render_chart(
-    series: dict[str, dict[str, Decimal]], start: date, end: date, period: str
+    series: dict[str, dict[str, Decimal]],
+    start: date,
+    end: date,
+    period: str,
+    stars: dict[str, int] | None = None,
 ) -> bytes:
-    """Revenue per day by product, stacked bars, as PNG bytes (matplotlib, Agg backend)."""
+    """Revenue per day as PNG bytes (matplotlib, Agg backend): USDC by product, stacked, on
+    top; Telegram Stars below on their own axis (two currencies, never one scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,8 +244,8 @@ def render_chart(
 
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     keys = [d.isoformat() for d in days]
-    fig = Figure(figsize=(8, 4), dpi=100)
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(8, 6.5), dpi=100)
+    ax, ax_stars = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     bottom = [0.0] * len(days)
     colors = {"transcriptions": "#3b82f6", "chat_unlocks": "#10b981", "chat_queries": "#f59e0b"}
     for product in PRODUCTS:
@@ -189,9 +259,17 @@ def render_chart(
             color=colors[product],
         )
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.set_title(f"spacescribe revenue per day (USDC), period: {period}")
+    ax.set_title(f"spacescribe revenue per day, period: {period}")
     ax.set_ylabel("USDC")
     ax.legend(loc="upper left")
+    ax_stars.bar(
+        days,  # type: ignore[arg-type]
+        [(stars or {}).get(k, 0) for k in keys],
+        label="Telegram Stars",
+        color="#eab308",
+    )
+    ax_stars.set_ylabel("Stars (XTR)")
+    ax_stars.legend(loc="upper left")
     fig.autofmt_xdate()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")

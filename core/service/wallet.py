@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.accounts import get_or_create_account
+from core.accounts import get_or_create_account, is_wallet
 from core.context import Context
 from core.db import User
 from core.money import from_units
@@ -18,7 +18,7 @@ async def wallet(ctx: Context, caller: Caller) -> WalletInfo:
         credit = 0
         if acc.user_id is not None:
             user = await s.get(User, acc.user_id)
-            address = user.wallet_address if user else None
+            address = user.wallet_address if user and is_wallet(user.wallet_address) else None
             credit = await credit_balance(s, acc.user_id)
         url = await create_link(s, ctx, acc.id)
     return WalletInfo(address=address, credit=from_units(max(0, credit)), link_url=url)

@@ -211,6 +211,71 @@ TELEGRAM: list[Case] = [
     _tg("/revenue traversal", "/revenue ../../etc", PERIOD, TG_ADMIN),
     _tg("/revenue sql", "/revenue week;DROP TABLE spaces", PERIOD, TG_ADMIN),
     _tg("/revenue control char", "/revenue week\x00", PERIOD, TG_ADMIN),
+    _tg("/paysupport with arguments", "/paysupport ../../etc/passwd", "Payment support"),
+    _tg("/terms with arguments", "/terms 'OR'1'='1", "Terms of sale"),
+]  # fmt: skip
+
+
+# ================================================================ Telegram Stars updates
+# (update builder, the Bot API method that answers): a pre_checkout_query is answered by
+# answerPreCheckoutQuery (ok=False, error_message), a "Pay with Stars" press by a message.
+
+NOT_INVOICE = "That is not an invoice of this bot"
+NOT_YOURS = "made for somebody else"
+INV_EXPIRED = "This invoice has expired"
+INV_PAID = "This invoice is already paid"
+PRICE_CHANGED = "The price changed"
+ONLY_STARS = "Only Telegram Stars (XTR)"
+PAYER_TG = 55  # the bad-input world's invoices belong to this Telegram member
+
+
+def _checkout(
+    name: str, invoice: str | Callable[[World], str], stars: int, expect: str,
+    user: int = PAYER_TG, currency: str = "XTR",
+) -> Case:  # fmt: skip
+    def build(w: World) -> dict[str, Any]:
+        payload = invoice(w) if callable(invoice) else invoice
+        return w.tg.pre_checkout_update(payload, stars, user, currency)
+
+    return Case("telegram payments", f"pre-checkout {name}", (build, "answerPreCheckoutQuery"),
+                expect)  # fmt: skip
+
+
+def _press(
+    name: str, data: str | Callable[[World], str], expect: str, user: int = PAYER_TG
+) -> Case:
+    def build(w: World) -> dict[str, Any]:
+        return w.tg.press_update(data(w) if callable(data) else data, user)
+
+    return Case("telegram payments", f"stars button {name}", (build, "sendMessage"), expect)
+
+
+def _inv(state: str) -> Callable[[World], str]:
+    return lambda w: w.invoices[state]
+
+
+STARS: list[Case] = [
+    _checkout("traversal payload", "../../etc/passwd", 15, NOT_INVOICE),
+    _checkout("sql payload", "'OR'1'='1", 15, NOT_INVOICE),
+    _checkout("over-long payload", "A" * 128, 15, NOT_INVOICE),
+    _checkout("control char payload", "AAAAAAAAAAAAAAAAAAAAAAA\x00", 15, NOT_INVOICE),
+    _checkout("unknown invoice", "NoSuchInvoice-0123456789ab", 15, NOT_INVOICE),
+    _checkout("expired invoice", _inv("expired"), 15, INV_EXPIRED),
+    _checkout("paid invoice", _inv("credited"), 15, INV_PAID),
+    _checkout("someone else's invoice", _inv("open"), 15, NOT_YOURS, user=TG_ANN),
+    _checkout("in another currency", _inv("open"), 15, ONLY_STARS, currency="USD"),
+    _checkout("one Star", _inv("open"), 1, PRICE_CHANGED),
+    _checkout("zero Stars", _inv("open"), 0, PRICE_CHANGED),
+    _checkout("negative Stars", _inv("open"), -15, PRICE_CHANGED),
+    _checkout("a billion Stars", _inv("open"), 10**9, PRICE_CHANGED),
+    _press("traversal", "stars:../../etc/passwd", NOT_INVOICE),
+    _press("without an invoice", "stars:", NOT_INVOICE),
+    _press("sql", "stars:'OR'1'='1", NOT_INVOICE),
+    _press("unknown invoice", "stars:NoSuchInvoice-0123456789ab", NOT_INVOICE),
+    _press("someone else's invoice", lambda w: f"stars:{w.invoices['open']}", NOT_YOURS,
+           user=TG_ANN),
+    _press("expired invoice", lambda w: f"stars:{w.invoices['expired']}", INV_EXPIRED),
+    _press("paid invoice", lambda w: f"stars:{w.invoices['credited']}", INV_PAID),
 ]  # fmt: skip
 
 
@@ -789,6 +854,7 @@ CLI: list[Case] = [
 ALL: dict[str, list[Case]] = {
     "telegram": TELEGRAM,
     "telegram webhook": WEBHOOK,
+    "telegram payments": STARS,
     "discord": DISCORD,
     "http api": HTTP_API,
     "pay page": PAY_PAGE,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +88,19 @@ async def shop(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Conte
 # ---------------------------------------------------------------- Telegram
 
 
-def telegram_entries(w: World, p: Person) -> dict[str, list[str]]:
+# Updates that are not commands, each answered by one handler type (a new handler type without
+# its row here fails the drill): (update builder for a person and the owner's invoice) rows.
+UPDATE_ROWS = {
+    "stars button": "CallbackQueryHandler",
+    "pre_checkout_query": "PreCheckoutQueryHandler",
+    "successful_payment": "MessageHandler",
+}
+Entry = str | Callable[[BotAPI], dict[str, Any]]
+
+
+def telegram_entries(w: World, p: Person) -> dict[str, list[Entry]]:
     a, pp, ww = w.a, w.p, w.w
+    mine, owners = p.invoice, w.people["owner"].invoice
     return {
         "wallet": ["/wallet"],  # first: before any quote of the payer reserves their credit
         "start": ["/start", f"/start resend_{a}", f"/start resend_{pp}", f"/start resend_{ww}"]
@@ -103,6 +114,21 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[str]]:
         "popular": ["/popular"],
         "search": ["/search agreed budget", "/search reserve", "/search alpha"],
         "revenue": ["/revenue all"],
+        "paysupport": ["/paysupport"],
+        "terms": ["/terms"],
+        # Telegram Stars: one's own invoice is sent; the owner's invoice is nobody else's
+        "stars button": [
+            lambda api: api.press_update(f"stars:{mine}", p.tg),
+            lambda api: api.press_update(f"stars:{owners}", p.tg),
+        ],
+        "pre_checkout_query": [
+            lambda api: api.pre_checkout_update(mine, 1, p.tg),
+            lambda api: api.pre_checkout_update(owners, 40, p.tg),
+        ],
+        # a charge for an invoice that is not ours to grant: refunded, and nothing is said
+        "successful_payment": [
+            lambda api: api.payment_update(UNKNOWN_ID, 15, p.tg, f"stxDrill{p.tg}"),
+        ],
     }
 
 
@@ -114,7 +140,7 @@ async def telegram_matrix(w: World, api: BotAPI, web: httpx.AsyncClient) -> Cell
         person = w.people[role]
         for entry, commands in telegram_entries(w, person).items():
             for text in commands:
-                update = api.update(text, user_id=person.tg)
+                update = text(api) if callable(text) else api.update(text, user_id=person.tg)
                 r = await web.post("/telegram/webhook", json=update, headers=header)
                 assert r.status_code == 200, r.text
             sentinel = api.update("/help", user_id=SENTINEL_TG)
@@ -138,7 +164,9 @@ async def telegram_matrix(w: World, api: BotAPI, web: httpx.AsyncClient) -> Cell
             continue
         role = cells[i][2]
         # a command's answer goes to the member who sent it, never to anybody else
-        assert params["chat_id"] == w.people[role].tg, (cells[i], method, params["chat_id"])
+        # (answers to a button or a pre-checkout go back to Telegram by the query's id)
+        if method not in ("answerCallbackQuery", "answerPreCheckoutQuery"):
+            assert params["chat_id"] == w.people[role].tg, (cells[i], method, params["chat_id"])
         said.append(json.dumps({k: v for k, v in params.items() if k != "chat_id"}))
     return out
 
@@ -164,6 +192,17 @@ def check_telegram(w: World, cells: Cells) -> None:
     for role in ("owner", "payer", "non_owner", "admin"):
         assert "1.00 USDC" not in said[("chat", role)]
     assert w.people["owner"].invoice in said[("unlock", "owner")]  # its open unlock quote
+    for role in ROLES:
+        invoice = w.people[role].invoice
+        pressed = said[("stars button", role)]
+        asked = said[("pre_checkout_query", role)]
+        # its own invoice is sent in Stars (payload: its id), the owner's is refused
+        assert '"currency": "XTR"' in pressed and invoice in pressed, (role, pressed)
+        assert pressed.count("made for somebody else") == (role != "owner"), (role, pressed)
+        # 1 Star is not the price; the owner's own unlock at its price (40 Stars) is fine
+        assert ('"ok": true' in asked) == (role == "owner"), (role, asked)
+        assert ("somebody else" in asked) == (role != "owner"), (role, asked)
+        assert said[("successful_payment", role)] == "", role
 
 
 # ---------------------------------------------------------------- Discord
@@ -464,12 +503,19 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
         tg_bot = await telegram_running(shop, tg_api, WEBHOOK_SECRET)
         try:
             tg = await telegram_matrix(world, tg_api, web)
+            # each role's stray Stars charge went back to that role, in Stars, once
+            assert await outbox.drain_once(shop.db, "drill-stars") == len(ROLES)
+            refunds = sorted(r["user_id"] for r in tg_api.sent("refundStarPayment"))
+            assert refunds == sorted(TG_IDS[role] for role in ROLES), refunds
             dc, suggestions = await discord_matrix(world, shop, dc_api)
             http, codes = await http_matrix(world, shop, chain, web)
         finally:
             await tg_bot.stop()
         handlers = {
             c for h in tg_bot.app.handlers[0] if isinstance(h, CommandHandler) for c in h.commands
+        }
+        other_handlers = {
+            type(h).__name__ for h in tg_bot.app.handlers[0] if not isinstance(h, CommandHandler)
         }
         slash = {c.name for c in dc_bot.client.tree.get_commands()}
         buttons = {
@@ -479,7 +525,8 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
     tg_rows = set(telegram_entries(world, world.people["owner"]))
     dc_rows = set(discord_entries(world))
     http_rows = set(http_entries(world, shop, chain, world.people["owner"]))
-    assert tg_rows == handlers, handlers ^ tg_rows
+    assert other_handlers == set(UPDATE_ROWS.values()), other_handlers
+    assert tg_rows == handlers | set(UPDATE_ROWS), (handlers | set(UPDATE_ROWS)) ^ tg_rows
     assert dc_rows == slash, slash ^ dc_rows
     assert buttons == set(BUTTONS), buttons  # every button the bot answers has its row
     assert http_rows == app_routes(app), app_routes(app) ^ http_rows

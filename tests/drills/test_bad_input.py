@@ -74,6 +74,26 @@ async def telegram(w: World, case: Case) -> str:
     return html.unescape(str(got[0]["text"]))  # what the member reads (HTML parse mode)
 
 
+async def telegram_payments(w: World, case: Case) -> str:
+    """A Stars update (pre_checkout_query, "Pay with Stars" press): its one answer."""
+    build, method = case.send
+    n, said = len(w.tg.sent(method)), len(w.tg.sent("sendMessage"))
+    update = build(w)
+    r = await w.http.post(
+        "/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+    )
+    assert r.status_code == 200, f"webhook refused the update: {r.status_code} {r.text}"
+    got = (await w.tg.wait_for(method, n + 1))[n]
+    await asyncio.sleep(0.02)  # a second answer (there must be none) would arrive by now
+    assert len(w.tg.sent(method)) == n + 1 and not w.tg.sent("sendInvoice")
+    if method == "answerPreCheckoutQuery":
+        assert got["ok"] is False and len(w.tg.sent("sendMessage")) == said, got
+        return str(got.get("error_message", ""))
+    return html.unescape(str(got["text"]))
+
+
 async def discord(w: World, case: Case) -> str:
     command, options, user = case.send
     it = await w.discord.interact(command, options, user_id=user)
@@ -121,6 +141,7 @@ async def cli(w: World, case: Case) -> str:
 RUNNERS: dict[str, Callable[[World, Case], Awaitable[str]]] = {
     "telegram": telegram,
     "telegram webhook": http,
+    "telegram payments": telegram_payments,
     "discord": discord,
     "http api": http,
     "pay page": http,

@@ -1,7 +1,10 @@
 """A Telegram Bot API stand-in that python-telegram-bot talks to through its base_url.
 
 Implements getMe, getUpdates (long polling), sendMessage, sendDocument, sendPhoto, setMyCommands,
-setWebhook, deleteWebhook; feeds updates the tests push and records every call. Users
+setWebhook, deleteWebhook, answerCallbackQuery and the Telegram Stars payments API (sendInvoice,
+answerPreCheckoutQuery, refundStarPayment); feeds updates the tests push and records every call.
+:meth:`BotAPI.checkout` pays an invoice the way Telegram does: a ``pre_checkout_query``, then,
+only if the bot answered ok, a ``successful_payment`` message. Users
 can be marked as having blocked the bot (403) and a number of 429 answers can be queued.
 As Telegram does, an update is kept until a later ``getUpdates`` confirms it with a higher
 ``offset``, so an answer lost on the way (a dropped connection) does not lose the update.
@@ -44,6 +47,8 @@ class BotAPI:
     rate_limited: int = 0
     url: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    charges: dict[str, int] = field(default_factory=dict)  # Stars charge id → payer id
+    refunded: set[str] = field(default_factory=set)
 
     def sent(self, method: str) -> list[dict[str, Any]]:
         return [p for m, p in self.calls if m == method]
@@ -80,6 +85,116 @@ class BotAPI:
             },
         }
 
+    def _push(self, update: dict[str, Any]) -> dict[str, Any]:
+        self.updates.append(update)
+        self._new_update.set()
+        return update
+
+    @staticmethod
+    def _user(user_id: int) -> dict[str, Any]:
+        return {"id": user_id, "is_bot": False, "first_name": "Ann", "username": "ann"}
+
+    def press_update(self, data: str, user_id: int = 7) -> dict[str, Any]:
+        """The Update for a press on an inline button whose callback data is ``data``."""
+        uid = next(self._ids)
+        return {
+            "update_id": uid,
+            "callback_query": {
+                "id": f"cb{uid}",
+                "from": self._user(user_id),
+                "chat_instance": "ci1",
+                "data": data,
+                "message": {
+                    "message_id": uid,
+                    "date": int(time.time()),
+                    "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
+                    "text": "quote",
+                },
+            },
+        }
+
+    def press(self, data: str, user_id: int = 7) -> None:
+        self._push(self.press_update(data, user_id))
+
+    def pre_checkout_update(
+        self, payload: str, total_amount: int, user_id: int = 7, currency: str = "XTR"
+    ) -> dict[str, Any]:
+        """What Telegram sends when the member confirms an invoice, before charging."""
+        uid = next(self._ids)
+        return {
+            "update_id": uid,
+            "pre_checkout_query": {
+                "id": f"pcq{uid}",
+                "from": self._user(user_id),
+                "currency": currency,
+                "total_amount": total_amount,
+                "invoice_payload": payload,
+            },
+        }
+
+    def payment_update(
+        self,
+        payload: str,
+        total_amount: int,
+        user_id: int = 7,
+        charge_id: str | None = None,
+        currency: str = "XTR",
+    ) -> dict[str, Any]:
+        """The service message Telegram sends once the Stars are charged."""
+        uid = next(self._ids)
+        charge = charge_id or f"stxCharge{uid:06d}"
+        self.charges[charge] = user_id
+        return {
+            "update_id": uid,
+            "message": {
+                "message_id": uid,
+                "date": int(time.time()),
+                "from": self._user(user_id),
+                "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
+                "successful_payment": {
+                    "currency": currency,
+                    "total_amount": total_amount,
+                    "invoice_payload": payload,
+                    "telegram_payment_charge_id": charge,
+                    "provider_payment_charge_id": "",
+                },
+            },
+        }
+
+    def answer_to(self, query_id: str) -> dict[str, Any] | None:
+        return next(
+            (
+                p
+                for p in self.sent("answerPreCheckoutQuery")
+                if p["pre_checkout_query_id"] == query_id
+            ),
+            None,
+        )
+
+    async def checkout(
+        self, invoice: dict[str, Any], user_id: int = 7, charge_id: str | None = None
+    ) -> tuple[dict[str, Any], str | None]:
+        """Pay a sent invoice as Telegram does: ask the bot (pre_checkout_query), wait for its
+        answer (Telegram allows 10 s), and charge only if it said ok. Returns the answer and
+        the charge id (None when refused)."""
+        total = sum(int(p["amount"]) for p in invoice["prices"])
+        q = self._push(
+            self.pre_checkout_update(invoice["payload"], total, user_id, invoice["currency"])
+        )
+        qid = q["pre_checkout_query"]["id"]
+        deadline = time.monotonic() + 10
+        while (answer := self.answer_to(qid)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("the bot did not answer the pre_checkout_query within 10 s")
+            await asyncio.sleep(0.02)
+        if not answer.get("ok"):
+            return answer, None
+        paid = self.payment_update(
+            invoice["payload"], total, user_id, charge_id, invoice["currency"]
+        )
+        self._push(paid)
+        return answer, paid["message"]["successful_payment"]["telegram_payment_charge_id"]
+
     async def wait_for(self, method: str, n: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while len(self.sent(method)) < n:
@@ -95,6 +210,12 @@ class BotAPI:
             "chat": {"id": int(chat_id), "type": "private"},
             **extra,
         }
+
+    @staticmethod
+    def _bad(description: str) -> web.Response:
+        return web.json_response(
+            {"ok": False, "error_code": 400, "description": description}, status=400
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -125,7 +246,35 @@ class BotAPI:
         ok = lambda result: web.json_response({"ok": True, "result": result})  # noqa: E731
         if method == "getMe":
             return ok(BOT)
-        if method in ("deleteWebhook", "setMyCommands", "setWebhook"):
+        if method in ("deleteWebhook", "setMyCommands", "setWebhook", "answerCallbackQuery"):
+            return ok(True)
+        if method == "answerPreCheckoutQuery":
+            if not params.get("ok") and not params.get("error_message"):
+                return self._bad("Bad Request: error_message is required when ok is false")
+            return ok(True)
+        if method == "sendInvoice":
+            prices = params.get("prices") or []
+            if params.get("currency") == "XTR" and (
+                len(prices) != 1 or params.get("provider_token")
+            ):
+                return self._bad("Bad Request: STARS_INVOICE_INVALID")
+            if not 1 <= len(str(params.get("payload", "")).encode()) <= 128:
+                return self._bad("Bad Request: INVOICE_PAYLOAD_INVALID")
+            invoice = {
+                "title": params.get("title"),
+                "description": params.get("description"),
+                "start_parameter": "",
+                "currency": params.get("currency"),
+                "total_amount": sum(int(p["amount"]) for p in prices),
+            }
+            return ok(self._message(params.get("chat_id"), invoice=invoice))
+        if method == "refundStarPayment":
+            charge = str(params.get("telegram_payment_charge_id"))
+            if self.charges.get(charge) != int(params.get("user_id", 0)):
+                return self._bad("Bad Request: CHARGE_NOT_FOUND")
+            if charge in self.refunded:
+                return self._bad("Bad Request: CHARGE_ALREADY_REFUNDED")
+            self.refunded.add(charge)
             return ok(True)
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
