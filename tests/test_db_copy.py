@@ -19,10 +19,12 @@ from core.db import (
     Invoice,
     PaymentCursor,
     PaymentReceipt,
+    SiwxNonce,
     Space,
     StarPayment,
     TranscriptionPayment,
     User,
+    X402Request,
     utcnow,
 )
 from core.db import migrate as m
@@ -93,6 +95,22 @@ async def _populate_every_table(ctx: Context) -> None:
                 status="credited",
             )
         )
+        s.add(
+            X402Request(
+                payment_id="pay_copytest_0001",
+                authorization_key="eip155:31337/token/payer/0x01",
+                request_hash="ab" * 32,
+                body_hash="cd" * 32,
+                route="transcription",
+                payer_address=token,
+                state="done",
+                lease_until=utcnow(),
+                response_status=200,
+                response_body="{}",
+                response_headers="{}",
+            )
+        )
+        s.add(SiwxNonce(nonce="copytestnonce01", wallet_address=token))
 
 
 async def test_copy_sqlite_to_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
