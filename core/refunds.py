@@ -1,16 +1,32 @@
-"""When a Space fails for good: every payer is told, and credited per the refund policy."""
+"""When a Space fails for good: every payer is told, and credited per the refund policy.
+
+Credited payments get ``refunded_at``: they no longer grant the Space, so a member may ask
+for it again (a fresh attempt, paid normally or from this credit). A Space can fail more
+than once (asked again, failed again): each failure's messages and credits are keyed by
+its number, so every payer is credited once and told once per failure.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db import Credit, Space, TranscriptionPayment, utcnow
+from core.db import Credit, ProcessingJob, Space, TranscriptionPayment, utcnow
 from core.db.upsert import insert_ignore
 from core.money import canonical_units, to_units
 from core.outbox import add_message
-from core.queue import notify_payers, payers
+from core.queue import payers
+
+
+async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:
+    """ "" for a Space's first failure (the keys it always had), ":<n>" for the n-th."""
+    n = await session.scalar(
+        select(func.count())
+        .select_from(ProcessingJob)
+        .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == "failed")
+    )
+    return f":{n}" if (n or 0) > 1 else ""
 
 
 async def settle_failed_space(session: AsyncSession, settings: Settings, space_pk: int) -> int:
@@ -20,17 +36,31 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
     if space is None:
         return 0
     error = space.error_message or "processing failed"
-    await notify_payers(session, space_pk, "job_failed", {"error": error})
+    suffix = await _failure_suffix(session, space_pk)
+    people = await payers(session, space_pk)
+    for p in people:
+        await add_message(
+            session,
+            kind="job_failed",
+            platform=p.platform,
+            recipient=p.recipient,
+            payload={"space_id": space.space_id, "error": error},
+            dedupe_key=f"job_failed:{space.space_id}:{p.platform}:{p.recipient}{suffix}",
+            origin_chat_id=p.origin_chat_id,
+            space_pk=space_pk,
+        )
     if settings.payments.refund_policy != "credit":
         return 0
     rows = await session.execute(
         select(TranscriptionPayment).where(
             TranscriptionPayment.space_id == space_pk,
             TranscriptionPayment.payment_verified.is_(True),
+            TranscriptionPayment.refunded_at.is_(None),
         )
     )
     refunded: dict[int, int] = {}
     total = 0
+    now = utcnow()
     for tp in rows.scalars():
         units = to_units(tp.amount_usdc)
         refunded[tp.user_id] = units
@@ -41,12 +71,17 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
                 "user_id": tp.user_id,
                 "amount_units": units,
                 "reason": "refund",
-                "reference": f"refund:transcription_payment:{tp.id}",
-                "created_at": utcnow(),
+                "reference": f"refund:transcription_payment:{tp.id}{suffix}",
+                "created_at": now,
             },
             index_elements=["reason", "reference"],
         )
-    for p in await payers(session, space_pk):
+        await session.execute(
+            update(TranscriptionPayment)
+            .where(TranscriptionPayment.id == tp.id)
+            .values(refunded_at=now)
+        )
+    for p in people:
         await add_message(
             session,
             kind="refunded",
@@ -57,7 +92,7 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
                 "reason": error,
                 "amount": canonical_units(refunded.get(p.user_id, 0)),
             },
-            dedupe_key=f"refunded:{space.space_id}:{p.platform}:{p.recipient}",
+            dedupe_key=f"refunded:{space.space_id}:{p.platform}:{p.recipient}{suffix}",
             origin_chat_id=p.origin_chat_id,
             space_pk=space_pk,
         )
