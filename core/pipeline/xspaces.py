@@ -122,12 +122,15 @@ def outcome_of_error(exc: BaseException, logged_in: bool) -> tuple[Outcome, str]
     """The outcome of an extraction that raised (a yt-dlp DownloadError/ExtractorError)."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
 
+    # DownloadError.exc_info holds what was being handled when the ExtractorError was made:
+    # the network error itself (HTTPError, TransportError), or the ExtractorError
     inner: BaseException = exc
     info = getattr(exc, "exc_info", None)
     if info and info[1] is not None:
         inner = info[1]
-    cause = getattr(inner, "cause", None)
-    msg = str(getattr(inner, "orig_msg", None) or inner).replace("ERROR: ", "").strip()
+    cause = inner if isinstance(inner, (HTTPError, TransportError)) else None
+    cause = cause or getattr(inner, "cause", None)
+    msg = str(exc).replace("ERROR: ", "").strip().splitlines()[0] if str(exc) else ""
     low = msg.lower()
     if isinstance(cause, HTTPError):
         if cause.status in (401, 403):
