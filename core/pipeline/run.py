@@ -208,7 +208,7 @@ async def check_space(ctx: Context, space_id: str) -> Refused | Checked:
     try:
         meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space_id)
     except SpaceUnavailable as e:
-        return Refused(e.code if e.code != "space_unavailable" else "space_not_found", str(e))
+        return Refused(e.code, str(e))
     except PipelineError as e:
         code = _REFUSED_CODES.get(type(e), "space_unreachable")
         text = USER_TEXT[Outcome.REFUSED] if code == "x_refuses_us" else str(e)
