@@ -101,9 +101,8 @@ async def test_transcribe_pay_on_chain_then_dm_with_the_transcript(
         # X becomes unreachable (yt-dlp's own requests fail): Bob still buys the Space from
         # the library and gets the same transcript by DM
         from core.pipeline import media as media_
-        from tests.stand_ins.x_spaces import x_unreachable
-
         from tests.payments.conftest import chain_secrets
+        from tests.stand_ins.x_spaces import x_unreachable
 
         ctx.secrets = chain_secrets(chain)  # the relayer again (the STT stand-in is done)
         media_.use_resolver(None)

@@ -339,9 +339,7 @@ async def _complete(ctx: Context, space_id: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# transcript\n")
     async with ctx.db.session() as s:
-        await s.execute(
-            update(ProcessingJob).values(status="completed", completed_at=utcnow())
-        )
+        await s.execute(update(ProcessingJob).values(status="completed", completed_at=utcnow()))
         await s.execute(
             update(Space)
             .where(Space.space_id == space_id)
@@ -370,9 +368,7 @@ async def test_library_space_sold_and_delivered_with_x_unreachable(
     assert down.calls == 0  # X was never asked
 
 
-async def test_ask_again_after_a_failure(
-    pay_ctx: Context, chain: Chain, fresh_payer
-) -> None:  # type: ignore[no-untyped-def]
+async def test_ask_again_after_a_failure(pay_ctx: Context, chain: Chain, fresh_payer) -> None:  # type: ignore[no-untyped-def]
     from core.refunds import settle_failed_space
 
     q = await request_transcription(pay_ctx, ALICE, SPACE)
@@ -381,9 +377,7 @@ async def test_ask_again_after_a_failure(
     async with pay_ctx.db.session() as s:
         pk = (await s.execute(select(Space.id))).scalar_one()
         await s.execute(update(ProcessingJob).values(status="failed", completed_at=utcnow()))
-        await s.execute(
-            update(Space).values(status="failed", error_message="the replay was gone")
-        )
+        await s.execute(update(Space).values(status="failed", error_message="the replay was gone"))
         assert await settle_failed_space(s, pay_ctx.settings, pk) == 200_000
     again = await request_transcription(pay_ctx, ALICE, SPACE)
     # the refund's credit pays for the fresh attempt: granted, queued again

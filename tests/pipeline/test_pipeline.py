@@ -21,8 +21,8 @@ from core.pipeline import storage
 from core.pipeline.errors import PipelineError, SpaceUnavailable
 from core.pipeline.media import SpaceMeta
 from core.pipeline.run import Checked, check_space, process_space
-from core.pipeline.xspaces import SpaceNotReady
 from core.pipeline.transcribe.offline import OfflineTranscriber
+from core.pipeline.xspaces import SpaceNotReady
 from core.results import Refused
 from core.worker import Worker
 from tests.pipeline.conftest import LocalResolver

@@ -201,9 +201,7 @@ async def _credits(ctx: Context) -> list[tuple[int, str]]:
         return [(c.amount_units, c.reference) for c in (await s.execute(select(Credit))).scalars()]
 
 
-async def test_replay_disabled_after_payment_credits_every_payer(
-    ctx: Context, x: XStandIn
-) -> None:
+async def test_replay_disabled_after_payment_credits_every_payer(ctx: Context, x: XStandIn) -> None:
     x.add(XSpace(SID, replay=False))
     pk = await _paid_space(ctx, ["0x" + "a" * 40, "0x" + "b" * 40])
     assert await Worker(ctx, worker_id="w", processor=_processor()).run_one()
@@ -264,17 +262,13 @@ async def test_live_space_waits_then_is_transcribed(
         sp = await s.get(Space, pk)
         assert sp is not None and sp.status == "completed", sp.error_message
         assert sp.creator == "alice"
-        ready = (
-            await s.execute(select(Outbox).where(Outbox.kind == "transcript_ready"))
-        ).scalars()
+        ready = (await s.execute(select(Outbox).where(Outbox.kind == "transcript_ready"))).scalars()
         assert len(list(ready)) == 0  # payers here have no chat account: nothing to send
     assert (await job()).status == "completed"
     assert any(c.startswith("media:") for c in x.calls)  # the audio came through X's answer
 
 
-async def test_scheduled_space_that_never_starts_credits_payers(
-    ctx: Context, x: XStandIn
-) -> None:
+async def test_scheduled_space_that_never_starts_credits_payers(ctx: Context, x: XStandIn) -> None:
     ctx.settings.transcription.live_wait_hours = 1
     x.add(XSpace(SID, state="NotStarted", started_at=None, scheduled_start=time.time() - 7200))
     pk = await _paid_space(ctx, ["0x" + "d" * 40, "0x" + "e" * 40])

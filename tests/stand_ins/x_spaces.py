@@ -122,7 +122,9 @@ def _app(x: XStandIn, hls_root: Path) -> web.Application:
     async def guest(request: web.Request) -> web.Response:
         x.calls.append("guest")
         if x.guest == "refused":
-            return web.json_response({"errors": [{"code": 200, "message": "Forbidden."}]}, status=403)
+            return web.json_response(
+                {"errors": [{"code": 200, "message": "Forbidden."}]}, status=403
+            )
         if x.guest == "empty":
             return web.json_response({})
         return web.json_response({"guest_token": "1234567890"})
