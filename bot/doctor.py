@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,4 +201,25 @@ async def run_checks() -> list[Row]:
     rows.append(await _openai(secrets))
     rows.append(await _telegram(settings, secrets))
     rows.append(await _discord(settings, secrets))
+    rows.append(await _x(settings, secrets))
     return rows
+
+
+async def _x(settings: Settings, secrets: Secrets) -> Row:
+    """X through yt-dlp: the waiting jobs say whether X refuses us (no request made here)."""
+    from core.context import Context
+    from core.health import x_refusal
+
+    cookies = settings.transcription.cookies_file
+    if cookies and not Path(cookies).is_file():
+        return ("x", False, f"transcription.cookies_file {cookies} does not exist")
+    ctx = Context.create(settings, secrets)
+    try:
+        refused = await x_refusal(ctx)
+    except Exception as exc:
+        return ("x", False, f"could not read the queue ({type(exc).__name__})")
+    finally:
+        await ctx.close()
+    if refused:
+        return ("x", False, refused)
+    return ("x", True, "cookies file set" if cookies else "no cookies file (guest access)")

@@ -141,6 +141,11 @@ class TranscriptionSettings(_Section):
     concurrency: int = Field(4, ge=1, le=64)
     cookies_file: str = ""
     stt_cost_per_minute: Decimal = Decimal("0.006")
+    # live and scheduled Spaces: X is polled with backoff from live_poll_seconds up to
+    # live_poll_max_seconds, for at most live_wait_hours after the (scheduled) start
+    live_poll_seconds: float = Field(60.0, gt=0)
+    live_poll_max_seconds: float = Field(900.0, gt=0)
+    live_wait_hours: float = Field(24.0, gt=0)
 
 
 class ChatSettings(_Section):

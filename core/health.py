@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.context import Context
+
 _connected: dict[str, bool] = {}
 
 
@@ -17,3 +22,25 @@ def adapters() -> dict[str, bool]:
 def forget(name: str) -> None:
     """An adapter that stopped (process shutting down) no longer counts for readiness."""
     _connected.pop(name, None)
+
+
+async def x_refusal(ctx: Context) -> str | None:
+    """ "X refuses us: set `transcription.cookies_file`" while X refuses this server: this
+    process saw it last time it asked, or a waiting job (any process's) failed on it."""
+    from sqlalchemy import select
+
+    from core.db import ProcessingJob
+    from core.pipeline.xspaces import COOKIES_HINT, refused_since
+
+    if refused_since() is not None:
+        return COOKIES_HINT
+    async with ctx.db.session() as s:
+        hit = await s.scalar(
+            select(ProcessingJob.id)
+            .where(
+                ProcessingJob.status.in_(("queued", "processing")),
+                ProcessingJob.error_message.startswith(COOKIES_HINT, autoescape=True),
+            )
+            .limit(1)
+        )
+    return COOKIES_HINT if hit is not None else None

@@ -46,6 +46,11 @@ QUEUE_DEPTH = Gauge(
 OUTBOX_BACKLOG = Gauge(
     "spacescribe_outbox_messages", "Outbox rows by status.", ["status"], registry=REGISTRY
 )
+X_REFUSES_US = Gauge(
+    "spacescribe_x_refuses_us",
+    "1 while X refuses this server (set transcription.cookies_file), else 0.",
+    registry=REGISTRY,
+)
 QUEUE_STATUSES = ("queued", "processing", "completed", "failed")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "fallback", "failed")
 
@@ -74,6 +79,9 @@ async def refresh_gauges(ctx: Context) -> None:
         QUEUE_DEPTH.labels(status=st).set(q.get(st, 0))
     for st in set(OUTBOX_STATUSES) | set(o):
         OUTBOX_BACKLOG.labels(status=st).set(o.get(st, 0))
+    from core.health import x_refusal
+
+    X_REFUSES_US.set(1 if await x_refusal(ctx) else 0)
 
 
 async def exposition(ctx: Context) -> bytes:

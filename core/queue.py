@@ -371,6 +371,31 @@ async def fail(
     return "failed"
 
 
+async def defer(
+    session: AsyncSession, job_id: int, worker: str, note: str, delay_seconds: float
+) -> bool:
+    """Put a job back to wait (a live or scheduled Space): queued again after
+    ``delay_seconds``, without counting an attempt. False if the lease was lost."""
+    now = utcnow()
+    moved = await session.execute(
+        update(J)
+        .where(J.id == job_id, J.locked_by == worker, J.status == "processing")
+        .values(
+            status="queued",
+            error_message=note[:2000],
+            available_at=now + timedelta(seconds=delay_seconds),
+            locked_by=None,
+            heartbeat_at=None,
+        )
+        .returning(J.space_id)
+    )
+    space_pk = moved.scalar_one_or_none()
+    if space_pk is None:
+        return False
+    await session.execute(update(Space).where(Space.id == space_pk).values(status="pending"))
+    return True
+
+
 async def reap(session: AsyncSession, lease_seconds: float) -> int:
     """Queue again the jobs whose worker stopped renewing its lease (it died).
 
@@ -434,7 +459,7 @@ def _payers_stmt(postgres: bool) -> Executable:
         .join(ST, ST.c.id == tp.c.space_id)
         .join(acc, acc.c.user_id == tp.c.user_id)
         .outerjoin(inv, inv.c.id == tp.c.invoice_id)
-        .where(where)
+        .where(where, tp.c.refunded_at.is_(None))  # refunded: no longer a payer
         .order_by(tp.c.space_id, tp.c.id, acc.c.id)
     )
 

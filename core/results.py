@@ -81,6 +81,7 @@ class Quote:
     direct: DirectTransfer | None = None
     credit_applied: Decimal = Decimal(0)
     space: SpaceView | None = None  # metadata when known (title, duration)
+    note: str | None = None  # e.g. a live Space: "will be transcribed when it ends"
 
 
 @dataclass(frozen=True)

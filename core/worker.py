@@ -12,11 +12,15 @@ import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from core import metrics, queue
 from core.context import Context
+from core.db import Space
 from core.logging import get_logger, log_context, redact
+from core.pipeline.errors import SpaceUnavailable
+from core.pipeline.xspaces import Outcome, SpaceNotReady
 from core.refunds import settle_failed_space
 
 log = get_logger("spacescribe.worker")
@@ -34,6 +38,12 @@ def default_processor() -> Processor:
         await process_space(ctx, space_pk)
 
     return run
+
+
+def _gave_up(state: Outcome) -> str:
+    if state is Outcome.SCHEDULED:
+        return "This Space never started: there is nothing to transcribe."
+    return "This Space ended without a replay that could be downloaded."
 
 
 async def reap_once(ctx: Context) -> int:
@@ -220,6 +230,11 @@ class Worker:
 
     async def _fail(self, r: _Running, error: BaseException | None) -> None:
         q = self.ctx.settings.queue
+        if isinstance(error, SpaceNotReady):
+            waited = await self._wait(r, error)
+            if waited is not None:
+                return
+            error = SpaceUnavailable(_gave_up(error.outcome), retryable=False)
         retryable = bool(getattr(error, "retryable", True))
         async with self.ctx.db.session() as s:
             status = (
@@ -238,6 +253,28 @@ class Worker:
                 await settle_failed_space(s, self.ctx.settings, r.job.space_pk)
         metrics.JOB_SECONDS.labels(status=status).observe(time.monotonic() - r.started)
         log.warning("job failed", job=r.job.id, status=status, error=str(error)[:300])
+
+    async def _wait(self, r: _Running, error: SpaceNotReady) -> float | None:
+        """A live / scheduled / not-yet-downloadable Space: the job waits (no attempt
+        counted), polling X with backoff, until ``live_wait_hours`` after the Space's
+        (scheduled) start. Returns the delay, or None once that time is over."""
+        t = self.ctx.settings.transcription
+        now = time.time()
+        since = error.since
+        if since is None:
+            async with self.ctx.db.session() as s:
+                space = await s.get(Space, r.job.space_pk)
+                first = space.first_requested_at if space is not None else None
+            since = first.replace(tzinfo=UTC).timestamp() if first else now
+        if now - since > t.live_wait_hours * 3600:
+            return None
+        # backoff grows with the time waited (or left before a scheduled start)
+        delay = min(t.live_poll_max_seconds, max(t.live_poll_seconds, abs(now - since) / 4))
+        async with self.ctx.db.session() as s:
+            held = await queue.defer(s, r.job.id, self.worker_id, str(error), delay)
+        metrics.JOB_SECONDS.labels(status="waiting").observe(time.monotonic() - r.started)
+        log.info("space not ready; waiting", job=r.job.id, state=error.outcome, delay=delay)
+        return delay if held else 0.0
 
     async def _renew_leases(self) -> None:
         """One heartbeat for every held job; a job whose lease was lost is cancelled."""

@@ -372,18 +372,21 @@ async def transcribe(
         return sid
     checked = await purchases.default_check_space()(_ctx(request), sid)
     if isinstance(checked, Refused):
-        # X unreachable right now: try again later (503); the Space itself refused: 422
-        status = 503 if checked.code in ("metadata_unavailable", "space_unreachable") else 422
+        # X unreachable or refusing us right now: try again later (503); the Space: 422
+        status = 503 if checked.code in purchases.TRY_LATER else 422
         return _error(status, checked.code, checked.message)
-    title = getattr(checked, "title", None)
-    return await _paid_route(
+    response = await _paid_route(
         request,
         "transcription",
         [sid],
         payment_signature,
-        {"title": title} if title else None,
+        purchases.checked_payload(checked),
         {"space": sid},
     )
+    note = getattr(checked, "note", None)
+    if note:  # a live or scheduled Space: "will be transcribed when it ends"
+        response.headers["X-Spacescribe-Note"] = note
+    return response
 
 
 @router.post("/x402/unlock", responses=PAID, summary="Unlock chat on a Space you own (x402)")

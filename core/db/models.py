@@ -138,6 +138,8 @@ class TranscriptionPayment(Base):
     invoice_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("invoices.id", ondelete="SET NULL"), unique=True
     )
+    # extension: credited back because the Space failed; the row no longer grants
+    refunded_at: Mapped[datetime | None] = _ts()
 
 
 class ChatUnlock(Base):

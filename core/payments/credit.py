@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,14 +61,29 @@ def fulfil_request(inv: Invoice, payer: str | None) -> FulfilRequest:
     )
 
 
-async def _space_row(session: AsyncSession, space_id: str, title: str | None) -> Space:
+def _started_at(raw: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+async def _space_row(session: AsyncSession, space_id: str, payload: dict[str, Any]) -> Space:
+    """The Space's row, created with what the check before payment learnt (title, creator,
+    start, duration): a Space we hold is later sold from this row, without asking X."""
+    title = payload.get("title")
+    creator = payload.get("creator")
+    duration = payload.get("duration_seconds")
     await insert_ignore(
         session,
         Space,
         {
             "space_id": space_id,
             "space_url": canonical_url(space_id),
-            "title": title or f"X Space {space_id}",
+            "title": str(title) if title else f"X Space {space_id}",
+            "creator": str(creator) if creator else None,
+            "space_started_at": _started_at(payload.get("started_at")),
+            "audio_duration_seconds": duration if isinstance(duration, int) else None,
             "status": "pending",
             "first_requested_at": utcnow(),
             "transcription_count": 0,
@@ -90,6 +107,38 @@ async def _space_row(session: AsyncSession, space_id: str, title: str | None) ->
         .execution_options(populate_existing=True)
     )
     return (await session.execute(locked)).scalar_one()
+
+
+async def _regrant(
+    session: AsyncSession,
+    inv: Invoice,
+    user_id: int,
+    space_pk: int,
+    amount: str,
+    transaction_hash: str | None,
+    now: datetime,
+) -> bool:
+    """A payment the user was refunded for (the Space failed) no longer grants; buying the
+    Space again turns that row back into a grant for this invoice (the seed's UNIQUE
+    (user_id, space_id) keeps one row per user and Space)."""
+    moved = await session.execute(
+        update(TranscriptionPayment)
+        .where(
+            TranscriptionPayment.user_id == user_id,
+            TranscriptionPayment.space_id == space_pk,
+            TranscriptionPayment.refunded_at.is_not(None),
+        )
+        .values(
+            amount_usdc=amount,
+            transaction_hash=transaction_hash,
+            payment_verified=True,
+            paid_at=now,
+            verified_at=now,
+            invoice_id=inv.id,
+            refunded_at=None,
+        )
+    )
+    return bool(getattr(moved, "rowcount", 0))
 
 
 async def _buyer(session: AsyncSession, inv: Invoice, payer: str | None) -> int:
@@ -221,7 +270,7 @@ async def credit_invoice(
     stamp = "paid_at" if inv.kind == "transcription" else "unlocked_at"
     counter = "transcription_count" if inv.kind == "transcription" else "chat_unlock_count"
     for sid in json.loads(inv.space_ids):
-        space = await _space_row(session, sid, payload.get("title"))
+        space = await _space_row(session, sid, payload)
         added = await insert_ignore(
             session,
             model,
@@ -237,6 +286,8 @@ async def credit_invoice(
             },
             index_elements=["user_id", "space_id"],
         )
+        if not added and inv.kind == "transcription":
+            added = await _regrant(session, inv, user_id, space.id, amount, transaction_hash, now)
         if not added:
             owned_already += 1
             continue
@@ -244,6 +295,12 @@ async def credit_invoice(
         await session.execute(
             update(Space).where(Space.id == space.id).values({counter: getattr(Space, counter) + 1})
         )
+        if inv.kind == "transcription" and space.status == "failed":  # asked again
+            await session.execute(
+                update(Space)
+                .where(Space.id == space.id, Space.status == "failed")
+                .values(status="pending", error_message=None)
+            )
         if inv.kind == "transcription" and space.status not in ("completed", "processing"):
             await queue.enqueue(session, space.id, max_retries=ctx.settings.queue.max_retries)
         if inv.kind == "transcription" and space.status == "completed":

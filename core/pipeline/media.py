@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.pipeline.errors import PipelineError, SpaceUnavailable
+from core.pipeline import xspaces
+from core.pipeline.errors import PipelineError
 from core.pipeline.ffmpeg import ffmpeg_exe, run
 from core.pipeline.storage import DOWNLOAD_DIR
+from core.pipeline.xspaces import Outcome
 from core.spaces import canonical_url, validate_id
 
 
@@ -30,6 +32,19 @@ class SpaceMeta:
     live: bool
     replay_available: bool
     media_url: str  # what yt-dlp downloads
+    outcome: Outcome | None = None  # None: derived from ``live`` / ``replay_available``
+
+    @property
+    def state(self) -> Outcome:
+        if self.outcome is not None:
+            return self.outcome
+        if self.live:
+            return Outcome.LIVE
+        return Outcome.READY if self.replay_available else Outcome.NO_REPLAY
+
+    @property
+    def started_ts(self) -> float | None:
+        return self.started_at.replace(tzinfo=UTC).timestamp() if self.started_at else None
 
 
 class MediaResolver(Protocol):
@@ -58,9 +73,13 @@ def _short(err: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
-def meta_from_info(space_id: str, info: dict[str, Any], media_url: str) -> SpaceMeta:
+def meta_from_info(
+    space_id: str, info: dict[str, Any], media_url: str, warnings: list[str] | None = None
+) -> SpaceMeta:
     live_status = info.get("live_status")
+    # release_timestamp: started_at, or scheduled_start while the Space is upcoming
     ts = info.get("release_timestamp") or info.get("timestamp")
+    outcome = xspaces.outcome_of_info(info, warnings or [])
     return SpaceMeta(
         space_id=space_id,
         title=str(info.get("title") or f"X Space {space_id}")[:300],
@@ -68,9 +87,9 @@ def meta_from_info(space_id: str, info: dict[str, Any], media_url: str) -> Space
         started_at=datetime.fromtimestamp(ts, UTC).replace(tzinfo=None) if ts else None,
         duration_seconds=float(info["duration"]) if info.get("duration") else None,
         live=live_status in ("is_live", "is_upcoming"),
-        replay_available=live_status not in ("is_live", "is_upcoming")
-        and bool(info.get("url") or info.get("formats")),
+        replay_available=outcome is Outcome.READY,
         media_url=media_url,
+        outcome=outcome,
     )
 
 
@@ -82,42 +101,55 @@ class XSpacesResolver:
 
     async def resolve(self, space_id: str) -> SpaceMeta:
         url = canonical_url(validate_id(space_id))
-        info = await asyncio.to_thread(extract_info, url, self.cookies_file)
-        return meta_from_info(space_id, info, url)
+        info, warnings = await asyncio.to_thread(extract_info, url, self.cookies_file)
+        return meta_from_info(space_id, info, url, warnings)
 
 
-def extract_info(url: str, cookies_file: str = "") -> dict[str, Any]:
+class _Warnings:
+    """yt-dlp's logger: keeps the warnings (they carry "no formats" outcomes), drops the rest."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def debug(self, msg: str) -> None: ...
+
+    def info(self, msg: str) -> None: ...
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+    def error(self, msg: str) -> None: ...
+
+
+def extract_info(url: str, cookies_file: str = "") -> tuple[dict[str, Any], list[str]]:
+    """yt-dlp's metadata for a Space and its warnings; raises the pipeline error of any
+    outcome that is not an answer (see :mod:`core.pipeline.xspaces`)."""
     import yt_dlp
 
+    log = _Warnings()
+    opts = {
+        **_ydl_opts(cookies_file),
+        "skip_download": True,
+        # "not started", "replay disabled", "not downloadable yet" come back as a result
+        # (live_status, no formats, a warning) instead of an error with only a message
+        "ignore_no_formats_error": True,
+        "logger": log,
+    }
     try:
-        with yt_dlp.YoutubeDL({**_ydl_opts(cookies_file), "skip_download": True}) as ydl:
+        with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=False)
     except yt_dlp.utils.DownloadError as e:
-        msg = _short(e)
-        low = msg.lower()
-        if "private" in low or "protected" in low:
-            raise SpaceUnavailable("This Space is private.", retryable=False) from None
-        if "404" in low or "not found" in low or "does not exist" in low:
-            raise SpaceUnavailable(
-                "This Space does not exist or was deleted.", retryable=False
-            ) from None
-        if "not available" in low or "no replay" in low or "not recorded" in low:
-            raise SpaceUnavailable(
-                "This Space was not recorded: it has no replay to transcribe.", retryable=False
-            ) from None
-        raise PipelineError(f"X could not be reached for this Space ({msg})") from None
-    return dict(info or {})
+        outcome, detail = xspaces.outcome_of_error(e, logged_in=bool(cookies_file))
+        raise xspaces.error_for(outcome, detail) from None
+    xspaces.note_answered()
+    return dict(info or {}), log.warnings
 
 
 def availability_problem(meta: SpaceMeta) -> str | None:
-    """Why the Space cannot be transcribed now, in user words; None if it can."""
-    if meta.live:
-        return (
-            "This Space is still live. Ask again once it has ended and its recording is available."
-        )
-    if not meta.replay_available:
-        return "This Space was not recorded: it has no replay to transcribe."
-    return None
+    """Why the Space cannot be downloaded now, in user words; None if it can."""
+    if meta.state is Outcome.READY:
+        return None
+    return xspaces.USER_TEXT[meta.state]
 
 
 def _download_sync(url: str, workdir: Path, cookies_file: str) -> Path:

@@ -10,9 +10,9 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from core.config import Secrets, Settings
 from core.context import Context
@@ -27,6 +27,15 @@ from core.pipeline.render import TranscriptDoc, to_json, to_markdown
 from core.pipeline.speakers import participants, profiles
 from core.pipeline.storage import SpaceFiles, atomic_write
 from core.pipeline.transcribe import Segment, Transcriber, make_transcriber
+from core.pipeline.xspaces import (
+    USER_TEXT,
+    WAITING,
+    Outcome,
+    SpaceNotReady,
+    SpaceUnreachable,
+    XRefusesUs,
+    error_for,
+)
 from core.results import Refused
 from core.spaces import canonical_url
 
@@ -141,25 +150,106 @@ async def transcribe_audio(
 
 
 async def resolve_space(ctx: Context, space_id: str) -> media.SpaceMeta:
-    """Metadata of a Space that can be transcribed now; raises SpaceUnavailable otherwise."""
+    """Metadata of a Space whose replay can be downloaded now; raises the pipeline error of
+    any other outcome (``spacescribe transcribe`` uses it directly)."""
     meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space_id)
-    problem = media.availability_problem(meta)
-    if problem:
-        raise SpaceUnavailable(problem, retryable=meta.live)
+    if meta.state is not Outcome.READY:
+        raise error_for(meta.state, since=meta.started_ts)
     return meta
 
 
-async def check_space(ctx: Context, space_id: str) -> Refused | media.SpaceMeta:
-    """The check a payment flow runs BEFORE anyone pays: metadata, or why not (as a value).
+@dataclass(frozen=True)
+class Checked:
+    """A Space that may be bought: what we know of it, and what the buyer should be told."""
 
-    Codes: ``space_live`` (ask again after it ends), ``space_unavailable`` (not recorded,
-    private, gone), ``space_unreachable`` (X could not be asked now; try again later)."""
+    title: str
+    creator: str | None = None
+    started_at: datetime | None = None
+    duration_seconds: int | None = None
+    from_library: bool = False  # known from our ``spaces`` row: X was not asked
+    note: str | None = None  # e.g. "will be transcribed when it ends"
+
+    def payload(self) -> dict[str, object]:
+        """What the invoice carries to the ``spaces`` row it creates."""
+        out: dict[str, object] = {"title": self.title}
+        if self.creator:
+            out["creator"] = self.creator
+        if self.started_at:
+            out["started_at"] = self.started_at.isoformat()
+        if self.duration_seconds:
+            out["duration_seconds"] = self.duration_seconds
+        return out
+
+
+_REFUSED_CODES = {
+    XRefusesUs: "x_refuses_us",
+    SpaceUnreachable: "space_unreachable",
+}
+
+
+async def check_space(ctx: Context, space_id: str) -> Refused | Checked:
+    """The check a payment flow runs BEFORE anyone pays: library first, X only for a Space
+    we do not hold (no row, or a row that failed and may be asked again).
+
+    Refusal codes: ``space_not_found``, ``space_private``, ``space_no_replay`` (the Space
+    itself: 422), ``x_refuses_us`` and ``space_unreachable`` (ours or the network: 503)."""
+    async with ctx.db.session() as s:
+        row = (
+            await s.execute(select(Space).where(Space.space_id == space_id))
+        ).scalar_one_or_none()
+        if row is not None and row.status != "failed":
+            return Checked(
+                title=row.title,
+                creator=row.creator,
+                started_at=row.space_started_at,
+                duration_seconds=row.audio_duration_seconds,
+                from_library=True,
+            )
     try:
-        return await resolve_space(ctx, space_id)
+        meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space_id)
     except SpaceUnavailable as e:
-        return Refused("space_live" if e.retryable else "space_unavailable", str(e))
+        return Refused(e.code, str(e))
     except PipelineError as e:
-        return Refused("space_unreachable", str(e))
+        code = _REFUSED_CODES.get(type(e), "space_unreachable")
+        text = USER_TEXT[Outcome.REFUSED] if code == "x_refuses_us" else str(e)
+        return Refused(code, text)
+    state = meta.state
+    if state not in (Outcome.READY, *WAITING):
+        return Refused(f"space_{state.value}", USER_TEXT[state])
+    return Checked(
+        title=meta.title,
+        creator=meta.creator,
+        started_at=meta.started_at,
+        duration_seconds=int(meta.duration_seconds) if meta.duration_seconds else None,
+        note=USER_TEXT[state] if state in WAITING else None,
+    )
+
+
+async def _metadata(
+    ctx: Context, space_pk: int, space: Space, files: SpaceFiles
+) -> tuple[str, str | None, datetime | None]:
+    """Title, creator, start of a queued Space. Audio already held (downloaded before a
+    crash, or imported) needs no X; otherwise X is asked and every answer that is not a
+    downloadable replay raises (waiting, unavailable, refused, unreachable)."""
+    if files.audio.exists():
+        return space.title, space.creator, space.space_started_at
+    meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space.space_id)
+    state = meta.state
+    if state in WAITING:
+        since = meta.started_ts
+        if since is None and space.space_started_at is not None:
+            since = space.space_started_at.replace(tzinfo=UTC).timestamp()
+        raise SpaceNotReady(USER_TEXT[state], state, since)
+    if state is not Outcome.READY:
+        raise error_for(state)
+    async with ctx.db.session() as s:  # known from the first answer, whatever happens next
+        await s.execute(
+            update(Space)
+            .where(Space.id == space_pk)
+            .values(title=meta.title, creator=meta.creator, space_started_at=meta.started_at)
+        )
+    await media.download(meta, files.audio, ctx.settings.transcription.cookies_file)
+    return meta.title, meta.creator, meta.started_at
 
 
 async def process_space(
@@ -179,10 +269,8 @@ async def process_space(
     files = SpaceFiles.of(ctx.spaces_dir, space_id)
     files.clear_partial()  # a killed earlier attempt's temporary files
     (progress or Progress()).stage("metadata")
-    meta = await resolve_space(ctx, space_id)
-    (progress or Progress()).stage("download")
     try:
-        await media.download(meta, files.audio, ctx.settings.transcription.cookies_file)
+        title, creator, started_at = await _metadata(ctx, space_pk, space, files)
     except OSError as e:
         raise PipelineError(f"could not store the audio ({e.strerror})") from None
     try:
@@ -190,9 +278,9 @@ async def process_space(
             ctx.settings,
             ctx.secrets,
             files,
-            title=meta.title,
-            creator=meta.creator,
-            started_at=meta.started_at,
+            title=title,
+            creator=creator,
+            started_at=started_at,
             url=canonical_url(space_id),
             progress=progress,
             transcriber=transcriber_factory() if transcriber_factory else None,
@@ -206,9 +294,9 @@ async def process_space(
             update(Space)
             .where(Space.id == space_pk)
             .values(
-                title=meta.title,
-                creator=meta.creator,
-                space_started_at=meta.started_at,
+                title=title,
+                creator=creator,
+                space_started_at=started_at,
                 audio_file_path=files.relative(files.audio, data_name),
                 transcript_file_path=files.relative(files.markdown, data_name),
                 audio_duration_seconds=int(round(doc.duration_seconds)),

@@ -105,7 +105,8 @@ async def popular(ctx: Context) -> list[SpaceView]:
 
 
 async def owns(session: AsyncSession, user_id: int | None, space_pk: int) -> bool:
-    """Seed query 2: has the user paid for this Space's transcript?"""
+    """Seed query 2: has the user paid for this Space's transcript? A payment refunded
+    because the Space failed (``refunded_at`` set) no longer counts."""
     if user_id is None:
         return False
     return bool(
@@ -114,6 +115,7 @@ async def owns(session: AsyncSession, user_id: int | None, space_pk: int) -> boo
                 exists().where(
                     TranscriptionPayment.user_id == user_id,
                     TranscriptionPayment.space_id == space_pk,
+                    TranscriptionPayment.refunded_at.is_(None),
                 )
             )
         )

@@ -78,7 +78,7 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
 
 def quote_notes(q: Quote, code: Markup) -> list[str]:
     """What a quote says besides its price: credit already applied, the plain-transfer way."""
-    notes = []
+    notes = [q.note] if q.note else []
     if q.credit_applied:
         notes.append(f"Your credit of {display(q.credit_applied)} is already applied.")
     if q.direct:

@@ -36,14 +36,29 @@ class _Titled(Protocol):
     def title(self) -> str: ...
 
 
-# The metadata check before paying: a Refused (live / not recorded / gone), or the Space's
-# metadata (its title names the new ``spaces`` row), or None (nothing known, go ahead).
+# The metadata check before paying: a Refused (not found / private / no replay / X refuses
+# us / unreachable), or what we know of the Space (``core.pipeline.run.Checked``: its
+# metadata names the new ``spaces`` row, its ``note`` is told to the buyer), or None.
 SpaceCheck = Callable[[Context, str], Awaitable[Refused | _Titled | None]]
 
 
+# refusals that are about us or the network, not the Space: nothing charged, ask later
+TRY_LATER = ("metadata_unavailable", "space_unreachable", "x_refuses_us")
+
+
+def checked_payload(checked: object) -> dict[str, Any] | None:
+    """The metadata an invoice carries to the ``spaces`` row (title, creator, start...)."""
+    payload = getattr(checked, "payload", None)
+    if callable(payload):
+        return dict(payload())
+    title = getattr(checked, "title", None)
+    return {"title": title} if title else None
+
+
 async def pipeline_check_space(ctx: Context, space_id: str) -> Refused | _Titled | None:
-    """``core.pipeline.run.check_space`` as a value: a Space that cannot be transcribed is
-    refused before any invoice; if X cannot be asked right now, nobody is asked to pay."""
+    """``core.pipeline.run.check_space`` as a value: library first (a Space we hold is never
+    asked about), then X; a Space that cannot be transcribed is refused before any invoice;
+    if X cannot be asked right now, nobody is asked to pay."""
     from core.pipeline.errors import SpaceUnavailable
     from core.pipeline.run import check_space
 
@@ -130,18 +145,43 @@ async def request_transcription(
     async with ctx.db.session() as s:
         space, _user_id, owned = await ownership(s, caller, sid)
         if space is not None and owned:
+            if space.status == "failed":  # paid, never refunded (no credit policy): again, free
+                await retry_failed_space(s, ctx, space.id)
+                space.status, space.error_message = "pending", None
             return AlreadyOwned("transcription", space_view(space), transcript_of(ctx, space))
     checked = await (check_space or default_check_space())(ctx, sid)
     if isinstance(checked, Refused):
         return checked
-    title = space.title if space is not None else getattr(checked, "title", None)
+    payload = checked_payload(checked) if checked is not None else None
+    if space is not None and space.status != "failed":
+        payload = {**(payload or {}), "title": space.title}
     price = ctx.settings.prices.transcription
-    result = await _quote(
-        ctx, caller, "transcription", sid, price, {"title": title} if title else None
-    )
-    if isinstance(result, Quote) and space is not None:
-        result = dataclasses.replace(result, space=space_view(space))
+    result = await _quote(ctx, caller, "transcription", sid, price, payload)
+    if isinstance(result, Quote):
+        if space is not None:
+            result = dataclasses.replace(result, space=space_view(space))
+        note = getattr(checked, "note", None)
+        if note:
+            result = dataclasses.replace(result, note=note)
     return result
+
+
+async def retry_failed_space(session: AsyncSession, ctx: Context, space_pk: int) -> bool:
+    """A Space that failed for good gets a fresh attempt (ask again after a failure)."""
+    from sqlalchemy import update
+
+    from core import queue
+    from core.db import Space
+
+    moved = await session.execute(
+        update(Space)
+        .where(Space.id == space_pk, Space.status == "failed")
+        .values(status="pending", error_message=None)
+    )
+    if not getattr(moved, "rowcount", 0):
+        return False
+    await queue.enqueue(session, space_pk, max_retries=ctx.settings.queue.max_retries)
+    return True
 
 
 async def request_unlock(

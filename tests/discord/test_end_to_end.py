@@ -20,7 +20,7 @@ from core.payments import Paid, pay_invoice
 from core.pipeline import media
 from core.worker import Worker
 from tests.chat.test_paid_chat import _chat_fulfiller  # noqa: F401  (autouse fixture)
-from tests.discord.conftest import ANN, owned_space, running
+from tests.discord.conftest import ANN, BOB, owned_space, running
 from tests.payments.conftest import client_payload, pay_ctx  # noqa: F401  (fixture)
 from tests.payments.test_x402_pay import _reqs
 from tests.pipeline.conftest import LocalResolver, hls_root, hls_url, speech  # noqa: F401
@@ -97,6 +97,23 @@ async def test_transcribe_pay_on_chain_then_dm_with_the_transcript(
         # asking again: owned, so the file comes right back, only to them
         again = await api.reply(await api.interact("transcribe", {"space": SID}, user_id=ANN))
         assert again.ephemeral and again.files[0]["content"] == file["content"]
+
+        # X becomes unreachable (yt-dlp's own requests fail): Bob still buys the Space from
+        # the library and gets the same transcript by DM
+        from core.pipeline import media as media_
+        from tests.payments.conftest import chain_secrets
+        from tests.stand_ins.x_spaces import x_unreachable
+
+        ctx.secrets = chain_secrets(chain)  # the relayer again (the STT stand-in is done)
+        media_.use_resolver(None)
+        async with x_unreachable():
+            bob = await api.reply(await api.interact("transcribe", {"space": SID}, user_id=BOB))
+            assert "Amount: **0.20 USDC**" in bob.text, bob.text
+            await _pay(ctx, chain, chain.new_funded_account(), bob.buttons[0]["url"], 200_000)
+            while await outbox.drain_once(ctx.db, "w"):
+                pass
+        files = [f for m in api.dms(BOB) for f in m.get("_files", [])]
+        assert [f["content"] for f in files] == [file["content"]]
 
 
 async def test_chat_across_two_spaces_paid_and_answered_by_dm(

@@ -18,7 +18,6 @@ from tests.drills.bad_input_world import (
     FAILED,
     FOREIGN,
     FRESH,
-    LIVE,
     OWNED,
     OWNED_PENDING,
     OWNED_UNLOCKED,
@@ -42,8 +41,7 @@ UNREADABLE = "That link could not be read"
 LONG_LINK = "That link is too long"
 NO_SPACE = "No Space given"
 UNKNOWN_STATUS = "has not been requested yet"
-LIVE_MSG = "This Space is still live"
-UNRECORDED_MSG = "This Space was not recorded"
+UNRECORDED_MSG = "This Space ended without a replay"
 NEEDS_TRANSCRIPT = "Chat needs the transcript first"
 ALREADY_UNLOCKED = "Chat is already unlocked"
 EMPTY_Q = "Ask a question"
@@ -145,7 +143,6 @@ def _tg(name: str, text: str, expect: str, user: int = TG_ANN) -> Case:
 TELEGRAM: list[Case] = [
     _tg("/transcribe without a link", "/transcribe", "Usage: /transcribe"),
     *[_tg(f"/transcribe {what}", f"/transcribe {link}", p) for what, link, p in _LINKS],
-    _tg("/transcribe a live Space", f"/transcribe {LIVE}", LIVE_MSG),
     _tg("/transcribe an unrecorded Space", f"/transcribe https://x.com/i/spaces/{UNRECORDED}",
         UNRECORDED_MSG),
     _tg("/transcribe a link then a loopback url", "/transcribe https://x.com/i/spaces/"
@@ -335,7 +332,6 @@ def _dc(name: str, command: str, options: dict[str, Any], expect: str, user: int
 DISCORD: list[Case] = [
     *[_dc(f"/transcribe {what}", "transcribe", {"space": link}, p) for what, link, p in _LINKS
       if len(link) < 2000],
-    _dc("/transcribe a live Space", "transcribe", {"space": LIVE}, LIVE_MSG),
     _dc("/transcribe an unrecorded Space", "transcribe", {"space": UNRECORDED}, UNRECORDED_MSG),
     _dc("/transcribe blank", "transcribe", {"space": "   "}, NO_SPACE),
     _dc("/transcribe mention", "transcribe", {"space": "@everyone"}, ONLY_X),
@@ -529,9 +525,8 @@ HTTP_API: list[Case] = [
          ONLY_X),
     _api("transcribe: traversal in path", _post(T, {
         "space": "https://x.com/i/spaces/../../etc/passwd"}), 400, "invalid_space", BAD_ID),
-    _api("transcribe: live Space", _post(T, {"space": LIVE}), 422, "space_live", LIVE_MSG),
     _api("transcribe: unrecorded Space", _post(T, {"space": UNRECORDED}), 422,
-         "space_unavailable", UNRECORDED_MSG),
+         "space_no_replay", UNRECORDED_MSG),
     _api("transcribe: oversized body", lambda w: Req("POST", T, content=b'{"space": "' +
          b"a" * 70_000 + b'"}', headers={"content-type": "application/json"}), 413,
          "invalid_request", "body larger than 65536 bytes"),

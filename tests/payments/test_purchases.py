@@ -298,15 +298,16 @@ async def test_pipeline_metadata_check_before_paying(
     pay_ctx: Context, chain: Chain, fresh_payer, recorded_spaces
 ) -> None:  # type: ignore[no-untyped-def]
     recorded_spaces.live.add(OTHER_SPACE)
-    live = await request_transcription(pay_ctx, ALICE, OTHER_SPACE)
-    assert isinstance(live, Refused) and live.code == "space_live", live
+    live = await request_transcription(pay_ctx, ALICE, OTHER_SPACE)  # payable, told it waits
+    assert isinstance(live, Quote) and live.note and "when it ends" in live.note, live
     q = await request_transcription(pay_ctx, ALICE, SPACE)
-    assert isinstance(q, Quote)
+    assert isinstance(q, Quote) and q.note is None
     await _pay(pay_ctx, chain, fresh_payer, q)
     async with pay_ctx.db.session() as s:
         sp = (await s.execute(select(Space))).scalar_one()
         assert sp.title == f"Recorded {SPACE}" and sp.status == "pending"
-        assert await s.scalar(select(func.count()).select_from(Invoice)) == 1
+        assert (sp.creator, sp.audio_duration_seconds) == ("host", 600)  # from the first check
+        assert await s.scalar(select(func.count()).select_from(Invoice)) == 2
 
     class Down:
         async def resolve(self, space_id: str) -> Any:
@@ -317,3 +318,83 @@ async def test_pipeline_metadata_check_before_paying(
     media.use_resolver(Down())
     out = await request_transcription(pay_ctx, ALICE, "1AbCdEfGhIjKl")
     assert isinstance(out, Refused) and out.code in ("metadata_unavailable", "space_unreachable")
+
+
+class _XDown:
+    """X unreachable: the resolver raises a network error (as yt-dlp's would become)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def resolve(self, space_id: str) -> Any:
+        self.calls += 1
+        raise ConnectionError("x.com unreachable")
+
+
+async def _complete(ctx: Context, space_id: str) -> None:
+    """The Space's transcript is made (as the worker leaves it)."""
+    from core.service.views import transcript_path
+
+    path = transcript_path(ctx, space_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# transcript\n")
+    async with ctx.db.session() as s:
+        await s.execute(update(ProcessingJob).values(status="completed", completed_at=utcnow()))
+        await s.execute(
+            update(Space)
+            .where(Space.space_id == space_id)
+            .values(status="completed", completed_at=utcnow())
+        )
+
+
+async def test_library_space_sold_and_delivered_with_x_unreachable(
+    pay_ctx: Context, chain: Chain, fresh_payer
+) -> None:  # type: ignore[no-untyped-def]
+    from core.pipeline import media
+    from core.results import Caller
+
+    q = await request_transcription(pay_ctx, ALICE, SPACE)
+    assert isinstance(q, Quote)
+    await _pay(pay_ctx, chain, fresh_payer, q)
+    await _complete(pay_ctx, SPACE)
+    down = _XDown()
+    media.use_resolver(down)
+    bob = Caller("telegram", "2002", "Bob", chat_id="-700")
+    q2 = await request_transcription(pay_ctx, bob, SPACE)
+    assert isinstance(q2, Quote) and q2.space is not None, q2
+    assert q2.space.title == f"Recorded {SPACE}" and q2.space.status == "completed"
+    await _pay(pay_ctx, chain, chain.new_funded_account(), q2)
+    assert ("transcript_ready", "2002", "-700") in await _outbox(pay_ctx)
+    assert down.calls == 0  # X was never asked
+
+
+async def test_ask_again_after_a_failure(pay_ctx: Context, chain: Chain, fresh_payer) -> None:  # type: ignore[no-untyped-def]
+    from core.refunds import settle_failed_space
+
+    q = await request_transcription(pay_ctx, ALICE, SPACE)
+    assert isinstance(q, Quote)
+    await _pay(pay_ctx, chain, fresh_payer, q)
+    async with pay_ctx.db.session() as s:
+        pk = (await s.execute(select(Space.id))).scalar_one()
+        await s.execute(update(ProcessingJob).values(status="failed", completed_at=utcnow()))
+        await s.execute(update(Space).values(status="failed", error_message="the replay was gone"))
+        assert await settle_failed_space(s, pay_ctx.settings, pk) == 200_000
+    again = await request_transcription(pay_ctx, ALICE, SPACE)
+    # the refund's credit pays for the fresh attempt: granted, queued again
+    assert isinstance(again, Granted), again
+    async with pay_ctx.db.session() as s:
+        sp = await s.get(Space, pk)
+        assert sp is not None and (sp.status, sp.error_message) == ("pending", None)
+        jobs = (await s.execute(select(ProcessingJob.status))).scalars().all()
+        assert sorted(jobs) == ["failed", "queued"]
+        # fails again: credited again (a new reference), told again
+        await s.execute(
+            update(ProcessingJob)
+            .where(ProcessingJob.status == "queued")
+            .values(status="failed", completed_at=utcnow())
+        )
+        await s.execute(update(Space).values(status="failed", error_message="gone again"))
+        assert await settle_failed_space(s, pay_ctx.settings, pk) == 200_000
+        assert await settle_failed_space(s, pay_ctx.settings, pk) == 0  # once
+    kinds = [k for k, _, _ in await _outbox(pay_ctx)]
+    assert kinds.count("refunded") == 2 and kinds.count("job_failed") == 2

@@ -149,7 +149,8 @@ async def test_402_and_bad_requests(
         assert junk.status_code == 400 and junk.json()["error"] == "invalid_payment_header"
         recorded_spaces.live.add("1YqJDqWqbNVGV")
         live = await c.post("/x402/transcribe", json={"space": "1YqJDqWqbNVGV"})
-        assert live.status_code == 422 and live.json()["error"] == "space_live"
+        assert live.status_code == 402  # payable; it will be transcribed when it ends
+        assert "when it ends" in live.headers["X-Spacescribe-Note"]
         extra = await c.post("/x402/transcribe", json={"space": SPACE, "x": 1})
         assert extra.status_code == 422
         unlock = await c.post("/x402/unlock", json={"space": SPACE})
@@ -210,3 +211,52 @@ async def test_unconfigured_payments_answer_503(ctx: Context) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         r = await c.post("/x402/transcribe", json={"space": SPACE})
     assert r.status_code == 503 and r.json()["error"] == "payments_unavailable"
+
+
+async def test_library_space_sold_over_http_with_x_unreachable(
+    server: str,
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer,  # type: ignore[no-untyped-def]
+) -> None:
+    """A completed Space is quoted, paid and delivered while X's hosts refuse connections
+    (the production extractor's own network error); X unreachable refuses the rest (503)."""
+    from core.pipeline import media
+    from tests.stand_ins.x_spaces import x_unreachable
+
+    async with pay_ctx.db.session() as s:
+        s.add(
+            Space(
+                space_id=SPACE,
+                space_url=f"https://x.com/i/spaces/{SPACE}",
+                title="Held in the library",
+                status="completed",
+            )
+        )
+    path = pay_ctx.spaces_dir / SPACE / "transcript.md"
+    path.parent.mkdir(parents=True)
+    path.write_text("# Transcript\n\nfrom the library\n")
+    media.use_resolver(None)  # yt-dlp's real extractor, whose requests to X fail
+    async with x_unreachable():
+        async with httpx.AsyncClient(base_url=server, timeout=60) as c:
+            other = await c.post("/x402/transcribe", json={"space": "1YqJDqWqbNVGV"})
+            assert other.status_code == 503 and other.json()["error"] == "space_unreachable"
+            quote = await c.post("/x402/transcribe", json={"space": SPACE})
+            assert quote.status_code == 402
+        r = await asyncio.to_thread(
+            _pay, server, chain, fresh_payer, "/x402/transcribe", {"space": SPACE}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["space"]["status"] == "completed"
+        ts = int(time.time())
+        sig = Account.sign_message(
+            encode_defunct(text=transcript_message(SPACE, ts)), fresh_payer.key
+        )
+        h = {
+            "X-Wallet-Address": fresh_payer.address,
+            "X-Wallet-Timestamp": str(ts),
+            "X-Wallet-Signature": "0x" + sig.signature.hex(),
+        }
+        async with httpx.AsyncClient(base_url=server) as c:
+            got = await c.get(f"/api/spaces/{SPACE}/transcript", headers=h)
+        assert got.status_code == 200 and "from the library" in got.text

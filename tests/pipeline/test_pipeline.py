@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from core import queue
 from core.config import Secrets
@@ -20,8 +20,9 @@ from core.db import Outbox, ProcessingJob, Space, utcnow
 from core.pipeline import storage
 from core.pipeline.errors import PipelineError, SpaceUnavailable
 from core.pipeline.media import SpaceMeta
-from core.pipeline.run import check_space, process_space
+from core.pipeline.run import Checked, check_space, process_space
 from core.pipeline.transcribe.offline import OfflineTranscriber
+from core.pipeline.xspaces import SpaceNotReady
 from core.results import Refused
 from core.worker import Worker
 from tests.pipeline.conftest import LocalResolver
@@ -117,7 +118,7 @@ async def test_rate_limits_are_retried_and_results_resume(
         (ctx.spaces_dir / SID / "transcript.md").unlink()
         await process_space(ctx, pk)  # chunk results and audio reused: no new STT call
         assert len(stt.requests) == first
-    assert resolver.calls == [SID, SID]
+    assert resolver.calls == [SID]  # the audio is held: X is not asked again
 
 
 async def test_stt_500_fails_retryably_and_keeps_finished_chunks(
@@ -149,11 +150,13 @@ async def test_download_404_and_unavailable_spaces(ctx: Context, hls_url: str) -
             await process_space(ctx, pk)
         assert err.value.retryable and "download" in str(err.value)
         assert not (ctx.spaces_dir / SID / "audio.m4a").exists()
+        async with ctx.db.session() as s:  # not held yet: X is asked before payment
+            await s.execute(delete(ProcessingJob))
+            await s.execute(update(Space).values(status="failed"))
         media.use_resolver(LocalResolver(hls_url, live=True))
-        live = await check_space(ctx, SID)
-        assert isinstance(live, Refused) and live.code == "space_live"
-        assert "still live" in live.message
-        with pytest.raises(SpaceUnavailable, match="still live"):
+        live = await check_space(ctx, SID)  # a live Space is accepted, told it waits
+        assert isinstance(live, Checked) and live.note and "when it ends" in live.note
+        with pytest.raises(SpaceNotReady, match="is live"):
             await process_space(ctx, pk)
         media.use_resolver(_Gone())
         gone = await check_space(ctx, SID)
@@ -161,7 +164,7 @@ async def test_download_404_and_unavailable_spaces(ctx: Context, hls_url: str) -
         assert "private" in gone.message
         media.use_resolver(LocalResolver(hls_url))
         meta = await check_space(ctx, SID)
-        assert isinstance(meta, SpaceMeta) and meta.title == "Weekly weather space"
+        assert isinstance(meta, Checked) and meta.title == "Weekly weather space"
     finally:
         media.use_resolver(None)
 

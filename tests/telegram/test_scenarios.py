@@ -149,6 +149,26 @@ async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
             # asking again delivers at once, without a new invoice
             api.command(f"/transcribe {SID}", user_id=MEMBER)
             assert len(await api.wait_for("sendDocument", 2)) == 2
+
+            # X becomes unreachable: another member buys the Space from the library, is
+            # quoted, pays on the pay page and gets the transcript (yt-dlp's requests fail)
+            from tests.stand_ins.x_spaces import x_unreachable
+
+            other = MEMBER + 1
+            media.use_resolver(None)
+            async with x_unreachable():
+                n = len(api.sent("sendMessage"))
+                api.command(f"/transcribe {SID}", user_id=other)
+                await api.wait_for("sendMessage", n + 1)
+                quote = [m for m in api.sent("sendMessage") if m["chat_id"] == other][-1]
+                assert "0.20 USDC" in quote["text"], quote["text"]
+                pay_url = quote["reply_markup"]["inline_keyboard"][0][0]["url"]
+                async with web(shop) as client:
+                    out = await pay_via_page(client, pay_url, chain.new_funded_account())
+                assert out["status"] == "credited", out
+                await drain(shop)
+                docs = [d for d in api.sent("sendDocument") if d["chat_id"] == other]
+                assert len(docs) == 1 and "Weekly weather space" in docs[0]["caption"]
         finally:
             await bot.stop()
             media.use_resolver(None)
