@@ -78,7 +78,7 @@ def run(
     if testmode.needs_chain(ctx.settings, role_list):
         try:
             chain = testmode.start_test_chain(ctx.settings)
-            ctx = testmode.testmode_context(ctx, chain)
+            ctx = testmode.local_chain_context(ctx, chain)
         except (RuntimeError, OSError, ValueError) as e:
             problem = str(e)  # said on the Payments line; the rest runs
 
@@ -94,10 +94,10 @@ def run(
             status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
         for line in status:
             if line.label:
-                console.print(f"{line.name}: [bold]{line.label}[/bold] — {line.why}")
+                console.print(f"{line.name}: [bold]{line.label}[/bold] — {line.why}", soft_wrap=True)
                 continue
             mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
-            console.print(f"{line.name}: {mark}, {line.why}")
+            console.print(f"{line.name}: {mark}, {line.why}", soft_wrap=True)
         try:
             await rt.run_forever()
         except SpacescribeError as e:  # e.g. a bot token its platform refuses

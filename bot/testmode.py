@@ -19,10 +19,10 @@ from pathlib import Path
 from eth_account import Account
 from pydantic import SecretStr
 
-from core.config import Secrets, Settings
+from core.config import PaymentSettings, Secrets, Settings
 from core.context import Context
 from core.testchain import USDC, Anvil, balance, deploy_token, has_code, mint, token_at
-from core.testkeys import DEMO_BUYER_KEY, OPERATOR_ADDRESS, RELAYER_KEY
+from core.testkeys import DEMO_BUYER_KEY, LOCAL_CHAIN_ID, OPERATOR_ADDRESS, RELAYER_KEY
 
 STATE_INTERVAL_SECONDS = 2  # anvil writes its state this often (and on exit)
 DEMO_FUNDS = 1000 * USDC  # the demo wallet is topped up to this ...
@@ -93,20 +93,25 @@ def start_test_chain(settings: Settings) -> LocalChain:
         raise
 
 
-def testmode_context(ctx: Context, chain: LocalChain) -> Context:
-    """The context of a test-mode process: payments on the local chain, settled in-process by
-    anvil's test relayer, paid to anvil's test operator address."""
-    p = ctx.settings.payments.model_copy(
+def local_chain_payments(p: PaymentSettings, rpc_url: str, token_address: str) -> PaymentSettings:
+    """Payments settings on the local chain, paid to anvil's test operator address."""
+    return p.model_copy(
         update={
-            "network": chain.anvil.network,
-            "rpc_url": chain.rpc_url,
-            "token_address": chain.token_address,
+            "network": f"eip155:{LOCAL_CHAIN_ID}",
+            "rpc_url": rpc_url,
+            "token_address": token_address,
             "token_name": "USD Coin",  # TestUSDC's EIP-712 domain
             "token_version": "2",
             "pay_to": OPERATOR_ADDRESS,
             "facilitator_url": "",  # no public facilitator knows the local chain
         }
     )
+
+
+def local_chain_context(ctx: Context, chain: LocalChain) -> Context:
+    """The context of a test-mode process: payments on the local chain, settled in-process by
+    anvil's test relayer."""
+    p = local_chain_payments(ctx.settings.payments, chain.rpc_url, chain.token_address)
     settings = ctx.settings.model_copy(update={"payments": p})
     secrets: Secrets = ctx.secrets.model_copy(update={"relayer_key": SecretStr(RELAYER_KEY)})
     return replace(ctx, settings=settings, secrets=secrets)
