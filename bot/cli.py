@@ -94,7 +94,9 @@ def run(
             status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
         for line in status:
             if line.label:
-                console.print(f"{line.name}: [bold]{line.label}[/bold] — {line.why}", soft_wrap=True)
+                console.print(
+                    f"{line.name}: [bold]{line.label}[/bold] — {line.why}", soft_wrap=True
+                )
                 continue
             mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
             console.print(f"{line.name}: {mark}, {line.why}", soft_wrap=True)

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from core.config import Secrets, Settings, load_secrets, load_settings
+from core.config import Secrets, Settings, check_secrets, load_secrets, load_settings
 from core.db import Database
 from core.db import migrate as m
 from core.db.engine import safe_url
@@ -254,6 +254,7 @@ async def _discord(settings: Settings, secrets: Secrets) -> Row:
 async def run_checks() -> list[Row]:
     settings = load_settings()  # raises ConfigError naming the bad key
     secrets = load_secrets()
+    check_secrets(settings, secrets)  # e.g. an anvil test key in live mode: ConfigError
     rows: list[Row] = [("config", True, "config.toml and environment are valid")]
     rows.append(await _database(settings))
     rows.append(_data_dir(settings))

@@ -89,7 +89,7 @@ def test_migrate_postgres_and_doctor(tmp_path: Path, pg_database: str) -> None:
 
 
 def test_doctor_names_a_bad_key(tmp_path: Path) -> None:
-    env = _env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", SPACESCRIBE_PAYMENTS__NETWORK="base")
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", SPACESCRIBE_PAYMENTS__NETWORK="bitcoin")
     r = subprocess.run([*CLI, "doctor"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "payments.network" in r.stderr and "SPACESCRIBE_PAYMENTS__NETWORK" in r.stderr

@@ -65,7 +65,9 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def _chain_line(out: str) -> tuple[str, str]:
-    m = re.search(r"Test chain: .*anvil at (http://127\.0\.0\.1:\d+), TestUSDC (0x[0-9a-fA-F]{40})", out)
+    m = re.search(
+        r"Test chain: .*anvil at (http://127\.0\.0\.1:\d+), TestUSDC (0x[0-9a-fA-F]{40})", out
+    )
     assert m, out
     return m.group(1), m.group(2)
 

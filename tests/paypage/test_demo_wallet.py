@@ -119,3 +119,35 @@ async def test_live_mode_refuses_the_demo_wallet(
     assert r.json() == {"status": "refused", "code": "test_mode_only", "message": LIVE_REFUSAL}
     inv = await _invoice(web.ctx, q.invoice_id)
     assert inv.status == "open" and chain.balance(DEMO_ADDRESS) == before
+
+
+async def test_demo_route_bad_input_in_test_mode(
+    test_mode_web: tuple[WebServer, LocalChain],
+) -> None:
+    """Bad input to the demo route gets its specific error and moves no test USDC."""
+    web, chain = test_mode_web
+    token = token_at(chain.anvil.w3, chain.token_address)
+    before = balance(token, DEMO_ADDRESS)
+    q = await _quote(web.ctx)
+    base = f"{web.url}/pay/{q.invoice_id}/demo"
+    cases: list[tuple[str, dict[str, Any], int, str, str]] = [
+        ("/pay/" + "Z" * 24 + "/demo", {"json": {}}, 404, "unknown_invoice", "No such invoice"),
+        ("/pay/abc/demo", {"json": {}}, 404, "unknown_invoice", "No such invoice"),
+        ("/pay/..%2F..%2Fetc/demo", {"json": {}}, 404, "unknown_invoice", "No such invoice"),
+        (base, {"content": b"pay", "headers": {"content-type": "text/plain"}}, 400,
+         "invalid_payload", "application/json"),
+        (base, {"content": b"[1]", "headers": {"content-type": "application/json"}}, 400,
+         "invalid_payload", "not a JSON object"),
+        (base, {"json": {"payer": "0x" + "11" * 20}}, 400, "invalid_payload",
+         "The demo wallet takes no input"),
+        (base, {"content": b"{" * 20_000, "headers": {"content-type": "application/json"}}, 400,
+         "invalid_payload", "larger than"),
+    ]  # fmt: skip
+    async with httpx.AsyncClient(timeout=30) as c:
+        for path, kw, status, code, phrase in cases:
+            url = path if path.startswith("http") else web.url + path
+            r = await c.post(url, **kw)
+            assert r.status_code == status, (path, r.text)
+            assert r.json()["code"] == code and phrase in r.json()["message"], (path, r.text)
+    inv = await _invoice(web.ctx, q.invoice_id)
+    assert inv.status == "open" and balance(token, DEMO_ADDRESS) == before
