@@ -16,7 +16,9 @@ Fixtures (registered in ``tests/conftest.py``, so every test folder can use them
 - ``fresh_payer`` (function): a brand-new funded account (own nonce space, no cross-test
   interference), minted 100 USDC and given 1 ETH for gas.
 
-The dev keys below are anvil's published test mnemonic keys: public, test-only.
+The process and token code is the product's own (``core.testchain``, which test mode runs on
+too); the dev keys are anvil's published test mnemonic keys (``core.testkeys``): public,
+test-only.
 """
 
 from __future__ import annotations
