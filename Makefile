@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Each sets up what it needs,
 # idempotently: .venv from the pinned constraints, npm peers (anvil, solc), Debian packages.
+# `make run` installs anvil too: with no payments.pay_to it runs in test mode on a local chain.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -28,7 +29,7 @@ setup-test: $(STAMP) node_modules/.installed
 migrate: setup
 	$(BIN)/spacescribe migrate
 
-run: setup
+run: setup node_modules/.installed
 	$(BIN)/spacescribe run
 
 lint: setup

@@ -60,8 +60,11 @@ def run(
     ),
     no_migrate: bool = typer.Option(False, "--no-migrate", help="Do not upgrade the schema first"),
 ) -> None:
-    """Run the application: bots, web server, scheduler and worker (all by default)."""
-    from bot.runtime import Runtime, parse_roles
+    """Run the application: bots, web server, scheduler and worker (all by default).
+
+    In test mode (no payments.pay_to) it also starts the local test chain (see README)."""
+    from bot import testmode
+    from bot.runtime import Runtime, StatusLine, parse_roles
     from core.db import migrate as m
 
     try:
@@ -71,6 +74,13 @@ def run(
         _fail(str(e))
     if not no_migrate:
         m.upgrade(ctx.settings.database.url)
+    chain, problem = None, None
+    if testmode.needs_chain(ctx.settings, role_list):
+        try:
+            chain = testmode.start_test_chain(ctx.settings)
+            ctx = testmode.local_chain_context(ctx, chain)
+        except (RuntimeError, OSError, ValueError) as e:
+            problem = str(e)  # said on the Payments line; the rest runs
 
     async def main() -> None:
         try:
@@ -78,9 +88,18 @@ def run(
         except SpacescribeError as e:
             await ctx.close()
             _fail(str(e))
-        for line in rt.status:
+        label, why = testmode.payments_status(ctx, chain, problem)
+        status = [*rt.status, StatusLine("Payments", label != "off", why, label)]
+        if chain is not None:
+            status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
+        for line in status:
+            if line.label:
+                console.print(
+                    f"{line.name}: [bold]{line.label}[/bold] — {line.why}", soft_wrap=True
+                )
+                continue
             mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
-            console.print(f"{line.name}: {mark}, {line.why}")
+            console.print(f"{line.name}: {mark}, {line.why}", soft_wrap=True)
         try:
             await rt.run_forever()
         except SpacescribeError as e:  # e.g. a bot token its platform refuses
@@ -92,6 +111,9 @@ def run(
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    finally:
+        if chain is not None:
+            chain.stop()
 
 
 @app.command()

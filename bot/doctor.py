@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from core.config import Secrets, Settings, load_secrets, load_settings
+from core.config import Secrets, Settings, check_secrets, load_secrets, load_settings
 from core.db import Database
 from core.db import migrate as m
 from core.db.engine import safe_url
@@ -73,41 +73,99 @@ def _data_dir(settings: Settings) -> Row:
         return ("data dir", False, f"{data} not writable ({exc.strerror}): fix permissions")
 
 
-async def _chain(settings: Settings, secrets: Secrets) -> list[Row]:
+def _test_mode_rows(settings: Settings) -> list[Row]:
+    """Test mode: what ``spacescribe run`` will start, and the local chain it saved."""
+    import json
+
+    from eth_account import Account
+
+    from bot.testmode import BANNER, chain_dir
+    from core.testchain import ANVIL_BIN
+    from core.testkeys import DEMO_BUYER_KEY, OPERATOR_ADDRESS, RELAYER_KEY
+
+    folder = chain_dir(settings)
+    info_path = folder / "chain.json"
+    try:
+        token = (
+            json.loads(info_path.read_text()).get("token_address") if info_path.exists() else None
+        )
+    except (OSError, ValueError):
+        token = None
+    return [
+        ("payments mode", True, f"TEST MODE — {BANNER}"),
+        (
+            "rpc",
+            ANVIL_BIN.exists(),
+            f"local anvil, started by `spacescribe run`, state in {folder}"
+            if ANVIL_BIN.exists()
+            else f"anvil missing at {ANVIL_BIN}: run `make run` or `npm ci`",
+        ),
+        (
+            "token",
+            True,
+            f"TestUSDC {token} (in the saved local chain)"
+            if token
+            else "TestUSDC, deployed on the local chain at the first `spacescribe run`",
+        ),
+        (
+            "pay_to",
+            True,
+            f"{OPERATOR_ADDRESS} (anvil test address; test mode never takes a real one)",
+        ),
+        (
+            "settlement",
+            True,
+            f"in-process, relayer {Account.from_key(RELAYER_KEY).address} (anvil test key, "
+            f"test-only); demo wallet {Account.from_key(DEMO_BUYER_KEY).address}",
+        ),
+    ]
+
+
+async def _payments(settings: Settings, secrets: Secrets) -> list[Row]:
+    """Every payments row, whatever answers: mode, rpc, token, pay_to, settlement."""
     from eth_account import Account
     from web3 import AsyncHTTPProvider, AsyncWeb3
 
     p = settings.payments
-    rows: list[Row] = []
+    if p.test_mode:
+        return _test_mode_rows(settings)
+    rows: list[Row] = [("payments mode", True, f"LIVE — real USDC on {p.network}")]
     w3 = AsyncWeb3(AsyncHTTPProvider(p.rpc_url, request_kwargs={"timeout": TIMEOUT}))
+    rpc_ok = False
     try:
         chain = await w3.eth.chain_id
+        if chain != p.chain_id:
+            rows.append(("rpc", False, f"chain id {chain}, but payments.network is {p.network}"))
+        else:
+            rpc_ok = True
+            rows.append(("rpc", True, f"{p.rpc_url}, chain {chain}"))
     except Exception as exc:
-        return [
+        rows.append(
             (
                 "rpc",
                 False,
                 f"{p.rpc_url} unreachable ({type(exc).__name__}): check payments.rpc_url",
             )
-        ]
-    if chain != p.chain_id:
-        return [("rpc", False, f"chain id {chain}, but payments.network is {p.network}")]
-    rows.append(("rpc", True, f"{p.rpc_url}, chain {chain}"))
-    try:
-        token = w3.eth.contract(address=w3.to_checksum_address(p.token_address), abi=ERC20_ABI)
-        name = await token.functions.name().call()
-        decimals = await token.functions.decimals().call()
-        ok = name == p.token_name and decimals == 6
-        rows.append(
-            (
-                "token",
-                ok,
-                f"{p.token_address}: {name!r}, {decimals} decimals"
-                + ("" if ok else f"; expected {p.token_name!r} with 6 decimals"),
-            )
         )
-    except Exception as exc:
-        rows.append(("token", False, f"no ERC-20 at {p.token_address} ({type(exc).__name__})"))
+    unchecked = "not checked: the RPC node did not answer"
+    if not rpc_ok:
+        rows.append(("token", False, f"{p.token_address} ({p.token_name!r}): {unchecked}"))
+    else:
+        try:
+            token = w3.eth.contract(address=w3.to_checksum_address(p.token_address), abi=ERC20_ABI)
+            name = await token.functions.name().call()
+            decimals = await token.functions.decimals().call()
+            ok = name == p.token_name and decimals == 6
+            rows.append(
+                (
+                    "token",
+                    ok,
+                    f"{p.token_address}: {name!r}, {decimals} decimals"
+                    + ("" if ok else f"; expected {p.token_name!r} with 6 decimals"),
+                )
+            )
+        except Exception as exc:
+            rows.append(("token", False, f"no ERC-20 at {p.token_address} ({type(exc).__name__})"))
     rows.append(("pay_to", bool(p.pay_to), p.pay_to or "set payments.pay_to to your address"))
     if p.facilitator_url:
         rows.append(("settlement", True, f"remote facilitator {p.facilitator_url}"))
@@ -118,17 +176,22 @@ async def _chain(settings: Settings, secrets: Secrets) -> list[Row]:
     else:
         try:
             addr = Account.from_key(secrets.relayer_key.get_secret_value()).address
-            bal = await w3.eth.get_balance(addr)
-            rows.append(
-                (
-                    "relayer gas",
-                    bal >= MIN_RELAYER_WEI,
-                    f"{addr} holds {bal / 10**18:.6f} ETH"
-                    + ("" if bal >= MIN_RELAYER_WEI else ": fund it to pay gas"),
-                )
-            )
         except ValueError:
-            rows.append(("relayer gas", False, "SPACESCRIBE_RELAYER_KEY is not a private key"))
+            rows.append(("settlement", False, "SPACESCRIBE_RELAYER_KEY is not a private key"))
+            return rows
+        if not rpc_ok:
+            rows.append(("settlement", False, f"in-process, relayer {addr}: gas {unchecked}"))
+            return rows
+        bal = await w3.eth.get_balance(addr)
+        enough = bal >= MIN_RELAYER_WEI
+        rows.append(
+            (
+                "settlement",
+                enough,
+                f"in-process, relayer {addr} holds {bal / 10**18:.6f} ETH"
+                + ("" if enough else ": fund it to pay gas"),
+            )
+        )
     return rows
 
 
@@ -192,12 +255,13 @@ async def _discord(settings: Settings, secrets: Secrets) -> Row:
 async def run_checks() -> list[Row]:
     settings = load_settings()  # raises ConfigError naming the bad key
     secrets = load_secrets()
+    check_secrets(settings, secrets)  # e.g. an anvil test key in live mode: ConfigError
     rows: list[Row] = [("config", True, "config.toml and environment are valid")]
     rows.append(await _database(settings))
     rows.append(_data_dir(settings))
     ff = ffmpeg_path()
     rows.append(("ffmpeg", bool(ff), ff or "install ffmpeg or the imageio-ffmpeg package"))
-    rows += await _chain(settings, secrets)
+    rows += await _payments(settings, secrets)
     rows.append(await _openai(secrets))
     rows.append(await _telegram(settings, secrets))
     rows.append(await _discord(settings, secrets))

@@ -41,6 +41,7 @@ class StatusLine:
     name: str
     on: bool
     why: str
+    label: str | None = None  # printed instead of on/off, e.g. "TEST MODE"
 
 
 class WebServer:

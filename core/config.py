@@ -31,6 +31,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from core.errors import ConfigError
+from core.testkeys import LOCAL_CHAIN_ID, is_dev_address, is_dev_key
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "SPACESCRIBE_"
@@ -71,7 +72,32 @@ class WebSettings(_Section):
         return v.rstrip("/")
 
 
+# Friendly chain names for ``payments.network``: CAIP-2 id and a default public RPC node.
+NETWORKS = {
+    "base": ("eip155:8453", "https://mainnet.base.org"),
+    "base-sepolia": ("eip155:84532", "https://sepolia.base.org"),
+}
+DEFAULT_RPC = {caip: rpc for caip, rpc in NETWORKS.values()}
+
+
+def default_usdc(network: str) -> dict[str, str] | None:
+    """The x402 package's default USDC of a CAIP-2 network: address, EIP-712 name and version."""
+    from x402.mechanisms.evm.default_assets import DEFAULT_ASSETS
+
+    for a in DEFAULT_ASSETS.get(network, []):
+        if a["symbol"] == "USDC" and a["decimals"] == 6:
+            return {
+                "token_address": a["asset"],
+                "token_name": a["name"],
+                "token_version": a["version"],
+            }
+    return None
+
+
 class PaymentSettings(_Section):
+    # "test": a local chain with test USDC (no real money); "live": the configured chain.
+    # Unset = "test" until pay_to is set, then "live".
+    mode: Literal["test", "live"] | None = None
     network: str = Field("eip155:8453", pattern=r"^eip155:[0-9]+$")
     rpc_url: str = "https://mainnet.base.org"
     token_address: str = Field(
@@ -86,9 +112,48 @@ class PaymentSettings(_Section):
     watch_interval_seconds: float = Field(15.0, gt=0)
     refund_policy: Literal["credit", "none"] = "credit"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _network_defaults(cls, data: Any) -> Any:
+        """``network = "base"`` / ``"base-sepolia"`` (or their CAIP-2 ids) fill the RPC node and
+        the USDC address, name and version that are not set explicitly."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        net = data.get("network")
+        if isinstance(net, str) and net in NETWORKS:
+            data["network"] = NETWORKS[net][0]
+        caip = data.get("network", "eip155:8453")
+        if isinstance(caip, str):
+            if caip in DEFAULT_RPC:
+                data.setdefault("rpc_url", DEFAULT_RPC[caip])
+            for k, v in (default_usdc(caip) or {}).items():
+                data.setdefault(k, v)
+        return data
+
+    @model_validator(mode="after")
+    def _mode(self) -> PaymentSettings:
+        if self.mode is None:
+            self.mode = "live" if self.pay_to else "test"
+        if self.mode == "test" and self.pay_to:
+            raise ValueError(
+                "payments.mode is test, which never takes a real pay_to (test mode pays a "
+                "local test address): remove payments.pay_to, or set payments.mode = live"
+            )
+        if self.mode == "live" and self.chain_id != LOCAL_CHAIN_ID and is_dev_address(self.pay_to):
+            raise ValueError(
+                "payments.pay_to is one of anvil's public test addresses; anyone can spend "
+                "from it, so live mode refuses it: use your own address"
+            )
+        return self
+
     @property
     def chain_id(self) -> int:
         return int(self.network.split(":", 1)[1])
+
+    @property
+    def test_mode(self) -> bool:
+        return self.mode == "test"
 
 
 _USDC_PRICES = ("transcription", "chat_unlock", "chat_base", "chat_per_space")
@@ -333,6 +398,22 @@ def load_settings(**overrides: Any) -> Settings:
 
 def load_secrets() -> Secrets:
     return Secrets()
+
+
+def check_secrets(settings: Settings, secrets: Secrets) -> None:
+    """Secrets that cannot go with these settings: an anvil test key (public, test-only) as
+    the relayer of live payments on a public chain."""
+    p, key = settings.payments, secrets.relayer_key
+    if (
+        p.mode == "live"
+        and p.chain_id != LOCAL_CHAIN_ID
+        and key is not None
+        and is_dev_key(key.get_secret_value())
+    ):
+        raise ConfigError(
+            "SPACESCRIBE_RELAYER_KEY is one of anvil's public test keys; live mode on "
+            f"{p.network} refuses it: use a key of your own"
+        )
 
 
 @lru_cache(maxsize=1)

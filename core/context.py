@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import Secrets, Settings, load_secrets, load_settings
+from core.config import Secrets, Settings, check_secrets, load_secrets, load_settings
 from core.db import Database
 
 
@@ -32,6 +32,7 @@ class Context:
 
         settings = settings or load_settings()
         secrets = secrets or load_secrets()
+        check_secrets(settings, secrets)  # raises ConfigError: e.g. a test key in live mode
         db = Database(settings.database.url, settings.database.pool_size, settings.database.echo)
         return cls(settings, secrets, db, instance=f"{socket.gethostname()}:{os.getpid()}")
 

@@ -89,7 +89,7 @@ def test_migrate_postgres_and_doctor(tmp_path: Path, pg_database: str) -> None:
 
 
 def test_doctor_names_a_bad_key(tmp_path: Path) -> None:
-    env = _env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", SPACESCRIBE_PAYMENTS__NETWORK="base")
+    env = _env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", SPACESCRIBE_PAYMENTS__NETWORK="bitcoin")
     r = subprocess.run([*CLI, "doctor"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "payments.network" in r.stderr and "SPACESCRIBE_PAYMENTS__NETWORK" in r.stderr
@@ -97,7 +97,12 @@ def test_doctor_names_a_bad_key(tmp_path: Path) -> None:
 
 def test_run_serves_healthz_and_says_what_is_off(tmp_path: Path) -> None:
     port = _free_port()
-    env = _env(tmp_path, f"sqlite:///{tmp_path / 'run.db'}", SPACESCRIBE_WEB__PORT=str(port))
+    env = _env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'run.db'}",
+        SPACESCRIBE_WEB__PORT=str(port),
+        SPACESCRIBE_PAYMENTS__PAY_TO="0x" + "12" * 20,  # live mode, its RPC node unreachable
+    )
     proc = subprocess.Popen(
         [*CLI, "run", "--roles", "web,scheduler,bots"],
         env=env,
@@ -126,6 +131,10 @@ def test_run_serves_healthz_and_says_what_is_off(tmp_path: Path) -> None:
     assert "Telegram: off, TELEGRAM_TOKEN not set" in out
     assert "Discord: off, DISCORD_TOKEN not set" in out
     assert "OPENAI_API_KEY not set" in out
+    assert (
+        "Payments: off — set SPACESCRIBE_RELAYER_KEY or payments.facilitator_url to settle "
+        "payments" in out
+    )
 
 
 def test_run_rejects_unknown_role(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_nested_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     ("env", "value", "key"),
     [
         ("SPACESCRIBE_PRICES__TRANSCRIPTION", "0.1234567", "prices.transcription"),
-        ("SPACESCRIBE_PAYMENTS__NETWORK", "base", "payments.network"),
+        ("SPACESCRIBE_PAYMENTS__NETWORK", "bitcoin", "payments.network"),
         ("SPACESCRIBE_PAYMENTS__PAY_TO", "0x123", "payments.pay_to"),
         ("SPACESCRIBE_TRANSCRIPTION__BACKEND", "whisper-local", "transcription.backend"),
         ("SPACESCRIBE_WEB__PORT", "99999", "web.port"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from adapters.web import health, link, pay, webhooks, x402_api
+from adapters.web.docs import add_docs
 from adapters.web.pages import static_files
 from adapters.web.request_ids import RequestIds
 from core.context import Context
@@ -16,7 +17,10 @@ def create_app(ctx: Context) -> FastAPI:
         title="spacescribe",
         version="0.1.0",
         description="Transcripts of X Spaces and AI chat over them, paid in USDC via x402.",
+        docs_url=None,  # served by add_docs with local assets (no CDN)
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.ctx = ctx
     register_chat_fulfiller()  # /x402/chat and pay pages answer before settlement
     app.include_router(health.router)

@@ -30,6 +30,9 @@ SECURITY_HEADERS = {
 
 
 def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    ctx = getattr(request.app.state, "ctx", None)
+    # every page of a test-mode server says so (base.html's ribbon)
+    context.setdefault("test_mode", bool(ctx and ctx.settings.payments.test_mode))
     resp = templates.TemplateResponse(request, name, context, status_code=status_code)
     resp.headers.update(SECURITY_HEADERS)
     return resp

@@ -23,6 +23,7 @@ from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from x402.schemas import PaymentRequirements
 
 from adapters.web.pages import json_response, message_page, page, read_json
 from core.accounts import normalize_wallet
@@ -37,6 +38,7 @@ from core.payments import (
     invoice_requirements,
     pay_invoice,
 )
+from core.payments.demo import DEMO_ADDRESS, demo_refusal, sign_demo
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
 from core.payments.outcomes import PaymentRefused
 from core.payments.pay import unreadable
@@ -138,6 +140,7 @@ async def pay_page(request: Request, public_id: str) -> Response:
         token_name=p.token_name,
         chain_id=p.chain_id,
         back=return_link(inv, acc),
+        demo=p.test_mode,
     )
 
 
@@ -184,29 +187,9 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
     reqs = await invoice_requirements(ctx, public_id)
     if isinstance(reqs, PaymentRefused):
         return _refused(reqs.code, reqs.message, _refusal_status(reqs))
-    async with ctx.db.session() as s:
-        inv = await get_invoice(s, public_id)
-    if inv is None:
+    typed = await _typed_authorization(ctx, public_id, reqs, payer_addr)
+    if typed is None:
         return _refused("unknown_invoice", "No such invoice.", 404)
-    now = int(time.time())
-    expires = int(inv.expires_at.replace(tzinfo=UTC).timestamp())
-    valid_before = min(expires, now + int(reqs.max_timeout_seconds))
-    extra = reqs.extra or {}
-    message = {
-        "from": to_checksum_address(payer_addr),
-        "to": to_checksum_address(reqs.pay_to),
-        "value": str(reqs.amount),
-        "validAfter": str(now - VALIDITY_SLACK),
-        "validBefore": str(valid_before),
-        "nonce": "0x" + secrets.token_hex(32),
-    }
-    typed = eip3009.typed_data(
-        str(extra.get("name", "")),
-        str(extra.get("version", "")),
-        ctx.settings.payments.chain_id,
-        reqs.asset,
-        message,
-    )
     return json_response(
         {
             "chainId": ctx.settings.payments.chain_id,
@@ -214,6 +197,35 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
             "typedData": typed,
             "amount": canonical_units(int(reqs.amount)),
         }
+    )
+
+
+async def _typed_authorization(
+    ctx: Context, public_id: str, reqs: PaymentRequirements, payer: str
+) -> dict[str, Any] | None:
+    """The EIP-712 typed data of one authorization for this invoice (None: no invoice)."""
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, public_id)
+    if inv is None:
+        return None
+    now = int(time.time())
+    expires = int(inv.expires_at.replace(tzinfo=UTC).timestamp())
+    valid_before = min(expires, now + int(reqs.max_timeout_seconds))
+    extra = reqs.extra or {}
+    message = {
+        "from": to_checksum_address(payer),
+        "to": to_checksum_address(reqs.pay_to),
+        "value": str(reqs.amount),
+        "validAfter": str(now - VALIDITY_SLACK),
+        "validBefore": str(valid_before),
+        "nonce": "0x" + secrets.token_hex(32),
+    }
+    return eip3009.typed_data(
+        str(extra.get("name", "")),
+        str(extra.get("version", "")),
+        ctx.settings.payments.chain_id,
+        reqs.asset,
+        message,
     )
 
 
@@ -245,6 +257,44 @@ async def submit(request: Request, public_id: str) -> Response:
     reqs = await invoice_requirements(ctx, public_id)
     if isinstance(reqs, PaymentRefused):
         return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    return await _pay(ctx, public_id, reqs, auth, signature)
+
+
+@router.post("/pay/{public_id}/demo")
+async def pay_with_demo_wallet(request: Request, public_id: str) -> Response:
+    """Test mode: the server signs the authorization with the demo wallet's (public, test-only)
+    key and pays through the same x402 path as a browser wallet. Live mode refuses (403).
+    JSON only, like the other pay-page posts: a cross-site form cannot trigger it."""
+    ctx = _ctx(request)
+    refusal = demo_refusal(ctx.settings.payments)
+    if refusal is not None:
+        return _refused(refusal.code, refusal.message, 403)
+    if not valid_public_id(public_id):
+        return _refused("unknown_invoice", "No such invoice.", 404)
+    body = await read_json(request)
+    if isinstance(body, str):
+        r = unreadable(body)
+        return _refused(r.code, r.message)
+    if body:
+        return _refused("invalid_payload", "The demo wallet takes no input: send {}.")
+    reqs = await invoice_requirements(ctx, public_id)
+    if isinstance(reqs, PaymentRefused):
+        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    typed = await _typed_authorization(ctx, public_id, reqs, DEMO_ADDRESS)
+    if typed is None:
+        return _refused("unknown_invoice", "No such invoice.", 404)
+    signature = sign_demo(typed, ctx.settings.payments)
+    return await _pay(ctx, public_id, reqs, typed["message"], signature)
+
+
+async def _pay(
+    ctx: Context,
+    public_id: str,
+    reqs: PaymentRequirements,
+    auth: dict[str, str],
+    signature: str,
+) -> Response:
+    """The x402 v2 payload of a signed authorization, paid by the payments core."""
     payload = {
         "x402Version": 2,
         "accepted": reqs.model_dump(mode="json", by_alias=True, exclude_none=True),

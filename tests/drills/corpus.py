@@ -650,6 +650,7 @@ def _auth_with(**auth: Any) -> Callable[[World], Any]:
 
 
 INVOICE_NOT_FOUND = "There is no invoice at this address"
+DEMO_LIVE = "The demo wallet exists only in test mode"
 PAY_PAGE: list[Case] = [
     _page("page: traversal", _get("/pay/..%2F..%2Fetc%2Fpasswd"), 404, None, INVOICE_NOT_FOUND),
     _page("page: short id", _get("/pay/abc"), 404, None, INVOICE_NOT_FOUND),
@@ -743,6 +744,17 @@ PAY_PAGE: list[Case] = [
           w.payload(account=w.broke))), 409, None, BROKE),
     _page("submit: signed by someone else", _submit("open", lambda w: w.page_body(
           w.payload(signer=w.payer))), 409, None, SIG),
+    # the demo wallet of test mode: this world is live (pay_to set), so every use is refused
+    _page("demo wallet: live mode", lambda w: Req("POST", f"/pay/{w.invoices['open']}/demo",
+          json={}), 403, "test_mode_only", DEMO_LIVE),
+    _page("demo wallet: live mode, unknown invoice", lambda w: Req("POST", "/pay/" + "Z" * 24
+          + "/demo", json={}), 403, "test_mode_only", DEMO_LIVE),
+    _page("demo wallet: live mode, not json", lambda w: Req("POST",
+          f"/pay/{w.invoices['open']}/demo", content=b"pay", headers={"content-type":
+          "text/plain"}), 403, "test_mode_only", DEMO_LIVE),
+    _page("demo wallet: live mode, an authorization sent", lambda w: Req("POST",
+          f"/pay/{w.invoices['open']}/demo", json=w.page_body(w.payload())), 403,
+          "test_mode_only", DEMO_LIVE),
 ]  # fmt: skip
 
 

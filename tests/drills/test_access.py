@@ -359,6 +359,9 @@ def http_entries(w: World, ctx: Context, chain: Chain, p: Person) -> dict[str, l
         "GET /docs": [get("/docs")],
         "GET /docs/oauth2-redirect": [get("/docs/oauth2-redirect")],
         "GET /redoc": [get("/redoc")],
+        "GET /docs-static/{path}": [
+            get(f"/docs-static/{f}") for f in ("swagger-ui.css", "favicon.png", "../config.toml")
+        ],
         "GET /static/{path}": [get(f"/static/{f}") for f in ("pay.js", "link.js", "wallet.js")],
         "GET /healthz": [get("/healthz")],
         "GET /readyz": [get("/readyz")],
@@ -413,6 +416,8 @@ def http_entries(w: World, ctx: Context, chain: Chain, p: Person) -> dict[str, l
             get(f"/pay/{p.invoice}/authorization", params={"payer": p.wallet.address})
         ],
         "POST /pay/{public_id}": [("POST", f"/pay/{p.invoice}", junk)],
+        # live mode (the drill's): the demo wallet is refused for everyone, 403
+        "POST /pay/{public_id}/demo": [("POST", f"/pay/{p.invoice}/demo", {"json": {}})],
         "GET /link/{token}": [get(f"/link/{p.link_token}"), get(f"/link/{UNKNOWN_ID}")],
         "GET /link/{token}/nonce": [
             get(f"/link/{p.link_token}/nonce", params={"address": p.wallet.address})
@@ -481,6 +486,9 @@ def check_http(w: World, cells: Cells, codes: dict[tuple[str, str], list[int]]) 
         assert codes[("GET /pay/{public_id}", role)] == [200, 404]
         assert codes[("GET /link/{token}", role)] == [200, 404]
         assert codes[("POST /telegram/webhook", role)] == [403, 403]
+        assert codes[("POST /pay/{public_id}/demo", role)] == [403], role
+        assert "test_mode_only" in said[("POST /pay/{public_id}/demo", role)]
+        assert codes[("GET /docs-static/{path}", role)] == [200, 200, 404], role
         for route in ("GET /pay/{rest:path}", "POST /pay/{rest:path}", "GET /link/{rest:path}"):
             assert set(codes[(route, role)]) == {404}, (route, codes[(route, role)])
         assert set(codes[("GET /api/spaces/{rest:path}", role)]) <= {400, 404}

@@ -29,23 +29,7 @@
       });
       S.show(result, "Verifying and settling on chain…");
       var out = await S.postJSON(base, { authorization: auth.typedData.message, signature: signature });
-      if (out.status === "credited") {
-        setStatus("credited");
-        S.show(result, out.message, "ok");
-        var back = document.getElementById("back");
-        if (back) back.hidden = false;
-        // paid: nothing left to pay, so no second way to pay either
-        button.hidden = true;
-        var direct = document.querySelector(".direct");
-        if (direct) direct.hidden = true;
-        return;
-      }
-      if (out.status === "pending") {
-        setStatus("paid");
-        S.show(result, out.message, "");
-        return;
-      }
-      S.show(result, "Refused: " + (out.message || "the payment was refused."), "bad");
+      if (done(out)) return;
       button.disabled = false;
     } catch (err) {
       S.show(result, S.explain(err), "bad");
@@ -53,5 +37,46 @@
     }
   }
 
+  // Shows a payment's outcome; true when nothing is left to do on this page.
+  function done(out) {
+    if (out.status === "credited") {
+      setStatus("credited");
+      S.show(result, out.message, "ok");
+      var back = document.getElementById("back");
+      if (back) back.hidden = false;
+      // paid: nothing left to pay, so no second way to pay either
+      button.hidden = true;
+      var demo = document.getElementById("demo-button");
+      if (demo) demo.hidden = true;
+      var direct = document.querySelector(".direct");
+      if (direct) direct.hidden = true;
+      return true;
+    }
+    if (out.status === "pending") {
+      setStatus("paid");
+      S.show(result, out.message, "");
+      return true;
+    }
+    S.show(result, "Refused: " + (out.message || "the payment was refused."), "bad");
+    return false;
+  }
+
+  // Test mode only: the server signs with its demo wallet and pays through the same path.
+  async function payWithDemo() {
+    button.disabled = true;
+    demoButton.disabled = true;
+    S.show(result, "Paying with the demo wallet (test USDC)…");
+    try {
+      var out = await S.postJSON(base + "/demo", {});
+      if (done(out)) return;
+    } catch (err) {
+      S.show(result, S.explain(err), "bad");
+    }
+    button.disabled = false;
+    demoButton.disabled = false;
+  }
+
   button.addEventListener("click", pay);
+  var demoButton = document.getElementById("demo-button");
+  if (demoButton) demoButton.addEventListener("click", payWithDemo);
 })();

@@ -1,0 +1,37 @@
+"""The demo wallet of test mode: the server signs an invoice's EIP-3009 authorization with
+anvil's public demo-buyer key, and the signed payment goes through the same x402 path as a
+browser wallet's (:func:`core.payments.pay_invoice`). Live mode refuses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_account import Account
+
+from core.config import PaymentSettings
+from core.payments.outcomes import PaymentRefused
+from core.testkeys import DEMO_BUYER_KEY, DEV_ADDRESSES
+
+DEMO_ADDRESS = DEV_ADDRESSES[1]  # the address of DEMO_BUYER_KEY
+LIVE_REFUSAL = (
+    "The demo wallet exists only in test mode; this server takes real USDC: "
+    "pay with your own wallet."
+)
+
+
+def demo_refusal(settings: PaymentSettings) -> PaymentRefused | None:
+    """Why the demo wallet cannot pay here (live mode), or None in test mode."""
+    if settings.test_mode:
+        return None
+    return PaymentRefused("test_mode_only", LIVE_REFUSAL)
+
+
+def sign_demo(typed: dict[str, Any], settings: PaymentSettings) -> str:
+    """The demo wallet's ``eth_signTypedData_v4`` signature of ``typed`` (test mode only)."""
+    if not settings.test_mode:
+        raise PermissionError(LIVE_REFUSAL)
+    msg = dict(typed["message"])
+    for k in ("value", "validAfter", "validBefore"):
+        msg[k] = int(msg[k])
+    signed = Account.sign_typed_data(DEMO_BUYER_KEY, full_message={**typed, "message": msg})
+    return "0x" + bytes(signed.signature).hex().removeprefix("0x")
