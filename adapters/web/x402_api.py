@@ -301,11 +301,10 @@ async def _paid_route(
             await idem.release(ctx, held)
             return _error(403, pre.code, pre.message)
         if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
-            resp = JSONResponse(
+            await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
+            return JSONResponse(
                 {"paid": False, "already_owned": True, "space": _view_json(pre.space)}
             )
-            await idem.finish(ctx, held, _stored(resp))
-            return resp
         await idem.mark_unknown(ctx, held)  # from here on money may move
         money_may_move = True
         out = await purchases.x402_buy(ctx, kind, space_ids, payer, p, payload)
@@ -370,6 +369,11 @@ async def transcribe(
     sid = _space(body.space, parse_space)
     if isinstance(sid, Response):
         return sid
+    return await _buy_transcript(request, sid, payment_signature)
+
+
+async def _buy_transcript(request: Request, sid: str, payment_signature: str | None) -> Response:
+    """Quote or sell one Space's transcript (``/x402/transcribe`` and a paid transcript GET)."""
     checked = await purchases.default_check_space()(_ctx(request), sid)
     if isinstance(checked, Refused):
         # X unreachable or refusing us right now: try again later (503); the Space: 422
@@ -490,19 +494,7 @@ async def get_transcript(
             return _error(code, wallet.code, wallet.message)
         deprecated = True
     elif payment_signature is not None:
-        checked = await purchases.default_check_space()(ctx, sid)
-        if isinstance(checked, Refused):
-            status = 503 if checked.code in ("metadata_unavailable", "space_unreachable") else 422
-            return _error(status, checked.code, checked.message)
-        title = getattr(checked, "title", None)
-        return await _paid_route(
-            request,
-            "transcription",
-            [sid],
-            payment_signature,
-            {"title": title} if title else None,
-            {"space": sid},
-        )
+        return await _buy_transcript(request, sid, payment_signature)
     else:
         units = purchases.price_units(ctx, "transcription")
         return _payment_required(request, ctx, units, "spacescribe transcript")

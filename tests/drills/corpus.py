@@ -476,8 +476,8 @@ HTTP_API: list[Case] = [
     _api("space: unicode id", _get("/api/spaces/%EF%BC%91RDxlAoOeQRKL"), 400, "invalid_space",
          "not a Space id"),
     # ------------------------------------------------ /api/spaces/{id}/transcript
-    _api("transcript: no proof headers", _get(f"/api/spaces/{OWNED_UNLOCKED}/transcript"), 422,
-         None, "x-wallet-address"),
+    _api("transcript: no proof headers", _get(f"/api/spaces/{OWNED_UNLOCKED}/transcript"), 402,
+         None, "sign-in-with-x"),
     _api("transcript: address not an address", _proof(PAID_SPACE, address="0x1234"), 400,
          "invalid_wallet", "X-Wallet-Address is not an Ethereum address"),
     _api("transcript: stale timestamp", _proof(PAID_SPACE, ts=now() - 3600), 401,
