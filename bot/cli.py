@@ -251,6 +251,53 @@ def chat_index(
     asyncio.run(main())
 
 
+@app.command("enrich")
+def enrich(
+    spaces: list[str] = typer.Argument(
+        None, help="Space links or ids (default: every completed Space without an enrichment)"
+    ),
+    force: bool = typer.Option(False, "--force", help="Enrich again Spaces already enriched"),
+) -> None:
+    """Add summary, chapters, verified quotes and subtitles to completed Spaces."""
+    from core.enrich.service import backfill
+    from core.spaces import parse_space
+
+    try:
+        ids = [parse_space(s) for s in spaces] if spaces else None
+    except SpacescribeError as e:
+        _fail(str(e))
+        return
+
+    async def main() -> None:
+        ctx = _context()
+        try:
+            report = await backfill(ctx, ids, force=force)
+        finally:
+            await ctx.close()
+        for sid, method in report.enriched.items():
+            console.print(f"{sid}: enriched ({method})")
+        for sid in report.skipped:
+            console.print(f"{sid}: already enriched (--force to redo)")
+        for sid in report.missing:
+            console.print(f"[yellow]{sid}: no transcript.json, not enriched[/yellow]")
+        for sid, why in report.failed.items():
+            console.print(f"[red]{sid}: failed: {why}[/red]")
+        if ids is not None:
+            unknown = set(ids) - {
+                *report.enriched,
+                *report.skipped,
+                *report.missing,
+                *report.failed,
+            }
+            for sid in sorted(unknown):
+                console.print(f"[yellow]{sid}: not a completed Space here[/yellow]")
+        console.print(f"enriched {len(report.enriched)} Space(s)")
+        if report.missing or report.failed:
+            raise typer.Exit(1)
+
+    asyncio.run(main())
+
+
 db_app = typer.Typer(help="Database tools.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -6,6 +6,8 @@ from html import escape
 
 __all__ = ["escape"]
 
+from core.enrich.model import Enrichment
+from core.enrich.text import overview as enrichment_overview
 from core.money import display
 from core.pipeline.render import hms
 from core.results import (
@@ -21,7 +23,7 @@ from core.results import (
     Transcript,
     WalletInfo,
 )
-from core.service.notices import product, quote_notes
+from core.service.notices import chapter_list, costs_line, product, quote_notes, teaser
 
 MAX_MESSAGE = 4096
 
@@ -32,7 +34,8 @@ HELP = (
     "/unlock &lt;space&gt; — AI chat on a Space you own ({unlock})\n"
     "/chat &lt;question&gt; &lt;space…&gt; — ask across Spaces ({chat_base} + {per_space} "
     "per Space)\n"
-    "/myspaces — your Spaces · /status &lt;space&gt; — processing status\n"
+    "/myspaces [&lt;space&gt; md|json|srt|vtt] — your Spaces, or a transcript file · "
+    "/status &lt;space&gt; — processing status\n"
     "/popular · /search &lt;words&gt; · /wallet — link your wallet, see your credit"
 )
 
@@ -58,10 +61,10 @@ def status(v: SpaceView) -> str:
 def quote(q: Quote) -> str:
     what = product(q.kind)
     spaces = ", ".join(f"<code>{s}</code>" for s in q.space_ids)
-    lines = [
-        f"<b>{what}</b> of {spaces}: <b>{display(q.amount)}</b>",
-        f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with the button below.",
-    ]
+    lines = [f"<b>{what}</b> of {spaces}: <b>{display(q.amount)}</b>"]
+    if q.space is not None:
+        lines += [f"<b>{escape(q.space.title)}</b>", *teaser(q.space, escape)]
+    lines.append(f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with the button below.")
     lines += quote_notes(q, code=lambda s: f"<code>{s}</code>")
     return "\n".join(lines)
 
@@ -79,6 +82,15 @@ def owned(o: AlreadyOwned) -> str:
 
 def granted(g: Granted) -> str:
     return "Paid from your credit: " + ", ".join(f"<code>{s}</code>" for s in g.space_ids)
+
+
+def overview(e: Enrichment) -> str:
+    """Takeaways and chapters, sent before the file (a caption holds only 1024 characters)."""
+    return enrichment_overview(e, MAX_MESSAGE, bold=lambda s: f"<b>{s}</b>", escape=escape)
+
+
+def chapters_line(v: SpaceView) -> str:
+    return f"\n  Chapters: {escape(chapter_list(v, 300))}" if v.chapters else ""
 
 
 def transcript_caption(t: Transcript) -> str:
@@ -111,7 +123,8 @@ def popular(items: list[SpaceView]) -> str:
     if not items:
         return "No transcribed Spaces yet."
     return "\n".join(
-        f"{n}. {space_line(v)} — {v.transcription_count} buyers" for n, v in enumerate(items, 1)
+        f"{n}. {space_line(v)} — {v.transcription_count} buyers{chapters_line(v)}"
+        for n, v in enumerate(items, 1)
     )
 
 
@@ -183,7 +196,7 @@ def search(hits: list[SearchHit]) -> str:
         return "Nothing found."
     out = []
     for h in hits:
-        line = f"• {space_line(h.space)}"
+        line = f"• {space_line(h.space)}{chapters_line(h.space)}"
         if h.excerpt:
             at = f" [{hms(h.start)}]" if h.start is not None else ""
             line += f"\n  {at} “{escape(h.excerpt)}”"
@@ -206,6 +219,7 @@ def revenue(r: RevenueReport) -> str:
             f"{line.product.replace('_', ' ')}: {display(line.total)} "
             f"({line.count}), cost {display(line.cost)}"
         )
+    lines.append(escape(costs_line(r)))
     lines.append(
         f"<b>Total: {display(r.total)}</b> · paying users {r.paying_users} · "
         f"refunds {display(r.refunds)}"

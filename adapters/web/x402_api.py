@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -37,7 +37,7 @@ from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused, SpaceView
 from core.service import purchases
 from core.service.catalog import find_space
-from core.service.views import space_view
+from core.service.views import FORMATS, format_problem, space_view
 from core.spaces import parse_space, validate_id
 
 router = APIRouter(tags=["x402"])
@@ -110,6 +110,7 @@ def _view_json(v: SpaceView) -> dict[str, Any]:
         "queue_position": v.queue_position,
         "error": v.error,
         "completed_at": v.completed_at.isoformat() if v.completed_at else None,
+        "chapters": v.chapters,  # titles only: the free teaser of a completed Space
     }
 
 
@@ -294,10 +295,13 @@ async def get_transcript(
     x_wallet_address: str = Header(max_length=64),
     x_wallet_timestamp: int = Header(),
     x_wallet_signature: str = Header(max_length=200),
+    format: str = Query("md", max_length=10, description="md, json, srt or vtt"),  # noqa: A002
 ) -> Response:
     sid = _space(space_id, validate_id)
     if isinstance(sid, Response):
         return sid
+    if bad := format_problem(format):
+        return _error(400, bad.code, bad.message)
     wallet = verify_wallet_proof(
         transcript_message(sid, x_wallet_timestamp),
         x_wallet_address,
@@ -306,10 +310,10 @@ async def get_transcript(
     )
     if isinstance(wallet, Refused):
         return _error(401 if wallet.code != "invalid_wallet" else 400, wallet.code, wallet.message)
-    t = await purchases.transcript_for_wallet(_ctx(request), sid, wallet)
+    t = await purchases.transcript_for_wallet(_ctx(request), sid, wallet, format)
     if isinstance(t, Refused):
         return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
-    return FileResponse(t.path, media_type="text/markdown", filename=f"{sid}.md")
+    return FileResponse(t.path, media_type=FORMATS[format], filename=f"{sid}.{format}")
 
 
 @router.get("/api/spaces/{rest:path}", include_in_schema=False)

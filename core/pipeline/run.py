@@ -26,6 +26,7 @@ from core.pipeline.merge import merge
 from core.pipeline.render import TranscriptDoc, to_json, to_markdown
 from core.pipeline.speakers import participants, profiles
 from core.pipeline.storage import SpaceFiles, atomic_write
+from core.pipeline.subtitles import to_srt, to_vtt
 from core.pipeline.transcribe import Segment, Transcriber, make_transcriber
 from core.results import Refused
 from core.spaces import canonical_url
@@ -136,6 +137,9 @@ async def transcribe_audio(
     progress.stage("render")
     md = to_markdown(doc)
     atomic_write(files.json, to_json(doc))
+    seg_json = [s.to_json() for s in segments]
+    atomic_write(files.srt, to_srt(seg_json))
+    atomic_write(files.vtt, to_vtt(seg_json))
     atomic_write(files.markdown, md)
     return TranscriptResult(files, doc, len(md), files.audio.stat().st_size)
 

@@ -17,7 +17,15 @@ from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
-from core.db import ChatSession, ChatUnlock, Credit, Space, TranscriptionPayment, utcnow
+from core.db import (
+    ChatSession,
+    ChatUnlock,
+    Credit,
+    Space,
+    SpaceEnrichment,
+    TranscriptionPayment,
+    utcnow,
+)
 from core.money import from_units, parse_usdc
 from core.results import Caller, Refused, RevenueLine, RevenueReport
 from core.service.views import space_view
@@ -114,8 +122,19 @@ async def build_report(
                 *([ChatSession.queried_at >= since] if since else [])
             )
         )
+        # the summary's model tokens are part of what a transcription costs (every attempt)
+        enrich_tokens = int(
+            await s.scalar(
+                select(func.coalesce(func.sum(SpaceEnrichment.tokens_used), 0)).where(
+                    *([SpaceEnrichment.updated_at >= since] if since else [])
+                )
+            )
+            or 0
+        )
+        enrich_cost = Decimal(enrich_tokens) / 1000 * ctx.settings.enrichment.cost_per_1k_tokens
         costs = {
-            "transcriptions": (Decimal(int(stt_seconds or 0)) / 60 * t.stt_cost_per_minute),
+            "transcriptions": (Decimal(int(stt_seconds or 0)) / 60 * t.stt_cost_per_minute)
+            + enrich_cost,
             "chat_unlocks": Decimal(0),
             "chat_queries": Decimal(int(tokens or 0)) / 1000 * c.cost_per_1k_tokens,
         }
@@ -160,6 +179,8 @@ async def build_report(
         refunds=from_units(int(refunds_units or 0)),
         top_spaces=top,
         chart_png=chart_png,
+        enrichment_tokens=enrich_tokens,
+        enrichment_cost=enrich_cost.quantize(Decimal("0.000001")),
     )
 
 
