@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -222,27 +223,42 @@ def enrich(segments: list[dict[str, Any]], duration: float) -> Enrichment:
     n_take = max(MIN_TAKEAWAYS, min(MAX_TAKEAWAYS, len(chapters)))
     picked: list[Sentence] = []
 
-    def take(s: Sentence, limit: int) -> None:
-        if len(picked) < limit and all(_jaccard(s.terms, p.terms) < 0.5 for p in picked):
-            picked.append(s)
+    chapter_starts = [c.start for c in chapters]
 
     def chapter_of(t: float) -> int:
-        return max(i for i, c in enumerate(chapters) if c.start <= t + 1e-6) if chapters else 0
+        return max(0, bisect_right(chapter_starts, t + 1e-6) - 1)
 
-    for i in range(len(chapters)):  # the best sentence of each chapter first
-        best = next((s for s in scored if chapter_of(s.start) == i), None)
-        if best:
-            take(best, n_take)
+    def take(s: Sentence, limit: int, per_chapter: int) -> None:
+        same = sum(chapter_of(p.start) == chapter_of(s.start) for p in picked)
+        if (
+            len(picked) < limit
+            and same < per_chapter
+            and all(_jaccard(s.terms, p.terms) < 0.5 for p in picked)
+        ):
+            picked.append(s)
+
+    best_of = {}  # chapter → its best sentence
     for s in scored:
-        take(s, n_take)
+        best_of.setdefault(chapter_of(s.start), s)
+    # the chapters' best sentences first (strongest chapters first), then the rest
+    rank = {id(s): i for i, s in enumerate(scored)}
+    for s in sorted(best_of.values(), key=lambda s: rank[id(s)]):
+        take(s, n_take, 1)
+    for per_chapter in (2, n_take):
+        for s in scored:
+            take(s, n_take, per_chapter)
     picked.sort(key=lambda s: s.start)
     takeaways = [Takeaway(s.text[:1].upper() + s.text[1:], s.start) for s in picked]
 
+    # quotes: the best remaining line of a named speaker per chapter, strongest first
     used = {id(s) for s in picked}
+    per_chapter_quote: dict[int, Sentence] = {}
+    for s in scored:
+        if s.speaker and id(s) not in used and len(s.text.split()) <= 35:
+            per_chapter_quote.setdefault(chapter_of(s.start), s)
     quote_cands = [
         NotableQuote(s.speaker, s.start, s.text)
-        for s in scored
-        if s.speaker and id(s) not in used and len(s.text.split()) <= 35
+        for s in sorted(per_chapter_quote.values(), key=lambda s: rank[id(s)])
     ]
     quotes, dropped = verified(quote_cands[:EXTRACTIVE_QUOTES], segments, EXTRACTIVE_QUOTES)
     return Enrichment(METHOD, METHOD, takeaways, chapters, quotes, dropped_quotes=dropped)
