@@ -237,7 +237,7 @@ def enrich(segments: list[dict[str, Any]], duration: float) -> Enrichment:
         ):
             picked.append(s)
 
-    best_of = {}  # chapter → its best sentence
+    best_of: dict[int, Sentence] = {}  # chapter → its best sentence
     for s in scored:
         best_of.setdefault(chapter_of(s.start), s)
     # the chapters' best sentences first (strongest chapters first), then the rest
