@@ -17,7 +17,9 @@ from core.enrich import extractive, structured
 from core.enrich.model import Chapter, Enrichment, NotableQuote, Takeaway, normalise_chapters
 from core.enrich.text import markdown_block, overview
 from core.enrich.verify import SegmentIndex, verified, verify
-from core.pipeline.subtitles import MAX_LINE, MAX_SECONDS, cues, to_srt, to_vtt
+from core.pipeline.subtitles import cues, to_srt, to_vtt
+
+MAX_LINE, MAX_SECONDS = 42, 7.0  # the spec's cue rules (not the module's constants)
 from tests.enrich.synth import make_space
 
 SEGS = [
