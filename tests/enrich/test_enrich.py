@@ -6,7 +6,10 @@ delivery despite a failure, the teaser and the costs in /revenue."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,6 +28,7 @@ from core.results import RevenueReport
 from core.service.revenue import build_report
 from core.service.views import space_view
 from tests.enrich.synth import make_space
+from tests.test_cli import _env
 from tests.stand_ins.openai_chat import HALLUCINATION, OpenAIChat, openai_chat
 
 SID = "1ENRICH000001"
@@ -182,3 +186,30 @@ async def test_summary_tokens_are_a_cost_in_revenue(ctx: Context) -> None:
     summary = ctx.settings.enrichment.cost_per_1k_tokens * out.tokens_used / 1000
     assert line.cost == (stt + summary).quantize(Decimal("0.000001")) and summary > 0
     assert rep.margin == rep.total - rep.cost and rep.cost >= line.cost
+
+
+async def test_cli_enrich_backfills(ctx: Context, tmp_path: Path, db_url: str) -> None:
+    segs, _ = make_space(0.3)
+    pk = await completed_space(ctx, segs, 1080)
+    env = _env(tmp_path, db_url)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", "enrich", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    out = cli()
+    assert out.returncode == 0, out.stderr
+    assert f"{SID}: enriched (extractive)" in out.stdout
+    assert (await row(ctx, pk)).status == "completed"
+    again = cli(SID)
+    assert again.returncode == 0 and "already enriched" in again.stdout
+    forced = cli(SID, "--force")
+    assert forced.returncode == 0 and "enriched (extractive)" in forced.stdout
+    assert (await row(ctx, pk)).attempts == 2
+    bad = cli("../etc")
+    assert bad.returncode == 2 and "Space" in bad.stderr
