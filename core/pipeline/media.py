@@ -30,6 +30,7 @@ class SpaceMeta:
     live: bool
     replay_available: bool
     media_url: str  # what yt-dlp downloads
+    speakers: tuple[str, ...] = ()  # host, co-hosts and speakers X lists (display names)
 
 
 class MediaResolver(Protocol):
@@ -58,6 +59,20 @@ def _short(err: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
+SPEAKERS_PREFIX = "Twitter Space participated by "  # how yt-dlp's extractor lists them
+
+
+def x_speakers(description: Any) -> tuple[str, ...]:
+    """The speakers yt-dlp read from X (admins and speakers, joined with ", ")."""
+    if not isinstance(description, str) or not description.startswith(SPEAKERS_PREFIX):
+        return ()
+    rest = description.removeprefix(SPEAKERS_PREFIX).strip()
+    if rest == "nobody yet":
+        return ()
+    names = [" ".join(n.split())[:80] for n in rest.split(", ")]
+    return tuple(dict.fromkeys(n for n in names if n))[:50]
+
+
 def meta_from_info(space_id: str, info: dict[str, Any], media_url: str) -> SpaceMeta:
     live_status = info.get("live_status")
     ts = info.get("release_timestamp") or info.get("timestamp")
@@ -71,6 +86,8 @@ def meta_from_info(space_id: str, info: dict[str, Any], media_url: str) -> Space
         replay_available=live_status not in ("is_live", "is_upcoming")
         and bool(info.get("url") or info.get("formats")),
         media_url=media_url,
+        # the host is the creator already (by handle); X lists them by display name too
+        speakers=tuple(s for s in x_speakers(info.get("description")) if s != info.get("uploader")),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,6 +96,7 @@ async def transcribe_audio(
     url: str | None = None,
     progress: Progress | None = None,
     transcriber: Transcriber | None = None,
+    speakers: Sequence[str] = (),
 ) -> TranscriptResult:
     progress = progress or Progress()
     t = settings.transcription
@@ -121,7 +122,7 @@ async def transcribe_audio(
         raise
     progress.stage("merge")
     segments = merge(list(parts))
-    names = participants(segments, creator)
+    names = participants(segments, creator, speakers)
     doc = TranscriptDoc(
         space_id=files.space_id,
         title=title,
@@ -200,6 +201,7 @@ async def process_space(
             url=canonical_url(space_id),
             progress=progress,
             transcriber=transcriber_factory() if transcriber_factory else None,
+            speakers=meta.speakers,
         )
     except OSError as e:
         raise PipelineError(f"could not write the transcript ({e.strerror})") from None

@@ -28,8 +28,8 @@ from core.results import RevenueReport
 from core.service.revenue import build_report
 from core.service.views import space_view
 from tests.enrich.synth import make_space
-from tests.test_cli import _env
 from tests.stand_ins.openai_chat import HALLUCINATION, OpenAIChat, openai_chat
+from tests.test_cli import _env
 
 SID = "1ENRICH000001"
 

@@ -18,9 +18,9 @@ from core.enrich.model import Chapter, Enrichment, NotableQuote, Takeaway, norma
 from core.enrich.text import markdown_block, overview
 from core.enrich.verify import SegmentIndex, verified, verify
 from core.pipeline.subtitles import cues, to_srt, to_vtt
+from tests.enrich.synth import make_space
 
 MAX_LINE, MAX_SECONDS = 42, 7.0  # the spec's cue rules (not the module's constants)
-from tests.enrich.synth import make_space
 
 SEGS = [
     {
@@ -166,3 +166,25 @@ def test_overview_fits_telegram_and_discord_limits() -> None:
         assert 0 < len(text) <= limit and "Key takeaways" in text and "Chapters" in text
     short = overview(e, 2000, bold=lambda s: s, escape=lambda s: s)
     assert "more in the transcript" in short
+
+
+def test_speakers_named_by_x_are_listed_and_labels_never_guessed() -> None:
+    from core.pipeline.media import meta_from_info
+    from core.pipeline.speakers import participants
+    from core.pipeline.transcribe.base import Segment
+
+    info = {
+        "title": "T",
+        "uploader": "Mary Barra",
+        "uploader_id": "mtbarra",
+        "description": "Twitter Space participated by Mary Barra, Elon Musk, Jo  Doe",
+    }
+    meta = meta_from_info("1ABCDEFGHIJKL", info, "u")
+    assert meta.creator == "mtbarra" and meta.speakers == ("Elon Musk", "Jo Doe")
+    assert meta_from_info("1ABCDEFGHIJKL", {"description": "x"}, "u").speakers == ()
+    nobody = {"description": "Twitter Space participated by nobody yet"}
+    assert meta_from_info("1ABCDEFGHIJKL", nobody, "u").speakers == ()
+    segs = [Segment(0, 1, "hi", "Speaker 1"), Segment(1, 2, "yo", "Speaker 2")]
+    names = participants(segs, meta.creator, meta.speakers)
+    assert names == ["mtbarra", "Elon Musk", "Jo Doe", "Speaker 1", "Speaker 2"]
+    assert [s.speaker for s in segs] == ["Speaker 1", "Speaker 2"]  # labels stay labels
