@@ -209,7 +209,25 @@ def transcribe(
             f"[green]done[/green]: {len(doc.segments)} segments, "
             f"{doc.duration_seconds / 60:.1f} min, backend {doc.backend}"
         )
-        console.print(f"  {files.markdown}\n  {files.json}")
+        # the overview too (no database here: files only); a failure leaves the transcript
+        from core.context import Context
+        from core.enrich.service import compute, write_files
+        from core.enrich.structured import EnrichmentFailed
+
+        ectx = Context.create(settings, secrets)
+        try:
+            segs = [s.to_json() for s in doc.segments]
+            enrichment = await compute(ectx, segs, doc.duration_seconds)
+            write_files(files, enrichment)
+            console.print(
+                f"overview ({enrichment.method}): {len(enrichment.takeaways)} takeaways, "
+                f"{len(enrichment.chapters)} chapters, {len(enrichment.quotes)} quotes"
+            )
+        except EnrichmentFailed as e:
+            console.print(f"[yellow]no overview: {e}[/yellow]")
+        finally:
+            await ectx.close()
+        console.print(f"  {files.markdown}\n  {files.json}\n  {files.srt}\n  {files.vtt}")
 
     try:
         asyncio.run(main())
