@@ -7,8 +7,8 @@
 - Takeaways: sentences scored by the Space-wide weight of their words (frequent across the
   Space, rare per passage), normalised by length; the best of each chapter first, so they
   spread over the Space, near-duplicates skipped.
-- Quotes: the best remaining sentences of named speakers, verbatim by construction (still
-  passed through the verifier like a model's).
+- Quotes: the best remaining sentence of each chapter, verbatim by construction (still
+  passed through the verifier like a model's), with its segment's speaker when known.
 Everything it says is extracted, and it says so (``method = "extractive"``).
 """
 
@@ -250,11 +250,12 @@ def enrich(segments: list[dict[str, Any]], duration: float) -> Enrichment:
     picked.sort(key=lambda s: s.start)
     takeaways = [Takeaway(s.text[:1].upper() + s.text[1:], s.start) for s in picked]
 
-    # quotes: the best remaining line of a named speaker per chapter, strongest first
+    # quotes: the best remaining line per chapter, strongest first (a named speaker's when
+    # the backend knows speakers; otherwise unattributed, never a guessed name)
     used = {id(s) for s in picked}
     per_chapter_quote: dict[int, Sentence] = {}
     for s in scored:
-        if s.speaker and id(s) not in used and len(s.text.split()) <= 35:
+        if id(s) not in used and len(s.text.split()) <= 35:
             per_chapter_quote.setdefault(chapter_of(s.start), s)
     quote_cands = [
         NotableQuote(s.speaker, s.start, s.text)
