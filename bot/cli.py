@@ -233,7 +233,25 @@ def transcribe(
             f"[green]done[/green]: {len(doc.segments)} segments, "
             f"{doc.duration_seconds / 60:.1f} min, backend {doc.backend}"
         )
-        console.print(f"  {files.markdown}\n  {files.json}")
+        # the overview too (no database here: files only); a failure leaves the transcript
+        from core.context import Context
+        from core.enrich.service import compute, write_files
+        from core.enrich.structured import EnrichmentFailed
+
+        ectx = Context.create(settings, secrets)
+        try:
+            segs = [s.to_json() for s in doc.segments]
+            enrichment = await compute(ectx, segs, doc.duration_seconds)
+            write_files(files, enrichment)
+            console.print(
+                f"overview ({enrichment.method}): {len(enrichment.takeaways)} takeaways, "
+                f"{len(enrichment.chapters)} chapters, {len(enrichment.quotes)} quotes"
+            )
+        except EnrichmentFailed as e:
+            console.print(f"[yellow]no overview: {e}[/yellow]")
+        finally:
+            await ectx.close()
+        console.print(f"  {files.markdown}\n  {files.json}\n  {files.srt}\n  {files.vtt}")
 
     try:
         asyncio.run(main())
@@ -270,6 +288,53 @@ def chat_index(
             console.print(f"[yellow]{sid}: no transcript.json, not indexed[/yellow]")
         console.print(f"indexed {len(report.indexed)} Space(s)")
         if report.missing:
+            raise typer.Exit(1)
+
+    asyncio.run(main())
+
+
+@app.command("enrich")
+def enrich(
+    spaces: list[str] = typer.Argument(
+        None, help="Space links or ids (default: every completed Space without an enrichment)"
+    ),
+    force: bool = typer.Option(False, "--force", help="Enrich again Spaces already enriched"),
+) -> None:
+    """Add summary, chapters, verified quotes and subtitles to completed Spaces."""
+    from core.enrich.service import backfill
+    from core.spaces import parse_space
+
+    try:
+        ids = [parse_space(s) for s in spaces] if spaces else None
+    except SpacescribeError as e:
+        _fail(str(e))
+        return
+
+    async def main() -> None:
+        ctx = _context()
+        try:
+            report = await backfill(ctx, ids, force=force)
+        finally:
+            await ctx.close()
+        for sid, method in report.enriched.items():
+            console.print(f"{sid}: enriched ({method})")
+        for sid in report.skipped:
+            console.print(f"{sid}: already enriched (--force to redo)")
+        for sid in report.missing:
+            console.print(f"[yellow]{sid}: no transcript.json, not enriched[/yellow]")
+        for sid, why in report.failed.items():
+            console.print(f"[red]{sid}: failed: {why}[/red]")
+        if ids is not None:
+            unknown = set(ids) - {
+                *report.enriched,
+                *report.skipped,
+                *report.missing,
+                *report.failed,
+            }
+            for sid in sorted(unknown):
+                console.print(f"[yellow]{sid}: not a completed Space here[/yellow]")
+        console.print(f"enriched {len(report.enriched)} Space(s)")
+        if report.missing or report.failed:
             raise typer.Exit(1)
 
     asyncio.run(main())

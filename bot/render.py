@@ -6,6 +6,7 @@ from rich.table import Table
 
 from core.money import display
 from core.results import RevenueReport
+from core.service.notices import signed
 
 
 def revenue_table(rep: RevenueReport) -> Table:
@@ -23,8 +24,18 @@ def revenue_table(rep: RevenueReport) -> Table:
             if line.total >= line.cost
             else "-" + display(line.cost - line.total),
         )
-    t.add_row("total", str(sum(x.count for x in rep.lines)), display(rep.total), "", "")
-    t.caption = f"paying users: {rep.paying_users} · refunds credited: {display(rep.refunds)}" + (
+    t.add_row(
+        "total",
+        str(sum(x.count for x in rep.lines)),
+        display(rep.total),
+        display(rep.cost),
+        signed(rep.margin),
+    )
+    t.caption = (
+        f"paying users: {rep.paying_users} · refunds credited: {display(rep.refunds)} · "
+        f"summary tokens: {rep.enrichment_tokens:,} ({display(rep.enrichment_cost)}, "
+        "in transcriptions cost)"
+    ) + (
         " · top Spaces: " + ", ".join(f"{s.title} ({s.space_id})" for s in rep.top_spaces)
         if rep.top_spaces
         else ""

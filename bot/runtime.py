@@ -210,6 +210,15 @@ BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {
 PERIODIC_JOBS: dict[
     str, tuple[Callable[[Context], Awaitable[Any]], Callable[[Context], float]]
 ] = {}
+
+
+async def _retry_enrichments(ctx: Context) -> None:
+    from core.enrich.service import retry_failed
+
+    await retry_failed(ctx)
+
+
+PERIODIC_JOBS["enrich-retry"] = (_retry_enrichments, lambda c: c.settings.enrichment.retry_seconds)
 ROLE_BUILDERS: dict[str, RoleBuilder] = {
     "web": _web,
     "bots": _bots,

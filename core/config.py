@@ -223,6 +223,15 @@ class ChatSettings(_Section):
     cost_per_1k_tokens: Decimal = Decimal("0.005")
 
 
+class EnrichmentSettings(_Section):
+    backend: Literal["openai", "extractive"] | None = None  # None = openai if a key is set
+    model: str = "gpt-4o-mini"
+    max_prompt_tokens: int = Field(8000, ge=1500, le=8000)
+    max_attempts: int = Field(5, ge=1, le=100)
+    retry_seconds: float = Field(300.0, gt=0)
+    cost_per_1k_tokens: Decimal = Decimal("0.0003")
+
+
 class QueueSettings(_Section):
     max_retries: int = Field(3, ge=1, le=100)
     poll_seconds: float = Field(2.0, gt=0)
@@ -288,6 +297,7 @@ class Settings(BaseSettings):
     prices: PriceSettings = PriceSettings()
     transcription: TranscriptionSettings = TranscriptionSettings()
     chat: ChatSettings = ChatSettings()
+    enrichment: EnrichmentSettings = EnrichmentSettings()
     queue: QueueSettings = QueueSettings()
     outbox: OutboxSettings = OutboxSettings()
     telegram: TelegramSettings = TelegramSettings()

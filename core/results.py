@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class SpaceView:
     queue_position: int | None = None  # 1 = next, for queued jobs
     error: str | None = None
     completed_at: datetime | None = None
+    chapters: list[str] = field(default_factory=list)  # chapter titles: the free teaser
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,10 @@ class Transcript:
     """A transcript the caller may receive: the file to attach and a short header."""
 
     space: SpaceView
-    path: Path  # data/spaces/<space_id>/transcript.md
+    path: Path  # data/spaces/<space_id>/transcript.<format>
     speakers: list[str] = field(default_factory=list)
+    format: str = "md"  # md | json | srt | vtt
+    overview: Any = None  # core.enrich.model.Enrichment when the Space has one
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,16 @@ class RevenueReport:
     stars_lines: list[StarsLine] = field(default_factory=list)
     stars_refunded: int = 0
     stars_refund_count: int = 0
+    enrichment_tokens: int = 0  # summary model tokens, in the transcriptions cost
+    enrichment_cost: Decimal = Decimal(0)
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((line.cost for line in self.lines), Decimal(0))
+
+    @property
+    def margin(self) -> Decimal:
+        return self.total - self.cost
 
     @property
     def total(self) -> Decimal:

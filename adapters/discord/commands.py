@@ -132,12 +132,20 @@ def chat_command(max_spaces: int) -> app_commands.Command[Any, ..., None]:
     return cmd
 
 
-@app_commands.describe(space="Pick one of your Spaces to get its transcript here")
-async def myspaces(interaction: Interaction, space: str | None = None) -> None:
+@app_commands.describe(
+    space="Pick one of your Spaces to get its transcript here",
+    format="The file: md (default), json, srt or vtt subtitles",
+)
+@app_commands.choices(format=[Choice(name=f, value=f) for f in ("md", "json", "srt", "vtt")])
+async def myspaces(
+    interaction: Interaction,
+    space: str | None = None,
+    format: str | None = None,  # noqa: A002 (the option's public name)
+) -> None:
     async def work(bot: DiscordBot) -> texts.Out:
         caller = bot.caller(interaction)
         if space:
-            t = await catalog.transcript_for(bot.ctx, caller, space)
+            t = await catalog.transcript_for(bot.ctx, caller, space, format or "md")
             return texts.transcript(t) if isinstance(t, Transcript) else texts.refused(t)
         return texts.my_spaces(await catalog.my_spaces(bot.ctx, caller))
 

@@ -17,9 +17,10 @@ import discord
 from discord.utils import escape_markdown
 
 from core import results as res
+from core.enrich.text import overview as enrichment_overview
 from core.money import display
 from core.pipeline.render import hms
-from core.service.notices import product, quote_notes
+from core.service.notices import chapter_list, costs_line, product, quote_notes, teaser
 
 CONTENT_MAX = 2000
 DESCRIPTION_MAX = 4096
@@ -118,6 +119,8 @@ def quote(q: res.Quote) -> Out:
     lines.append(f"Pay before {until} with the button below.")
     lines += quote_notes(q, code)
     lines.append("You get a confirmation by DM as soon as the payment is verified.")
+    if q.space is not None:
+        lines += ["", *teaser(q.space, esc)]
     spaces = ", ".join(code(s) for s in q.space_ids)
     title = f"{product(q.kind)}: {q.space.title if q.space else ', '.join(q.space_ids)}"
     embed = _embed(title, "\n".join(lines), q.space.url if q.space else None)
@@ -134,7 +137,13 @@ def transcript(t: res.Transcript, intro: str = "") -> Out:
     if t.speakers:
         embed.add_field(name="Speakers", value=clip(esc(", ".join(t.speakers)), FIELD_MAX))
     embed.set_footer(text=f"Space {v.space_id}")
-    return Out(embed=embed, attachment=("transcript.md", t.path))
+    content = None
+    if t.overview is not None and t.format == "md":  # takeaways + chapters, ≤ 2,000 chars
+        content = (
+            enrichment_overview(t.overview, CONTENT_MAX, bold=lambda s: f"**{s}**", escape=esc)
+            or None
+        )
+    return Out(content=content, embed=embed, attachment=(f"transcript.{t.format}", t.path))
 
 
 def owned(o: res.AlreadyOwned) -> Out:
@@ -171,7 +180,10 @@ def my_spaces(items: list[res.OwnedSpace]) -> Out:
     for i in items:
         extra = " · chat unlocked" if i.chat_unlocked else ""
         rows.append(f"• {space_name(i.space)}: {i.space.status}{extra}")
-    hint = "\n\nPick one with `/myspaces space:` to get its transcript here."
+    hint = (
+        "\n\nPick one with `/myspaces space:` to get its transcript here "
+        "(`format:` md, json, srt or vtt)."
+    )
     body = clip("\n".join(rows), DESCRIPTION_MAX - len(hint)) + hint
     return Out(embed=_embed("Your Spaces", body))
 
@@ -179,8 +191,15 @@ def my_spaces(items: list[res.OwnedSpace]) -> Out:
 def popular(items: list[res.SpaceView]) -> Out:
     if not items:
         return Out(content="No transcribed Spaces yet.")
-    rows = [f"{n}. {space_name(v)}: {v.transcription_count} buyers" for n, v in enumerate(items, 1)]
+    rows = [
+        f"{n}. {space_name(v)}: {v.transcription_count} buyers" + _chapters(v)
+        for n, v in enumerate(items, 1)
+    ]
     return Out(embed=_embed("Popular Spaces", "\n".join(rows)))
+
+
+def _chapters(v: res.SpaceView) -> str:
+    return f"\n  Chapters: {esc(chapter_list(v, 300))}" if v.chapters else ""
 
 
 def search(hits: list[res.SearchHit]) -> Out:
@@ -193,7 +212,7 @@ def search(hits: list[res.SearchHit]) -> Out:
         passage = (
             f"[{hms(h.start or 0)}] “{esc(h.excerpt)}”"
             if h.excerpt
-            else f"{v.transcription_count} buyers"
+            else f"{v.transcription_count} buyers" + _chapters(v)
         )
         embed.add_field(
             name=clip(f"{v.title} · {v.space_id}", TITLE_MAX),
@@ -220,6 +239,7 @@ def revenue(r: res.RevenueReport) -> Out:
             value=f"{display(line.total)} ({line.count})\ncost {display(line.cost)}",
         )
     embed.add_field(name="Total", value=f"**{display(r.total)}**", inline=False)
+    embed.add_field(name="Costs and margin", value=esc(costs_line(r)), inline=False)
     embed.add_field(name="Paying users", value=str(r.paying_users))
     embed.add_field(name="Refunds", value=display(r.refunds))
     embed.add_field(

@@ -52,7 +52,7 @@ COMMANDS = [
     ("transcribe", "Transcript of an X Space (link or id)"),
     ("unlock", "Unlock AI chat on a Space you own"),
     ("chat", "Ask a question across Spaces"),
-    ("myspaces", "Your Spaces"),
+    ("myspaces", "Your Spaces, or a transcript file (md, json, srt, vtt)"),
     ("status", "Processing status of a Space"),
     ("popular", "Most bought Spaces"),
     ("search", "Search titles and participants"),
@@ -258,11 +258,15 @@ class TelegramBot:
             await self.reply(update, texts.start_private_first(self.app.bot.username))
 
     async def send_transcript(self, chat_id: int | str, t: Transcript) -> None:
+        if t.overview is not None and t.format == "md" and (text := texts.overview(t.overview)):
+            await self.app.bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+            )
         with t.path.open("rb") as f:
             await self.app.bot.send_document(
                 chat_id,
                 f,
-                filename="transcript.md",
+                filename=f"transcript.{t.format}",
                 caption=texts.transcript_caption(t),
                 parse_mode=ParseMode.HTML,
             )
@@ -345,6 +349,18 @@ class TelegramBot:
         )
 
     async def myspaces_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        args = list(context.args or [])
+        if args:  # /myspaces <space> [md|json|srt|vtt]: that file of a Space one owns
+            if len(args) > 2:
+                await self.reply(update, texts.usage("myspaces", "[<space> [md|json|srt|vtt]]"))
+                return
+            fmt = args[1] if len(args) == 2 else "md"
+            result = await catalog.transcript_for(self.ctx, self.caller(update), args[0], fmt)
+            if isinstance(result, Refused):
+                await self.reply(update, texts.refused(result))
+                return
+            await self.send_transcript(update.effective_user.id, result)  # type: ignore[union-attr]
+            return
         await self.reply(
             update, texts.my_spaces(await catalog.my_spaces(self.ctx, self.caller(update)))
         )

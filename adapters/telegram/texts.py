@@ -7,6 +7,8 @@ from html import escape
 __all__ = ["escape"]
 
 from core.config import Settings
+from core.enrich.model import Enrichment
+from core.enrich.text import overview as enrichment_overview
 from core.money import display
 from core.pipeline.render import hms
 from core.results import (
@@ -22,7 +24,14 @@ from core.results import (
     Transcript,
     WalletInfo,
 )
-from core.service.notices import product, quote_notes, stars_text
+from core.service.notices import (
+    chapter_list,
+    costs_line,
+    product,
+    quote_notes,
+    stars_text,
+    teaser,
+)
 
 MAX_MESSAGE = 4096
 
@@ -33,7 +42,8 @@ HELP = (
     "/unlock &lt;space&gt; — AI chat on a Space you own ({unlock})\n"
     "/chat &lt;question&gt; &lt;space…&gt; — ask across Spaces ({chat_base} + {per_space} "
     "per Space)\n"
-    "/myspaces — your Spaces · /status &lt;space&gt; — processing status\n"
+    "/myspaces [&lt;space&gt; md|json|srt|vtt] — your Spaces, or a transcript file · "
+    "/status &lt;space&gt; — processing status\n"
     "/popular · /search &lt;words&gt; · /wallet — link your wallet, see your credit\n"
     "/terms — terms of sale · /paysupport — help with a payment"
 )
@@ -64,11 +74,13 @@ def quote(q: Quote, in_stars: int | None = None, usdc: bool = True) -> str:
     prices = ([f"<b>{display(q.amount)}</b>"] if usdc else []) + (
         [f"<b>⭐ {stars_text(in_stars)}</b>"] if in_stars is not None else []
     )
-    lines = [
-        f"<b>{what}</b> of {spaces}: {' or '.join(prices)}",
+    lines = [f"<b>{what}</b> of {spaces}: {' or '.join(prices)}"]
+    if q.space is not None:
+        lines += [f"<b>{escape(q.space.title)}</b>", *teaser(q.space, escape)]
+    lines.append(
         f"Pay before {q.expires_at:%Y-%m-%d %H:%M} UTC with "
-        + ("a button below." if len(prices) > 1 else "the button below."),
-    ]
+        + ("a button below." if len(prices) > 1 else "the button below.")
+    )
     if usdc:
         lines += quote_notes(q, code=lambda s: f"<code>{s}</code>")
     return "\n".join(lines)
@@ -121,6 +133,15 @@ def granted(g: Granted) -> str:
     return "Paid from your credit: " + ", ".join(f"<code>{s}</code>" for s in g.space_ids)
 
 
+def overview(e: Enrichment) -> str:
+    """Takeaways and chapters, sent before the file (a caption holds only 1024 characters)."""
+    return enrichment_overview(e, MAX_MESSAGE, bold=lambda s: f"<b>{s}</b>", escape=escape)
+
+
+def chapters_line(v: SpaceView) -> str:
+    return f"\n  Chapters: {escape(chapter_list(v, 300))}" if v.chapters else ""
+
+
 def transcript_caption(t: Transcript) -> str:
     speakers = f"\nSpeakers: {escape(', '.join(t.speakers))}" if t.speakers else ""
     return f"{space_line(t.space)}{speakers}"[:1024]
@@ -151,7 +172,8 @@ def popular(items: list[SpaceView]) -> str:
     if not items:
         return "No transcribed Spaces yet."
     return "\n".join(
-        f"{n}. {space_line(v)} — {v.transcription_count} buyers" for n, v in enumerate(items, 1)
+        f"{n}. {space_line(v)} — {v.transcription_count} buyers{chapters_line(v)}"
+        for n, v in enumerate(items, 1)
     )
 
 
@@ -223,7 +245,7 @@ def search(hits: list[SearchHit]) -> str:
         return "Nothing found."
     out = []
     for h in hits:
-        line = f"• {space_line(h.space)}"
+        line = f"• {space_line(h.space)}{chapters_line(h.space)}"
         if h.excerpt:
             at = f" [{hms(h.start)}]" if h.start is not None else ""
             line += f"\n  {at} “{escape(h.excerpt)}”"
@@ -246,6 +268,7 @@ def revenue(r: RevenueReport) -> str:
             f"{line.product.replace('_', ' ')}: {display(line.total)} "
             f"({line.count}), cost {display(line.cost)}"
         )
+    lines.append(escape(costs_line(r)))
     lines.append(
         f"<b>Total: {display(r.total)}</b> · paying users {r.paying_users} · "
         f"refunds {display(r.refunds)}"

@@ -42,6 +42,8 @@ from core.payments.demo import DEMO_ADDRESS, demo_refusal, sign_demo
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
 from core.payments.outcomes import PaymentRefused
 from core.payments.pay import unreadable
+from core.service.notices import teaser
+from core.service.views import space_view
 
 router = APIRouter(include_in_schema=False)
 
@@ -88,16 +90,20 @@ async def _load(
         acc = await s.get(Account, inv.account_id) if inv.account_id is not None else None
         ids: list[str] = json.loads(inv.space_ids)
         rows = (await s.execute(select(Space).where(Space.space_id.in_(ids)))).scalars().all()
-        titles = {r.space_id: r.title for r in rows}
+        views = {r.space_id: space_view(r) for r in rows}
     payload: dict[str, Any] = json.loads(inv.payload) if inv.payload else {}
-    spaces = [
-        {
-            "id": sid,
-            "title": titles.get(sid) or str(payload.get("title") or "X Space"),
-            "url": f"https://x.com/i/spaces/{sid}",
-        }
-        for sid in ids
-    ]
+    spaces = []
+    for sid in ids:
+        v = views.get(sid)
+        spaces.append(
+            {
+                "id": sid,
+                "title": (v.title if v else None) or str(payload.get("title") or "X Space"),
+                "url": f"https://x.com/i/spaces/{sid}",
+                # the free teaser (completed Spaces): never takeaways, quotes or text
+                "teaser": teaser(v, lambda s: s) if v else [],
+            }
+        )
     return inv, acc, spaces
 
 

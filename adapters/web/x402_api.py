@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,7 +48,7 @@ from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused, SpaceView
 from core.service import purchases
 from core.service.catalog import find_space
-from core.service.views import space_view
+from core.service.views import FORMATS, format_problem, space_view
 from core.spaces import parse_space, validate_id
 
 router = APIRouter(tags=["x402"])
@@ -123,6 +123,7 @@ def _view_json(v: SpaceView) -> dict[str, Any]:
         "queue_position": v.queue_position,
         "error": v.error,
         "completed_at": v.completed_at.isoformat() if v.completed_at else None,
+        "chapters": v.chapters,  # titles only: the free teaser of a completed Space
     }
 
 
@@ -461,6 +462,7 @@ async def get_transcript(
     x_wallet_address: str | None = Header(None, max_length=64),
     x_wallet_timestamp: int | None = Header(None),
     x_wallet_signature: str | None = Header(None, max_length=200),
+    format: str = Query("md", max_length=10, description="md, json, srt or vtt"),  # noqa: A002
 ) -> Response:
     """``SIGN-IN-WITH-X`` from a wallet that bought the Space → the transcript (markdown).
     ``X-Wallet-*`` (deprecated alias, see the README) works as before. Neither → 402 with the
@@ -468,6 +470,8 @@ async def get_transcript(
     sid = _space(space_id, validate_id)
     if isinstance(sid, Response):
         return sid
+    if bad := format_problem(format):
+        return _error(400, bad.code, bad.message)
     ctx = _ctx(request)
     legacy = (x_wallet_address, x_wallet_timestamp, x_wallet_signature)
     deprecated = False
@@ -498,14 +502,16 @@ async def get_transcript(
     else:
         units = purchases.price_units(ctx, "transcription")
         return _payment_required(request, ctx, units, "spacescribe transcript")
-    t = await purchases.transcript_for_wallet(ctx, sid, wallet)
+    t = await purchases.transcript_for_wallet(ctx, sid, wallet, format)
     if isinstance(t, Refused) and t.code == "not_owned" and not deprecated:
         units = purchases.price_units(ctx, "transcription")
         return _payment_required(request, ctx, units, "spacescribe transcript", t.message)
     if isinstance(t, Refused):
         return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
     headers = {"Deprecation": "true"} if deprecated else None
-    return FileResponse(t.path, media_type="text/markdown", filename=f"{sid}.md", headers=headers)
+    return FileResponse(
+        t.path, media_type=FORMATS[format], filename=f"{sid}.{format}", headers=headers
+    )
 
 
 @router.get("/api/spaces/{rest:path}", include_in_schema=False)

@@ -106,6 +106,8 @@ class Space(Base):
     # extensions (nullable)
     error_message: Mapped[str | None] = mapped_column(Text)
     space_started_at: Mapped[datetime | None] = _ts()
+    # the free teaser: chapter titles only (JSON array), copied from space_enrichments
+    chapter_titles: Mapped[str | None] = mapped_column(Text)
 
 
 class TranscriptionPayment(Base):
@@ -499,3 +501,30 @@ class StarPayment(Base):
     created_at: Mapped[datetime | None] = _ts(default=True)
     credited_at: Mapped[datetime | None] = _ts()
     refunded_at: Mapped[datetime | None] = _ts()
+
+
+class SpaceEnrichment(Base):
+    """A Space's summary, chapters and verified quotes (``data``, JSON, see core/enrich/model),
+    or why the last attempt failed. One row per Space; ``tokens_used`` adds up every attempt's
+    model tokens (spent even when an attempt fails), for /revenue costs."""
+
+    __tablename__ = "space_enrichments"
+    __table_args__ = (Index("idx_space_enrichments_status", "status"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    status: Mapped[str] = mapped_column(Text, nullable=False)  # completed | failed
+    method: Mapped[str | None] = mapped_column(Text)  # openai | extractive
+    model: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[str | None] = mapped_column(Text)
+    tokens_used: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0"), default=0
+    )
+    attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, server_default=text("0"), default=0
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    updated_at: Mapped[datetime | None] = _ts(default=True)

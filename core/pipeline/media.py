@@ -32,6 +32,7 @@ class SpaceMeta:
     live: bool
     replay_available: bool
     media_url: str  # what yt-dlp downloads
+    speakers: tuple[str, ...] = ()  # host, co-hosts and speakers X lists (display names)
     outcome: Outcome | None = None  # None: derived from ``live`` / ``replay_available``
 
     @property
@@ -73,6 +74,20 @@ def _short(err: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
+SPEAKERS_PREFIX = "Twitter Space participated by "  # how yt-dlp's extractor lists them
+
+
+def x_speakers(description: Any) -> tuple[str, ...]:
+    """The speakers yt-dlp read from X (admins and speakers, joined with ", ")."""
+    if not isinstance(description, str) or not description.startswith(SPEAKERS_PREFIX):
+        return ()
+    rest = description.removeprefix(SPEAKERS_PREFIX).strip()
+    if rest == "nobody yet":
+        return ()
+    names = [" ".join(n.split())[:80] for n in rest.split(", ")]
+    return tuple(dict.fromkeys(n for n in names if n))[:50]
+
+
 def meta_from_info(
     space_id: str, info: dict[str, Any], media_url: str, warnings: list[str] | None = None
 ) -> SpaceMeta:
@@ -90,6 +105,8 @@ def meta_from_info(
         replay_available=outcome is Outcome.READY,
         media_url=media_url,
         outcome=outcome,
+        # the host is the creator already (by handle); X lists them by display name too
+        speakers=tuple(s for s in x_speakers(info.get("description")) if s != info.get("uploader")),
     )
 
 

@@ -6,7 +6,8 @@ transcript.json::
      "started_at": ISO-8601|null, "duration_seconds": float, "backend": str,
      "participants": [str], "speaker_profiles": [{speaker, talk_seconds, segments,
      first_seen, last_seen}],
-     "segments": [{"start": float, "end": float, "speaker": str|null, "text": str}]}
+     "segments": [{"start": float, "end": float, "speaker": str|null, "text": str}],
+     "enrichment": null | {...}}   # summary, chapters, quotes: see core/enrich/model.py
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.enrich.text import markdown_block
 from core.pipeline.speakers import UNKNOWN
 from core.pipeline.transcribe.base import Segment
 
@@ -39,6 +41,7 @@ class TranscriptDoc:
     participants: list[str]
     speaker_profiles: list[dict[str, Any]]
     segments: list[Segment]
+    enrichment: dict[str, Any] | None = None  # core.enrich.model.Enrichment.to_json()
 
 
 def paragraphs(segments: list[Segment]) -> list[tuple[float, str, str]]:
@@ -65,6 +68,7 @@ def to_markdown(doc: TranscriptDoc) -> str:
     if doc.participants:
         lines.append(f"- Participants: {', '.join(doc.participants)}")
     lines += [f"- Space: {doc.url}", ""]
+    lines += markdown_block(doc.enrichment)  # the overview, before the body
     if not doc.segments:
         lines.append("_No speech was recognised in this recording._")
     for start, speaker, text in paragraphs(doc.segments):
@@ -85,7 +89,27 @@ def to_json(doc: TranscriptDoc) -> str:
             "participants": doc.participants,
             "speaker_profiles": doc.speaker_profiles,
             "segments": [s.to_json() for s in doc.segments],
+            "enrichment": doc.enrichment,
         },
         ensure_ascii=False,
         indent=1,
+    )
+
+
+def doc_from_json(raw: str) -> TranscriptDoc:
+    """transcript.json back into a document (to render it again, e.g. with an enrichment)."""
+    d = json.loads(raw)
+    started = d.get("started_at")
+    return TranscriptDoc(
+        space_id=str(d["space_id"]),
+        title=str(d["title"]),
+        creator=d.get("creator"),
+        url=str(d["url"]),
+        started_at=datetime.fromisoformat(started) if started else None,
+        duration_seconds=float(d["duration_seconds"]),
+        backend=str(d["backend"]),
+        participants=list(d.get("participants") or []),
+        speaker_profiles=list(d.get("speaker_profiles") or []),
+        segments=[Segment.from_json(s) for s in d["segments"]],
+        enrichment=d.get("enrichment"),
     )

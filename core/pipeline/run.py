@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +26,7 @@ from core.pipeline.merge import merge
 from core.pipeline.render import TranscriptDoc, to_json, to_markdown
 from core.pipeline.speakers import participants, profiles
 from core.pipeline.storage import SpaceFiles, atomic_write
+from core.pipeline.subtitles import to_srt, to_vtt
 from core.pipeline.transcribe import Segment, Transcriber, make_transcriber
 from core.pipeline.xspaces import (
     USER_TEXT,
@@ -104,6 +105,7 @@ async def transcribe_audio(
     url: str | None = None,
     progress: Progress | None = None,
     transcriber: Transcriber | None = None,
+    speakers: Sequence[str] = (),
 ) -> TranscriptResult:
     progress = progress or Progress()
     t = settings.transcription
@@ -129,7 +131,7 @@ async def transcribe_audio(
         raise
     progress.stage("merge")
     segments = merge(list(parts))
-    names = participants(segments, creator)
+    names = participants(segments, creator, speakers)
     doc = TranscriptDoc(
         space_id=files.space_id,
         title=title,
@@ -145,6 +147,9 @@ async def transcribe_audio(
     progress.stage("render")
     md = to_markdown(doc)
     atomic_write(files.json, to_json(doc))
+    seg_json = [s.to_json() for s in segments]
+    atomic_write(files.srt, to_srt(seg_json))
+    atomic_write(files.vtt, to_vtt(seg_json))
     atomic_write(files.markdown, md)
     return TranscriptResult(files, doc, len(md), files.audio.stat().st_size)
 
@@ -227,12 +232,13 @@ async def check_space(ctx: Context, space_id: str) -> Refused | Checked:
 
 async def _metadata(
     ctx: Context, space_pk: int, space: Space, files: SpaceFiles
-) -> tuple[str, str | None, datetime | None]:
-    """Title, creator, start of a queued Space. Audio already held (downloaded before a
-    crash, or imported) needs no X; otherwise X is asked and every answer that is not a
-    downloadable replay raises (waiting, unavailable, refused, unreachable)."""
+) -> tuple[str, str | None, datetime | None, tuple[str, ...]]:
+    """Title, creator, start and X's list of speakers of a queued Space. Audio already held
+    (downloaded before a crash, or imported) needs no X (and has no speaker list); otherwise X
+    is asked and every answer that is not a downloadable replay raises (waiting, unavailable,
+    refused, unreachable)."""
     if files.audio.exists():
-        return space.title, space.creator, space.space_started_at
+        return space.title, space.creator, space.space_started_at, ()
     meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space.space_id)
     state = meta.state
     if state in WAITING:
@@ -249,7 +255,7 @@ async def _metadata(
             .values(title=meta.title, creator=meta.creator, space_started_at=meta.started_at)
         )
     await media.download(meta, files.audio, ctx.settings.transcription.cookies_file)
-    return meta.title, meta.creator, meta.started_at
+    return meta.title, meta.creator, meta.started_at, meta.speakers
 
 
 async def process_space(
@@ -270,7 +276,7 @@ async def process_space(
     files.clear_partial()  # a killed earlier attempt's temporary files
     (progress or Progress()).stage("metadata")
     try:
-        title, creator, started_at = await _metadata(ctx, space_pk, space, files)
+        title, creator, started_at, speakers = await _metadata(ctx, space_pk, space, files)
     except OSError as e:
         raise PipelineError(f"could not store the audio ({e.strerror})") from None
     try:
@@ -284,6 +290,7 @@ async def process_space(
             url=canonical_url(space_id),
             progress=progress,
             transcriber=transcriber_factory() if transcriber_factory else None,
+            speakers=speakers,
         )
     except OSError as e:
         raise PipelineError(f"could not write the transcript ({e.strerror})") from None

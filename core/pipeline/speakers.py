@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from core.pipeline.transcribe.base import Segment
@@ -34,9 +35,14 @@ def profiles(segments: list[Segment]) -> list[dict[str, Any]]:
     return out
 
 
-def participants(segments: list[Segment], creator: str | None = None) -> list[str]:
-    """Named speakers in order of appearance (the host first when known)."""
+def participants(
+    segments: list[Segment], creator: str | None = None, named: Sequence[str] = ()
+) -> list[str]:
+    """The host first when known, then the speakers X names (its metadata), then speaker
+    labels in order of appearance. A diarizing model's labels ("Speaker 1") are never mapped
+    to X's names: which voice is whose is not known, and a guessed name is worse than none."""
     names: list[str] = [creator] if creator else []
+    names += [n for n in dict.fromkeys(named) if n and n not in names]
     for s in segments:
         if s.speaker and s.speaker not in names:
             names.append(s.speaker)

@@ -60,6 +60,14 @@ class SpaceFiles:
         return self.root / "transcript.json"
 
     @property
+    def srt(self) -> Path:
+        return self.root / "transcript.srt"
+
+    @property
+    def vtt(self) -> Path:
+        return self.root / "transcript.vtt"
+
+    @property
     def chunks(self) -> Path:
         return self.root / "chunks"
 

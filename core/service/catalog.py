@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import user_id_for
 from core.context import Context
 from core.db import ChatUnlock, Space, TranscriptionPayment
+from core.enrich.service import enrichment_of
 from core.errors import InvalidInput
 from core.queue import position
 from core.results import Caller, OwnedSpace, Refused, SpaceView, Transcript
-from core.service.views import space_view, transcript_of
+from core.service.views import format_problem, space_view, transcript_of
 from core.spaces import parse_space
 
 POPULAR_LIMIT = 10
@@ -131,11 +134,17 @@ async def ownership(
     return space, user_id, space is not None and await owns(session, user_id, space.id)
 
 
-async def transcript_for(ctx: Context, caller: Caller, text: str) -> Transcript | Refused:
-    """The transcript file for an owner (re-send from /myspaces or a deep link)."""
+async def transcript_for(
+    ctx: Context, caller: Caller, text: str, fmt: str = "md"
+) -> Transcript | Refused:
+    """The transcript file (md, json, srt or vtt) for an owner, with the Space's overview
+    (re-send from /myspaces or a deep link, delivery)."""
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
+    fmt = (fmt or "md").strip().lower().lstrip(".")
+    if bad := format_problem(fmt):
+        return bad
     async with ctx.db.read() as s:
         space, _user_id, owned = await ownership(s, caller, sid)
         if space is None or not owned:
@@ -143,7 +152,9 @@ async def transcript_for(ctx: Context, caller: Caller, text: str) -> Transcript 
                 "not_owned",
                 f"You have not bought the transcript of Space {sid}. Use /transcribe {sid}.",
             )
-        t = transcript_of(ctx, space)
+        t = transcript_of(ctx, space, fmt)
+        if t is not None:
+            return replace(t, overview=await enrichment_of(s, space.id))
         if t is None:
             if space.status == "failed":
                 return Refused("failed", f"Processing Space {sid} failed: {space.error_message}")
@@ -152,4 +163,6 @@ async def transcript_for(ctx: Context, caller: Caller, text: str) -> Transcript 
                 f"The transcript of Space {sid} is not ready yet (status: {space.status}). "
                 "You will get it by direct message as soon as it is.",
             )
-        return t
+        return Refused(  # completed, but this file is missing (e.g. subtitles not made yet)
+            "not_ready", f"The {fmt} file of Space {sid} is not available yet."
+        )

@@ -7,12 +7,14 @@ backticks on Discord) and ``escape`` neutralises text that came from outside.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from core import outbox
 from core.context import Context
 from core.money import MoneyError, display, parse_usdc
-from core.results import Caller, Quote
+from core.pipeline.render import hms
+from core.results import Caller, Quote, RevenueReport, SpaceView
 
 Markup = Callable[[str], str]
 
@@ -74,6 +76,39 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
     if kind == "wallet_linked":
         return f"🔗 Wallet {code(str(payload.get('address', '')))} linked."
     return f"Update{on}."
+
+
+TEASER_CHAPTERS_CHARS = 600  # a teaser's chapter list is cut here ("…")
+
+
+def chapter_list(v: SpaceView, limit: int = TEASER_CHAPTERS_CHARS) -> str:
+    text = " · ".join(v.chapters)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def teaser(v: SpaceView, escape: Markup) -> list[str]:
+    """What anyone may see of a completed Space before paying: duration, participants and
+    chapter titles. Never takeaways, quotes or transcript text: those are what is sold."""
+    lines = []
+    if v.duration_seconds:
+        lines.append(f"Duration: {hms(v.duration_seconds)}")
+    if v.participants:
+        lines.append(f"Participants: {escape(', '.join(v.participants))}")
+    if v.chapters:
+        lines.append(f"Chapters: {escape(chapter_list(v))}")
+    return lines
+
+
+def signed(amount: Decimal) -> str:
+    return display(amount) if amount >= 0 else "-" + display(-amount)
+
+
+def costs_line(r: RevenueReport) -> str:
+    """Costs, margin and what the summaries' model tokens took (inside transcriptions)."""
+    return (
+        f"Costs {display(r.cost)} · margin {signed(r.margin)} · summaries "
+        f"{r.enrichment_tokens:,} tokens ({display(r.enrichment_cost)}, in transcriptions)"
+    )
 
 
 def quote_notes(q: Quote, code: Markup) -> list[str]:

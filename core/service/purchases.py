@@ -26,7 +26,7 @@ from core.payments.invoices import discard_invoice, quote_for
 from core.payments.outcomes import PaymentOutcome, PaymentRefused
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service.catalog import find_space, ownership, owns, parse_or_refuse
-from core.service.views import space_view, transcript_of
+from core.service.views import format_problem, space_view, transcript_of
 
 log = get_logger("spacescribe.purchases")
 
@@ -267,14 +267,18 @@ async def x402_buy(
     return outcome
 
 
-async def transcript_for_wallet(ctx: Context, space_id: str, wallet: str) -> Transcript | Refused:
-    """The transcript for an x402 buyer identified by a proven wallet."""
+async def transcript_for_wallet(
+    ctx: Context, space_id: str, wallet: str, fmt: str = "md"
+) -> Transcript | Refused:
+    """The transcript (md, json, srt or vtt) for an x402 buyer identified by a proven wallet."""
+    if bad := format_problem(fmt):
+        return bad
     async with ctx.db.read() as s:
         space = await find_space(s, space_id)
         user_id = await user_id_of_wallet(s, wallet)
         if space is None or not await owns(s, user_id, space.id):
             return Refused("not_owned", f"This wallet has not bought Space {space_id}.")
-    t = transcript_of(ctx, space)
+    t = transcript_of(ctx, space, fmt)
     if t is None:
         return Refused("not_ready", f"The transcript is not ready (status: {space.status}).")
     return t

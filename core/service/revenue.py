@@ -27,6 +27,7 @@ from core.db import (
     Credit,
     Invoice,
     Space,
+    SpaceEnrichment,
     StarPayment,
     TranscriptionPayment,
     utcnow,
@@ -174,8 +175,19 @@ async def build_report(
                 *([ChatSession.queried_at >= since] if since else [])
             )
         )
+        # the summary's model tokens are part of what a transcription costs (every attempt)
+        enrich_tokens = int(
+            await s.scalar(
+                select(func.coalesce(func.sum(SpaceEnrichment.tokens_used), 0)).where(
+                    *([SpaceEnrichment.updated_at >= since] if since else [])
+                )
+            )
+            or 0
+        )
+        enrich_cost = Decimal(enrich_tokens) / 1000 * ctx.settings.enrichment.cost_per_1k_tokens
         costs = {
-            "transcriptions": (Decimal(int(stt_seconds or 0)) / 60 * t.stt_cost_per_minute),
+            "transcriptions": (Decimal(int(stt_seconds or 0)) / 60 * t.stt_cost_per_minute)
+            + enrich_cost,
             "chat_unlocks": Decimal(0),
             "chat_queries": Decimal(int(tokens or 0)) / 1000 * c.cost_per_1k_tokens,
         }
@@ -225,6 +237,8 @@ async def build_report(
         stars_lines=stars_lines,
         stars_refunded=stars_refunded,
         stars_refund_count=stars_refund_count,
+        enrichment_tokens=enrich_tokens,
+        enrichment_cost=enrich_cost.quantize(Decimal("0.000001")),
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.context import Context
 from core.db import Space
-from core.results import SpaceView, Transcript
+from core.results import Refused, SpaceView, Transcript
 from core.spaces import space_dir
 
 
@@ -35,19 +35,37 @@ def space_view(space: Space, queue_position: int | None = None) -> SpaceView:
         queue_position=queue_position,
         error=space.error_message if space.status == "failed" else None,
         completed_at=space.completed_at,
+        chapters=_names(space.chapter_titles) if space.status == "completed" else [],
     )
 
 
-def transcript_path(ctx: Context, space_id: str) -> Path:
-    return space_dir(ctx.spaces_dir, space_id) / "transcript.md"
+# what an owner may download: transcript.<format>, and its media type
+FORMATS = {
+    "md": "text/markdown",
+    "json": "application/json",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+}
 
 
-def transcript_of(ctx: Context, space: Space) -> Transcript | None:
-    """The transcript file of a completed Space, if it is on disk."""
-    if space.status != "completed":
+def transcript_path(ctx: Context, space_id: str, fmt: str = "md") -> Path:
+    return space_dir(ctx.spaces_dir, space_id) / f"transcript.{fmt}"
+
+
+def format_problem(fmt: str) -> Refused | None:
+    if fmt in FORMATS:
         return None
-    path = transcript_path(ctx, space.space_id)
+    return Refused(
+        "invalid_format", f"Unknown format {fmt[:20]!r}: choose one of {', '.join(FORMATS)}."
+    )
+
+
+def transcript_of(ctx: Context, space: Space, fmt: str = "md") -> Transcript | None:
+    """The transcript file of a completed Space in ``fmt`` (one of FORMATS), if on disk."""
+    if space.status != "completed" or fmt not in FORMATS:
+        return None
+    path = transcript_path(ctx, space.space_id, fmt)
     if not path.is_file():
         return None
     view = space_view(space)
-    return Transcript(space=view, path=path, speakers=view.participants)
+    return Transcript(space=view, path=path, speakers=view.participants, format=fmt)

@@ -40,7 +40,8 @@ from sqlalchemy import insert, update
 
 from core.accounts import get_or_create_account, get_or_create_user, link_account
 from core.context import Context
-from core.db import ChatSession, ChatUnlock, Invoice, TranscriptionPayment
+from core.db import ChatSession, ChatUnlock, Invoice, Space, SpaceEnrichment, TranscriptionPayment
+from core.enrich.model import Chapter, Enrichment, NotableQuote, Takeaway
 from core.payments.invoices import add_credit, insert_invoice
 from core.results import Caller, Quote
 from core.service import chat, purchases
@@ -66,6 +67,10 @@ ASKED = "zqxquestionunlocked"  # the paid, recorded answer of the unlocked membe
 ANSWERED = "zqxanswerunlocked"
 INVOICE_QUESTION = "zqxinvoicequestion"  # the unlocked member's open chat_query invoice
 QUESTION = "what was agreed about the budget?"  # matches A's passage, not W's
+# the enrichment: takeaways and quotes are sold with the transcript; chapter titles are the
+# free teaser everybody sees (popular, search, quotes, pay page, GET /api/spaces/<id>)
+TAKEAWAY_A, QUOTE_A, CHAPTER_A = "zqxtakeawayalpha", "zqxquotealpha", "Zqxchapteralpha"
+TAKEAWAY_W, QUOTE_W, CHAPTER_W = "zqxtakeawaywhale", "zqxquotewhale", "Zqxchapterwhale"
 
 SEGMENTS_A: list[dict[str, Any]] = [
     {"start": 1.0, "end": 5.0, "speaker": "alice", "text": "Welcome to the alpha weekly."},
@@ -135,6 +140,26 @@ async def _write_transcript(
     path.write_text("\n".join(lines) + "\n")
 
 
+async def _enrich(ctx: Context, pk: int, takeaway: str, quote: str, chapter: str) -> None:
+    e = Enrichment(
+        "openai",
+        "gpt-4o-mini",
+        [Takeaway(f"They settled the {takeaway} plan.", 6.0)],
+        [Chapter(chapter, 0.0, 12.0)],
+        [NotableQuote("bob", 6.0, f"the {quote} budget is final")],
+    )
+    async with ctx.db.session() as s:
+        await s.execute(
+            insert(SpaceEnrichment).values(
+                space_id=pk, status="completed", method=e.method, model=e.model,
+                data=json.dumps(e.to_json()), tokens_used=1000, attempts=1,
+            )
+        )  # fmt: skip
+        await s.execute(
+            update(Space).where(Space.id == pk).values(chapter_titles=json.dumps([chapter]))
+        )
+
+
 async def _person(ctx: Context, chain: Chain, role: str) -> Person:
     p = Person(role, chain.new_funded_account())
     async with ctx.db.session() as s:
@@ -154,6 +179,8 @@ async def build_world(ctx: Context, chain: Chain) -> World:
     a, p, w = space_id_for(1), space_id_for(2), space_id_for(3)
     await _write_transcript(ctx, a, "Alpha weekly", TRANSCRIPT_A, SEGMENTS_A)
     await _write_transcript(ctx, w, "Whale talk", TRANSCRIPT_W, SEGMENTS_W)
+    await _enrich(ctx, pk_a, TAKEAWAY_A, QUOTE_A, CHAPTER_A)
+    await _enrich(ctx, pk_w, TAKEAWAY_W, QUOTE_W, CHAPTER_W)
     people = {r: await _person(ctx, chain, r) for r in ROLES}
     whale = chain.new_funded_account().address.lower()
 
@@ -228,6 +255,10 @@ def _plant(w: World) -> None:
         "answer to unlocked": ANSWERED,
         "invoice question of unlocked": INVOICE_QUESTION,
         "wallet of whale": w.whale_wallet.removeprefix("0x"),
+        "takeaway A": TAKEAWAY_A,
+        "quote A": QUOTE_A,
+        "takeaway W": TAKEAWAY_W,
+        "quote W": QUOTE_W,
     }
     for role, p in w.people.items():
         m[f"wallet of {role}"] = p.wallet.address.lower().removeprefix("0x")
@@ -240,10 +271,12 @@ def _plant(w: World) -> None:
         r: {f"{k} of {r}" for k in ("wallet", "invoice", "link", "telegram id", "discord id")}
         for r in ROLES
     }
-    own["owner"] |= {"transcript A", "passage A"}
+    own["owner"] |= {"transcript A", "passage A", "takeaway A", "quote A"}
     own["unlocked"] |= {
         "transcript A",
         "passage A",
+        "takeaway A",
+        "quote A",
         "question of unlocked",
         "answer to unlocked",
         "invoice question of unlocked",

@@ -56,6 +56,7 @@ NOT_READY = "is not ready yet"
 FAILED_MSG = "failed: the recording could not be downloaded"
 NOT_ADMIN = "Only the bot's admins can see revenue"
 NOT_ANSWER_ID = "That is not an answer id"
+BAD_FORMAT = "Unknown format"
 NO_SUCH_ANSWER = "You have no answer with this id"
 UNKNOWN_ANSWER = "0f8fad5b-d9cb-469f-a165-70867728950e"
 PERIOD = "Period must be one of: day, week, month, all"
@@ -173,6 +174,10 @@ TELEGRAM: list[Case] = [
         EMPTY_Q),
     _tg("/chat a question of invisible characters", f"/chat \u200b\u202e\u2060 {OWNED_UNLOCKED}",
         EMPTY_Q),
+    _tg("/myspaces traversal", "/myspaces ../../etc/passwd srt", ONLY_X),
+    _tg("/myspaces a format traversal", f"/myspaces {OWNED} ../../etc/passwd", BAD_FORMAT),
+    _tg("/myspaces a foreign Space's subtitles", f"/myspaces {FOREIGN} srt", NOT_BOUGHT),
+    _tg("/myspaces too many words", f"/myspaces {OWNED} srt more", "Usage: /myspaces"),
     _tg("/status without a Space", "/status", "Usage: /status"),
     _tg("/status an unknown Space", f"/status {UNKNOWN}", UNKNOWN_STATUS),
     _tg("/status traversal", "/status ../../etc/passwd", ONLY_X),
@@ -370,6 +375,10 @@ DISCORD: list[Case] = [
     _dc("/myspaces a foreign Space", "myspaces", {"space": FOREIGN}, NOT_BOUGHT),
     _dc("/myspaces a pending Space", "myspaces", {"space": OWNED_PENDING}, NOT_READY),
     _dc("/myspaces a failed Space", "myspaces", {"space": FAILED}, FAILED_MSG),
+    _dc("/myspaces a foreign Space's subtitles", "myspaces", {"space": FOREIGN, "format": "vtt"},
+        NOT_BOUGHT),
+    _dc("/myspaces a format traversal", "myspaces", {"space": OWNED, "format": "../../x"},
+        BAD_FORMAT),
     _dc("/revenue by a member", "revenue", {"period": "all"}, NOT_ADMIN),
     _dc("/revenue unknown period", "revenue", {"period": "year"}, PERIOD, ADMIN),
     _dc("/revenue traversal", "revenue", {"period": "../../etc"}, PERIOD, ADMIN),

@@ -41,6 +41,7 @@ from core.pipeline import media
 from tests.discord.conftest import Recorded, endpoints, running  # noqa: F401 (fixture)
 from tests.drills.access_world import (
     ANSWERED,
+    CHAPTER_A,
     DC_IDS,
     INVOICE_QUESTION,
     PASSAGE_A,
@@ -48,6 +49,7 @@ from tests.drills.access_world import (
     REVENUE,
     ROLES,
     SENTINEL_TG,
+    TAKEAWAY_A,
     TG_IDS,
     TRANSCRIPT_A,
     Person,
@@ -182,6 +184,9 @@ def check_telegram(w: World, cells: Cells) -> None:
         assert (TRANSCRIPT_A in said[("transcribe", role)]) == (role in owners)
         assert (PASSAGE_A in said[("search", role)]) == (role in owners)
         assert "Alpha weekly" in said[("search", role)]  # titles are for everyone
+        # the teaser: chapter titles for everyone, in /popular and /search
+        assert CHAPTER_A in said[("popular", role)] and CHAPTER_A in said[("search", role)]
+        assert (TAKEAWAY_A in said[("start", role)]) == (role in owners)  # the overview
         assert (REVENUE in said[("revenue", role)]) == (role == "admin")
         wallet = w.people[role].wallet.address.lower()
         assert wallet in said[("wallet", role)].lower()
@@ -220,7 +225,12 @@ def discord_entries(w: World) -> dict[str, list[tuple[str, dict[str, Any]]]]:
             ("chat", {"question": QUESTION, "space1": a}),
             ("chat", {"question": "x?", "space1": ww}),
         ],
-        "myspaces": [("myspaces", {}), ("myspaces", {"space": a}), ("myspaces", {"space": ww})],
+        "myspaces": [
+            ("myspaces", {}),
+            ("myspaces", {"space": a}),
+            ("myspaces", {"space": ww}),
+            ("myspaces", {"space": ww, "format": "srt"}),
+        ],
         "popular": [("popular", {})],
         "search": [("search", {"words": "agreed budget"}), ("search", {"words": "reserve"})],
         "revenue": [("revenue", {"period": "all"})],
@@ -306,6 +316,7 @@ def check_discord(w: World, cells: Cells, suggestions: dict[str, set[str]]) -> N
         assert (TRANSCRIPT_A in said[("myspaces", role)]) == (role in owners), role
         assert (PASSAGE_A in said[("search", role)]) == (role in owners), role
         assert (REVENUE in said[("revenue", role)]) == (role == "admin"), role
+        assert CHAPTER_A in said[("popular", role)], role  # the teaser, for everyone
         assert w.people[role].wallet.address.lower() in said[("wallet", role)].lower()
         assert suggestions[role] == w.owned(role), (role, suggestions[role])
         assert (ANSWERED in said[("button", role)]) == (role == "unlocked"), role
@@ -494,6 +505,9 @@ def check_http(w: World, cells: Cells, codes: dict[tuple[str, str], list[int]]) 
         assert set(codes[("GET /api/spaces/{rest:path}", role)]) <= {400, 404}
         assert w.people[role].wallet.address.lower() in said[("GET /link/{token}", role)].lower()
     assert INVOICE_QUESTION in said[("GET /pay/{public_id}", "unlocked")]
+    for role in ROLES:  # the teaser: chapter titles of completed Spaces, nothing paid
+        assert CHAPTER_A in said[("GET /api/spaces/{space_id}", role)], role
+    assert CHAPTER_A in said[("GET /pay/{public_id}", "non_owner")]  # quote for A
 
 
 # ---------------------------------------------------------------- the drill

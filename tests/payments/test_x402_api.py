@@ -110,6 +110,17 @@ async def test_official_client_pays_transcribe_and_space_is_queued(
         path.write_text("# Transcript\n\nhello\n")
         got = await c.get(f"/api/spaces/{SPACE}/transcript", headers=h)
         assert got.status_code == 200 and "hello" in got.text
+        # the other formats: subtitles beside the md; an unknown format is a clear 400
+        (path.parent / "transcript.vtt").write_text(
+            "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nhello\n"
+        )
+        vtt = await c.get(f"/api/spaces/{SPACE}/transcript?format=vtt", headers=h)
+        assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
+        assert f'filename="{SPACE}.vtt"' in vtt.headers["content-disposition"]
+        missing = await c.get(f"/api/spaces/{SPACE}/transcript?format=srt", headers=h)
+        assert missing.status_code == 409
+        bad = await c.get(f"/api/spaces/{SPACE}/transcript?format=pdf", headers=h)
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_format"
         sig2 = Account.sign_message(
             encode_defunct(text=transcript_message(SPACE, ts)), chain.other.key
         )

@@ -265,6 +265,10 @@ def test_cli_transcribes_a_recording_offline(speech: Path, tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr + r.stdout
     md = next((tmp_path / "data" / "spaces").glob("L*/transcript.md")).read_text()
     assert md.startswith("# speech") and "Speaker:" in md and "backend offline" in r.stdout
+    assert "overview (extractive)" in r.stdout and "## Overview" in md
+    root = next((tmp_path / "data" / "spaces").glob("L*"))
+    assert (root / "transcript.srt").read_text().startswith("1\n00:00:")
+    assert (root / "transcript.vtt").read_text().startswith("WEBVTT")
 
 
 async def test_a_failed_chunk_stops_the_attempts_other_chunks(

@@ -140,7 +140,22 @@ async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
             assert doc["chat_id"] == MEMBER and doc["document"]["filename"] == "transcript.md"
             assert "weather" in doc["document"]["content"].lower()
             assert "Weekly weather space" in doc["caption"]
+            # the overview (offline: extractive) came just before the file, within 4096
+            overview = [m for m in api.sent("sendMessage") if m["chat_id"] == MEMBER][-1]
+            assert "<b>Chapters</b>" in overview["text"] and "extractive" in overview["text"]
+            assert len(overview["text"]) <= 4096
+            assert "## Overview" in doc["document"]["content"]
             assert await drain(shop) == 0 and len(api.sent("sendDocument")) == 1  # once
+
+            # /myspaces <space> <format>: the subtitles; a wrong format is refused clearly
+            api.command(f"/myspaces {SID} srt", user_id=MEMBER)
+            (_, srt_doc) = await api.wait_for("sendDocument", 2)
+            assert srt_doc["document"]["filename"] == "transcript.srt"
+            assert "-->" in srt_doc["document"]["content"]
+            n = len(api.sent("sendMessage"))
+            api.command(f"/myspaces {SID} pdf", user_id=MEMBER)
+            said = (await api.wait_for("sendMessage", n + 1))[-1]["text"]
+            assert "Unknown format" in said and "srt" in said
 
             # back from the pay page: the deep link shows what the member now has
             api.command(f"/start paid_{public_id}", user_id=MEMBER)
@@ -148,7 +163,8 @@ async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
             assert "Weekly weather space" in msgs[-1]["text"] and "completed" in msgs[-1]["text"]
             # asking again delivers at once, without a new invoice
             api.command(f"/transcribe {SID}", user_id=MEMBER)
-            assert len(await api.wait_for("sendDocument", 2)) == 2
+            docs = await api.wait_for("sendDocument", 3)  # md, the srt above, md again
+            assert len(docs) == 3 and docs[-1]["document"]["filename"] == "transcript.md"
 
             # X becomes unreachable: another member buys the Space from the library, is
             # quoted, pays on the pay page and gets the transcript (yt-dlp's requests fail)

@@ -1,0 +1,1 @@
+"""Enrichment of a completed Space: takeaways, chapters and verified quotes."""
