@@ -170,6 +170,13 @@ async def ask(
         return draft
     session_id = str(uuid.uuid4())
     async with ctx.db.session() as s:
+        # The credit may have been spent while the answer was produced. Under the credit
+        # lock the balance cannot change before the invoice spends it, so a session id
+        # (which tells the fulfiller "answered from credit") goes only with a Granted; a
+        # quote without one is owed its answer when it is paid, by whatever means.
+        await _payments().lock_credit(s, checked.user_id)
+        if await _payments().credit_balance(s, checked.user_id) < units:
+            return await _invoice(s, ctx, caller, checked, units, {})
         result = await _invoice(s, ctx, caller, checked, units, {"session_id": session_id})
         if isinstance(result, Granted):
             inv = (
@@ -363,11 +370,12 @@ async def _fulfil_record(
 
 
 async def _fulfil_owed(session: AsyncSession, ctx: Context, req: Any, user_id: int) -> None:
-    if req.payload.get("session_id"):
-        return  # paid from credit by ask(), which records its answer in this transaction
     inv = await session.get(Invoice, int(req.invoice_pk))
-    if inv is not None:
-        await _tell_answer(session, inv, None)
+    if inv is None:
+        return
+    if req.payload.get("session_id") and int(inv.credit_units) >= int(inv.amount_units):
+        return  # paid from credit by ask(), which records its answer in this transaction
+    await _tell_answer(session, inv, None)
     log.warning("paid question credited without its answer; answer owed", invoice=req.invoice_id)
 
 
