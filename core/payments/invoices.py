@@ -179,7 +179,8 @@ def is_payable(inv: Invoice, now: datetime | None = None) -> bool:
 
 
 async def expire_invoices(ctx: Context) -> int:
-    """Scheduler job: open invoices past their expiry become expired; reserved credit returns."""
+    """Scheduler job: open invoices past their expiry become expired; reserved credit returns.
+    Returns how many this call expired."""
     now = utcnow()
     async with ctx.db.session() as s:
         rows = (
@@ -200,11 +201,13 @@ async def expire_invoices(ctx: Context) -> int:
                 .where(Invoice.id == inv.id, Invoice.status == "open")
                 .values(status="expired")
             )
-            if getattr(res, "rowcount", 0) and inv.credit_units and inv.user_id is not None:
+            if not getattr(res, "rowcount", 0):
+                continue  # paid (or expired by another process) since it was read
+            n += 1
+            if inv.credit_units and inv.user_id is not None:
                 await add_credit(
                     s, inv.user_id, int(inv.credit_units), "released", f"invoice:{inv.public_id}"
                 )
-            n += 1
     return n
 
 
