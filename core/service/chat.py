@@ -25,7 +25,7 @@ from core.accounts import user_id_for, user_id_of_wallet
 from core.chat import answer as backends
 from core.chat.answer import AnswerDraft, AnswerUnavailable
 from core.chat.prompt import SpaceRef
-from core.chat.retrieve import retrieve
+from core.chat.retrieve import retrieve, search_passages
 from core.chat.terms import fts5_expression, terms, tsquery_expression
 from core.context import Context
 from core.db import (
@@ -535,21 +535,25 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
             hits.append(SearchHit(space_view(sp)))
         uid = await user_id_for(s, caller)
         if uid is not None:
+            # the caller's latest SEARCH_OWNED_SPACES purchases, not every one: the cost of
+            # a search is bounded whatever a member has bought (README: Chat, /search)
             owned = (
                 (
                     await s.execute(
                         select(Space)
                         .join(TranscriptionPayment, TranscriptionPayment.space_id == Space.id)
                         .where(TranscriptionPayment.user_id == uid, Space.status == "completed")
+                        .order_by(TranscriptionPayment.id.desc())
+                        .limit(SEARCH_OWNED_SPACES)
                     )
                 )
                 .scalars()
                 .all()
             )
             by_pk = {sp.id: sp for sp in owned}
-            passages = await retrieve(s, list(by_pk), " ".join(ws), SEARCH_LIMIT)
+            passages = await search_passages(s, list(by_pk), ws, SEARCH_LIMIT)
             for h in passages:
-                if h.score <= 0 and ws:
+                if h.score <= 0:
                     continue
                 hits.append(
                     SearchHit(
