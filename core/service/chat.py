@@ -48,7 +48,7 @@ from core.spaces import canonical_url, parse_space
 RETRIEVE_LIMIT = 24
 SEARCH_LIMIT = 10
 MAX_SEARCH_CHARS = 200
-SEARCH_OWNED_SPACES = 50  # transcript search covers the caller's latest purchases
+SEARCH_OWNED_SPACES = 10  # passage search covers the latest purchases (bench.search: p95 in target)
 _ANSWER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 log = get_logger("spacescribe.chat")
