@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.web import health, link, pay, webhooks, x402_api
+from adapters.web import errors, health, link, pay, webhooks, x402_api
 from adapters.web.docs import add_docs
 from adapters.web.pages import static_files
 from adapters.web.request_ids import RequestIds
@@ -22,6 +22,7 @@ def create_app(ctx: Context) -> FastAPI:
     )
     add_docs(app)
     app.state.ctx = ctx
+    errors.install(app, ctx.settings)  # one error shape; the published limits are enforced ones
     register_chat_fulfiller()  # /x402/chat and pay pages answer before settlement
     app.include_router(health.router)
     app.include_router(x402_api.router)

@@ -48,6 +48,7 @@ from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused, SpaceView
 from core.service import purchases
 from core.service.catalog import find_space
+from core.service.chat import clean_question
 from core.service.views import FORMATS, format_problem, space_view
 from core.spaces import parse_space, validate_id
 
@@ -97,9 +98,11 @@ class SpaceRequest(BaseModel):
 
 
 class ChatRequest(BaseModel):
+    # the upper limits are chat.max_question_chars and chat.max_spaces, checked by the route
+    # and published in the schema by adapters.web.errors (the body limit bounds the rest)
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(min_length=1, max_length=20_000)
-    spaces: list[str] = Field(min_length=1, max_length=50)
+    question: str = Field(min_length=1)
+    spaces: list[str] = Field(min_length=1)
 
 
 def _ctx(request: Request) -> Context:
@@ -418,6 +421,8 @@ async def chat(
     c = ctx.settings.chat
     if len(body.question) > c.max_question_chars:
         return _error(400, "question_too_long", f"At most {c.max_question_chars} characters.")
+    if not clean_question(body.question):  # refused before any 402
+        return _error(400, "empty_question", "The question is empty once control characters go.")
     if len(body.spaces) > c.max_spaces:
         return _error(400, "too_many_spaces", f"At most {c.max_spaces} Spaces per question.")
     try:

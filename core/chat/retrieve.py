@@ -159,3 +159,100 @@ async def retrieve(
     # round robin by per-Space rank; within one rank, higher score first
     hits.sort(key=lambda h: (h.rank, -h.score))
     return hits[:limit]
+
+
+_SQLITE_RANGES = text(
+    "SELECT space_id, min(id), max(id), count(*) FROM passages WHERE space_id IN :pks "
+    "GROUP BY space_id"
+).bindparams(bindparam("pks", expanding=True))
+_TEXTS_OF = text(
+    "SELECT id, space_id, seq, start_seconds, end_seconds, speakers, text "
+    "FROM passages WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
+def _sqlite_flags_many(n_terms: int, n_spaces: int) -> TextClause:
+    """:func:`_sqlite_flags` for several Spaces in one statement: one arm per Space, each
+    seeking its own rowid range (an OR of ranges would make FTS5 walk the whole doclist)."""
+    arms = []
+    for j in range(n_spaces):
+        flags = ", ".join(
+            f"passages_fts.rowid IN (SELECT rowid FROM passages_fts WHERE passages_fts MATCH "
+            f":t{i} AND rowid BETWEEN :lo{j} AND :hi{j})"
+            for i in range(n_terms)
+        )
+        arms.append(
+            f"SELECT {j}, passages_fts.rowid, {flags} FROM passages_fts "
+            f"WHERE passages_fts MATCH :q AND passages_fts.rowid BETWEEN :lo{j} AND :hi{j}"
+        )
+    return text(" UNION ALL ".join(arms))
+
+
+def _pg_flags_many(n_terms: int) -> TextClause:
+    """:func:`_pg_flags` for several Spaces in one statement (their tsvectors via the btree
+    on space_id), only the passages matching some term returned, with each Space's size."""
+    queries = ", ".join(f"to_tsquery('english', :t{i}) AS q{i}" for i in range(n_terms))
+    flags = ", ".join(f"(f.tsv @@ qs.q{i})::int AS m{i}" for i in range(n_terms))
+    some = " OR ".join(f"m{i} = 1" for i in range(n_terms))
+    return text(
+        f"SELECT * FROM (SELECT f.space_id, f.passage_id, {flags}, "
+        "count(*) OVER (PARTITION BY f.space_id) AS n "
+        f"FROM passages_fts f, (SELECT {queries}) AS qs WHERE f.space_id IN :pks) AS x "
+        f"WHERE {some}"
+    ).bindparams(bindparam("pks", expanding=True))
+
+
+async def search_passages(
+    session: AsyncSession, space_pks: list[int], words: list[str], limit: int
+) -> list[Hit]:
+    """The best ``limit`` passages for ``words`` across ``space_pks``, ranked as
+    :func:`retrieve` ranks them (per Space, then round robin), in a fixed number of
+    statements whatever the number of Spaces: for ``/search`` over a member's Spaces."""
+    pks = list(dict.fromkeys(space_pks))
+    if not pks or not words:
+        return []
+    dialect = dialect_name(session)
+    params: dict[str, Any] = {}
+    by_space: dict[int, list[Any]] = {pk: [] for pk in pks}
+    size: dict[int, int] = {}
+    if dialect == "sqlite":
+        ranges = (await session.execute(_SQLITE_RANGES, {"pks": pks})).all()
+        if not ranges:
+            return []
+        order = [int(r[0]) for r in ranges]
+        for j, (_, lo, hi, n) in enumerate(ranges):
+            params.update({f"lo{j}": lo, f"hi{j}": hi})
+            size[order[j]] = int(n)
+        params.update({f"t{i}": fts5_expression([w]) for i, w in enumerate(words)})
+        params["q"] = fts5_expression(words)
+        stmt = _sqlite_flags_many(len(words), len(ranges))
+        for r in (await session.execute(stmt, params)).all():
+            by_space[order[int(r[0])]].append(r[1:])
+    else:
+        params.update({f"t{i}": w for i, w in enumerate(words)}, pks=pks)
+        for r in (await session.execute(_pg_flags_many(len(words)), params)).all():
+            by_space[int(r[0])].append(r[1:-1])
+            size[int(r[0])] = int(r[-1])
+    ranked: list[tuple[int, float, int, int]] = []  # (rank, -score, passage id, space)
+    for pk, flags in by_space.items():
+        for rank, (score, pid) in enumerate(rank_flags(flags, len(words), size.get(pk, 0), limit)):
+            ranked.append((rank, -score, pid, pk))
+    ranked.sort()
+    top = ranked[:limit]
+    if not top:
+        return []
+    rows = {int(r[0]): r for r in (await session.execute(_TEXTS_OF, {"ids": [t[2] for t in top]}))}
+    return [
+        Hit(
+            passage_id=pid,
+            space_pk=pk,
+            seq=int(rows[pid][2]),
+            start=float(rows[pid][3]),
+            end=float(rows[pid][4]),
+            speakers=json.loads(rows[pid][5]) if rows[pid][5] else [],
+            text=str(rows[pid][6]),
+            score=-neg,
+            rank=rank,
+        )
+        for rank, neg, pid, pk in top
+    ]

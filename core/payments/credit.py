@@ -222,12 +222,14 @@ async def credit_invoice(
     if not getattr(moved, "rowcount", 0):
         if receipt_id is None:
             return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
-        # money arrived for an invoice already credited: it becomes the payer's credit
+        # money arrived for an invoice already credited: it becomes the payer's credit. The
+        # receipt (just moved to credited above) names the wallet that paid; there is no
+        # fallback: a user is never made without a wallet address.
         receipt = await session.get(PaymentReceipt, receipt_id)
-        units = int(receipt.amount_units) if receipt else 0
-        user = await get_or_create_user(
-            session, payer or (receipt.payer_address if receipt else "")
-        )
+        if receipt is None:
+            raise LookupError(f"payment receipt {receipt_id} vanished while being credited")
+        units = int(receipt.amount_units)
+        user = await get_or_create_user(session, receipt.payer_address)
         await add_credit(session, user.id, units, "overpaid", f"receipt:{receipt_id}")
         return CreditResult(inv.public_id, inv.kind, int(user.id), [], units, False)
     user_id = await _buyer(session, inv, payer)

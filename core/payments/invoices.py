@@ -2,7 +2,8 @@
 
 Account credit (the ``credits`` ledger) is applied when the invoice is made: the part it
 covers is reserved by a "spent" row and given back by a "released" row if the invoice
-expires. Both rows are idempotent by (reason, reference).
+expires. Both rows are idempotent by (reason, reference). Spending is serialised per user
+(:func:`lock_credit`), so two purchases never both spend the same balance.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
-from core.db import Credit, Invoice, PaymentReceipt, utcnow
+from core.db import Credit, Invoice, PaymentReceipt, User, utcnow
 from core.db.upsert import insert_ignore
 from core.money import from_units
 from core.results import Caller, DirectTransfer, Granted, Quote
@@ -55,6 +56,14 @@ async def credit_balance(session: AsyncSession, user_id: int) -> int:
         select(func.coalesce(func.sum(Credit.amount_units), 0)).where(Credit.user_id == user_id)
     )
     return int(total or 0)
+
+
+async def lock_credit(session: AsyncSession, user_id: int) -> None:
+    """Hold the user's credit until this transaction ends: read the balance after this and
+    spend it before committing. PostgreSQL: a row lock on the user (``FOR NO KEY UPDATE``,
+    which credit rows' foreign-key checks do not wait for); SQLite: every transaction
+    already holds the database's write lock from its start (``BEGIN IMMEDIATE``)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 
 
 async def add_credit(
@@ -118,6 +127,7 @@ async def insert_invoice(
     session.add(inv)
     await session.flush()
     if user_id is not None:
+        await lock_credit(session, user_id)
         balance = await credit_balance(session, user_id)
         use = min(balance, amount_units)
         if use > 0:
@@ -169,7 +179,8 @@ def is_payable(inv: Invoice, now: datetime | None = None) -> bool:
 
 
 async def expire_invoices(ctx: Context) -> int:
-    """Scheduler job: open invoices past their expiry become expired; reserved credit returns."""
+    """Scheduler job: open invoices past their expiry become expired; reserved credit returns.
+    Returns how many this call expired."""
     now = utcnow()
     async with ctx.db.session() as s:
         rows = (
@@ -190,11 +201,13 @@ async def expire_invoices(ctx: Context) -> int:
                 .where(Invoice.id == inv.id, Invoice.status == "open")
                 .values(status="expired")
             )
-            if getattr(res, "rowcount", 0) and inv.credit_units and inv.user_id is not None:
+            if not getattr(res, "rowcount", 0):
+                continue  # paid (or expired by another process) since it was read
+            n += 1
+            if inv.credit_units and inv.user_id is not None:
                 await add_credit(
                     s, inv.user_id, int(inv.credit_units), "released", f"invoice:{inv.public_id}"
                 )
-            n += 1
     return n
 
 

@@ -133,3 +133,57 @@ async def test_question_paid_from_credit_is_answered_first(chat_ctx: Context) ->
     assert json.loads(msg.payload) == {"session_id": row.session_id}
     shown = await chat.answer_of(chat_ctx, row.session_id)
     assert shown is not None and shown.sources[0].space_id == ids[0]
+
+
+async def test_question_quoted_after_its_credit_went_is_answered_when_paid_by_transfer(
+    chat_ctx: Context, chain: Chain, fresh_payer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: the credit covered the question when ask() looked, then a concurrent
+    purchase spent it while the answer was being produced: the question is quoted instead.
+    Paid by a plain transfer, its answer is owed, produced and delivered — not skipped as
+    "answered from credit"."""
+    from sqlalchemy import update
+
+    from core.db import Invoice, User
+    from core.payments import Paid
+    from core.payments.invoices import add_credit, credit_balance
+    from core.payments.transfers import submit_transaction_hash
+
+    pks, ids = await two_spaces(chat_ctx)
+    caller, uid = await member(chat_ctx, "ann", owns=pks, unlocked=pks)
+    async with chat_ctx.db.session() as s:
+        await s.execute(
+            update(User).where(User.id == uid).values(wallet_address=fresh_payer.address.lower())
+        )
+        await add_credit(s, uid, 1_100_000, "refund", "test:credit")
+    produce = chat.answer
+    spent: list[bool] = []
+
+    async def spent_meanwhile(*args: Any, **kw: Any) -> Any:
+        if not spent:  # another purchase of ann's spends the credit first
+            spent.append(True)
+            async with chat_ctx.db.session() as s:
+                await add_credit(s, uid, -1_100_000, "spent", "invoice:elsewhere")
+        return await produce(*args, **kw)
+
+    monkeypatch.setattr(chat, "answer", spent_meanwhile)
+    q = await chat.ask(chat_ctx, caller, QUESTION, ids)
+    assert isinstance(q, Quote) and q.amount == Decimal("1.1") and spent, q
+    async with chat_ctx.db.session() as s:
+        assert await credit_balance(s, uid) == 0
+    h = chain.transfer(fresh_payer, chain.pay_to, 1_100_000)
+    out = await submit_transaction_hash(chat_ctx, q.invoice_id, h)
+    assert isinstance(out, Paid), out
+    async with chat_ctx.db.session() as s:
+        inv = (
+            await s.execute(select(Invoice).where(Invoice.public_id == q.invoice_id))
+        ).scalar_one()
+        msgs = (await s.execute(select(Outbox).where(Outbox.kind == "chat_answer"))).scalars().all()
+    assert inv.status == "credited"
+    assert [json.loads(m.payload) for m in msgs] == [{"invoice_id": q.invoice_id}]
+    shown = await chat.delivered_answer(chat_ctx, json.loads(msgs[0].payload))
+    assert shown is not None and not isinstance(shown, chat.Refused), shown
+    assert shown.sources[0].space_id == ids[0] and LAST_HOUR_FACT in shown.sources[0].excerpt
+    async with chat_ctx.db.session() as s:
+        row = (await s.execute(select(ChatSession))).scalar_one()
+    assert row.invoice_id == inv.id and row.transaction_hash == h.lower()
