@@ -112,6 +112,12 @@ class TranscriptionSettings(_Section):
     concurrency: int = Field(4, ge=1, le=64)
     cookies_file: str = ""
     stt_cost_per_minute: Decimal = Decimal("0.006")
+    # offline Whisper weights: "tiny.en" (English, default) or "base" (multilingual, optional)
+    offline_model: Literal["tiny.en", "base"] = "tiny.en"
+    # ISO 639-1 code ("en", "de", ...); empty = English for tiny.en, detected otherwise
+    language: str = Field("", pattern=r"^([a-z]{2,3})?$")
+    # Silero VAD: the offline backend skips silence; the OpenAI backend sends only speech
+    vad: bool = True
 
 
 class ChatSettings(_Section):
