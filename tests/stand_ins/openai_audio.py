@@ -85,18 +85,17 @@ class OpenAIAudio:
         fname = upload.filename  # type: ignore[union-attr]
         n = len(self.requests)
         auth = request.headers.get("Authorization", "")
+        entry: dict[str, Any] = {
+            "model": form.get("model"),
+            "format": form.get("response_format"),
+            "language": form.get("language"),
+            "bytes": len(data),
+            "auth": auth,
+            "filename": fname,
+        }
+        self.requests.append(entry)  # before any await: n stays this request's number
         pcm = await asyncio.to_thread(decode_pcm, data, "." + fname.rsplit(".", 1)[-1])
-        self.requests.append(
-            {
-                "model": form.get("model"),
-                "format": form.get("response_format"),
-                "language": form.get("language"),
-                "bytes": len(data),
-                "seconds": len(pcm) / 16000,
-                "auth": auth,
-                "filename": fname,
-            }
-        )
+        entry["seconds"] = len(pcm) / 16000
         if self.faults:
             fault = self.faults.pop(0)
             if fault == "429":
