@@ -39,6 +39,7 @@ async def one_run(concurrency: int, hls_url: str, stt: OpenAIAudio) -> dict[str,
                 "chunk_seconds": 600,
                 "overlap_seconds": 2,
                 "concurrency": concurrency,
+                "vad": False,  # generated noise, not speech: measure the uploads themselves
             },
         )
         secrets = Secrets.model_construct(

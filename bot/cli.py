@@ -178,30 +178,85 @@ def revenue(
         console.print(f"chart written to {chart}")
 
 
+def _looks_like_a_link(source: str) -> bool:
+    s = source.strip().lower()
+    return "://" in s or s.startswith(("x.com/", "twitter.com/", "www.x.com/", "mobile.x.com/"))
+
+
 @app.command()
 def transcribe(
     source: str = typer.Argument(..., help="A Space link or id, or an audio file"),
+    backend: str = typer.Option(
+        None, "--backend", help="openai or offline (default: transcription.backend)"
+    ),
+    model: str = typer.Option(
+        None,
+        "--model",
+        help="offline: tiny.en or base; openai: whisper-1, gpt-4o-transcribe, "
+        "gpt-4o-mini-transcribe, gpt-4o-transcribe-diarize",
+    ),
+    language: str = typer.Option(
+        None, "--language", help="ISO 639-1 code such as en or de (default: detect; tiny.en: en)"
+    ),
 ) -> None:
     """Transcribe a Space or an audio file locally (no payment, no bot)."""
+    import shutil
+
+    from pydantic import ValidationError
+
     from bot.progress import RichProgress
     from core.config import load_secrets, load_settings
     from core.pipeline import local, media
     from core.pipeline.errors import PipelineError
     from core.pipeline.run import resolve_space, transcribe_audio
     from core.pipeline.storage import SpaceFiles
+    from core.pipeline.transcribe import backend_name, whisper_model
     from core.spaces import parse_space
 
     try:
         settings, secrets = load_settings(), load_secrets()
+        t = settings.transcription
+        overrides: dict[str, object] = {}
+        if backend is not None:
+            overrides["backend"] = backend
+        if language is not None:
+            overrides["language"] = language.strip().lower()
+        if model is not None:
+            chosen = backend or backend_name(t, secrets)
+            overrides["offline_model" if chosen == "offline" else "model"] = model
+        if overrides:
+            t = type(t).model_validate({**t.model_dump(), **overrides})
+            settings.transcription = t
+        if backend_name(t, secrets) == "offline":
+            whisper_model.check_language(t.offline_model, t.language or None)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        _fail(f"--{field.replace('offline_model', 'model')}: {first['msg']}")
+        return
     except SpacescribeError as e:
         _fail(str(e))
         return
     path = Path(source).expanduser()
+    space_id: str | None = None
+    if not path.exists():
+        try:
+            space_id = parse_space(source)
+        except SpacescribeError as e:
+            _fail(str(e) if _looks_like_a_link(source) else f"file not found: {path}")
+            return
+    else:
+        problem = asyncio.run(local.file_problem(path))
+        if problem:
+            _fail(problem)
+            return
 
-    async def main() -> None:
+    async def main() -> SpaceFiles:
         with RichProgress(console) as progress:
-            if path.is_file():
+            if space_id is None:
                 files = SpaceFiles.of(settings.spaces_dir, local.local_id(path))
+                if not files.root.exists():
+                    created.append(files.root)
                 progress.stage("import")
                 await local.import_audio(path, files)
                 title, creator, started, url = path.stem, None, None, path.resolve().as_uri()
@@ -211,10 +266,12 @@ def transcribe(
                 ctx = Context.create(settings, secrets)
                 try:
                     progress.stage("metadata")
-                    meta = await resolve_space(ctx, parse_space(source))
+                    meta = await resolve_space(ctx, space_id)
                 finally:
                     await ctx.close()
                 files = SpaceFiles.of(settings.spaces_dir, meta.space_id)
+                if not files.root.exists():
+                    created.append(files.root)
                 progress.stage("download")
                 await media.download(meta, files.audio, settings.transcription.cookies_file)
                 title, creator, started, url = meta.title, meta.creator, meta.started_at, None
@@ -234,7 +291,6 @@ def transcribe(
             f"{doc.duration_seconds / 60:.1f} min, backend {doc.backend}"
         )
         # the overview too (no database here: files only); a failure leaves the transcript
-        from core.context import Context
         from core.enrich.service import compute, write_files
         from core.enrich.structured import EnrichmentFailed
 
@@ -252,11 +308,17 @@ def transcribe(
         finally:
             await ectx.close()
         console.print(f"  {files.markdown}\n  {files.json}\n  {files.srt}\n  {files.vtt}")
+        return files
 
+    created: list[Path] = []  # a folder this run made is removed again if the run fails
     try:
         asyncio.run(main())
-    except (PipelineError, SpacescribeError) as e:
-        _fail(str(e))
+    except BaseException as e:
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, PipelineError | SpacescribeError):
+            _fail(str(e))
+        raise
 
 
 @app.command("chat-index")

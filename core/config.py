@@ -211,6 +211,12 @@ class TranscriptionSettings(_Section):
     live_poll_seconds: float = Field(60.0, gt=0)
     live_poll_max_seconds: float = Field(900.0, gt=0)
     live_wait_hours: float = Field(24.0, gt=0)
+    # offline Whisper weights: "tiny.en" (English, default) or "base" (multilingual, optional)
+    offline_model: Literal["tiny.en", "base"] = "tiny.en"
+    # ISO 639-1 code ("en", "de", ...); empty = English for tiny.en, detected otherwise
+    language: str = Field("", pattern=r"^([a-z]{2,3})?$")
+    # Silero VAD: the offline backend skips silence; the OpenAI backend sends only speech
+    vad: bool = True
 
 
 class ChatSettings(_Section):

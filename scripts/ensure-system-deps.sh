@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the tests use, installed only when missing: chromium (pay page tests),
-# espeak-ng and sox (speech audio for pipeline tests). Also makes sure PostgreSQL answers.
+# espeak-ng and sox (speech audio for pipeline tests), pocketsphinx-testdata (LibriVox clips with
+# their reference text, for the speech-to-text quality test and bench). Also makes sure PostgreSQL answers.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+[ -f /usr/share/pocketsphinx/test/data/librivox/transcription ] || need+=(pocketsphinx-testdata)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.pipeline.ffmpeg import run
 
 FORMATS = {
-    # 16 kHz mono PCM for pocketsphinx
+    # 16 kHz mono PCM: the offline backend, and the VAD before a speech-only OpenAI upload
     "wav": ["-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-f", "wav"],
     # for OpenAI: the original AAC stream copied, no re-encoding (10 min of a 64 kb/s Space
     # ≈ 4.8 MB) ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from core.pipeline.ffmpeg import run
+from core.pipeline.ffmpeg import has_audio_stream, run
 from core.pipeline.storage import SpaceFiles
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -23,6 +23,26 @@ def local_id(path: Path) -> str:
         n, r = divmod(n, len(_ALPHABET))
         chars.append(_ALPHABET[r])
     return "L" + "".join(chars)  # "L" marks a local file, not an X Space
+
+
+async def file_problem(path: Path) -> str | None:
+    """Why this path cannot be transcribed, in the user's words; None when it can."""
+    if path.is_dir():
+        return f"that is a folder, not an audio file: {path}"
+    if not path.exists():
+        return f"file not found: {path}"
+    if not path.is_file():
+        return f"not a regular file: {path}"
+    try:
+        if path.stat().st_size == 0:
+            return f"the file is empty: {path}"
+        with path.open("rb"):
+            pass
+    except OSError as e:
+        return f"cannot read {path}: {e.strerror}"
+    if not await has_audio_stream(path):
+        return f"no audio stream in this file: {path}"
+    return None
 
 
 async def import_audio(path: Path, files: SpaceFiles) -> None:

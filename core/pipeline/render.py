@@ -19,9 +19,10 @@ from typing import Any
 
 from core.enrich.text import markdown_block
 from core.pipeline.speakers import UNKNOWN
-from core.pipeline.transcribe.base import Segment
+from core.pipeline.transcribe.base import Segment, ends_sentence
 
 PARAGRAPH_GAP = 2.0  # seconds of silence that start a new paragraph for the same speaker
+MAX_PARAGRAPH_SECONDS = 60.0  # a reader gets a new timestamp at least this often
 
 
 def hms(seconds: float) -> str:
@@ -44,18 +45,24 @@ class TranscriptDoc:
     enrichment: dict[str, Any] | None = None  # core.enrich.model.Enrichment.to_json()
 
 
-def paragraphs(segments: list[Segment]) -> list[tuple[float, str, str]]:
-    out: list[tuple[float, str, str]] = []
-    last_end, last_speaker = -1e9, None
+def paragraphs(segments: list[Segment]) -> list[tuple[float, str | None, str]]:
+    """(start, speaker, text) paragraphs: a new one at every speaker change, after a pause
+    of PARAGRAPH_GAP, and before a paragraph would span more than MAX_PARAGRAPH_SECONDS —
+    cut after its last sentence end (at a segment boundary if it has none)."""
+    groups: list[list[Segment]] = []
     for s in segments:
-        speaker = s.speaker or UNKNOWN
-        if out and speaker == last_speaker and s.start - last_end < PARAGRAPH_GAP:
-            start, spk, text = out[-1]
-            out[-1] = (start, spk, f"{text} {s.text}")
+        cur = groups[-1] if groups else None
+        if cur is None or s.speaker != cur[-1].speaker or s.start - cur[-1].end >= PARAGRAPH_GAP:
+            groups.append([s])
+        elif s.end - cur[0].start > MAX_PARAGRAPH_SECONDS:
+            ends = [i for i, seg in enumerate(cur) if ends_sentence(seg.text)]
+            cut = ends[-1] + 1 if ends else len(cur)
+            tail = cur[cut:]
+            del cur[cut:]
+            groups.append([*tail, s])
         else:
-            out.append((s.start, speaker, s.text))
-        last_end, last_speaker = s.end, speaker
-    return out
+            cur.append(s)
+    return [(g[0].start, g[0].speaker, " ".join(seg.text for seg in g)) for g in groups]
 
 
 def to_markdown(doc: TranscriptDoc) -> str:
@@ -67,12 +74,18 @@ def to_markdown(doc: TranscriptDoc) -> str:
     lines.append(f"- Duration: {hms(doc.duration_seconds)}")
     if doc.participants:
         lines.append(f"- Participants: {', '.join(doc.participants)}")
+    labelled = any(s.speaker for s in doc.segments)
+    if doc.segments and not labelled:
+        lines.append(
+            f"- Speakers: not detected (the {doc.backend} backend does not tell voices apart)"
+        )
     lines += [f"- Space: {doc.url}", ""]
     lines += markdown_block(doc.enrichment)  # the overview, before the body
     if not doc.segments:
         lines.append("_No speech was recognised in this recording._")
     for start, speaker, text in paragraphs(doc.segments):
-        lines += [f"[{hms(start)}] {speaker}: {text}", ""]
+        label = f"{speaker or UNKNOWN}: " if labelled else ""
+        lines += [f"[{hms(start)}] {label}{text}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

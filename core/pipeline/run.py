@@ -109,7 +109,9 @@ async def transcribe_audio(
 ) -> TranscriptResult:
     progress = progress or Progress()
     t = settings.transcription
-    transcriber = transcriber or make_transcriber(t, secrets)
+    transcriber = transcriber or make_transcriber(
+        t, secrets, settings.resolve_path(settings.data_dir)
+    )
     progress.stage("probe")
     duration = await probe_duration(files.audio)
     plan = chunking.plan(duration, t.chunk_seconds, t.overlap_seconds)

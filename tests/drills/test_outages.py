@@ -320,7 +320,14 @@ async def test_openai_outage_transcription_jobs_retried_and_completed_once(
             settings = make_settings(
                 db_url,
                 tmp_path / "data",
-                transcription={"backend": "openai", "chunk_seconds": 4, "overlap_seconds": 1},
+                # the whole upload sent (no VAD): the stand-in's one segment per request
+                # then lands in its own chunk, so "each chunk's text once" can be counted
+                transcription={
+                    "backend": "openai",
+                    "chunk_seconds": 4,
+                    "overlap_seconds": 1,
+                    "vad": False,
+                },
                 queue={
                     "backoff_base_seconds": 0.2,
                     "backoff_max_seconds": 1.0,

@@ -41,6 +41,8 @@ async def main(
             "chunk_seconds": 4,
             "overlap_seconds": 1,
             "concurrency": 1,
+            # whole chunks uploaded: the drills time kills against uploads, not the VAD's CPU
+            "vad": False,
         },
     )
     settings.queue.lease_seconds = lease_seconds  # drills go below the operator minimum

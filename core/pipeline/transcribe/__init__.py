@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.config import Secrets, TranscriptionSettings
 from core.pipeline.transcribe.base import Segment, Transcriber
 
@@ -13,7 +15,9 @@ def backend_name(settings: TranscriptionSettings, secrets: Secrets) -> str:
     return "openai" if key is not None and key.get_secret_value() else "offline"
 
 
-def make_transcriber(settings: TranscriptionSettings, secrets: Secrets) -> Transcriber:
+def make_transcriber(
+    settings: TranscriptionSettings, secrets: Secrets, data_dir: Path = Path("data")
+) -> Transcriber:
     name = backend_name(settings, secrets)
     if name == "openai":
         from core.pipeline.transcribe.openai_stt import OpenAITranscriber
@@ -21,7 +25,13 @@ def make_transcriber(settings: TranscriptionSettings, secrets: Secrets) -> Trans
         return OpenAITranscriber(settings, secrets)
     from core.pipeline.transcribe.offline import OfflineTranscriber
 
-    return OfflineTranscriber()
+    return OfflineTranscriber(
+        model=settings.offline_model,
+        data_dir=data_dir,
+        language=settings.language or None,
+        vad=settings.vad,
+        concurrency=settings.concurrency,
+    )
 
 
 __all__ = ["Segment", "Transcriber", "backend_name", "make_transcriber"]

@@ -6,6 +6,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+_CLOSERS = "\"')]»”’"
+_ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "st.", "jr.", "sr.", "vs.", "prof.", "mt.", "no."}
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether text ends a sentence: . ? ! … (closing quotes allowed), not "Mr." or "J."."""
+    t = text.rstrip().rstrip(_CLOSERS)
+    if not t.endswith((".", "?", "!", "…")):
+        return False
+    last = t.rsplit(None, 1)[-1].lower() if t.split() else ""
+    initial = len(last) == 2 and last[0].isalpha()  # "J." in "J. R. R. Tolkien"
+    return last not in _ABBREVIATIONS and not initial
+
 
 @dataclass(frozen=True)
 class Segment:
