@@ -38,8 +38,8 @@ from core.db import (
 )
 from core.payments.invoices import add_credit
 from core.pipeline import media
-from core.service.chat import register_fulfiller
 from core.refunds import settle_failed_space, settle_unanswered_question
+from core.service.chat import register_fulfiller
 from core.service.revenue import build_report
 from core.worker import Worker
 from tests.chat.helpers import member
@@ -278,7 +278,10 @@ async def test_failed_space_refunds_stars_once(ctx: Context, hls_url: str) -> No
 
 
 async def test_revenue_reports_usdc_and_stars_apart(
-    ctx: Context, hls_url: str, tmp_path: Path, endpoints: None
+    ctx: Context,
+    hls_url: str,
+    tmp_path: Path,
+    endpoints: None,  # noqa: F811
 ) -> None:
     media.use_resolver(LocalResolver(hls_url))
     async with bot_api() as api:
