@@ -36,7 +36,7 @@ from core.db import (
     TranscriptionPayment,
     utcnow,
 )
-from core.payments.invoices import add_credit
+from core.payments.invoices import add_credit, credit_balance
 from core.pipeline import media
 from core.refunds import settle_failed_space, settle_unanswered_question
 from core.service.chat import register_fulfiller
@@ -534,6 +534,8 @@ async def test_quote_with_usdc_credit_applied_offers_usdc_only(ctx: Context, hls
 
             # USDC off on Telegram: the credit cannot pay a part (the rest would be USDC),
             # so none is reserved and the quote is the whole price in Stars
+            async with ctx.db.session() as s:  # (the first quote reserved all of it)
+                await add_credit(s, uid, 50_000, "overpaid", "test:credit2")
             ctx.settings.telegram.usdc_enabled = False
             quote = await quote_of(api, "1TGStars00002")
             (star,) = buttons(quote)
@@ -545,6 +547,8 @@ async def test_quote_with_usdc_credit_applied_offers_usdc_only(ctx: Context, hls
                     )
                 ).scalar_one()
             assert inv.credit_units == 0
+            async with ctx.db.session() as s:
+                assert await credit_balance(s, uid) == 50_000  # still the member's
         finally:
             await bot.stop()
             media.use_resolver(None)
