@@ -207,6 +207,7 @@ async def drain_once(
             origin_chat_id=row.origin_chat_id,
             payload=json.loads(row.payload),
             attempts=row.attempts,
+            last_attempt=row.attempts >= policy.max_attempts,
         )
         try:
             result = await _senders[row.platform].deliver(msg)

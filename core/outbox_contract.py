@@ -16,9 +16,12 @@ from typing import Any, Literal, Protocol
 #                      when paid in Telegram Stars; amount is then "0.0" USDC)
 #   transcript_ready   {space_id}              -> attach data/spaces/<id>/transcript.md
 #   chat_answer        {session_id}            -> render the chat_sessions row
-#                      or {invoice_id}         -> an owed answer, produced when it is sent
+#                      or {invoice_id}         -> an owed answer, produced when it is sent;
+#                      one that cannot be produced (last attempt, or refused for good) is
+#                      refunded (refunds.settle_unanswered_question) and the row fails
 #   job_failed         {space_id, error}
 #   refunded           {space_id, amount, reason}
+#                      or {space_ids, amount, reason, unanswered: true} (a question)
 #   wallet_linked      {address}
 #   stars_refund       {charge_id, stars, reason, [space_id]} -> Telegram only: the adapter
 #                      calls refundStarPayment, records it (stars.mark_refunded), tells the member
@@ -42,6 +45,9 @@ class OutboundMessage:
     origin_chat_id: str | None  # the chat the command came from
     payload: dict[str, Any]
     attempts: int
+    # this is the row's last attempt under the drain's retry policy: a sender that would
+    # answer "retry" now gives up instead (an owed chat answer is refunded, not lost)
+    last_attempt: bool = False
 
 
 @dataclass(frozen=True)

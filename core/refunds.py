@@ -1,5 +1,6 @@
-"""When a Space fails for good: every payer is told, and refunded per the refund policy:
-USDC payers with account credit, Telegram Stars payers in Stars (``refundStarPayment``).
+"""When a Space fails for good, or a paid question can never be answered: the payer is told
+and refunded per the refund policy: USDC payers with account credit, Telegram Stars payers in
+Stars (``refundStarPayment``).
 
 Credited payments get ``refunded_at``: they no longer grant the Space, so a member may ask
 for it again (a fresh attempt, paid normally or from this credit). A Space can fail more
@@ -9,11 +10,23 @@ its number, so every payer is credited once and told once per failure.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+import json
+
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db import Credit, ProcessingJob, Space, TranscriptionPayment, utcnow
+from core.db import (
+    Account,
+    ChatSession,
+    Credit,
+    Invoice,
+    ProcessingJob,
+    Space,
+    StarPayment,
+    TranscriptionPayment,
+    utcnow,
+)
 from core.db.upsert import insert_ignore
 from core.money import canonical_units, to_units
 from core.outbox import add_message
@@ -109,3 +122,75 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
             space_pk=space_pk,
         )
     return total
+
+
+UNANSWERED_CREDIT = "unanswered"  # credits.reason of a USDC question refunded unanswered
+
+
+def _unanswered_reference(inv: Invoice) -> str:
+    return f"unanswered:invoice:{inv.public_id}"
+
+
+async def question_refunded(session: AsyncSession, inv: Invoice) -> bool:
+    """Was this paid question refunded as unanswered (then it is never answered after)?"""
+    in_credit = exists().where(
+        Credit.reason == UNANSWERED_CREDIT, Credit.reference == _unanswered_reference(inv)
+    )
+    in_stars = exists().where(
+        StarPayment.invoice_id == inv.id, StarPayment.status.in_(("refund_due", "refunded"))
+    )
+    return bool(await session.scalar(select(in_credit | in_stars)))
+
+
+async def settle_unanswered_question(
+    session: AsyncSession, settings: Settings, invoice_pk: int, reason: str
+) -> bool:
+    """A paid question whose answer can never be produced (the model gave up on its last
+    attempt): Stars go back as Stars (``stars_refund``), USDC becomes account credit with a
+    ``refunded`` notice. Once: the Stars payment moves to ``refund_due`` conditionally, the
+    credit is unique by (reason, reference). A question already answered is never refunded.
+    Returns True if a refund was made now."""
+    inv = await session.get(Invoice, invoice_pk)
+    if inv is None or inv.kind != "chat_query" or inv.status != "credited":
+        return False
+    if settings.payments.refund_policy != "credit" or inv.user_id is None:
+        return False
+    answered = await session.scalar(select(exists().where(ChatSession.invoice_id == inv.id)))
+    if answered:
+        return False
+    spaces: list[str] = json.loads(inv.space_ids)
+    if await stars_invoice_pks(session, [inv.id]):
+        why = f"your question could not be answered ({reason})"
+        done = await refund_for_invoices(session, [inv.id], why)
+        return bool(done)
+    units = int(inv.amount_units)
+    added = await insert_ignore(
+        session,
+        Credit,
+        {
+            "user_id": inv.user_id,
+            "amount_units": units,
+            "reason": UNANSWERED_CREDIT,
+            "reference": _unanswered_reference(inv),
+            "created_at": utcnow(),
+        },
+        index_elements=["reason", "reference"],
+    )
+    acc = await session.get(Account, inv.account_id) if inv.account_id else None
+    if added and acc is not None:
+        payload = json.loads(inv.payload) if inv.payload else {}
+        await add_message(
+            session,
+            kind="refunded",
+            platform=acc.platform,
+            recipient=acc.platform_user_id,
+            payload={
+                "space_ids": spaces,
+                "amount": canonical_units(units),
+                "reason": reason,
+                "unanswered": True,
+            },
+            dedupe_key=f"refunded:question:{inv.public_id}",
+            origin_chat_id=payload.get("chat_id"),
+        )
+    return bool(added)

@@ -51,9 +51,10 @@ class DiscordSender:
             closed = texts.Out(content=texts.dm_closed(member, str(p["space_id"])))
             return [texts.transcript(t, "Your transcript is ready.")], closed
         if message.kind == "chat_answer":
-            a = await chat_service.delivered_answer(ctx, p)
-            if isinstance(a, Refused):  # an owed answer the model cannot give yet
-                return Delivery("retry", detail=a.code)
+            a = await chat_service.delivered_answer(ctx, p, message.last_attempt)
+            if isinstance(a, Refused):  # an owed answer the model cannot give (yet)
+                final = a.code == chat_service.UNANSWERED  # refunded instead
+                return Delivery("failed" if final else "retry", detail=a.code)
             if a is None:
                 return Delivery("failed", detail="unknown answer")
             closed = texts.Out(

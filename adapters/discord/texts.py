@@ -20,7 +20,14 @@ from core import results as res
 from core.enrich.text import overview as enrichment_overview
 from core.money import display
 from core.pipeline.render import hms
-from core.service.notices import chapter_list, costs_line, product, quote_notes, teaser
+from core.service.notices import (
+    chapter_list,
+    costs_line,
+    product,
+    quote_notes,
+    stars_text,
+    teaser,
+)
 
 CONTENT_MAX = 2000
 DESCRIPTION_MAX = 4096
@@ -240,12 +247,18 @@ def revenue(r: res.RevenueReport) -> Out:
         )
     embed.add_field(name="Total", value=f"**{display(r.total)}**", inline=False)
     embed.add_field(name="Costs and margin", value=esc(costs_line(r)), inline=False)
-    embed.add_field(name="Paying users", value=str(r.paying_users))
+    embed.add_field(name="Paying users (USDC or Stars)", value=str(r.paying_users))
     embed.add_field(name="Refunds", value=display(r.refunds))
+    stars = [
+        f"{st.product.replace('_', ' ')}: ⭐ {stars_text(st.stars)} ({st.count})"
+        for st in r.stars_lines
+    ]
+    stars.append(
+        f"**Total: ⭐ {stars_text(r.stars_total)}** ({r.stars_count}) · refunded "
+        f"⭐ {stars_text(r.stars_refunded)} ({r.stars_refund_count})"
+    )
     embed.add_field(
-        name="Telegram Stars (apart from USDC)",
-        value=f"⭐ {r.stars_total} ({r.stars_count}) · refunded ⭐ {r.stars_refunded}",
-        inline=False,
+        name="Telegram Stars (never added to USDC)", value="\n".join(stars), inline=False
     )
     if r.top_spaces:
         top = ", ".join(esc(s.title) for s in r.top_spaces)

@@ -489,9 +489,12 @@ class TelegramSender:
         fallback = texts.blocked_fallback(b.username, sid)  # said where the member asked
         try:
             if message.kind == "chat_answer":
-                a = await chat_service.delivered_answer(self.bot.ctx, message.payload)
-                if isinstance(a, Refused):  # an owed answer the model cannot give yet
-                    return Delivery("retry", detail=a.code)
+                a = await chat_service.delivered_answer(
+                    self.bot.ctx, message.payload, message.last_attempt
+                )
+                if isinstance(a, Refused):  # an owed answer the model cannot give (yet)
+                    final = a.code == chat_service.UNANSWERED  # refunded instead
+                    return Delivery("failed" if final else "retry", detail=a.code)
                 if a is None:
                     return Delivery("failed", detail="unknown answer")
                 fallback = texts.answer_blocked_fallback(b.username, a.session_id)

@@ -100,6 +100,7 @@ async def insert_invoice(
     amount_units: int,
     payload: dict[str, Any] | None = None,
     payer_address: str | None = None,
+    partial_credit: bool = True,
 ) -> Invoice:
     if kind not in KINDS:
         raise ValueError(f"unknown invoice kind {kind!r}")
@@ -130,7 +131,8 @@ async def insert_invoice(
         await lock_credit(session, user_id)
         balance = await credit_balance(session, user_id)
         use = min(balance, amount_units)
-        if use > 0:
+        # credit that pays only part leaves the rest to USDC: not where USDC is turned off
+        if use > 0 and (partial_credit or use == amount_units):
             await add_credit(session, user_id, -use, "spent", f"invoice:{inv.public_id}")
             inv.credit_units = use
             await session.flush()
@@ -252,6 +254,11 @@ async def create_invoice(
         amount_units=amount_units,
         payload=payload,
         payer_address=payer_address,
+        partial_credit=not (
+            caller is not None
+            and caller.platform == "telegram"
+            and not ctx.settings.telegram.usdc_enabled
+        ),
     )
     if due_units(inv) == 0:
         res = await credit_invoice(

@@ -44,6 +44,8 @@ MESSAGES = {
     "invalid_payload": "The payment could not be read.",
     "unknown_invoice": "No such invoice.",
     "invoice_expired": "This invoice has expired; ask for a new one.",
+    "usdc_off": "Paying in USDC is turned off for purchases made in Telegram; use the "
+    '"Pay with Stars" button under the price in Telegram.',
     "already_paid": "This invoice is already paid.",
     "payment_in_progress": "A payment for this invoice is already being processed.",
     "nonce_used": "This payment authorization was already used.",

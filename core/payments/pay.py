@@ -29,7 +29,7 @@ from x402.schemas import PaymentPayload, PaymentRequirements
 
 from core import metrics
 from core.context import Context
-from core.db import Invoice, PaymentReceipt, utcnow
+from core.db import Account, Invoice, PaymentReceipt, utcnow
 from core.db.upsert import insert_ignore
 from core.logging import get_logger
 from core.payments import eip3009
@@ -109,6 +109,16 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError)) or "Connection" in name or "Timeout" in name
 
 
+async def usdc_turned_off(ctx: Context, inv: Invoice) -> bool:
+    """The operator turned USDC off on Telegram (``telegram.usdc_enabled = false``) and this
+    invoice was quoted there: its pay page takes no USDC (a quote sent before the switch)."""
+    if ctx.settings.telegram.usdc_enabled or inv.account_id is None:
+        return False
+    async with ctx.db.read() as s:
+        platform = await s.scalar(select(Account.platform).where(Account.id == inv.account_id))
+    return platform == "telegram"
+
+
 def reader_for(ctx: Context) -> ChainReader:
     return reader_for_settings(ctx.settings.payments)
 
@@ -128,6 +138,8 @@ async def invoice_requirements(
         return _refuse("payment_in_progress", public_id)
     if inv.status != "open" or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
+    if await usdc_turned_off(ctx, inv):
+        return _refuse("usdc_off", public_id)
     try:
         return gateway_for(ctx.settings.payments, ctx.secrets).requirements(due_units(inv))
     except GatewayUnavailable:
@@ -176,6 +188,8 @@ async def _pay_invoice(
         return _refuse("payment_in_progress", public_id)
     if inv.status != "open" or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
+    if await usdc_turned_off(ctx, inv):
+        return _refuse("usdc_off", public_id)
     try:
         gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
         reqs = gw.requirements(due_units(inv))

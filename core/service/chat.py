@@ -20,7 +20,7 @@ from sqlalchemy import exists, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from core import outbox
+from core import outbox, refunds
 from core.accounts import user_id_for, user_id_of_wallet
 from core.chat import answer as backends
 from core.chat.answer import AnswerDraft, AnswerUnavailable
@@ -380,10 +380,19 @@ async def _fulfil_owed(session: AsyncSession, ctx: Context, req: Any, user_id: i
     log.warning("paid question credited without its answer; answer owed", invoice=req.invoice_id)
 
 
-async def delivered_answer(ctx: Context, payload: dict[str, Any]) -> Answer | Refused | None:
+UNANSWERED = "unanswered_refunded"  # a delivered_answer refusal that is final
+
+
+async def delivered_answer(
+    ctx: Context, payload: dict[str, Any], last_attempt: bool = False
+) -> Answer | Refused | None:
     """The answer a ``chat_answer`` message carries. An owed answer (paid, credited without
     one) is produced and recorded now, once per invoice (``chat_sessions.invoice_id`` is
-    unique); a Refused means "not now" (the model is down) and the message is retried."""
+    unique); a Refused means "not now" (the model is down) and the message is retried —
+    except on the outbox's ``last_attempt``, or when the question can no longer be answered
+    at all: then the payer is refunded (Stars in Stars, USDC as account credit, once) and the
+    Refused's code is :data:`UNANSWERED` (do not retry). A refunded question is never
+    answered afterwards."""
     if payload.get("session_id"):
         return await answer_of(ctx, str(payload["session_id"]))
     public_id = str(payload.get("invoice_id") or "")
@@ -402,13 +411,24 @@ async def delivered_answer(ctx: Context, payload: dict[str, Any]) -> Answer | Re
         in_stars = await s.scalar(  # a Stars purchase records 0 USDC
             select(exists().where(StarPayment.invoice_id == inv.id))
         )
+        refunded = await refunds.question_refunded(s, inv)
     if done:
         return await answer_of(ctx, done)
+    if refunded:
+        return _unanswered()
     data = json.loads(inv.payload) if inv.payload else {}
     ids: list[str] = json.loads(inv.space_ids)
     draft = await answer(ctx, int(inv.user_id), str(data.get("question") or ""), ids)
     if isinstance(draft, Refused):
-        return draft
+        if draft.code == "answer_unavailable" and not last_attempt:
+            return draft  # the model may be back at the next attempt
+        reason = (
+            "the AI model was unavailable" if draft.code == "answer_unavailable" else draft.message
+        )
+        async with ctx.db.session() as s:
+            await refunds.settle_unanswered_question(s, ctx.settings, inv.id, reason)
+        log.warning("paid question not answered; refunded", invoice=inv.public_id, why=draft.code)
+        return _unanswered()
     async with ctx.db.session() as s:
         sid = await record_answer(
             s,
@@ -421,6 +441,10 @@ async def delivered_answer(ctx: Context, payload: dict[str, Any]) -> Answer | Re
             invoice_pk=inv.id,
         )
     return await answer_of(ctx, sid)
+
+
+def _unanswered() -> Refused:
+    return Refused(UNANSWERED, "This paid question could not be answered; it was refunded.")
 
 
 async def answer_of(ctx: Context, session_id: str) -> Answer | None:

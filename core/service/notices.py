@@ -67,7 +67,11 @@ def notice(kind: str, payload: Mapping[str, Any], code: Markup, escape: Markup) 
     if kind == "job_failed":
         return f"❌ Processing{on} failed: {escape(str(payload.get('error', '')))}"
     if kind == "refunded":
-        return f"💳 {_amount(payload.get('amount', '0'))} credited to your account{on}."
+        credited = f"{_amount(payload.get('amount', '0'))} credited to your account"
+        if payload.get("unanswered"):
+            why = escape(str(payload.get("reason", "")))
+            return f"💳 Your question{on} could not be answered ({why}): {credited}."
+        return f"💳 {credited}{on}."
     if kind == "stars_refund":
         return (
             f"⭐ {stars_text(payload.get('stars', 0))} refunded{on}: "

@@ -191,11 +191,23 @@ async def build_report(
             "chat_unlocks": Decimal(0),
             "chat_queries": Decimal(int(tokens or 0)) / 1000 * c.cost_per_1k_tokens,
         }
+        # paying users: distinct buyers (users rows) with a purchase in the period paid in
+        # USDC (or USDC credit) or in Telegram Stars; whoever paid both ways counts once
+        stars_payers = (
+            select(Invoice.user_id)
+            .join(StarPayment, StarPayment.invoice_id == Invoice.id)
+            .where(
+                Invoice.user_id.is_not(None),
+                StarPayment.credited_at.is_not(None),
+                *([StarPayment.credited_at >= since] if since else []),
+            )
+        )
         payers = union(
             *(
                 select(table.user_id).where(*_where(col, verified, since))
                 for table, col, verified in _sources(since).values()
-            )
+            ),
+            stars_payers,
         ).subquery()
         paying_users = await s.scalar(select(func.count()).select_from(payers))
         refunds_units = await s.scalar(

@@ -346,9 +346,16 @@ class DiscordAPI:
     async def reply(self, it: Interaction, timeout: float = 15.0) -> Reply:
         return (await self.replies(it, 1, timeout))[-1]
 
-    async def choices(self, command: str, options: dict[str, Any], focused: str, **kw: Any) -> Any:
+    async def choices(
+        self,
+        command: str,
+        options: dict[str, Any],
+        focused: str,
+        timeout: float = 15.0,
+        **kw: Any,
+    ) -> Any:
         it = await self.interact(command, options, focused=focused, **kw)
-        r = await self.reply(it)
+        r = await self.reply(it, timeout)
         assert r.type == 8, r
         return r.data["choices"]
 

@@ -7,6 +7,7 @@
 - pre-checkout refused for an expired invoice, an owned Space, a changed price, another's
   invoice;
 - a failed Space refunds its Stars payer once, in Stars (refundStarPayment), never as credit;
+- so does a question paid in Stars that the model never answers (the outbox's last attempt);
 - /revenue and ``spacescribe revenue`` show USDC and Stars apart, with counts.
 """
 
@@ -22,8 +23,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from adapters.telegram import texts
+from core import outbox
+from core.config import OutboxSettings
 from core.context import Context
 from core.db import (
+    ChatSession,
     Credit,
     Invoice,
     Outbox,
@@ -32,15 +36,22 @@ from core.db import (
     TranscriptionPayment,
     utcnow,
 )
+from core.payments.invoices import add_credit, credit_balance
 from core.pipeline import media
-from core.refunds import settle_failed_space
+from core.refunds import settle_failed_space, settle_unanswered_question
+from core.service.chat import register_fulfiller
 from core.service.revenue import build_report
 from core.worker import Worker
 from tests.chat.helpers import member
+from tests.chat.test_service import two_spaces, with_openai
+from tests.discord.conftest import ADMIN as DC_ADMIN
+from tests.discord.conftest import endpoints  # noqa: F401 (fixture)
+from tests.discord.conftest import running as discord_running
 from tests.pipeline.conftest import LocalResolver
 from tests.snapshot import snapshot
+from tests.stand_ins.openai_chat import openai_chat
 from tests.stand_ins.telegram_api import BotAPI, bot_api
-from tests.telegram.test_scenarios import MEMBER, drain, running
+from tests.telegram.test_scenarios import MEMBER, drain, running, web
 
 SID = "1TGStars00001"
 OTHER = 8
@@ -267,7 +278,10 @@ async def test_failed_space_refunds_stars_once(ctx: Context, hls_url: str) -> No
 
 
 async def test_revenue_reports_usdc_and_stars_apart(
-    ctx: Context, hls_url: str, tmp_path: Path
+    ctx: Context,
+    hls_url: str,
+    tmp_path: Path,
+    endpoints: None,  # noqa: F811
 ) -> None:
     media.use_resolver(LocalResolver(hls_url))
     async with bot_api() as api:
@@ -301,3 +315,240 @@ async def test_revenue_reports_usdc_and_stars_apart(
     text = texts.revenue(rep)  # type: ignore[arg-type]
     assert "transcriptions: 0.20 USDC (1)" in text and "⭐ 15 Stars (1)" in text, text
     assert rep.chart_png and rep.chart_png.startswith(b"\x89PNG")  # type: ignore[union-attr]
+    # paying users: the Stars buyer (no wallet) and the USDC buyer, each once
+    assert rep.paying_users == 2  # type: ignore[union-attr]
+    assert "paying users 2" in text, text
+
+    # Discord's /revenue (discord.py against its stand-in) shows the same split per product
+    async with discord_running(ctx, admin_ids=[DC_ADMIN]) as (dc_api, _bot):
+        got = await dc_api.reply(
+            await dc_api.interact("revenue", {"period": "all"}, user_id=DC_ADMIN)
+        )
+    said = got.text
+    assert "Total: **0.20 USDC**" in said and "transcriptions: 0.20 USDC (1)" in said, said
+    assert "transcriptions: ⭐ 15 Stars (1)" in said, said
+    assert "chat unlocks: ⭐ 0 Stars (0)" in said and "chat queries: ⭐ 0 Stars (0)" in said
+    assert "Total: ⭐ 15 Stars** (1) · refunded ⭐ 0 Stars (0)" in said, said
+    assert "Paying users (USDC or Stars)" in said and "15.2" not in said  # never summed
+    fields = {f["name"]: f["value"] for f in got.data["embeds"][0]["fields"]}
+    assert fields["Paying users (USDC or Stars)"] == "2", fields
+
+
+FAST_LAST = OutboxSettings(retry_base_seconds=60, max_attempts=2)  # 2 tries, then give up
+
+
+async def drain_with(ctx: Context, policy: OutboxSettings) -> int:
+    n = 0
+    while sent := await outbox.drain_once(ctx.db, "test", policy=policy):
+        n += sent
+    return n
+
+
+async def due_again(ctx: Context, kind: str) -> None:
+    """The row is due now: a retry's backoff is over, or it is delivered again (a crash
+    after the send, an operator re-queueing it)."""
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Outbox)
+            .where(Outbox.kind == kind)
+            .values(status="pending", available_at=utcnow())
+        )
+
+
+async def test_unanswered_question_paid_in_stars_refunded_once(ctx: Context) -> None:
+    """A question paid in Stars is owed its answer; when the model gives up on the outbox's
+    last attempt, the Stars go back with refundStarPayment, once, and the question is never
+    answered afterwards (nor turned into USDC credit)."""
+    register_fulfiller()  # as every role of the runtime does
+    async with openai_chat() as llm, bot_api() as api:
+        shop = with_openai(ctx, llm.url)
+        bot = await running(shop, api)
+        try:
+            pks, ids = await two_spaces(shop)
+            await member(shop, "ann", owns=pks, unlocked=pks, platform_user_id=str(MEMBER))
+            n = len(api.sent("sendMessage"))
+            api.command(f"/chat What is the budget for project vexlumdra? {ids[0]} {ids[1]}")
+            quote = (await api.wait_for("sendMessage", n + 1))[n]
+            star = quote["reply_markup"]["inline_keyboard"][0][-1]
+            price = 70 + 2 * 8  # chat_base + chat_per_space × 2 Spaces
+            assert star["text"] == f"Pay with Stars ⭐ {price}", star
+            api.press(star["callback_data"], MEMBER)
+            (inv,) = await api.wait_for("sendInvoice")
+            assert inv["prices"] == [{"label": "Question", "amount": price}]
+            answer, charge = await api.checkout(inv, MEMBER)
+            assert answer["ok"] is True and charge
+            await eventually(
+                lambda: count(shop, StarPayment, StarPayment.status == "credited"), "credited"
+            )
+            await settled(api)
+            # paid: the answer is owed (produced when its message is sent)
+            assert await count(shop, Outbox, Outbox.kind == "chat_answer") == 1
+
+            # the model is down: the first attempt is retried, nothing refunded yet
+            llm.faults[:] = ["500"] * 3  # the openai client's own 2 retries fail too
+            await drain_with(shop, FAST_LAST)
+            async with shop.db.session() as s:
+                row = (
+                    await s.execute(select(Outbox).where(Outbox.kind == "chat_answer"))
+                ).scalar_one()
+            assert (row.status, row.attempts) == ("pending", 1), (row.status, row.last_error)
+            assert await count(shop, Outbox, Outbox.kind == "stars_refund") == 0
+
+            # still down on the last attempt: refunded in Stars instead of retried forever
+            llm.faults[:] = ["500"] * 3
+            await due_again(shop, "chat_answer")
+            await drain_with(shop, FAST_LAST)
+            (refund,) = api.sent("refundStarPayment")
+            assert refund == {"user_id": MEMBER, "telegram_payment_charge_id": charge}
+            told = [m["text"] for m in api.sent("sendMessage") if "refunded" in m["text"]]
+            assert len(told) == 1 and f"{price} Stars refunded" in told[0], told
+            assert "could not be answered" in told[0]
+            async with shop.db.session() as s:
+                sp = (await s.execute(select(StarPayment))).scalar_one()
+                row = (
+                    await s.execute(select(Outbox).where(Outbox.kind == "chat_answer"))
+                ).scalar_one()
+            assert sp.status == "refunded" and sp.refunded_at is not None
+            assert "AI model was unavailable" in (sp.refund_reason or "")
+            assert row.status == "failed" and row.last_error == "unanswered_refunded"
+            assert await count(shop, Credit) == 0  # Stars go back as Stars
+            assert await count(shop, ChatSession) == 0
+
+            # the model is back and the message is redelivered (a crash, an operator):
+            # a refunded question is not answered after all, nor refunded again
+            await due_again(shop, "chat_answer")
+            await due_again(shop, "stars_refund")
+            before = len(llm.requests)
+            await drain_with(shop, FAST_LAST)
+            assert len(llm.requests) == before and await count(shop, ChatSession) == 0
+            assert len(api.sent("refundStarPayment")) == 2  # the redelivered refund message…
+            assert api.refunded == {charge}  # …is CHARGE_ALREADY_REFUNDED: one refund
+            async with shop.db.session() as s:
+                pk = await s.execute(select(Invoice.id).where(Invoice.kind == "chat_query"))
+                assert not await settle_unanswered_question(
+                    s, shop.settings, pk.scalar_one(), "again"
+                )
+            assert await count(shop, Outbox, Outbox.kind == "stars_refund") == 1
+            rep = await build_report(shop, "all")
+            assert rep.stars_refunded == price and rep.stars_refund_count == 1  # type: ignore[union-attr]
+        finally:
+            await bot.stop()
+
+
+async def quote_of(api: BotAPI, sid: str, user_id: int = MEMBER) -> dict[str, Any]:
+    n = len(api.sent("sendMessage"))
+    api.command(f"/transcribe {sid}", user_id=user_id)
+    return (await api.wait_for("sendMessage", n + 1))[n]
+
+
+def buttons(quote: dict[str, Any]) -> list[dict[str, Any]]:
+    return [b for row in quote["reply_markup"]["inline_keyboard"] for b in row]
+
+
+async def said_after(api: BotAPI, push: Callable[[], None]) -> str:
+    n = len(api.sent("sendMessage"))
+    push()
+    return str((await api.wait_for("sendMessage", n + 1))[n]["text"])
+
+
+async def test_operator_switches_offer_one_method_and_refuse_the_other(
+    ctx: Context, hls_url: str
+) -> None:
+    """telegram.stars_enabled / usdc_enabled: the quote offers only the method left on; the
+    other's stale buttons, pre-checkouts and pay pages are refused with a clear message."""
+    media.use_resolver(LocalResolver(hls_url))
+    tg = ctx.settings.telegram
+    async with bot_api() as api, web(ctx) as site:
+        bot = await running(ctx, api)
+        try:
+            # a quote sent while both were on: both buttons, its Stars invoice opened
+            old = await quote_and_invoice(api, SID)
+
+            tg.stars_enabled = False
+            quote = await quote_of(api, "1TGStars00002")
+            (usdc,) = buttons(quote)
+            assert usdc["text"] == "Pay with USDC" and "/pay/" in usdc["url"]
+            assert "0.20 USDC" in quote["text"] and "⭐" not in quote["text"], quote["text"]
+            # the old quote's Stars button and its invoice: refused, saying why
+            text = await said_after(api, lambda: api.press(f"stars:{old['payload']}", MEMBER))
+            assert "Telegram Stars is turned off" in text and "USDC" in text, text
+            answer, charge = await api.checkout(old, MEMBER)
+            assert answer["ok"] is False and charge is None
+            assert "Telegram Stars is turned off" in answer["error_message"]
+            assert len(api.sent("sendInvoice")) == 1  # no new invoice was sent
+
+            tg.stars_enabled, tg.usdc_enabled = True, False
+            quote = await quote_of(api, "1TGStars00003")
+            (star,) = buttons(quote)
+            assert star["text"] == "Pay with Stars ⭐ 15" and "url" not in star
+            assert "USDC" not in quote["text"] and "15 Stars" in quote["text"], quote["text"]
+            # the USDC way of a Telegram quote (its pay page) is refused, saying why
+            public_id = usdc["url"].rsplit("/", 1)[1]
+            r = await site.get(
+                f"/pay/{public_id}/authorization", params={"payer": "0x" + "ab" * 20}
+            )
+            assert r.status_code == 409 and r.json()["code"] == "usdc_off", r.text
+            assert "Pay with Stars" in r.json()["message"]
+            # and Stars work: the quote's invoice is paid and granted
+            k = len(api.sent("sendInvoice"))
+            api.press(star["callback_data"], MEMBER)
+            inv = (await api.wait_for("sendInvoice", k + 1))[k]
+            answer, charge = await api.checkout(inv, MEMBER)
+            assert answer["ok"] is True and charge
+            await eventually(
+                lambda: count(ctx, StarPayment, StarPayment.status == "credited"), "credited"
+            )
+            assert await count(ctx, TranscriptionPayment) == 1
+        finally:
+            await bot.stop()
+            media.use_resolver(None)
+
+
+async def test_quote_with_usdc_credit_applied_offers_usdc_only(ctx: Context, hls_url: str) -> None:
+    """Account credit (USDC) pays part of a quote: the rest is USDC, so no Stars button, and
+    Stars for that invoice are refused; with USDC turned off no credit is reserved at all."""
+    media.use_resolver(LocalResolver(hls_url))
+    async with bot_api() as api:
+        bot = await running(ctx, api)
+        try:
+            _caller, uid = await member(ctx, "ann", platform_user_id=str(MEMBER))
+            async with ctx.db.session() as s:
+                await add_credit(s, uid, 50_000, "overpaid", "test:credit")  # 0.05 USDC
+
+            quote = await quote_of(api, SID)
+            (usdc,) = buttons(quote)
+            assert usdc["text"] == "Pay with USDC", quote["reply_markup"]
+            assert "0.15 USDC" in quote["text"] and "0.05 USDC is already applied" in quote["text"]
+            assert "⭐" not in quote["text"], quote["text"]
+            public_id = usdc["url"].rsplit("/", 1)[1]
+            # a Stars press or pre-checkout for it anyway (a forged update): refused
+            text = await said_after(api, lambda: api.press(f"stars:{public_id}", MEMBER))
+            assert "credit is already applied" in text and "USDC" in text, text
+            api.updates.append(api.pre_checkout_update(public_id, 15, MEMBER))
+            await settled(api)
+            refused = api.sent("answerPreCheckoutQuery")[-1]
+            assert (
+                refused["ok"] is False and "credit is already applied" in refused["error_message"]
+            )
+            assert api.sent("sendInvoice") == [] and await count(ctx, StarPayment) == 0
+
+            # USDC off on Telegram: the credit cannot pay a part (the rest would be USDC),
+            # so none is reserved and the quote is the whole price in Stars
+            async with ctx.db.session() as s:  # (the first quote reserved all of it)
+                await add_credit(s, uid, 50_000, "overpaid", "test:credit2")
+            ctx.settings.telegram.usdc_enabled = False
+            quote = await quote_of(api, "1TGStars00002")
+            (star,) = buttons(quote)
+            assert star["text"] == "Pay with Stars ⭐ 15" and "applied" not in quote["text"]
+            async with ctx.db.session() as s:
+                inv = (
+                    await s.execute(
+                        select(Invoice).where(Invoice.public_id == star["callback_data"][6:])
+                    )
+                ).scalar_one()
+            assert inv.credit_units == 0
+            async with ctx.db.session() as s:
+                assert await credit_balance(s, uid) == 50_000  # still the member's
+        finally:
+            await bot.stop()
+            media.use_resolver(None)
