@@ -13,6 +13,7 @@ Fixtures (registered in ``tests/conftest.py``, so every test folder can use them
   operator's receiving address), ``chain.other`` (dev account 8: a stranger),
   ``chain.mint(addr, units)``, ``chain.transfer(account, to, units) -> tx hash hex``,
   ``chain.balance(addr)``, ``chain.payment_settings()`` (a dict for ``load_settings(payments=…)``).
+- ``deploy_token(chain)``: a second EIP-3009 token contract (paying in the wrong token).
 - ``fresh_payer`` (function): a brand-new funded account (own nonce space, no cross-test
   interference), minted 100 USDC and given 1 ETH for gas.
 
@@ -186,6 +187,17 @@ class Chain:
             "confirmations": 1,
             **overrides,
         }
+
+
+def deploy_token(chain: Chain) -> Any:
+    """Another instance of the EIP-3009 test token (its own address, so its own EIP-712
+    domain): what a payment in the wrong token looks like."""
+    art = load_artifact()
+    factory = chain.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    data = factory.constructor().build_transaction({"from": chain.relayer.address})["data"]
+    h = chain.send(chain.relayer, {"data": data, "gas": 3_000_000})
+    receipt = chain.w3.eth.wait_for_transaction_receipt(h)  # type: ignore[arg-type]
+    return chain.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
 
 
 def deploy_chain(anvil: Anvil) -> Chain:
