@@ -15,7 +15,8 @@ Its outcome does not depend on the machine's speed: when the workers have finish
 work during a pause (a fast machine), the drill closes the transcription stand-in's gate,
 buys fresh Spaces and waits until a worker holds one at the gate, so every one of the 20
 kills lands while work exists; the gate opens again after the kill. The seeds that once ran
-out of work on an idle machine (:data:`RAN_OUT_SEEDS`) are replayed on every run.
+out of work on an idle machine (:data:`RAN_OUT_SEEDS`) are replayed on every run, as the
+fastest machine would run them: the drill waits for all work to be done before each kill.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ from tests.stand_ins.openai_audio import OpenAIAudio, openai_audio
 KILLS = 20
 WORKERS = 2  # alive at any time
 CONCURRENCY = 2  # jobs per worker
-LEASE_SECONDS = 3
+# long enough that a worker starved of CPU on a loaded machine still renews its lease (every
+# lease/4); a killed worker's job waits this long for the reaper
+LEASE_SECONDS = 10
 SPACES_AT_START = 8
 BACKLOG = WORKERS * CONCURRENCY + 2  # unfinished jobs kept in reserve until the last kill
 MAX_SPACES = 60
@@ -63,7 +66,11 @@ PEOPLE = [Caller("telegram", str(7100 + i), chat_id="-1007") for i in range(4)] 
     Caller("discord", str(8100 + i), chat_id="5005") for i in range(3)
 ]
 CHUNK_SECONDS, OVERLAP_SECONDS = 4, 1  # as tests.pipeline.worker_proc configures
-BUDGET_SECONDS = 150
+# a drill fails if nothing moves (no kill, no job finished) for this long: a hang guard that
+# a slow or busy machine does not trip, unlike a budget for the whole drill
+STALL_SECONDS = 120
+REPLAY_KILLS = 2  # per replayed seed: each kill waits for all work to be done first
+REPLAY_SPACES_AT_START = 1
 # seeds with which the drill ran out of work after 17 kills on an idle machine (issue 22)
 RAN_OUT_SEEDS = [2737736028, 1798053387, 760472920, 2567040634, 1391218174]
 
@@ -144,13 +151,25 @@ async def _busy(ctx: Context, crew: Crew) -> list[str]:
     return sorted(w for w in crew.live if held.get(w))
 
 
+async def _ran_out(ctx: Context, crew: Crew) -> bool:
+    """No live worker holds a job and none is queued (a killed worker's job may still wait
+    for the reaper): what the flaky seeds met after a pause."""
+    if await _busy(ctx, crew):
+        return False
+    async with ctx.db.session() as s:
+        queued = await s.scalar(
+            select(func.count()).select_from(ProcessingJob).where(ProcessingJob.status == "queued")
+        )
+    return not queued
+
+
 async def _hold_work(ctx: Context, crew: Crew, buyers: Buyers, deadline: float) -> list[str]:
-    """With the transcription gate closed: buy a fresh Space if no work is left and wait
-    until a worker holds a job (a fresh one stops at the gate, so this always ends)."""
+    """With the transcription gate closed: buy a fresh Space whenever nothing is left to
+    claim, and wait until a worker holds a job (a fresh one stops at the gate, so this ends)."""
     while not (busy := await _busy(ctx, crew)):
-        assert time.monotonic() < deadline, "no worker took the gated work in budget"
+        assert time.monotonic() < deadline, "stalled: no worker took the gated work"
         assert not crew.dead(), f"a worker died by itself: {crew.dead()}"
-        if not await _unfinished(ctx):
+        if await _ran_out(ctx, crew):  # nothing to claim: fresh work (stops at the gate)
             await buyers.buy_space()
         await asyncio.sleep(0.05)
     return busy
@@ -241,25 +260,52 @@ async def _half_written(data_dir: Path, spaces_dir: Path, sids: list[str]) -> li
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-@pytest.mark.parametrize("fixed_seed", [None, *RAN_OUT_SEEDS], ids=["random", *RAN_OUT_SEEDS])
 async def test_twenty_sigkills_during_real_jobs(
     ctx: Context,
     db_url: str,
     hls_url: str,  # noqa: F811
     resolver: LocalResolver,  # noqa: F811  (the service's metadata check before payment)
-    fixed_seed: int | None,
 ) -> None:
-    seed = fixed_seed or int(os.environ.get("SPACESCRIBE_DRILL_SEED") or random.randrange(1 << 32))
+    seed = int(os.environ.get("SPACESCRIBE_DRILL_SEED") or random.randrange(1 << 32))
+    await _drill(ctx, db_url, hls_url, seed, KILLS, SPACES_AT_START, ran_out=False)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("seed", RAN_OUT_SEEDS)
+async def test_kills_land_after_the_work_ran_out(
+    ctx: Context,
+    db_url: str,
+    hls_url: str,  # noqa: F811
+    resolver: LocalResolver,  # noqa: F811
+    seed: int,
+) -> None:
+    """The seeds that ran out of work, replayed as the fastest machine would run them: before
+    every kill the workers have finished everything (the drill waits for it), and each kill
+    must still land on a job held at the gate. The same drill and checks, fewer kills."""
+    await _drill(ctx, db_url, hls_url, seed, REPLAY_KILLS, REPLAY_SPACES_AT_START, ran_out=True)
+
+
+async def _drill(
+    ctx: Context,
+    db_url: str,
+    hls_url: str,  # noqa: F811
+    seed: int,
+    kills_wanted: int,
+    spaces_at_start: int,
+    ran_out: bool,
+) -> None:
+    """``ran_out``: no backlog is kept and every pause lasts until all work is done."""
     print(f"SIGKILL drill seed {seed} (replay: SPACESCRIBE_DRILL_SEED={seed})")
     rng = random.Random(seed)
     t0 = time.monotonic()
     ctx.settings.queue.lease_seconds = LEASE_SECONDS
-    # 20 kills re-queue a job at most 20 times: 21 attempts can never run out
-    ctx.settings.queue.max_retries = KILLS + 1
+    # attempts never run out: n kills cost at most n, and a lease that expires on a starved
+    # (not killed) worker costs one more, which is the queue working as designed
+    ctx.settings.queue.max_retries = 100
     buyers = Buyers(ctx, rng)
-    for _ in range(SPACES_AT_START):
+    for _ in range(spaces_at_start):
         await buyers.buy_space()
-    assert await _unfinished(ctx) == SPACES_AT_START
+    assert await _unfinished(ctx) == spaces_at_start
 
     kills_of_job: Counter[int] = Counter()
     stages: Counter[str] = Counter()
@@ -276,17 +322,22 @@ async def test_twenty_sigkills_during_real_jobs(
         try:
             for _ in range(WORKERS):
                 crew.start()
-            deadline = t0 + BUDGET_SECONDS
+            deadline = time.monotonic() + STALL_SECONDS
             kills = 0
-            while kills < KILLS:
-                assert time.monotonic() < deadline, f"{kills} kills in budget (seed {seed})"
+            while kills < kills_wanted:
+                assert time.monotonic() < deadline, f"stalled after {kills} kills (seed {seed})"
                 assert not crew.dead(), f"a worker died by itself: {crew.dead()} (seed {seed})"
-                # new paid Spaces keep work in reserve, so every kill can land on a job
-                while await _unfinished(ctx) < BACKLOG and len(buyers.of) < MAX_SPACES:
+                # new paid Spaces keep work in reserve, so most kills land on a running job
+                while (
+                    not ran_out and await _unfinished(ctx) < BACKLOG and len(buyers.of) < MAX_SPACES
+                ):
                     await buyers.buy_space()
                 if rng.random() < 0.5:
                     await buyers.buy_late()
                 await asyncio.sleep(rng.uniform(0.2, 2.5))
+                while ran_out and not await _ran_out(ctx, crew):  # as fast a machine as can be
+                    assert time.monotonic() < deadline, f"stalled after {kills} kills (seed {seed})"
+                    await asyncio.sleep(0.1)
                 busy = await _busy(ctx, crew)
                 if not busy:  # the workers were faster than the pause: hold work at the gate
                     stt.gate.clear()
@@ -296,6 +347,7 @@ async def test_twenty_sigkills_during_real_jobs(
                 crew.kill(victim)
                 stt.gate.set()
                 kills += 1
+                deadline = time.monotonic() + STALL_SECONDS
                 await asyncio.sleep(0.1)  # a COMMIT sent just before death lands
                 at_death = (await _held(ctx)).get(victim, [])
                 for job, sid in at_death:
@@ -304,10 +356,14 @@ async def test_twenty_sigkills_during_real_jobs(
                 if not at_death:
                     stages["between jobs"] += 1
                 crew.start()
-            while await _unfinished(ctx):
-                assert time.monotonic() < deadline, f"jobs unfinished in budget (seed {seed})"
+            left = await _unfinished(ctx)
+            while left:
+                assert time.monotonic() < deadline, f"{left} jobs stalled (seed {seed})"
                 assert not crew.dead(), f"a worker died by itself: {crew.dead()} (seed {seed})"
                 await asyncio.sleep(0.2)
+                if (now_left := await _unfinished(ctx)) < left:
+                    deadline = time.monotonic() + STALL_SECONDS
+                left = now_left
         finally:
             stt.gate.set()
             crew.stop()
@@ -330,9 +386,10 @@ async def test_twenty_sigkills_during_real_jobs(
     buys = buyers.of
     assert sorted(sid_of[j.space_id] for j in jobs) == sorted(buys), "one job per Space"
     assert [j.id for j in jobs if j.status != "completed" or j.locked_by] == []
-    assert {j.id: j.retry_count for j in jobs} == {j.id: kills_of_job[j.id] for j in jobs}, (
-        f"a lost attempt per kill that held the job (seed {seed})"
-    )
+    # a lost attempt per kill that held the job (and one per lease that expired on a worker
+    # starved of CPU, if the machine is that busy)
+    assert [j.id for j in jobs if j.retry_count < kills_of_job[j.id]] == [], f"seed {seed}"
+    expired = sum(j.retry_count for j in jobs) - sum(kills_of_job.values())
     assert [s.space_id for s in spaces if s.status != "completed" or not s.completed_at] == []
     assert {s.space_id: s.transcription_count for s in spaces} == {
         sid: len(who) for sid, who in buys.items()
@@ -387,11 +444,11 @@ async def test_twenty_sigkills_during_real_jobs(
 
     landed = ", ".join(f"{k} {v}" for k, v in stages.most_common())
     record(
-        "sigkill",
-        f"{KILLS} SIGKILLs over {len(jobs)} jobs/{sum(expected.values())} payer deliveries on "
+        "sigkill (ran out)" if ran_out else "sigkill",
+        f"{kills_wanted} SIGKILLs over {len(jobs)} jobs/{sum(expected.values())} payer deliveries on "
         f"PostgreSQL: {len(jobs)} completed once, {sum(delivered.values())} delivered once, "
         f"{len(problems)} half-written, {len(stuck)} stuck; {seconds:.0f} s "
         f"(jobs held at the kills, by stage: {landed}; {buyers.late} purchases made while "
-        f"their Space was queued, in progress or done; {gated} kills held work at the gate; "
+        f"their Space was queued, in progress or done; {gated} kills held work at the gate; {expired} leases expired without a kill; "
         f"seed {seed})",
     )

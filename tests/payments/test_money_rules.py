@@ -28,7 +28,7 @@ from core.db import Credit, Invoice, PaymentReceipt, TranscriptionPayment
 from core.payments import Paid, PaymentRefused, pay_invoice
 from core.payments.confirm import finish_receipt
 from core.payments.invoices import credit_balance
-from core.payments.onchain import ChainReader, reader_for_settings
+from core.payments.onchain import reader_for_settings
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 from core.results import Caller, Granted, Quote, Refused
 from core.service.purchases import request_transcription, request_unlock, x402_preflight
@@ -139,12 +139,12 @@ async def test_a_transfer_of_another_token_pays_nothing(
     chain.w3.eth.wait_for_transaction_receipt(h)  # type: ignore[arg-type]
     other = second_token.functions.balanceOf(Web3.to_checksum_address(chain.pay_to)).call()
     assert other >= 200_000  # the other token did arrive at pay_to
+    assert await watch_transfers(pay_ctx) == 0
     snap = await snapshot(pay_ctx)
-    check = await ChainReader(pay_ctx.settings.payments).check_transaction(h)
+    check = await reader_for_settings(pay_ctx.settings.payments).check_transaction(h)
     assert (check.status, check.transfers) == ("ok", [])
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, h)
     assert isinstance(out, PaymentRefused) and out.code == "no_matching_transfer", out
-    assert await watch_transfers(pay_ctx) == 0
     assert await snapshot(pay_ctx) == snap
 
 
