@@ -57,8 +57,9 @@ KILLS = 20
 WORKERS = 2  # alive at any time
 CONCURRENCY = 2  # jobs per worker
 # long enough that a worker starved of CPU on a loaded machine still renews its lease (every
-# lease/4); a killed worker's job waits this long for the reaper
-LEASE_SECONDS = 10
+# lease/4): at 3 s, and at 10 s under a load average of 18 on 2 cores, leases expired on live
+# workers. A killed worker's job waits this long for the reaper.
+LEASE_SECONDS = 20
 SPACES_AT_START = 8
 BACKLOG = WORKERS * CONCURRENCY + 2  # unfinished jobs kept in reserve until the last kill
 MAX_SPACES = 60
@@ -259,6 +260,7 @@ async def _half_written(data_dir: Path, spaces_dir: Path, sids: list[str]) -> li
     return problems
 
 
+@pytest.mark.timeout(1800)  # a hang is caught by the stall guard; a busy machine is slow
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_twenty_sigkills_during_real_jobs(
     ctx: Context,
@@ -270,6 +272,7 @@ async def test_twenty_sigkills_during_real_jobs(
     await _drill(ctx, db_url, hls_url, seed, KILLS, SPACES_AT_START, ran_out=False)
 
 
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("seed", RAN_OUT_SEEDS)
 async def test_kills_land_after_the_work_ran_out(
