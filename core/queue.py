@@ -136,6 +136,8 @@ class _Statements:
     heartbeat: Executable  # now, worker, ids → (id,)
 
 
+# pragma: no mutate start
+# (built once at import, before mutmut can switch a mutant on: the queue tests cover them)
 def _ids(name: str, postgres: bool) -> ColumnElement[bool]:
     """``column = ANY(:ids)`` on PostgreSQL (one prepared statement for every batch size),
     an expanding ``IN`` on SQLite."""
@@ -241,6 +243,7 @@ def _build(postgres: bool) -> _Statements:
 
 
 _STATEMENTS = {"postgresql": _build(True), "sqlite": _build(False)}
+# pragma: no mutate end
 
 
 def _sql(session: AsyncSession) -> _Statements:
@@ -323,52 +326,50 @@ async def fail(
     """Record a failed attempt: queued again after a backoff, or failed for good.
 
     Returns "queued", "failed", or None if the lease was lost (nothing changed).
+
+    Every write is conditional on the lease (id, worker, ``processing``) and the read takes
+    the row lock (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction serialises), so
+    a worker whose job was reaped and claimed by another worker overwrites nothing, and its
+    caller neither refunds nor notifies.
     """
     now = utcnow()
+    held = (J.id == job_id, J.locked_by == worker, J.status == "processing")
     job = (
         await session.execute(
-            select(J).where(J.id == job_id, J.locked_by == worker, J.status == "processing")
+            select(J.retry_count, J.max_retries, J.space_id).where(*held).with_for_update()
         )
-    ).scalar_one_or_none()
+    ).one_or_none()
     if job is None:
         return None
     retries = (job.retry_count or 0) + 1
     error = error[:2000]
     if should_retry(retries, job.max_retries or 0, retryable):
         delay = backoff_seconds(retries, backoff_base, backoff_cap)
-        await session.execute(
-            update(J)
-            .where(J.id == job_id)
-            .values(
-                status="queued",
-                retry_count=retries,
-                error_message=error,
-                last_error_at=now,
-                available_at=now + timedelta(seconds=delay),
-                locked_by=None,
-                heartbeat_at=None,
-            )
-        )
-        await session.execute(
-            update(Space).where(Space.id == job.space_id).values(status="pending")
-        )
-        return "queued"
-    await session.execute(
+        status, space_values = "queued", {"status": "pending"}
+        values: dict[str, object] = {
+            "available_at": now + timedelta(seconds=delay),
+            "heartbeat_at": None,
+        }
+    else:
+        status, space_values = "failed", {"status": "failed", "error_message": error}
+        values = {"completed_at": now}
+    moved = await session.execute(
         update(J)
-        .where(J.id == job_id)
+        .where(*held)
         .values(
-            status="failed",
+            status=status,
             retry_count=retries,
             error_message=error,
             last_error_at=now,
-            completed_at=now,
             locked_by=None,
+            **values,
         )
+        .returning(J.id)
     )
-    await session.execute(
-        update(Space).where(Space.id == job.space_id).values(status="failed", error_message=error)
-    )
-    return "failed"
+    if moved.first() is None:  # the lease moved after all: nothing of ours to end
+        return None
+    await session.execute(update(Space).where(Space.id == job.space_id).values(**space_values))
+    return status
 
 
 async def defer(
@@ -441,6 +442,7 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
     return out
 
 
+# pragma: no mutate start
 def _payers_stmt(postgres: bool) -> Executable:
     tp, acc, inv = (cast(Table, m.__table__) for m in (TranscriptionPayment, Account, Invoice))
     if postgres:
@@ -465,6 +467,7 @@ def _payers_stmt(postgres: bool) -> Executable:
 
 
 _PAYERS = {"postgresql": _payers_stmt(True), "sqlite": _payers_stmt(False)}
+# pragma: no mutate end
 
 
 def _origin(invoice_payload: str | None) -> str | None:

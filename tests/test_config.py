@@ -87,3 +87,34 @@ def test_credentials_inside_urls_are_redacted_like_secrets() -> None:
     )
     assert s.url_credentials() == ["pg-pass-123", "AbCdEfGhIjKlMnOpQrSt", "0123456789abcdefXYZ"]
     assert load_settings(database={"url": "sqlite:///data/x.db"}).url_credentials() == []
+
+
+def test_every_secret_in_the_environment_is_redacted_from_logs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each secret field of :class:`Secrets` (read from the model, so a new one is covered
+    too) is on the redaction list: set them all, log them all, find none."""
+    import logging
+    import typing
+
+    from pydantic import SecretStr
+
+    from core import logging as slog
+
+    aliases = [
+        str(f.alias)
+        for f in Secrets.model_fields.values()
+        if SecretStr in typing.get_args(f.annotation)
+    ]
+    assert "OPENAI_API_KEY" in aliases and len(aliases) >= 5, aliases
+    values = {a: f"{a.lower()}-value-{i:03d}-s3cr3t" for i, a in enumerate(aliases)}
+    for alias, value in values.items():
+        monkeypatch.setenv(alias, value)
+    sec = Secrets()
+    assert sorted(sec.values()) == sorted(values.values())
+    slog.configure("INFO", json_logs=True, secrets=sec.values())
+    for alias, value in values.items():
+        logging.getLogger("t").error("%s rejected: %s", alias, value)
+    err = capsys.readouterr().err
+    assert [a for a, v in values.items() if v in err] == []
+    assert err.count("***") == len(values)

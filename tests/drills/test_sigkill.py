@@ -10,6 +10,13 @@ forked from one pre-imported server (:mod:`tests.drills.crew`) and SIGKILLed aft
 delays; the lease reaper (run here as the bot's scheduler runs it) puts their jobs back and
 replacement workers carry on. The RNG seed is printed (and in the figures); set
 ``SPACESCRIBE_DRILL_SEED`` to replay its choices.
+
+Its outcome does not depend on the machine's speed: when the workers have finished all the
+work during a pause (a fast machine), the drill closes the transcription stand-in's gate,
+buys fresh Spaces and waits until a worker holds one at the gate, so every one of the 20
+kills lands while work exists; the gate opens again after the kill. The seeds that once ran
+out of work on an idle machine (:data:`RAN_OUT_SEEDS`) are replayed on every run, as the
+fastest machine would run them: the drill waits for all work to be done before each kill.
 """
 
 from __future__ import annotations
@@ -49,7 +56,10 @@ from tests.stand_ins.openai_audio import OpenAIAudio, openai_audio
 KILLS = 20
 WORKERS = 2  # alive at any time
 CONCURRENCY = 2  # jobs per worker
-LEASE_SECONDS = 3
+# long enough that a worker starved of CPU on a loaded machine still renews its lease (every
+# lease/4): at 3 s, and at 10 s under a load average of 18 on 2 cores, leases expired on live
+# workers. A killed worker's job waits this long for the reaper.
+LEASE_SECONDS = 20
 SPACES_AT_START = 8
 BACKLOG = WORKERS * CONCURRENCY + 2  # unfinished jobs kept in reserve until the last kill
 MAX_SPACES = 60
@@ -57,7 +67,13 @@ PEOPLE = [Caller("telegram", str(7100 + i), chat_id="-1007") for i in range(4)] 
     Caller("discord", str(8100 + i), chat_id="5005") for i in range(3)
 ]
 CHUNK_SECONDS, OVERLAP_SECONDS = 4, 1  # as tests.pipeline.worker_proc configures
-BUDGET_SECONDS = 150
+# a drill fails if nothing moves (no kill, no job finished) for this long: a hang guard that
+# a slow or busy machine does not trip, unlike a budget for the whole drill
+STALL_SECONDS = 120
+REPLAY_KILLS = 2  # per replayed seed: each kill waits for all work to be done first
+REPLAY_SPACES_AT_START = 1
+# seeds with which the drill ran out of work after 17 kills on an idle machine (issue 22)
+RAN_OUT_SEEDS = [2737736028, 1798053387, 760472920, 2567040634, 1391218174]
 
 
 class Buyers:
@@ -128,6 +144,36 @@ def _stage(files: SpaceFiles) -> str:
     if files.audio.exists():
         return "transcribe"
     return "download"  # or metadata, or just claimed
+
+
+async def _busy(ctx: Context, crew: Crew) -> list[str]:
+    """Live workers holding at least one job in ``processing``."""
+    held = await _held(ctx)
+    return sorted(w for w in crew.live if held.get(w))
+
+
+async def _ran_out(ctx: Context, crew: Crew) -> bool:
+    """No live worker holds a job and none is queued (a killed worker's job may still wait
+    for the reaper): what the flaky seeds met after a pause."""
+    if await _busy(ctx, crew):
+        return False
+    async with ctx.db.session() as s:
+        queued = await s.scalar(
+            select(func.count()).select_from(ProcessingJob).where(ProcessingJob.status == "queued")
+        )
+    return not queued
+
+
+async def _hold_work(ctx: Context, crew: Crew, buyers: Buyers, deadline: float) -> list[str]:
+    """With the transcription gate closed: buy a fresh Space whenever nothing is left to
+    claim, and wait until a worker holds a job (a fresh one stops at the gate, so this ends)."""
+    while not (busy := await _busy(ctx, crew)):
+        assert time.monotonic() < deadline, "stalled: no worker took the gated work"
+        assert not crew.dead(), f"a worker died by itself: {crew.dead()}"
+        if await _ran_out(ctx, crew):  # nothing to claim: fresh work (stops at the gate)
+            await buyers.buy_space()
+        await asyncio.sleep(0.05)
+    return busy
 
 
 async def _reaper(ctx: Context, stop: asyncio.Event) -> None:
@@ -214,6 +260,7 @@ async def _half_written(data_dir: Path, spaces_dir: Path, sids: list[str]) -> li
     return problems
 
 
+@pytest.mark.timeout(1800)  # a hang is caught by the stall guard; a busy machine is slow
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_twenty_sigkills_during_real_jobs(
     ctx: Context,
@@ -222,19 +269,50 @@ async def test_twenty_sigkills_during_real_jobs(
     resolver: LocalResolver,  # noqa: F811  (the service's metadata check before payment)
 ) -> None:
     seed = int(os.environ.get("SPACESCRIBE_DRILL_SEED") or random.randrange(1 << 32))
+    await _drill(ctx, db_url, hls_url, seed, KILLS, SPACES_AT_START, ran_out=False)
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("seed", RAN_OUT_SEEDS)
+async def test_kills_land_after_the_work_ran_out(
+    ctx: Context,
+    db_url: str,
+    hls_url: str,  # noqa: F811
+    resolver: LocalResolver,  # noqa: F811
+    seed: int,
+) -> None:
+    """The seeds that ran out of work, replayed as the fastest machine would run them: before
+    every kill the workers have finished everything (the drill waits for it), and each kill
+    must still land on a job held at the gate. The same drill and checks, fewer kills."""
+    await _drill(ctx, db_url, hls_url, seed, REPLAY_KILLS, REPLAY_SPACES_AT_START, ran_out=True)
+
+
+async def _drill(
+    ctx: Context,
+    db_url: str,
+    hls_url: str,  # noqa: F811
+    seed: int,
+    kills_wanted: int,
+    spaces_at_start: int,
+    ran_out: bool,
+) -> None:
+    """``ran_out``: no backlog is kept and every pause lasts until all work is done."""
     print(f"SIGKILL drill seed {seed} (replay: SPACESCRIBE_DRILL_SEED={seed})")
     rng = random.Random(seed)
     t0 = time.monotonic()
     ctx.settings.queue.lease_seconds = LEASE_SECONDS
-    # 20 kills re-queue a job at most 20 times: 21 attempts can never run out
-    ctx.settings.queue.max_retries = KILLS + 1
+    # attempts never run out: n kills cost at most n, and a lease that expires on a starved
+    # (not killed) worker costs one more, which is the queue working as designed
+    ctx.settings.queue.max_retries = 100
     buyers = Buyers(ctx, rng)
-    for _ in range(SPACES_AT_START):
+    for _ in range(spaces_at_start):
         await buyers.buy_space()
-    assert await _unfinished(ctx) == SPACES_AT_START
+    assert await _unfinished(ctx) == spaces_at_start
 
     kills_of_job: Counter[int] = Counter()
     stages: Counter[str] = Counter()
+    gated = 0  # kills that needed the gate (the workers had run out of work in the pause)
     stop_reaper = asyncio.Event()
     data_dir = ctx.settings.resolve_path(ctx.settings.data_dir)
     async with openai_audio(OpenAIAudio(latency_per_audio_second=0.05)) as stt:
@@ -247,27 +325,32 @@ async def test_twenty_sigkills_during_real_jobs(
         try:
             for _ in range(WORKERS):
                 crew.start()
-            deadline = t0 + BUDGET_SECONDS
+            deadline = time.monotonic() + STALL_SECONDS
             kills = 0
-            while kills < KILLS:
-                assert time.monotonic() < deadline, f"{kills} kills in budget (seed {seed})"
+            while kills < kills_wanted:
+                assert time.monotonic() < deadline, f"stalled after {kills} kills (seed {seed})"
                 assert not crew.dead(), f"a worker died by itself: {crew.dead()} (seed {seed})"
-                # new paid Spaces keep work in reserve, so every kill can land on a job
-                while await _unfinished(ctx) < BACKLOG and len(buyers.of) < MAX_SPACES:
+                # new paid Spaces keep work in reserve, so most kills land on a running job
+                while (
+                    not ran_out and await _unfinished(ctx) < BACKLOG and len(buyers.of) < MAX_SPACES
+                ):
                     await buyers.buy_space()
                 if rng.random() < 0.5:
                     await buyers.buy_late()
                 await asyncio.sleep(rng.uniform(0.2, 2.5))
-                held = await _held(ctx)
-                busy = sorted(w for w in crew.live if held.get(w))
-                if not busy:
-                    assert await _unfinished(ctx), (
-                        f"the work ran out after {kills} kills (seed {seed})"
-                    )
-                    continue
+                while ran_out and not await _ran_out(ctx, crew):  # as fast a machine as can be
+                    assert time.monotonic() < deadline, f"stalled after {kills} kills (seed {seed})"
+                    await asyncio.sleep(0.1)
+                busy = await _busy(ctx, crew)
+                if not busy:  # the workers were faster than the pause: hold work at the gate
+                    stt.gate.clear()
+                    gated += 1
+                    busy = await _hold_work(ctx, crew, buyers, deadline)
                 victim = rng.choice(busy)
                 crew.kill(victim)
+                stt.gate.set()
                 kills += 1
+                deadline = time.monotonic() + STALL_SECONDS
                 await asyncio.sleep(0.1)  # a COMMIT sent just before death lands
                 at_death = (await _held(ctx)).get(victim, [])
                 for job, sid in at_death:
@@ -276,11 +359,16 @@ async def test_twenty_sigkills_during_real_jobs(
                 if not at_death:
                     stages["between jobs"] += 1
                 crew.start()
-            while await _unfinished(ctx):
-                assert time.monotonic() < deadline, f"jobs unfinished in budget (seed {seed})"
+            left = await _unfinished(ctx)
+            while left:
+                assert time.monotonic() < deadline, f"{left} jobs stalled (seed {seed})"
                 assert not crew.dead(), f"a worker died by itself: {crew.dead()} (seed {seed})"
                 await asyncio.sleep(0.2)
+                if (now_left := await _unfinished(ctx)) < left:
+                    deadline = time.monotonic() + STALL_SECONDS
+                left = now_left
         finally:
+            stt.gate.set()
             crew.stop()
             stop_reaper.set()
             await reaper
@@ -301,9 +389,10 @@ async def test_twenty_sigkills_during_real_jobs(
     buys = buyers.of
     assert sorted(sid_of[j.space_id] for j in jobs) == sorted(buys), "one job per Space"
     assert [j.id for j in jobs if j.status != "completed" or j.locked_by] == []
-    assert {j.id: j.retry_count for j in jobs} == {j.id: kills_of_job[j.id] for j in jobs}, (
-        f"a lost attempt per kill that held the job (seed {seed})"
-    )
+    # a lost attempt per kill that held the job (and one per lease that expired on a worker
+    # starved of CPU, if the machine is that busy)
+    assert [j.id for j in jobs if j.retry_count < kills_of_job[j.id]] == [], f"seed {seed}"
+    expired = sum(j.retry_count for j in jobs) - sum(kills_of_job.values())
     assert [s.space_id for s in spaces if s.status != "completed" or not s.completed_at] == []
     assert {s.space_id: s.transcription_count for s in spaces} == {
         sid: len(who) for sid, who in buys.items()
@@ -358,10 +447,11 @@ async def test_twenty_sigkills_during_real_jobs(
 
     landed = ", ".join(f"{k} {v}" for k, v in stages.most_common())
     record(
-        "sigkill",
-        f"{KILLS} SIGKILLs over {len(jobs)} jobs/{sum(expected.values())} payer deliveries on "
+        "sigkill (ran out)" if ran_out else "sigkill",
+        f"{kills_wanted} SIGKILLs over {len(jobs)} jobs/{sum(expected.values())} payer deliveries on "
         f"PostgreSQL: {len(jobs)} completed once, {sum(delivered.values())} delivered once, "
         f"{len(problems)} half-written, {len(stuck)} stuck; {seconds:.0f} s "
         f"(jobs held at the kills, by stage: {landed}; {buyers.late} purchases made while "
-        f"their Space was queued, in progress or done; seed {seed})",
+        f"their Space was queued, in progress or done; {gated} kills held work at the gate; {expired} leases expired without a kill; "
+        f"seed {seed})",
     )

@@ -189,6 +189,8 @@ async def test_tampered_payload_is_refused(
 ) -> None:
     q = await _quote(web.ctx)
     before = chain.balance(chain.pay_to)
+    other_before = chain.balance(chain.other.address)
+    payer_before = chain.balance(fresh_payer.address)
     page = await wallet_page(fresh_payer)
 
     async def tamper(route: Route) -> None:
@@ -204,5 +206,7 @@ async def test_tampered_payload_is_refused(
     await page.locator("#pay-button").click()
     text = await _result(page)
     assert text == "Refused: The payment is addressed to the wrong recipient.", text
-    assert chain.balance(chain.other.address) >= 0
+    # not one unit moved: not to the address the money was redirected to, not from the payer
+    assert chain.balance(chain.other.address) == other_before
+    assert chain.balance(fresh_payer.address) == payer_before
     await _assert_nothing_paid(web, chain, q.invoice_id, before)

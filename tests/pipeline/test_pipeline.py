@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from core import queue
 from core.config import Secrets
 from core.context import Context
-from core.db import Outbox, ProcessingJob, Space, utcnow
+from core.db import Credit, Outbox, ProcessingJob, Space, utcnow
 from core.pipeline import storage
 from core.pipeline.errors import PipelineError, SpaceUnavailable
 from core.pipeline.media import SpaceMeta
@@ -245,8 +245,17 @@ async def test_failed_job_tells_payers_through_the_outbox(ctx: Context, hls_url:
     async with ctx.db.session() as s:
         sp = await s.get(Space, pk)
         kinds = sorted((await s.execute(select(Outbox.kind))).scalars())
+        credits = (
+            await s.execute(select(Credit.user_id, Credit.amount_units, Credit.reason))
+        ).all()
+        refunded = (
+            await s.execute(select(Outbox.payload).where(Outbox.kind == "refunded"))
+        ).scalar_one()
     assert sp is not None and sp.status == "failed" and "download" in (sp.error_message or "")
     assert kinds == ["job_failed", "refunded"]
+    # the payer's 0.2 USDC is back as account credit, once, and the message says so
+    assert [tuple(c) for c in credits] == [(u.id, 200_000, "refund")]
+    assert json.loads(refunded)["amount"] == "0.2"
 
 
 def test_cli_transcribes_a_recording_offline(speech: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ Fixtures (registered in ``tests/conftest.py``, so every test folder can use them
   operator's receiving address), ``chain.other`` (dev account 8: a stranger),
   ``chain.mint(addr, units)``, ``chain.transfer(account, to, units) -> tx hash hex``,
   ``chain.balance(addr)``, ``chain.payment_settings()`` (a dict for ``load_settings(payments=…)``).
+- ``deploy_token(chain)``: a second EIP-3009 token contract (paying in the wrong token).
 - ``fresh_payer`` (function): a brand-new funded account (own nonce space, no cross-test
   interference), minted 100 USDC and given 1 ETH for gas.
 

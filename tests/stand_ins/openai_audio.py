@@ -3,7 +3,8 @@
 POST /v1/audio/transcriptions (multipart): answers ``verbose_json`` (segments),
 ``json`` (text) or ``diarized_json`` (segments with speakers). Behaviour is scriptable:
 a queue of faults (429 with Retry-After, 500, a hang) consumed one request at a time,
-and an optional latency proportional to the uploaded audio's length.
+an optional latency proportional to the uploaded audio's length, and a gate: while
+``gate`` is cleared, every request waits for it (a drill holds jobs mid-transcription).
 
 With ``bursts=True`` it decodes the upload (real ffmpeg) and answers one segment per burst of
 sound, timed on the uploaded audio: a client that cuts silence must map those times back.
@@ -77,12 +78,17 @@ class OpenAIAudio:
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     bursts: bool = False
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()  # open unless a test closes it
 
     async def handle(self, request: web.Request) -> web.Response:
         form = await request.post()
         upload = form["file"]
         data = upload.file.read()  # type: ignore[union-attr]
         fname = upload.filename  # type: ignore[union-attr]
+        await self.gate.wait()
         n = len(self.requests)
         auth = request.headers.get("Authorization", "")
         entry: dict[str, Any] = {

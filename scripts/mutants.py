@@ -1,0 +1,61 @@
+"""`make mutants`: run mutmut over the money and queue modules and print the kill rate.
+
+Configuration lives in pyproject.toml ([tool.mutmut]): which modules are mutated, which fast
+tests run (never the drills). mutmut keeps results in mutants/ and re-tests only what changed;
+``MUTANTS="core.money.*"`` narrows a run to some mutants (mutmut's name globs). Exits 1 when
+fewer than TARGET of the mutants checked were killed; every surviving mutant on money is a
+missing test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from fnmatch import fnmatch
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = str(ROOT / ".venv/bin/mutmut")
+TARGET = 0.90
+KILLED = {"killed", "timeout", "caught by type check"}
+
+
+def main() -> int:
+    names = os.environ.get("MUTANTS", "").split()
+    jobs = os.environ.get("MUTANTS_JOBS", "2")
+    subprocess.run([MUTMUT, "run", "--max-children", jobs, *names], cwd=ROOT, check=False)
+    out = subprocess.run(
+        [MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    status: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, st = line.strip().rpartition(": ")
+        if sep and (not names or any(fnmatch(name, n) for n in names)):
+            status[name] = st
+    checked = {n: s for n, s in status.items() if s not in ("not checked", "skipped")}
+    if not checked:
+        print("no mutant was checked")
+        return 1
+    by_status = Counter(checked.values())
+    killed = sum(v for k, v in by_status.items() if k in KILLED)
+    survivors: dict[str, list[str]] = defaultdict(list)
+    for n, s in sorted(checked.items()):
+        if s not in KILLED:
+            survivors[n.split(".x_")[0].split(".xǁ")[0]].append(f"{n} ({s})")
+    print("\nsurvivors (show one with: .venv/bin/mutmut show NAME):")
+    for module, items in sorted(survivors.items()):
+        print(f"  {module}: {len(items)}")
+        for item in items:
+            print(f"    {item}")
+    rate = killed / len(checked)
+    print(
+        f"\nmutation score: {killed} of {len(checked)} killed ({rate:.1%}); "
+        + ", ".join(f"{k} {v}" for k, v in by_status.most_common())
+    )
+    return 0 if rate >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

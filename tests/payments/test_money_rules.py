@@ -1,0 +1,306 @@
+"""Money rules that only the slow drills used to notice, each with a fast, direct test on
+both engines and the real anvil chain (issue 22):
+
+- ``/x402/chat`` priced and charged per Space asked (0.9 + 0.1 × n), in the 402 and on chain;
+- the transfer watcher credits only the exact amount due (not one unit short or over);
+- a ``Transfer`` of another EIP-3009 token to pay-to pays nothing;
+- a settled x402 transaction whose transfer went elsewhere is a ``transfer_mismatch``;
+- account credit larger than the price pays the price and keeps the rest;
+- an x402 payload whose ``accepted.payTo`` is not ours is refused before anything moves;
+- ``/unlock`` by someone who does not own an existing Space is refused, no invoice made;
+- an authorization nonce already claimed by another submission is refused (``nonce_used``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from web3 import Web3
+
+from core.context import Context
+from core.db import Credit, Invoice, PaymentReceipt, TranscriptionPayment
+from core.payments import Paid, PaymentRefused, pay_invoice
+from core.payments.confirm import finish_receipt
+from core.payments.invoices import credit_balance
+from core.payments.onchain import reader_for_settings
+from core.payments.transfers import submit_transaction_hash, watch_transfers
+from core.results import Caller, Granted, Quote, Refused
+from core.service.purchases import request_transcription, request_unlock, x402_preflight
+from tests.payments.conftest import client_payload
+from tests.payments.test_transfers import _link
+from tests.payments.test_x402_api import _pay, server  # noqa: F401  (fixture)
+from tests.payments.test_x402_pay import ALICE, SPACE, _quote, _reqs
+from tests.snapshot import snapshot
+from tests.stand_ins.chain import USDC, Chain, deploy_token
+
+BOB = Caller("telegram", "2002", "bob", chat_id="-600")
+SPACES = [SPACE, "1YqJDqWqbNVGV", "1OwxWzpPqjyJQ"]
+
+
+@pytest.fixture(scope="session")
+def second_token(chain: Chain) -> Any:
+    """Another EIP-3009 token on the same chain (same name and version as ours)."""
+    return deploy_token(chain.w3, chain.relayer)
+
+
+async def _count(ctx: Context, model: Any) -> int:
+    async with ctx.db.session() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+# ---------------------------------------------------------------- 1. chat price per Space
+
+
+async def test_x402_chat_over_three_spaces_costs_1_2(
+    server: str,  # noqa: F811
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer: Any,
+) -> None:
+    from core.payments import FunctionFulfiller, register_fulfiller
+    from core.payments.fulfil import FULFILLERS
+
+    async def answer(ctx: Context, req: Any) -> dict[str, Any]:
+        return {"answer": f"over {len(req.space_ids)} Spaces"}
+
+    body = {"question": "who spoke?", "spaces": SPACES}
+    async with httpx.AsyncClient(base_url=server) as c:
+        r = await c.post("/x402/chat", json=body)
+    assert r.status_code == 402
+    required = json.loads(base64.b64decode(r.headers["PAYMENT-REQUIRED"]))
+    assert [a["amount"] for a in required["accepts"]] == ["1200000"]
+    saved = dict(FULFILLERS)
+    register_fulfiller("chat_query", FunctionFulfiller(answer))
+    try:
+        before = chain.balance(chain.pay_to)
+        paid = await asyncio.to_thread(_pay, server, chain, fresh_payer, "/x402/chat", body)
+    finally:
+        FULFILLERS.clear()
+        FULFILLERS.update(saved)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["answer"] == {"answer": "over 3 Spaces"}
+    assert chain.balance(chain.pay_to) == before + 1_200_000
+    async with pay_ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice))).scalar_one()
+    assert (inv.kind, inv.amount_units, inv.status) == ("chat_query", 1_200_000, "credited")
+
+
+# ---------------------------------------------------------------- 2. watcher: exact amount
+
+
+async def test_watcher_ignores_a_transfer_one_unit_short_or_over(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    await _link(pay_ctx, ALICE, fresh_payer.address)
+    q = await _quote(pay_ctx)
+    assert await watch_transfers(pay_ctx) == 0  # the watcher's cursor starts here
+    chain.transfer(fresh_payer, chain.pay_to, 199_999)
+    chain.transfer(fresh_payer, chain.pay_to, 200_001)
+    assert await watch_transfers(pay_ctx) == 0
+    async with pay_ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice))).scalar_one()
+    assert inv.status == "open" and await _count(pay_ctx, TranscriptionPayment) == 0
+    exact = chain.transfer(fresh_payer, chain.pay_to, 200_000)
+    assert await watch_transfers(pay_ctx) == 1
+    async with pay_ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice))).scalar_one()
+    assert (inv.public_id, inv.status, inv.transaction_hash) == (
+        q.invoice_id,
+        "credited",
+        exact.lower(),
+    )
+
+
+# ---------------------------------------------------------------- 3. another token
+
+
+async def test_a_transfer_of_another_token_pays_nothing(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any, second_token: Any
+) -> None:
+    await _link(pay_ctx, ALICE, fresh_payer.address)
+    q = await _quote(pay_ctx)
+    assert await watch_transfers(pay_ctx) == 0
+    mint = second_token.functions.mint(fresh_payer.address, 10 * USDC).build_transaction(
+        {"from": chain.relayer.address}
+    )
+    chain.w3.eth.wait_for_transaction_receipt(  # type: ignore[arg-type]
+        chain.send(chain.relayer, {"to": mint["to"], "data": mint["data"]})
+    )
+    tx = second_token.functions.transfer(chain.pay_to, 200_000).build_transaction(
+        {"from": fresh_payer.address}
+    )
+    h = chain.send(fresh_payer, {"to": tx["to"], "data": tx["data"]})
+    chain.w3.eth.wait_for_transaction_receipt(h)  # type: ignore[arg-type]
+    other = second_token.functions.balanceOf(Web3.to_checksum_address(chain.pay_to)).call()
+    assert other >= 200_000  # the other token did arrive at pay_to
+    assert await watch_transfers(pay_ctx) == 0
+    snap = await snapshot(pay_ctx)
+    check = await reader_for_settings(pay_ctx.settings.payments).check_transaction(h)
+    assert (check.status, check.transfers) == ("ok", [])
+    out = await submit_transaction_hash(pay_ctx, q.invoice_id, h)
+    assert isinstance(out, PaymentRefused) and out.code == "no_matching_transfer", out
+    assert await snapshot(pay_ctx) == snap
+
+
+# ---------------------------------------------------------------- 4. confirmation recipient
+
+
+async def _settled_receipt(ctx: Context, q: Quote, chain: Chain, payer: str, tx: str) -> int:
+    """What a settled x402 claim leaves: the invoice ``paid``, a ``settled`` receipt."""
+    p = ctx.settings.payments
+    async with ctx.db.session() as s:
+        inv = (
+            await s.execute(select(Invoice).where(Invoice.public_id == q.invoice_id))
+        ).scalar_one()
+        inv.status = "paid"
+        r = PaymentReceipt(
+            invoice_id=inv.id,
+            method="x402",
+            network=p.network,
+            token_address=p.token_address.lower(),
+            payer_address=payer.lower(),
+            pay_to=p.pay_to.lower(),
+            amount_units=200_000,
+            transaction_hash=tx.lower(),
+            authorization_nonce="0x" + tx[-64:],
+            status="settled",
+        )
+        s.add(r)
+        await s.flush()
+        return r.id
+
+
+async def test_a_settled_transfer_to_someone_else_is_a_mismatch(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    reader = reader_for_settings(pay_ctx.settings.payments)
+    q = await _quote(pay_ctx)
+    elsewhere = chain.transfer(fresh_payer, chain.other.address, 200_000)
+    rid = await _settled_receipt(pay_ctx, q, chain, fresh_payer.address, elsewhere)
+    out = await finish_receipt(pay_ctx, rid, reader)
+    assert isinstance(out, PaymentRefused) and out.code == "transfer_mismatch", out
+    async with pay_ctx.db.session() as s:
+        assert await s.scalar(select(PaymentReceipt.status)) == "mismatch"
+    assert await _count(pay_ctx, TranscriptionPayment) == 0
+    # the same receipt shape with the transfer to pay_to is credited (the check above is
+    # the recipient's, not the set-up's)
+    q2 = await _quote(pay_ctx, SPACES[1])
+    ours = chain.transfer(fresh_payer, chain.pay_to, 200_000)
+    rid2 = await _settled_receipt(pay_ctx, q2, chain, fresh_payer.address, ours)
+    assert isinstance(await finish_receipt(pay_ctx, rid2, reader), Paid)
+    assert await _count(pay_ctx, TranscriptionPayment) == 1
+
+
+# ---------------------------------------------------------------- 5. credit over the price
+
+
+async def test_credit_over_the_price_pays_the_price_and_keeps_the_rest(
+    pay_ctx: Context,
+) -> None:
+    await _link(pay_ctx, ALICE, "0x" + "a1" * 20)
+    from core.accounts import user_id_of_wallet
+
+    async with pay_ctx.db.session() as s:
+        user_id = await user_id_of_wallet(s, "0x" + "a1" * 20)
+        assert user_id is not None
+        s.add(Credit(user_id=user_id, amount_units=500_000, reason="refund", reference="t:1"))
+    g = await request_transcription(pay_ctx, ALICE, SPACE)
+    assert isinstance(g, Granted) and g.space_ids == [SPACE], g
+    async with pay_ctx.db.session() as s:
+        assert await credit_balance(s, user_id) == 300_000
+        spent = await s.execute(select(Credit.amount_units).where(Credit.reason == "spent"))
+        assert spent.scalars().all() == [-200_000]
+        inv = (await s.execute(select(Invoice))).scalar_one()
+        assert (inv.amount_units, inv.credit_units, inv.status) == (200_000, 200_000, "credited")
+    # the rest pays most of the next purchase (0.5 unlock: 0.3 credit, 0.2 due)
+    u = await request_unlock(pay_ctx, ALICE, SPACE)
+    assert isinstance(u, Quote) and str(u.credit_applied) == "0.3" and str(u.amount) == "0.2", u
+
+
+# ---------------------------------------------------------------- x402 accepted.payTo
+
+
+async def test_accepted_pay_to_not_ours_is_refused(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    q = await _quote(pay_ctx)
+    payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    # the authorization still pays pay_to; only the terms the payer says it accepted differ
+    payload["accepted"]["payTo"] = chain.other.address
+    before = chain.balance(chain.pay_to), chain.balance(fresh_payer.address)
+    snap = await snapshot(pay_ctx)
+    out = await pay_invoice(pay_ctx, q.invoice_id, payload)
+    assert isinstance(out, PaymentRefused), out
+    assert out.code == "invalid_exact_evm_payload_recipient_mismatch", out
+    assert await snapshot(pay_ctx) == snap
+    assert (chain.balance(chain.pay_to), chain.balance(fresh_payer.address)) == before
+
+
+# ---------------------------------------------------------------- /unlock by a non-owner
+
+
+async def test_unlock_of_an_existing_space_by_a_non_owner_is_refused(
+    pay_ctx: Context,
+) -> None:
+    alice_wallet, bob_wallet = "0x" + "a2" * 20, "0x" + "b2" * 20
+    await _link(pay_ctx, ALICE, alice_wallet)
+    await _link(pay_ctx, BOB, bob_wallet)
+    from core.accounts import user_id_of_wallet
+
+    async with pay_ctx.db.session() as s:
+        alice = await user_id_of_wallet(s, alice_wallet)
+        s.add(Credit(user_id=alice, amount_units=200_000, reason="refund", reference="t:2"))
+    assert isinstance(await request_transcription(pay_ctx, ALICE, SPACE), Granted)
+    snap = await snapshot(pay_ctx)
+    for who in (BOB, Caller("discord", "3003")):  # linked, and not even linked
+        out = await request_unlock(pay_ctx, who, SPACE)
+        assert isinstance(out, Refused) and out.code == "not_owned", out
+    pre = await x402_preflight(pay_ctx, "chat_unlock", [SPACE], bob_wallet)
+    assert isinstance(pre, Refused) and pre.code == "not_owned", pre
+    assert await snapshot(pay_ctx) == snap  # no invoice, nothing else
+    assert isinstance(await request_unlock(pay_ctx, ALICE, SPACE), Quote)  # the owner may
+
+
+# ---------------------------------------------------------------- x402 nonce conflict
+
+
+async def test_a_nonce_claimed_by_another_submission_is_refused(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    q1, q2 = await _quote(pay_ctx), await _quote(pay_ctx, SPACES[1])
+    payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    nonce = payload["payload"]["authorization"]["nonce"].lower()
+    p = pay_ctx.settings.payments
+    async with pay_ctx.db.session() as s:  # another submission is settling it for q1
+        inv1 = (
+            await s.execute(select(Invoice).where(Invoice.public_id == q1.invoice_id))
+        ).scalar_one()
+        inv1.status = "paid"
+        s.add(
+            PaymentReceipt(
+                invoice_id=inv1.id,
+                method="x402",
+                network=p.network,
+                token_address=p.token_address.lower(),
+                payer_address=fresh_payer.address.lower(),
+                pay_to=p.pay_to.lower(),
+                amount_units=200_000,
+                authorization_nonce=nonce,
+                status="settling",
+            )
+        )
+    before = chain.balance(chain.pay_to)
+    snap = await snapshot(pay_ctx)
+    out = await pay_invoice(pay_ctx, q2.invoice_id, payload)
+    assert isinstance(out, PaymentRefused) and out.code == "nonce_used", out
+    assert await snapshot(pay_ctx) == snap
+    assert chain.balance(chain.pay_to) == before
+    async with pay_ctx.db.session() as s:
+        st = await s.scalar(select(Invoice.status).where(Invoice.public_id == q2.invoice_id))
+        assert st == "open"
