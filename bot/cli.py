@@ -252,6 +252,8 @@ def transcribe(
             return
 
     async def main() -> SpaceFiles:
+        from core.context import Context
+
         with RichProgress(console) as progress:
             if space_id is None:
                 files = SpaceFiles.of(settings.spaces_dir, local.local_id(path))
@@ -261,8 +263,6 @@ def transcribe(
                 await local.import_audio(path, files)
                 title, creator, started, url = path.stem, None, None, path.resolve().as_uri()
             else:
-                from core.context import Context
-
                 ctx = Context.create(settings, secrets)
                 try:
                     progress.stage("metadata")
