@@ -146,6 +146,9 @@ class TranscriptionSettings(_Section):
     live_poll_seconds: float = Field(60.0, gt=0)
     live_poll_max_seconds: float = Field(900.0, gt=0)
     live_wait_hours: float = Field(24.0, gt=0)
+    # ``spacescribe import`` and the bots' admin imports: the largest recording accepted
+    import_max_mb: float = Field(500.0, gt=0)
+    import_max_hours: float = Field(6.0, gt=0)
 
 
 class ChatSettings(_Section):

@@ -11,6 +11,8 @@ from pathlib import Path
 from core.pipeline.errors import PipelineError
 
 _DURATION = re.compile(rb"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+# "  Stream #0:0[0x1](und): Audio: aac ..." in ``ffmpeg -i`` output (the wheel has no ffprobe)
+_AUDIO_STREAM = re.compile(rb"^\s*Stream #\d+:\d+\S*: Audio: ", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
@@ -45,8 +47,8 @@ async def run(*args: str) -> bytes:
     return err
 
 
-async def probe_duration(path: Path) -> float:
-    """Duration in seconds from the container header (no decoding)."""
+async def _header(path: Path) -> bytes:
+    """What ``ffmpeg -i`` prints about a file (it exits 1: no output named; that is fine)."""
     proc = await asyncio.create_subprocess_exec(
         ffmpeg_exe(),
         "-hide_banner",
@@ -57,6 +59,16 @@ async def probe_duration(path: Path) -> float:
         stderr=asyncio.subprocess.PIPE,
     )
     _, err = await proc.communicate()
+    return err
+
+
+async def has_audio_stream(path: Path) -> bool:
+    return bool(_AUDIO_STREAM.search(await _header(path)))
+
+
+async def probe_duration(path: Path) -> float:
+    """Duration in seconds from the container header (no decoding)."""
+    err = await _header(path)
     m = _DURATION.search(err)
     if not m:
         raise PipelineError("the audio file has no readable duration", retryable=False)
