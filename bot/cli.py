@@ -268,6 +268,7 @@ def import_(
     )
     try:
         ctx = _context()
+        m.upgrade(ctx.settings.database.url)  # a fresh machine: the schema first
     except SpacescribeError as e:
         _fail(str(e))
         return
@@ -277,7 +278,6 @@ def import_(
         from core.worker import Worker
 
         try:
-            m.upgrade(ctx.settings.database.url)
             out = await import_recording(ctx, None, space, audio, meta=meta, force=force)
             if isinstance(out, Refused):
                 _fail(out.message)

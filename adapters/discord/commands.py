@@ -23,8 +23,8 @@ from discord.app_commands import Choice
 from adapters.discord import texts
 from core.logging import get_logger, log_context
 from core.money import display
-from core.results import Refused, Transcript
 from core.pipeline import imported
+from core.results import Refused, Transcript
 from core.service import catalog, imports, purchases
 from core.service import chat as chat_service
 from core.service import revenue as revenue_service

@@ -41,8 +41,8 @@ from core.errors import ConfigError, InvalidInput
 from core.logging import get_logger, log_context
 from core.outbox_contract import Delivery, OutboundMessage
 from core.payments import stars
-from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.pipeline import imported
+from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service import catalog, imports, notices, purchases
 from core.service import chat as chat_service
 from core.service import revenue as revenue_service
@@ -463,7 +463,6 @@ class TelegramBot:
                 update.effective_chat.id, rep.chart_png, caption=f"Revenue per day ({rep.period})"
             )
 
-
     async def import_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/import`` as text: the recording must come with it (the caption of a file)."""
         refused = imports.allowed(self.caller(update))
@@ -486,9 +485,7 @@ class TelegramBot:
         assert media is not None  # the handler's filter
         name = getattr(media, "file_name", None) or "the recording"
         limits = imported.Limits.of(self.ctx.settings.transcription)
-        too_big = (
-            imported.size_problem(media.file_size, name, limits) if media.file_size else None
-        )
+        too_big = imported.size_problem(media.file_size, name, limits) if media.file_size else None
         if too_big is not None:
             await self.reply(update, texts.refused(too_big))
             return
