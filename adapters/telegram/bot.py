@@ -485,7 +485,8 @@ class TelegramBot:
         assert media is not None  # the handler's filter
         name = getattr(media, "file_name", None) or "the recording"
         limits = imported.Limits.of(self.ctx.settings.transcription)
-        too_big = imported.size_problem(media.file_size, name, limits) if media.file_size else None
+        size = media.file_size  # what Telegram announces: refused before it is fetched
+        too_big = None if size is None else imported.size_problem(size, name, limits)
         if too_big is not None:
             await self.reply(update, texts.refused(too_big))
             return

@@ -99,8 +99,10 @@ async def test_unknown_space_gets_a_row_and_the_same_job(
     assert no_x.calls == []
 
 
-async def _waiting_space(ctx: Context, status: str) -> int:
-    """A Space two members paid for that X cannot give: still waiting (a live Space's job
+async def _waiting_space(
+    ctx: Context, status: str, payers: tuple[str, ...] = ("ann", "bob")
+) -> int:
+    """A Space members paid for that X cannot give: still waiting (a live Space's job
     deferred) or failed."""
     async with ctx.db.session() as s:
         sp = Space(
@@ -131,8 +133,8 @@ async def _waiting_space(ctx: Context, status: str) -> int:
                     space_id=pk, status="failed", queued_at=utcnow(), retry_count=1, max_retries=3
                 )
             )
-    await member(ctx, "ann", owns=[pk])
-    await member(ctx, "bob", owns=[pk])
+    for name in payers:
+        await member(ctx, name, owns=[pk])
     return pk
 
 
