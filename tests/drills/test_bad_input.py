@@ -142,6 +142,7 @@ RUNNERS: dict[str, Callable[[World, Case], Awaitable[str]]] = {
     "telegram": telegram,
     "telegram webhook": http,
     "telegram payments": telegram_payments,
+    "telegram uploads": telegram_payments,  # one update, one answer: the same runner
     "discord": discord,
     "http api": http,
     "pay page": http,
