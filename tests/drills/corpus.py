@@ -71,7 +71,7 @@ NO_FILE = "There is no file"
 A_FOLDER = "is a folder, not an audio file"
 EMPTY_FILE = "is empty"
 NOT_AUDIO = "holds no audio stream"
-TOO_BIG = "(transcription.import_max_mb)"
+TOO_BIG = "MB; an imported recording may be at most"
 NOT_A_FILE = "is not a regular file"
 # files on every machine that runs the drill (a CLI case is an argv list)
 HERE = Path(__file__).resolve()
