@@ -55,7 +55,7 @@ async def test_commands_synced_with_descriptions_over_a_compressed_gateway(
 
 async def test_guild_sync_for_development(ctx: Context, endpoints: None) -> None:
     async with running(ctx, guild_ids=[GUILD_ID]) as (api, _):
-        assert None not in api.commands and len(api.commands[GUILD_ID]) == 10
+        assert None not in api.commands and len(api.commands[GUILD_ID]) == 11
         it = await api.interact("status", {"space": "1ZZZZZZZZZZZZ"})
         assert "has not been requested yet" in (await api.reply(it)).text
 
