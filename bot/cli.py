@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -319,6 +320,102 @@ def transcribe(
         if isinstance(e, PipelineError | SpacescribeError):
             _fail(str(e))
         raise
+
+
+def _started_at(raw: str | None) -> datetime | None:
+    """``--started-at``: ISO 8601; a time without an offset is UTC. Stored naive UTC."""
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        _fail(
+            "--started-at must be an ISO 8601 date and time, "
+            f"e.g. 2026-11-30T18:00 or 2026-11-30T18:00+01:00 (got {raw[:40]!r})"
+        )
+        raise
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+@app.command("import")
+def import_(
+    space: str = typer.Argument(..., help="The Space's link or id"),
+    audio: Path = typer.Argument(..., help="Its recording: any audio file ffmpeg reads"),
+    title: str = typer.Option(None, "--title", help="The Space's title (kept on its row)"),
+    creator: str = typer.Option(None, "--creator", help="The host's X handle"),
+    started_at: str = typer.Option(
+        None, "--started-at", help="When the Space started, ISO 8601 (UTC unless an offset)"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace the transcript of a Space that is already completed"
+    ),
+    background: bool = typer.Option(
+        False, "--background", help="Only queue the job: the running worker transcribes it"
+    ),
+) -> None:
+    """Import a recording X cannot give (replay disabled, expired, refused): the file is
+    checked, becomes the Space's audio and runs the same job as a download; payers waiting
+    on the Space are served."""
+    from core.db import migrate as m
+    from core.service.imports import Imported, Metadata, import_recording
+
+    if title is not None and not 0 < len(title.strip()) <= 300:
+        _fail("--title must be 1 to 300 characters")
+    if creator is not None and not 0 < len(creator.strip().lstrip("@")) <= 100:
+        _fail("--creator must be 1 to 100 characters")
+    meta = Metadata(
+        title=title.strip() if title else None,
+        creator=creator.strip().lstrip("@") if creator else None,
+        started_at=_started_at(started_at),
+    )
+    try:
+        ctx = _context()
+        m.upgrade(ctx.settings.database.url)  # a fresh machine: the schema first
+    except SpacescribeError as e:
+        _fail(str(e))
+        return
+
+    async def main() -> int:
+        from core.results import Refused
+        from core.worker import Worker
+
+        try:
+            out = await import_recording(ctx, None, space, audio, meta=meta, force=force)
+            if isinstance(out, Refused):
+                _fail(out.message)
+            assert isinstance(out, Imported)
+            v = out.space
+            made = "new Space row" if out.created else "known Space"
+            console.print(
+                f"[green]imported[/green] {v.space_id} ({made}): {v.title}, "
+                f"{out.duration_seconds / 60:.1f} min; {out.payers} payer(s) waiting"
+            )
+            if background:
+                console.print("queued: the running worker transcribes it")
+                return 0
+            ran = await Worker(ctx).run_space(v.space_id)
+            async with ctx.db.read() as s:
+                from core.service.catalog import find_space
+
+                row = await find_space(s, v.space_id)
+            status = row.status if row is not None else "gone"
+            if not ran:
+                console.print(f"a running worker took the job (status: {status})")
+                return 0
+            if status != "completed":
+                error = row.error_message if row is not None else ""
+                err_console.print(f"[red]error:[/red] the job did not complete ({status}): {error}")
+                return 1
+            console.print(
+                f"[green]done[/green]: transcript of {v.space_id} ready; "
+                f"{out.payers} payer(s) will receive it"
+            )
+            return 0
+        finally:
+            await ctx.close()
+
+    code = asyncio.run(main())
+    raise typer.Exit(code)
 
 
 @app.command("chat-index")

@@ -217,6 +217,9 @@ class TranscriptionSettings(_Section):
     language: str = Field("", pattern=r"^([a-z]{2,3})?$")
     # Silero VAD: the offline backend skips silence; the OpenAI backend sends only speech
     vad: bool = True
+    # ``spacescribe import`` and the bots' admin imports: the largest recording accepted
+    import_max_mb: float = Field(500.0, gt=0)
+    import_max_hours: float = Field(6.0, gt=0)
 
 
 class ChatSettings(_Section):

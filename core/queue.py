@@ -276,6 +276,43 @@ async def claim(session: AsyncSession, worker: str) -> ClaimedJob | None:
     return jobs[0] if jobs else None
 
 
+async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> ClaimedJob | None:
+    """Take the queued job of one Space, if it can run now (``spacescribe import`` runs the
+    job it queued in its own process). Concurrent claimers never both get it: PostgreSQL
+    skips the row another claim has locked, SQLite serialises writers."""
+    now = utcnow()
+    pick = select(J.id).where(
+        J.space_id == space_pk,
+        J.status == "queued",
+        J.retry_count < J.max_retries,
+        or_(J.available_at.is_(None), J.available_at <= now),
+    )
+    if dialect_name(session) == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    job_id = await session.scalar(pick)
+    if job_id is None:
+        return None
+    row = (
+        await session.execute(
+            update(J)
+            .where(J.id == job_id, J.status == "queued")
+            .values(status="processing", started_at=now, locked_by=worker, heartbeat_at=now)
+            .returning(J.id, J.space_id, J.retry_count, J.max_retries)
+        )
+    ).first()
+    if row is None:
+        return None
+    await session.execute(
+        update(Space)
+        .where(Space.id == space_pk, Space.status != "completed")
+        .values(
+            status="processing",
+            processing_started_at=func.coalesce(Space.processing_started_at, now),
+        )
+    )
+    return ClaimedJob(row[0], row[1], row[2] or 0, row[3] or 0)
+
+
 async def heartbeat_many(session: AsyncSession, job_ids: list[int], worker: str) -> set[int]:
     """Renew the leases of ``worker``'s jobs; returns the ids still held (others were lost)."""
     if not job_ids:

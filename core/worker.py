@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from sqlalchemy import select
+
 from core import metrics, queue
 from core.context import Context
 from core.db import Space
@@ -142,6 +144,23 @@ class Worker:
         """Claim and process one job. False if the queue had nothing to do."""
         if not await self._claim(1):
             return False
+        await self._run_claimed()
+        return True
+
+    async def run_space(self, space_id: str) -> bool:
+        """Claim and process the queued job of one Space (``spacescribe import`` runs the
+        job it queued). False if there was none to claim (e.g. a running worker took it)."""
+        async with self.ctx.db.session() as s:
+            pk = await s.scalar(select(Space.id).where(Space.space_id == space_id))
+            job = await queue.claim_space(s, self.worker_id, pk) if pk is not None else None
+        if job is None:
+            return False
+        self._start(job, time.monotonic())
+        log.info("job claimed", job=job.id, space_pk=job.space_pk, attempt=job.retry_count + 1)
+        await self._run_claimed()
+        return True
+
+    async def _run_claimed(self) -> None:
         beat = asyncio.create_task(self._renew_leases())
         try:
             while self._running:
@@ -151,7 +170,6 @@ class Worker:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-        return True
 
     async def _claim(self, free: int) -> int:
         if free < 1:
@@ -160,11 +178,7 @@ class Worker:
             jobs = await queue.claim_many(s, self.worker_id, free)
         now = time.monotonic()
         for job in jobs:
-            stale = self._running.pop(job.id, None)
-            if stale is not None:  # reaped while we ran it, and now ours again: start afresh
-                stale.task.cancel()
-            task = asyncio.create_task(self._process(job))
-            self._running[job.id] = _Running(job, task, now)
+            self._start(job, now)
         # one line per claim statement: a line per job costs as much CPU as its claim
         if len(jobs) == 1:
             job = jobs[0]
@@ -177,6 +191,13 @@ class Worker:
                 attempts=[j.retry_count + 1 for j in jobs],
             )
         return len(jobs)
+
+    def _start(self, job: queue.ClaimedJob, now: float) -> None:
+        stale = self._running.pop(job.id, None)
+        if stale is not None:  # reaped while we ran it, and now ours again: start afresh
+            stale.task.cancel()
+        task = asyncio.create_task(self._process(job))
+        self._running[job.id] = _Running(job, task, now)
 
     async def _process(self, job: queue.ClaimedJob) -> None:
         with log_context(job=job.id, space_pk=job.space_pk):  # on every pipeline log line

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -21,8 +23,9 @@ from discord.app_commands import Choice
 from adapters.discord import texts
 from core.logging import get_logger, log_context
 from core.money import display
+from core.pipeline import imported
 from core.results import Refused, Transcript
-from core.service import catalog, purchases
+from core.service import catalog, imports, purchases
 from core.service import chat as chat_service
 from core.service import revenue as revenue_service
 from core.service import wallet as wallet_service
@@ -195,6 +198,42 @@ async def revenue(interaction: Interaction, period: str | None = None) -> None:
     await _run(interaction, work)
 
 
+@app_commands.describe(
+    space="The Space's link or id",
+    attachment="Its recording: an audio file",
+    title="The Space's title, if the bot does not know it yet",
+)
+@app_commands.default_permissions(administrator=True)
+async def import_(
+    interaction: Interaction,
+    space: str,
+    attachment: discord.Attachment,
+    title: str | None = None,
+) -> None:
+    """An admin's recording for a Space X cannot give: checked before it is fetched (admin,
+    Space, size), then fetched to a temporary folder and imported."""
+
+    async def work(bot: DiscordBot) -> texts.Out:
+        caller = bot.caller(interaction)
+        sid = await imports.precheck(bot.ctx, caller, space, force=False)
+        if isinstance(sid, Refused):
+            return texts.refused(sid)
+        limits = imported.Limits.of(bot.ctx.settings.transcription)
+        too_big = imported.size_problem(attachment.size, attachment.filename, limits)
+        if too_big is not None:
+            return texts.refused(too_big)
+        with tempfile.TemporaryDirectory(prefix="spacescribe-dc-") as tmp:
+            path = Path(tmp) / "recording"
+            await attachment.save(path)
+            meta = imports.Metadata(title=title.strip()[:300] if title and title.strip() else None)
+            out = await imports.import_recording(
+                bot.ctx, caller, sid, path, name=attachment.filename, meta=meta
+            )
+        return texts.refused(out) if isinstance(out, Refused) else texts.imported(out.summary())
+
+    await _run(interaction, work)
+
+
 async def help_(interaction: Interaction) -> None:
     p = bot_of(interaction).ctx.settings.prices
     text = texts.HELP.format(
@@ -255,6 +294,7 @@ DESCRIPTIONS: dict[str, str] = {
     "search": "Search Space titles and speakers",
     "wallet": "Link your wallet and see your credit",
     "revenue": "Revenue by product, with a chart (admins)",
+    "import": "Import a Space's recording X cannot give (admins)",
     "help": "What the bot does and what it costs",
 }
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
@@ -266,6 +306,7 @@ CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "search": search,
     "wallet": wallet,
     "revenue": revenue,
+    "import": import_,
     "help": help_,
 }
 ASKS_FOR_SPACE = ("transcribe", "unlock", "myspaces", "status")

@@ -116,6 +116,10 @@ def refused(r: res.Refused) -> Out:
     return Out(content=f"⚠️ {esc(r.message)}")
 
 
+def imported(summary: str) -> Out:
+    return Out(content=f"✅ {esc(summary)}")
+
+
 def failure() -> Out:
     return Out(content="Something went wrong on our side; nothing was charged. Try again shortly.")
 

@@ -7,7 +7,9 @@ from the outbox.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from telegram import (
@@ -39,8 +41,9 @@ from core.errors import ConfigError, InvalidInput
 from core.logging import get_logger, log_context
 from core.outbox_contract import Delivery, OutboundMessage
 from core.payments import stars
+from core.pipeline import imported
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
-from core.service import catalog, notices, purchases
+from core.service import catalog, imports, notices, purchases
 from core.service import chat as chat_service
 from core.service import revenue as revenue_service
 from core.service import wallet as wallet_service
@@ -58,12 +61,13 @@ COMMANDS = [
     ("search", "Search titles and participants"),
     ("wallet", "Link your wallet, see your credit"),
     ("revenue", "Revenue (admins)"),
+    ("import", "Import a Space's recording (admins)"),
     ("help", "What the bot does and costs"),
     ("paysupport", "Help with a payment"),
     ("terms", "Terms of sale"),
 ]
 # In groups: what makes sense in front of others (wallet links and revenue stay private).
-GROUP_COMMANDS = [c for c in COMMANDS if c[0] not in ("wallet", "revenue")]
+GROUP_COMMANDS = [c for c in COMMANDS if c[0] not in ("wallet", "revenue", "import")]
 WEBHOOK_PATH = "/telegram/webhook"
 STARS_BUTTON = "stars:"  # callback data of "Pay with Stars": stars:<invoice public id>
 
@@ -108,6 +112,7 @@ class TelegramBot:
             ("revenue", self.revenue_cmd),
             ("paysupport", self.paysupport_cmd),
             ("terms", self.terms_cmd),
+            ("import", self.import_cmd),
         ):
             self.app.add_handler(CommandHandler(name, _with_update_id(fn)))
         # Telegram Stars: the button, Telegram's question before charging, and its receipt
@@ -117,6 +122,14 @@ class TelegramBot:
         self.app.add_handler(PreCheckoutQueryHandler(_with_update_id(self.pre_checkout)))
         self.app.add_handler(
             MessageHandler(filters.SUCCESSFUL_PAYMENT, _with_update_id(self.successful_payment))
+        )
+        # an admin's recording: audio, voice or a document captioned "/import <space>"
+        self.app.add_handler(
+            MessageHandler(
+                (filters.AUDIO | filters.VOICE | filters.Document.ALL)
+                & filters.CaptionRegex(r"^/import(@\w+)?(\s|$)"),
+                _with_update_id(self.import_upload),
+            )
         )
         self.app.add_error_handler(self.on_error)
         self.sender = TelegramSender(self)
@@ -465,6 +478,50 @@ class TelegramBot:
             await self.app.bot.send_photo(
                 update.effective_chat.id, rep.chart_png, caption=f"Revenue per day ({rep.period})"
             )
+
+    async def import_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/import`` as text: the recording must come with it (the caption of a file)."""
+        refused = imports.allowed(self.caller(update))
+        await self.reply(update, texts.refused(refused) if refused else texts.IMPORT_HOWTO)
+
+    async def import_upload(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An admin's recording for a Space X cannot give: checked before it is fetched
+        (admin, Space, size), then fetched to a temporary folder and imported."""
+        msg = update.effective_message
+        assert msg is not None
+        caller = self.caller(update)
+        words = (msg.caption or "").split(maxsplit=2)
+        space = words[1] if len(words) > 1 else ""
+        title = words[2].strip()[:300] if len(words) > 2 else None
+        sid = await imports.precheck(self.ctx, caller, space, force=False)
+        if isinstance(sid, Refused):
+            await self.reply(update, texts.refused(sid))
+            return
+        media = msg.audio or msg.voice or msg.document
+        assert media is not None  # the handler's filter
+        name = getattr(media, "file_name", None) or "the recording"
+        limits = imported.Limits.of(self.ctx.settings.transcription)
+        size = media.file_size  # what Telegram announces: refused before it is fetched
+        too_big = None if size is None else imported.size_problem(size, name, limits)
+        if too_big is not None:
+            await self.reply(update, texts.refused(too_big))
+            return
+        with tempfile.TemporaryDirectory(prefix="spacescribe-tg-") as tmp:
+            path = Path(tmp) / "recording"
+            try:
+                tg_file = await media.get_file()
+                await tg_file.download_to_drive(path)
+            except BadRequest as e:
+                log.warning("telegram import fetch refused", error=str(e)[:200])
+                await self.reply(update, f"⚠️ {texts.TOO_BIG_FOR_TELEGRAM}")
+                return
+            out = await imports.import_recording(
+                self.ctx, caller, sid, path, name=name, meta=imports.Metadata(title=title)
+            )
+        if isinstance(out, Refused):
+            await self.reply(update, texts.refused(out))
+            return
+        await self.reply(update, texts.imported(out.summary()))
 
 
 def _looks_like_space(token: str) -> bool:

@@ -212,6 +212,21 @@ def answer_blocked_fallback(bot_username: str, answer_id: str) -> str:
     )
 
 
+IMPORT_HOWTO = (
+    "Send the recording as an audio file or a document with the caption "
+    "<code>/import &lt;space link or id&gt; [title]</code>. Telegram lets bots fetch files "
+    "of at most 20 MB; larger ones: <code>spacescribe import</code> on the server."
+)
+TOO_BIG_FOR_TELEGRAM = (
+    "Telegram does not let bots fetch this file (bots may fetch at most 20 MB). Import it "
+    "with spacescribe import on the server."
+)
+
+
+def imported(summary: str) -> str:
+    return f"✅ {escape(summary)}"
+
+
 def usage(command: str, args: str) -> str:
     return f"Usage: /{command} {escape(args)}"
 

@@ -18,6 +18,7 @@ from core.pipeline import media
 from core.pipeline.media import SpaceMeta
 from core.results import Caller
 from tests.chat.helpers import add_space, member, space_id_for
+from tests.pipeline.conftest import speech  # noqa: F401 (a fixture: recordings /import gets)
 from tests.stand_ins.discord_api import ADMIN_ROLE_ID, CHANNEL_ID, DiscordAPI, discord_api
 
 ADMIN = 1  # a user id in discord.admin_ids

@@ -29,7 +29,7 @@ async def test_commands_synced_with_descriptions_over_a_compressed_gateway(
     synced = {c["name"]: c for c in api.commands[None]}  # global: no guild ids configured
     assert set(synced) == {
         "transcribe", "unlock", "chat", "myspaces", "status",
-        "popular", "search", "wallet", "revenue", "help",
+        "popular", "search", "wallet", "revenue", "import", "help",
     }  # fmt: skip
     for c in synced.values():
         assert all(o["description"] for o in c.get("options", [])), c["name"]
@@ -42,13 +42,20 @@ async def test_commands_synced_with_descriptions_over_a_compressed_gateway(
     revenue = synced["revenue"]
     assert revenue["default_member_permissions"] == "8"  # hidden from non-administrators
     assert [c["value"] for c in revenue["options"][0]["choices"]] == ["day", "week", "month", "all"]
+    imp = synced["import"]
+    assert imp["default_member_permissions"] == "8"  # hidden from non-administrators
+    assert [(o["name"], o["type"], o.get("required", False)) for o in imp["options"]] == [
+        ("space", 3, True),
+        ("attachment", 11, True),
+        ("title", 3, False),
+    ]
     help_ = await api.reply(await api.interact("help"))
     assert help_.ephemeral and "0.20 USDC" in help_.text and "0.90 USDC" in help_.text
 
 
 async def test_guild_sync_for_development(ctx: Context, endpoints: None) -> None:
     async with running(ctx, guild_ids=[GUILD_ID]) as (api, _):
-        assert None not in api.commands and len(api.commands[GUILD_ID]) == 10
+        assert None not in api.commands and len(api.commands[GUILD_ID]) == 11
         it = await api.interact("status", {"space": "1ZZZZZZZZZZZZ"})
         assert "has not been requested yet" in (await api.reply(it)).text
 

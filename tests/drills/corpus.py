@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.discord.conftest import ADMIN, ANN
@@ -32,6 +33,7 @@ from tests.drills.bad_input_world import (
     header,
     now,
 )
+from tests.stand_ins.discord_api import Upload
 
 # ---------------------------------------------------------------- expected phrases (core's)
 ONLY_X = "Only X (Twitter) Space links are accepted"
@@ -62,6 +64,19 @@ UNKNOWN_ANSWER = "0f8fad5b-d9cb-469f-a165-70867728950e"
 PERIOD = "Period must be one of: day, week, month, all"
 LONG_SEARCH = "Search with at most 200 characters"
 EMPTY_SEARCH = "Search for some words"
+# importing a recording (core.service.imports, core.pipeline.imported)
+NOT_ADMIN_IMPORT = "Only the bot's admins can import recordings"
+IMPORT_HOWTO = "with the caption"
+DONE_ALREADY = "is already transcribed"
+NO_FILE = "There is no file"
+A_FOLDER = "is a folder, not an audio file"
+EMPTY_FILE = "is empty"
+NOT_AUDIO = "holds no audio stream"
+TOO_BIG = "MB; an imported recording may be at most"
+NOT_A_FILE = "is not a regular file"
+# files on every machine that runs the drill (a CLI case is an argv list)
+HERE = Path(__file__).resolve()
+EMPTY = HERE.parent.parent / "__init__.py"  # tests/__init__.py: 0 bytes
 # x402 / payments (core.payments.outcomes)
 SIG = "The payment signature is not valid for this payer, token and chain."
 AMOUNT = "The amount does not match the price."
@@ -213,6 +228,9 @@ TELEGRAM: list[Case] = [
     _tg("/revenue traversal", "/revenue ../../etc", PERIOD, TG_ADMIN),
     _tg("/revenue sql", "/revenue week;DROP TABLE spaces", PERIOD, TG_ADMIN),
     _tg("/revenue control char", "/revenue week\x00", PERIOD, TG_ADMIN),
+    _tg("/import by a member", f"/import {UNKNOWN}", NOT_ADMIN_IMPORT),
+    _tg("/import traversal by a member", "/import ../../etc/passwd", NOT_ADMIN_IMPORT),
+    _tg("/import without a file", f"/import {UNKNOWN}", IMPORT_HOWTO, TG_ADMIN),
     _tg("/paysupport with arguments", "/paysupport ../../etc/passwd", "Payment support"),
     _tg("/terms with arguments", "/terms 'OR'1'='1", "Terms of sale"),
 ]  # fmt: skip
@@ -278,6 +296,35 @@ STARS: list[Case] = [
            user=TG_ANN),
     _press("expired invoice", lambda w: f"stars:{w.invoices['expired']}", INV_EXPIRED),
     _press("paid invoice", lambda w: f"stars:{w.invoices['credited']}", INV_PAID),
+]  # fmt: skip
+
+
+# ================================================================ Telegram uploads
+# A file captioned "/import <space>" (an admin's recording): one message answers it.
+
+
+def _upload(
+    name: str, caption: str, expect: str, content: bytes = b"RIFF", user: int = TG_ADMIN,
+    **kw: Any,
+) -> Case:  # fmt: skip
+    def build(w: World) -> dict[str, Any]:
+        return w.tg.upload_update(content, caption, user, **kw)
+
+    return Case("telegram uploads", name, (build, "sendMessage"), expect)
+
+
+UPLOADS: list[Case] = [
+    _upload("by a member", f"/import {UNKNOWN}", NOT_ADMIN_IMPORT, user=TG_ANN),
+    _upload("traversal as Space", "/import ../../etc/passwd", ONLY_X),
+    _upload("loopback as Space", "/import http://127.0.0.1/i/spaces/1RDxlAoOeQRKL", ONLY_X),
+    _upload("no Space", "/import", NO_SPACE),
+    _upload("a completed Space", f"/import {OWNED}", DONE_ALREADY),
+    _upload("a text file", f"/import {UNKNOWN}", NOT_AUDIO, b"notes\n" * 300,
+            file_name="notes.txt", mime_type="text/plain"),
+    _upload("an empty file", f"/import {UNKNOWN}", EMPTY_FILE, b""),
+    _upload("announced too big", f"/import {UNKNOWN}", TOO_BIG, file_size=10**10),
+    _upload("traversal as file name", f"/import {UNKNOWN}", NOT_AUDIO, b"<html>",
+            file_name="../../etc/passwd"),
 ]  # fmt: skip
 
 
@@ -382,6 +429,19 @@ DISCORD: list[Case] = [
     _dc("/revenue by a member", "revenue", {"period": "all"}, NOT_ADMIN),
     _dc("/revenue unknown period", "revenue", {"period": "year"}, PERIOD, ADMIN),
     _dc("/revenue traversal", "revenue", {"period": "../../etc"}, PERIOD, ADMIN),
+    _dc("/import by a member", "import", {"space": UNKNOWN, "attachment": Upload(b"RIFF")},
+        NOT_ADMIN_IMPORT),
+    _dc("/import traversal as Space", "import",
+        {"space": "../../etc/passwd", "attachment": Upload(b"RIFF")}, ONLY_X, ADMIN),
+    _dc("/import a completed Space", "import", {"space": OWNED, "attachment": Upload(b"RIFF")},
+        DONE_ALREADY, ADMIN),
+    _dc("/import a text file", "import",
+        {"space": UNKNOWN, "attachment": Upload(b"notes\n" * 300, "notes.txt", "text/plain")},
+        NOT_AUDIO, ADMIN),
+    _dc("/import announced too big", "import",
+        {"space": UNKNOWN, "attachment": Upload(b"RIFF", size=10**10)}, TOO_BIG, ADMIN),
+    _dc("/import an empty file", "import", {"space": UNKNOWN, "attachment": Upload(b"")},
+        EMPTY_FILE, ADMIN),
 ]  # fmt: skip
 
 
@@ -871,6 +931,17 @@ CLI: list[Case] = [
          ONLY_X),
     Case("cli", "transcribe encoded traversal", ["transcribe", "%2e%2e%2fetc%2fpasswd"], ONLY_X),
     Case("cli", "transcribe loopback", ["transcribe", "http://127.0.0.1/i/spaces/x"], ONLY_X),
+    Case("cli", "import a missing file", ["import", UNKNOWN, "/nonexistent/talk.m4a"], NO_FILE),
+    Case("cli", "import a folder", ["import", UNKNOWN, str(HERE.parent)], A_FOLDER),
+    Case("cli", "import an empty file", ["import", UNKNOWN, str(EMPTY)], EMPTY_FILE),
+    Case("cli", "import a text file", ["import", UNKNOWN, str(HERE)], NOT_AUDIO),
+    Case("cli", "import a device", ["import", UNKNOWN, "/dev/null"], NOT_A_FILE),
+    Case("cli", "import traversal as Space", ["import", "../../etc/passwd", str(HERE)], ONLY_X),
+    Case("cli", "import a completed Space", ["import", OWNED, str(HERE)], DONE_ALREADY),
+    Case("cli", "import bad --started-at", ["import", UNKNOWN, str(HERE), "--started-at",
+         "yesterday"], "--started-at must be an ISO 8601"),
+    Case("cli", "import over-long --title", ["import", UNKNOWN, str(HERE), "--title", "t" * 301],
+         "--title must be 1 to 300 characters"),
 ]  # fmt: skip
 
 
@@ -878,6 +949,7 @@ ALL: dict[str, list[Case]] = {
     "telegram": TELEGRAM,
     "telegram webhook": WEBHOOK,
     "telegram payments": STARS,
+    "telegram uploads": UPLOADS,
     "discord": DISCORD,
     "http api": HTTP_API,
     "pay page": PAY_PAGE,

@@ -60,7 +60,7 @@ from tests.drills.figures import record
 from tests.payments.conftest import chain_secrets, client_payload, signed_payload
 from tests.payments.test_x402_pay import _reqs
 from tests.stand_ins.chain import Chain
-from tests.stand_ins.discord_api import CHANNEL_ID, DiscordAPI
+from tests.stand_ins.discord_api import CHANNEL_ID, DiscordAPI, Upload
 from tests.stand_ins.telegram_api import BotAPI, bot_api
 from tests.telegram.test_scenarios import PUBLIC, shop_context
 from tests.telegram.test_scenarios import running as telegram_running
@@ -100,6 +100,7 @@ UPDATE_ROWS = {
     "stars button": "CallbackQueryHandler",
     "pre_checkout_query": "PreCheckoutQueryHandler",
     "successful_payment": "MessageHandler",
+    "import upload": "MessageHandler",
 }
 Entry = str | Callable[[BotAPI], dict[str, Any]]
 
@@ -122,6 +123,9 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[Entry]]:
         "revenue": ["/revenue all"],
         "paysupport": ["/paysupport"],
         "terms": ["/terms"],
+        "import": [f"/import {a}"],
+        # an admin's recording: A is completed (refused for the admin too), nothing fetched
+        "import upload": [lambda api: api.upload_update(b"RIFF-not-fetched", f"/import {a}", p.tg)],
         # Telegram Stars: one's own invoice is sent; the owner's invoice is nobody else's
         "stars button": [
             lambda api: api.press_update(f"stars:{mine}", p.tg),
@@ -201,6 +205,12 @@ def check_telegram(w: World, cells: Cells) -> None:
         listed = {sid for sid in (w.a, w.p, w.w) if sid in said[("myspaces", role)]}
         assert listed == w.owned(role), (role, said[("myspaces", role)])
     assert "0.014159 USDC" in said[("wallet", "payer")]
+    for role in ROLES:  # only admins import; A is completed, so the admin is refused too
+        admin = role == "admin"
+        assert ("Only the bot" in said[("import", role)]) != admin, (role, said[("import", role)])
+        assert ("caption" in said[("import", role)]) == admin
+        upload = said[("import upload", role)]
+        assert ("Only the bot" in upload) != admin and ("already transcribed" in upload) == admin
     assert "1.00 USDC" in said[("chat", "unlocked")]  # a quote: only the unlocked may ask
     for role in ("owner", "payer", "non_owner", "admin"):
         assert "1.00 USDC" not in said[("chat", role)]
@@ -242,6 +252,7 @@ def discord_entries(w: World) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         "popular": [("popular", {})],
         "search": [("search", {"words": "agreed budget"}), ("search", {"words": "reserve"})],
         "revenue": [("revenue", {"period": "all"})],
+        "import": [("import", {"space": a, "attachment": Upload(b"RIFF-not-fetched")})],
     }
 
 
@@ -323,6 +334,7 @@ async def discord_matrix(
     for role, text in zip(ROLES, await asyncio.gather(*map(pressed, ROLES)), strict=True):
         cells[("discord", "button", role)] = text
     assert json.dumps(api.messages) == before, "a command posted outside its interaction"
+    assert api.fetched == [], "an attachment was fetched for a refused /import"
     return cells, suggestions
 
 
@@ -337,6 +349,9 @@ def check_discord(w: World, cells: Cells, suggestions: dict[str, set[str]]) -> N
         assert w.people[role].wallet.address.lower() in said[("wallet", role)].lower()
         assert suggestions[role] == w.owned(role), (role, suggestions[role])
         assert (ANSWERED in said[("button", role)]) == (role == "unlocked"), role
+        admin = role == "admin"
+        assert ("Only the bot" in said[("import", role)]) != admin, said[("import", role)]
+        assert ("already transcribed" in said[("import", role)]) == admin
     assert "1.00 USDC" in said[("chat", "unlocked")]
 
 

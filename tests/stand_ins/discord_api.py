@@ -9,7 +9,9 @@ message, as Discord does), so a re-sent delivery shows up as one message.
 
 Gateway (``/gateway``, JSON, optionally ``zlib-stream``): HELLO, heartbeat ACKs, IDENTIFY
 (token checked, intents recorded), READY and GUILD_CREATE, then the INTERACTION_CREATE
-dispatches the tests push: slash commands (type 2), autocomplete (type 4) and button clicks
+dispatches the tests push: slash commands (type 2, options of type 11 carry an
+:class:`Upload` as an attachment in ``data.resolved``, its bytes served at ``/cdn/…`` as
+Discord's CDN does), autocomplete (type 4) and button clicks
 (message components, type 3, carrying the message the button is on). Interaction callbacks
 are checked against the interaction's type as Discord does (8 only for autocomplete, 6 and 7
 only for components), and sent messages get their components' numeric ids.
@@ -64,6 +66,16 @@ BOT_USER = user_payload(APP_ID, "spacescribe", bot=True)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file a member attaches to a slash command option (type 11)."""
+
+    content: bytes
+    filename: str = "recording.m4a"
+    content_type: str = "audio/mp4"
+    size: int | None = None  # what Discord announces (default: the content's length)
 
 
 @dataclass
@@ -157,6 +169,8 @@ class DiscordAPI:
     gateways: list[Gateway] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _nonces: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    uploads: dict[str, bytes] = field(default_factory=dict)  # attachment id → bytes
+    fetched: list[str] = field(default_factory=list)  # attachment ids the bot downloaded
 
     # ------------------------------------------------------------ ids and state
 
@@ -208,9 +222,38 @@ class DiscordAPI:
             "permissions": "0",
         }
 
-    def _options(self, options: dict[str, Any], focused: str | None) -> list[dict[str, Any]]:
+    def _attachment(self, up: Upload) -> dict[str, Any]:
+        aid = str(self.snowflake())
+        self.uploads[aid] = up.content
+        url = f"{self.url}/cdn/{aid}/{up.filename}"
+        return {
+            "id": aid,
+            "filename": up.filename,
+            "size": len(up.content) if up.size is None else up.size,
+            "url": url,
+            "proxy_url": url,
+            "content_type": up.content_type,
+            "ephemeral": True,
+        }
+
+    async def cdn(self, request: web.Request) -> web.Response:
+        content = self.uploads.get(request.match_info["id"])
+        if content is None:
+            return web.Response(status=404)
+        self.fetched.append(request.match_info["id"])
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    def _options(
+        self, options: dict[str, Any], focused: str | None, resolved: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         out = []
         for name, value in options.items():
+            if isinstance(value, Upload):
+                att = self._attachment(value)
+                if resolved is not None:
+                    resolved.setdefault("attachments", {})[att["id"]] = att
+                out.append({"name": name, "type": 11, "value": att["id"]})
+                continue
             opt: dict[str, Any] = {"name": name, "type": 3, "value": value}
             if name == focused:
                 opt["focused"] = True
@@ -238,12 +281,15 @@ class DiscordAPI:
         await self.wait(self._connected)  # commands are synced before the gateway connects
         guild = GUILD_ID if in_guild else None
         cmd_id, scope = self._command_id(command, guild)
+        resolved: dict[str, Any] = {}
         data: dict[str, Any] = {
             "id": str(cmd_id),
             "name": command,
             "type": 1,
-            "options": self._options(options or {}, focused),
+            "options": self._options(options or {}, focused, resolved),
         }
+        if resolved:
+            data["resolved"] = resolved
         if scope is not None:
             data["guild_id"] = str(scope)
         kind = AUTOCOMPLETE if focused else COMMAND
@@ -785,6 +831,7 @@ async def discord_api(api: DiscordAPI | None = None) -> AsyncIterator[DiscordAPI
     api = api or DiscordAPI()
     app = web.Application(client_max_size=32 * 1024 * 1024)
     app.router.add_get("/gateway", api.gateway)
+    app.router.add_get("/cdn/{id}/{filename}", api.cdn)
     app.router.add_route("*", API + "/{tail:.*}", api.rest)
     async with serve(app) as url:
         api.url = url

@@ -1,8 +1,10 @@
 """A Telegram Bot API stand-in that python-telegram-bot talks to through its base_url.
 
 Implements getMe, getUpdates (long polling), sendMessage, sendDocument, sendPhoto, setMyCommands,
-setWebhook, deleteWebhook, answerCallbackQuery and the Telegram Stars payments API (sendInvoice,
-answerPreCheckoutQuery, refundStarPayment); feeds updates the tests push and records every call.
+setWebhook, deleteWebhook, answerCallbackQuery, the Telegram Stars payments API (sendInvoice,
+answerPreCheckoutQuery, refundStarPayment), and files members send: ``getFile`` and the
+download at ``/file/bot<token>/<file_path>`` (refused above 20 MB, as the cloud Bot API does);
+feeds updates the tests push and records every call.
 :meth:`BotAPI.checkout` pays an invoice the way Telegram does: a ``pre_checkout_query``, then,
 only if the bot answered ok, a ``successful_payment`` message. Users
 can be marked as having blocked the bot (403) and a number of 429 answers can be queued.
@@ -49,6 +51,8 @@ class BotAPI:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     charges: dict[str, int] = field(default_factory=dict)  # Stars charge id → payer id
     refunded: set[str] = field(default_factory=set)
+    files: dict[str, bytes] = field(default_factory=dict)  # file_id → what the member sent
+    downloads: list[str] = field(default_factory=list)  # file_paths fetched by the bot
 
     def sent(self, method: str) -> list[dict[str, Any]]:
         return [p for m, p in self.calls if m == method]
@@ -84,6 +88,64 @@ class BotAPI:
                 "entities": [{"type": "bot_command", "offset": 0, "length": len(cmd)}],
             },
         }
+
+    def upload_update(
+        self,
+        content: bytes,
+        caption: str,
+        user_id: int = 7,
+        file_name: str = "recording.m4a",
+        kind: str = "document",
+        mime_type: str = "audio/mp4",
+        file_size: int | None = None,
+    ) -> dict[str, Any]:
+        """A member sends a file (``document``, ``audio`` or ``voice``) with a caption, as
+        Telegram delivers it: the file is only an id the bot fetches with ``getFile``.
+        ``file_size`` overrides the announced size (Telegram's own figure)."""
+        uid = next(self._ids)
+        file_id = f"file{uid:04d}"
+        self.files[file_id] = content
+        media: dict[str, Any] = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(content) if file_size is None else file_size,
+            "mime_type": mime_type,
+        }
+        if kind == "voice":
+            media["duration"] = 1
+        else:
+            media["file_name"] = file_name
+        if kind == "audio":
+            media["duration"] = 1
+        cmd = caption.split()[0] if caption.split() else ""
+        return {
+            "update_id": uid,
+            "message": {
+                "message_id": uid,
+                "date": int(time.time()),
+                "from": self._user(user_id),
+                "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
+                kind: media,
+                "caption": caption,
+                "caption_entities": [{"type": "bot_command", "offset": 0, "length": len(cmd)}]
+                if cmd.startswith("/")
+                else [],
+            },
+        }
+
+    def upload(self, content: bytes, caption: str, user_id: int = 7, **kw: Any) -> None:
+        self._push(self.upload_update(content, caption, user_id, **kw))
+
+    async def file(self, request: web.Request) -> web.Response:
+        """A file the bot fetches with the ``file_path`` getFile gave it."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        content = self.files.get(path.rsplit("/", 1)[-1])
+        if content is None:
+            return web.Response(status=404)
+        self.downloads.append(path)
+        return web.Response(body=content, content_type="application/octet-stream")
 
     def _push(self, update: dict[str, Any]) -> dict[str, Any]:
         self.updates.append(update)
@@ -268,6 +330,21 @@ class BotAPI:
                 "total_amount": sum(int(p["amount"]) for p in prices),
             }
             return ok(self._message(params.get("chat_id"), invoice=invoice))
+        if method == "getFile":
+            file_id = str(params.get("file_id"))
+            content = self.files.get(file_id)
+            if content is None:
+                return self._bad("Bad Request: invalid file_id")
+            if len(content) > 20 * 1024 * 1024:
+                return self._bad("Bad Request: file is too big")
+            return ok(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": f"u{file_id}",
+                    "file_size": len(content),
+                    "file_path": f"documents/{file_id}",
+                }
+            )
         if method == "refundStarPayment":
             charge = str(params.get("telegram_payment_charge_id"))
             if self.charges.get(charge) != int(params.get("user_id", 0)):
@@ -338,6 +415,7 @@ async def bot_api() -> AsyncIterator[BotAPI]:
     api = BotAPI()
     app = web.Application()
     app.router.add_route("*", "/bot{token}/{method}", api.handle)
+    app.router.add_get("/file/bot{token}/{path:.*}", api.file)
     async with serve(app) as url:
         api.url = url
         yield api
