@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from core.errors import SpacescribeError
+
+if TYPE_CHECKING:
+    from core.context import Context
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="spacescribe: X Spaces transcripts and AI chat, paid in USDC.",
@@ -35,6 +42,27 @@ def _context():  # type: ignore[no-untyped-def]
 def _fail(msg: str, code: int = 2) -> None:
     err_console.print(f"[red]error:[/red] {msg}")
     raise typer.Exit(code)
+
+
+def _space_ids(spaces: list[str] | None) -> list[str] | None:
+    """Space links or ids given on the command line, validated; None when none were given
+    (the command then works on its default set)."""
+    from core.spaces import parse_space
+
+    try:
+        return [parse_space(s) for s in spaces] if spaces else None
+    except SpacescribeError as e:
+        _fail(str(e))
+        raise  # not reached: _fail exits
+
+
+async def _with_context(work: Callable[[Context], Awaitable[T]]) -> T:
+    """Run one piece of work with the application's context, closed afterwards."""
+    ctx = _context()
+    try:
+        return await work(ctx)
+    finally:
+        await ctx.close()
 
 
 @app.command()
@@ -427,20 +455,11 @@ def chat_index(
 ) -> None:
     """Build the chat passage index of completed Spaces from their transcript.json."""
     from core.chat.backfill import backfill
-    from core.spaces import parse_space
 
-    try:
-        ids = [parse_space(s) for s in spaces] if spaces else None
-    except SpacescribeError as e:
-        _fail(str(e))
-        return
+    ids = _space_ids(spaces)
 
     async def main() -> None:
-        ctx = _context()
-        try:
-            report = await backfill(ctx, ids, force=force)
-        finally:
-            await ctx.close()
+        report = await _with_context(lambda ctx: backfill(ctx, ids, force=force))
         for sid, n in report.indexed.items():
             console.print(f"{sid}: {n} passages")
         for sid in report.missing:
@@ -461,20 +480,11 @@ def enrich(
 ) -> None:
     """Add summary, chapters, verified quotes and subtitles to completed Spaces."""
     from core.enrich.service import backfill
-    from core.spaces import parse_space
 
-    try:
-        ids = [parse_space(s) for s in spaces] if spaces else None
-    except SpacescribeError as e:
-        _fail(str(e))
-        return
+    ids = _space_ids(spaces)
 
     async def main() -> None:
-        ctx = _context()
-        try:
-            report = await backfill(ctx, ids, force=force)
-        finally:
-            await ctx.close()
+        report = await _with_context(lambda ctx: backfill(ctx, ids, force=force))
         for sid, method in report.enriched.items():
             console.print(f"{sid}: enriched ({method})")
         for sid in report.skipped:
