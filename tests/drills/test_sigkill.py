@@ -43,6 +43,7 @@ from core.pipeline import chunks as chunking
 from core.pipeline.ffmpeg import probe_duration
 from core.pipeline.render import TranscriptDoc, to_markdown
 from core.pipeline.storage import SpaceFiles
+from core.pipeline.subtitles import to_srt, to_vtt
 from core.pipeline.transcribe import Segment
 from core.results import Caller, Quote
 from core.service.purchases import request_transcription
@@ -234,6 +235,9 @@ async def _half_written(data_dir: Path, spaces_dir: Path, sids: list[str]) -> li
             problems.append(f"{sid}: transcript.md is not the rendering of transcript.json")
         if abs(data["duration_seconds"] - duration) > 0.01:
             problems.append(f"{sid}: transcript.json is not of this audio")
+        for path, render in ((files.srt, to_srt), (files.vtt, to_vtt)):
+            if not path.exists() or path.read_text() != render(data["segments"]):
+                problems.append(f"{sid}: {path.name} is not the subtitles of transcript.json")
         plan = chunking.plan(duration, CHUNK_SECONDS, OVERLAP_SECONDS)
         expected = {files.chunk_result(c.index).name for c in plan}
         found = {p.name for p in files.chunks.iterdir()}
@@ -248,10 +252,7 @@ async def _half_written(data_dir: Path, spaces_dir: Path, sids: list[str]) -> li
         extra = (
             {p.name for p in files.root.iterdir()}
             - {"audio.m4a", "chunks"}
-            - {
-                files.markdown.name,
-                files.json.name,
-            }
+            - {files.markdown.name, files.json.name, files.srt.name, files.vtt.name}
         )
         if extra:
             problems.append(f"{sid}: unexpected files {sorted(extra)}")
