@@ -21,7 +21,7 @@ from core.db import Space, SpaceEnrichment, utcnow
 from core.db.upsert import dialect_name
 from core.enrich import extractive, structured
 from core.enrich.model import Chapter, Enrichment, normalise_chapters
-from core.logging import get_logger
+from core.logging import get_logger, redact
 from core.metrics import CHAT_TOKENS
 from core.pipeline.hooks import register_on_completed
 from core.pipeline.render import doc_from_json, to_json, to_markdown
@@ -100,7 +100,8 @@ async def _record(
             titles = json.dumps([c.title for c in result.chapters], ensure_ascii=False)
             await s.execute(update(Space).where(Space.id == space_pk).values(chapter_titles=titles))
         elif row.status != "completed":  # a failed re-run keeps an earlier good enrichment
-            row.status, row.error = "failed", (error or "")[:500]
+            # provider errors may echo the API key: stored text is redacted like the logs
+            row.status, row.error = "failed", redact(error or "")[:500]
 
 
 def write_files(files: SpaceFiles, result: Enrichment | None) -> int:

@@ -240,7 +240,8 @@ async def business_day(
                 "/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": hook}
             )
             assert r.status_code == 200, r.text
-            return await until(_message(tg, "sendMessage", expect, mark), 30, f"→ {expect}")
+            # a stall guard, not a timing: the day runs beside a whole suite on a loaded machine
+            return await until(_message(tg, "sendMessage", expect, mark), 90, f"→ {expect}")
 
         async def pay(command: str, expect: str) -> Any:
             quote = await say(command, "/pay/")
@@ -393,7 +394,10 @@ async def engine_day(db_url: str, tmp: Path, chain: Chain, hls: str, refusals: b
     if refusals:
         assert b"TELEGRAM_TOKEN was refused" in out["telegram.log"], out["telegram.log"][-2000:]
         assert b"DISCORD_TOKEN was refused" in out["discord.log"], out["discord.log"][-2000:]
-    assert openai.requests.count("chat") == 1 and len(openai.requests) == 4, openai.requests
+    # three audio uploads; chat: the question, and the summary's attempt(s) (its retry job may
+    # have run again): each refused with an error echoing the key
+    chats = openai.requests.count("chat")
+    assert len(openai.requests) - chats == 3 and chats >= 2, openai.requests
     tables = await table_dump(db_url)
     files = files_under(tmp / "data")
     if db_url.startswith("sqlite"):  # the database file, its WAL and shared memory
