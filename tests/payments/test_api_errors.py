@@ -46,8 +46,14 @@ async def test_validation_and_routing_errors_have_the_one_shape(api: httpx.Async
         "invalid_request",
     )
     assert data["details"][0]["type"] == "json_invalid"
-    data = _shape(await api.get(f"/api/spaces/{SPACE}/transcript"), 422, "invalid_request")
-    assert "x-wallet-address" in data["message"]
+    data = _shape(
+        await api.get(
+            f"/api/spaces/{SPACE}/transcript", headers={"X-Wallet-Timestamp": "yesterday"}
+        ),
+        422,
+        "invalid_request",
+    )
+    assert "x-wallet-timestamp" in data["message"]
     _shape(await api.get("/api/nothing-here"), 404, "not_found")
     _shape(await api.get("/no/such/route"), 404, "not_found")
     _shape(await api.delete("/x402/transcribe"), 405, "method_not_allowed")
