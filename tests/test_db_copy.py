@@ -21,6 +21,7 @@ from core.db import (
     PaymentReceipt,
     SiwxNonce,
     Space,
+    SpaceEnrichment,
     StarPayment,
     TranscriptionPayment,
     User,
@@ -111,6 +112,16 @@ async def _populate_every_table(ctx: Context) -> None:
             )
         )
         s.add(SiwxNonce(nonce="copytestnonce01", wallet_address=token))
+        s.add(
+            SpaceEnrichment(
+                space_id=space.id,
+                status="completed",
+                method="extractive",
+                data='{"takeaways": []}',
+                tokens_used=0,
+                attempts=1,
+            )
+        )
 
 
 async def test_copy_sqlite_to_postgres(tmp_path: Path, fresh_pg_url: str) -> None:

@@ -929,7 +929,9 @@ CLI: list[Case] = [
     Case("cli", "chat-index bad id", ["chat-index", "https://x.com/i/spaces/bad"], BAD_ID),
     Case("cli", "chat-index metadata service", ["chat-index", "http://169.254.169.254/"],
          ONLY_X),
-    Case("cli", "transcribe encoded traversal", ["transcribe", "%2e%2e%2fetc%2fpasswd"], ONLY_X),
+    # neither a link nor an existing file: said to be a missing file (`transcribe` takes both)
+    Case("cli", "transcribe encoded traversal", ["transcribe", "%2e%2e%2fetc%2fpasswd"],
+         "file not found"),
     Case("cli", "transcribe loopback", ["transcribe", "http://127.0.0.1/i/spaces/x"], ONLY_X),
     Case("cli", "import a missing file", ["import", UNKNOWN, "/nonexistent/talk.m4a"], NO_FILE),
     Case("cli", "import a folder", ["import", UNKNOWN, str(HERE.parent)], A_FOLDER),
