@@ -91,7 +91,7 @@ async def test_refused_answer_dm_is_reached_through_the_deep_link(
         for _ in range(2):  # once per request, every time
             assert await ask(api, f"/start {payload}", MEMBER) == [expected]
         # typed in the group, it still goes to the member only
-        replies = await ask(api, f"/start {payload}", MEMBER, GROUP)
+        replies = await ask(api, f"/start {payload}", MEMBER, GROUP, replies=2)
         assert len(replies) == 2 and replies[0] == expected
         assert said(api, GROUP)[-1] == "I sent you your answer privately."
         assert [t for t in said(api, MEMBER) if "<b>Q:</b>" in t][1:] == [expected] * 3
