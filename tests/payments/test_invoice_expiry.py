@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+import pytest
+
+from sqlalchemy import delete, event, func, select, update
 
 from core.context import Context
 from core.db import Credit, Invoice, PaymentReceipt, User, utcnow
@@ -97,6 +99,61 @@ async def test_money_for_an_invoice_already_credited_is_the_payers_credit(ctx: C
         assert await credit_balance(s, uid) == 200_000
         assert await s.scalar(select(func.count()).select_from(Credit)) == 1
         assert public_id == inv.public_id
+
+
+async def test_money_for_a_credited_invoice_never_falls_back_to_an_empty_wallet(
+    ctx: Context,
+) -> None:
+    """Defect 5: the overpaid path fell back to the wallet ``""`` when it could not read the
+    receipt. The receipt is removed between its own update and that read (the injected fault);
+    the crediting must stop naming the receipt, and leave no user and no credit behind."""
+    await _invoice(ctx)
+    async with ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice))).scalar_one()
+        await credit_invoice(s, ctx, inv, payer=WALLET, transaction_hash=None, receipt_id=None)
+        await s.execute(delete(User))  # the payer is unknown again: nothing to fall back on
+    async with ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice))).scalar_one()
+        receipt = PaymentReceipt(
+            invoice_id=inv.id,
+            method="transfer",
+            network=inv.network,
+            token_address=inv.token_address,
+            payer_address=WALLET,
+            pay_to=inv.pay_to,
+            amount_units=200_000,
+            transaction_hash="0x" + "78" * 32,
+            log_index=0,
+            status="confirmed",
+            created_at=utcnow(),
+        )
+        s.add(receipt)
+        await s.flush()
+        rid = receipt.id
+    fired: list[str] = []
+
+    def receipt_gone(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if fired or not statement.lstrip().upper().startswith("UPDATE INVOICES SET STATUS"):
+            return
+        fired.append(statement)
+        conn.execute(delete(PaymentReceipt).where(PaymentReceipt.id == rid))
+
+    event.listen(ctx.db.engine.sync_engine, "before_cursor_execute", receipt_gone)
+    try:
+        with pytest.raises(LookupError, match=f"receipt {rid}"):
+            async with ctx.db.session() as s:
+                inv = (await s.execute(select(Invoice))).scalar_one()
+                await credit_invoice(s, ctx, inv, payer=None, transaction_hash=None, receipt_id=rid)
+    finally:
+        event.remove(ctx.db.engine.sync_engine, "before_cursor_execute", receipt_gone)
+    assert fired, "the crediting never reached the invoice update"
+    async with ctx.db.session() as s:
+        assert (await s.execute(select(User.wallet_address))).scalars().all() == []
+        assert await s.scalar(select(func.count()).select_from(Credit)) == 0
+        # the failed crediting rolled back: the receipt is still there, confirmed, to retry
+        assert await s.scalar(select(PaymentReceipt.status).where(PaymentReceipt.id == rid)) == (
+            "confirmed"
+        )
 
 
 async def test_expired_invoice_returns_its_reserved_credit_once(ctx: Context) -> None:
