@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from sqlalchemy import delete, event, func, select, update
 
 from core.context import Context
@@ -32,6 +31,28 @@ async def _invoice(ctx: Context, user_id: int | None = None, space: str = "1RDxl
             amount_units=200_000,
         )
         return inv.public_id
+
+
+async def _confirmed_receipt(ctx: Context, tx_byte: str) -> int:
+    """A confirmed 0.2-USDC transfer from WALLET for the (one) invoice, not yet credited."""
+    async with ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice))).scalar_one()
+        receipt = PaymentReceipt(
+            invoice_id=inv.id,
+            method="transfer",
+            network=inv.network,
+            token_address=inv.token_address,
+            payer_address=WALLET,
+            pay_to=inv.pay_to,
+            amount_units=200_000,
+            transaction_hash="0x" + tx_byte * 32,
+            log_index=0,
+            status="confirmed",
+            created_at=utcnow(),
+        )
+        s.add(receipt)
+        await s.flush()
+        return int(receipt.id)
 
 
 async def test_an_invoice_paid_while_expiring_is_not_counted(ctx: Context) -> None:
@@ -69,24 +90,7 @@ async def test_money_for_an_invoice_already_credited_is_the_payers_credit(ctx: C
     async with ctx.db.session() as s:
         inv = (await s.execute(select(Invoice))).scalar_one()
         await credit_invoice(s, ctx, inv, payer=WALLET, transaction_hash=None, receipt_id=None)
-    async with ctx.db.session() as s:
-        inv = (await s.execute(select(Invoice))).scalar_one()
-        receipt = PaymentReceipt(
-            invoice_id=inv.id,
-            method="transfer",
-            network=inv.network,
-            token_address=inv.token_address,
-            payer_address=WALLET,
-            pay_to=inv.pay_to,
-            amount_units=200_000,
-            transaction_hash="0x" + "77" * 32,
-            log_index=0,
-            status="confirmed",
-            created_at=utcnow(),
-        )
-        s.add(receipt)
-        await s.flush()
-        rid = receipt.id
+    rid = await _confirmed_receipt(ctx, "77")
     async with ctx.db.session() as s:
         inv = (await s.execute(select(Invoice))).scalar_one()
         # a caller that does not know the payer: the receipt names it
@@ -112,24 +116,7 @@ async def test_money_for_a_credited_invoice_never_falls_back_to_an_empty_wallet(
         inv = (await s.execute(select(Invoice))).scalar_one()
         await credit_invoice(s, ctx, inv, payer=WALLET, transaction_hash=None, receipt_id=None)
         await s.execute(delete(User))  # the payer is unknown again: nothing to fall back on
-    async with ctx.db.session() as s:
-        inv = (await s.execute(select(Invoice))).scalar_one()
-        receipt = PaymentReceipt(
-            invoice_id=inv.id,
-            method="transfer",
-            network=inv.network,
-            token_address=inv.token_address,
-            payer_address=WALLET,
-            pay_to=inv.pay_to,
-            amount_units=200_000,
-            transaction_hash="0x" + "78" * 32,
-            log_index=0,
-            status="confirmed",
-            created_at=utcnow(),
-        )
-        s.add(receipt)
-        await s.flush()
-        rid = receipt.id
+    rid = await _confirmed_receipt(ctx, "78")
     fired: list[str] = []
 
     def receipt_gone(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
