@@ -127,6 +127,17 @@ async def _problem(
     return None
 
 
+async def _payable(
+    s: AsyncSession, ctx: Context, caller: Caller, public_id: str
+) -> Invoice | Refused:
+    """The caller's invoice ``public_id`` if it may be paid in Stars now, else why not."""
+    inv = await get_invoice(s, public_id) if valid_public_id(public_id) else None
+    problem = await _problem(s, ctx, caller, inv)
+    if problem is not None or inv is None:
+        return problem or _refuse("unknown_invoice")
+    return inv
+
+
 def _price_of(ctx: Context, inv: Invoice) -> int:
     return stars_price(ctx.settings.prices, inv.kind, len(json.loads(inv.space_ids)))
 
@@ -137,13 +148,10 @@ async def offer(ctx: Context, caller: Caller, public_id: str) -> StarsOffer | Re
 
     if not ctx.settings.telegram.stars_enabled:
         return _refuse("stars_off")
-    if not valid_public_id(public_id):
-        return _refuse("unknown_invoice")
     async with ctx.db.session() as s:
-        inv = await get_invoice(s, public_id)
-        problem = await _problem(s, ctx, caller, inv)
-        if problem is not None or inv is None:
-            return problem or _refuse("unknown_invoice")
+        inv = await _payable(s, ctx, caller, public_id)
+        if isinstance(inv, Refused):
+            return inv
         what = product(inv.kind)
         spaces = json.loads(inv.space_ids)
         title = (json.loads(inv.payload).get("title") if inv.payload else None) or ""
@@ -165,13 +173,10 @@ async def pre_checkout(
         return _refuse("stars_off")
     if currency != CURRENCY:
         return _refuse("currency")
-    if not valid_public_id(payload):
-        return _refuse("unknown_invoice")
     async with ctx.db.session() as s:
-        inv = await get_invoice(s, payload)
-        problem = await _problem(s, ctx, caller, inv)
-        if problem is not None or inv is None:
-            return problem or _refuse("unknown_invoice")
+        inv = await _payable(s, ctx, caller, payload)
+        if isinstance(inv, Refused):
+            return inv
         if total_amount != _price_of(ctx, inv):
             return _refuse("price_changed")
     return None
