@@ -16,11 +16,12 @@ from pathlib import Path
 
 from core.config import Secrets, load_settings
 from core.context import Context
-from core.db import Database, Space, utcnow
+from core.db import Database
 from core.db.migrate import upgrade
 from core.pipeline import media
 from core.results import Caller, Quote
 from core.service.purchases import request_transcription
+from tests.factories import completed_space
 
 SID = "1LibraryBench"
 PAY_TO = "0x" + "9" * 40
@@ -55,16 +56,7 @@ async def run(n: int) -> None:
         )
         ctx = Context(settings, Secrets.model_construct(), Database(url), instance="bench")
         async with ctx.db.session() as s:
-            s.add(
-                Space(
-                    space_id=SID,
-                    space_url=f"https://x.com/i/spaces/{SID}",
-                    title="A completed Space",
-                    status="completed",
-                    first_requested_at=utcnow(),
-                    completed_at=utcnow(),
-                )
-            )
+            s.add(completed_space(SID))
         hls = root / "hls"
         make_hls(tone_wav(4, root / "t.wav"), hls / "space")
         media.use_resolver(None)  # production: yt-dlp's X Spaces extractor

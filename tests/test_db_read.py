@@ -9,21 +9,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from core.context import Context
-from core.db import Space, utcnow
+from core.db import Space
 from core.service import catalog
+from tests.factories import completed_space
 
 
 async def _add_space(ctx: Context, sid: str) -> None:
     async with ctx.db.session() as s:
-        s.add(
-            Space(
-                space_id=sid,
-                space_url=f"https://x.com/i/spaces/{sid}",
-                title="Read test",
-                status="completed",
-                completed_at=utcnow(),
-            )
-        )
+        s.add(completed_space(sid, "Read test"))
 
 
 async def test_a_read_runs_while_a_writer_holds_its_transaction(ctx: Context) -> None:

@@ -24,6 +24,7 @@ from core.payments.fulfil import FULFILLERS, register_fulfiller
 from core.payments.invoices import credit_balance
 from core.results import AlreadyOwned, Granted, Quote, Refused
 from core.service.purchases import request_transcription, request_unlock
+from tests.factories import completed_space
 from tests.payments.conftest import client_payload
 from tests.payments.test_x402_pay import ALICE, SPACE, _reqs
 from tests.snapshot import snapshot
@@ -130,14 +131,7 @@ async def test_completed_space_sends_transcript_and_is_not_queued(
     pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
     async with pay_ctx.db.session() as s:
-        s.add(
-            Space(
-                space_id=SPACE,
-                space_url=f"https://x.com/i/spaces/{SPACE}",
-                title="Done",
-                status="completed",
-            )
-        )
+        s.add(completed_space(SPACE, "Done"))
     q = await request_transcription(pay_ctx, ALICE, SPACE)
     assert isinstance(q, Quote) and q.space is not None and q.space.title == "Done"
     await _pay(pay_ctx, chain, fresh_payer, q)

@@ -23,6 +23,7 @@ from adapters.web.app import create_app
 from core.context import Context
 from core.db import ProcessingJob, Space, TranscriptionPayment
 from core.payments.wallet_proof import transcript_message
+from tests.factories import completed_space
 from tests.payments.conftest import make_client
 from tests.stand_ins.chain import Chain, free_port
 
@@ -236,14 +237,7 @@ async def test_library_space_sold_over_http_with_x_unreachable(
     from tests.stand_ins.x_spaces import x_unreachable
 
     async with pay_ctx.db.session() as s:
-        s.add(
-            Space(
-                space_id=SPACE,
-                space_url=f"https://x.com/i/spaces/{SPACE}",
-                title="Held in the library",
-                status="completed",
-            )
-        )
+        s.add(completed_space(SPACE, "Held in the library"))
     path = pay_ctx.spaces_dir / SPACE / "transcript.md"
     path.parent.mkdir(parents=True)
     path.write_text("# Transcript\n\nfrom the library\n")

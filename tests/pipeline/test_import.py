@@ -26,6 +26,7 @@ from core.results import Caller, Refused
 from core.service.imports import Imported, Metadata, import_recording
 from core.worker import Worker
 from tests.chat.helpers import member
+from tests.factories import completed_space
 from tests.snapshot import snapshot
 from tests.stand_ins.audio import ffmpeg
 from tests.test_cli import CLI, _env
@@ -258,16 +259,7 @@ async def test_completed_space_only_with_force(offline: Context, no_x: NoX, spee
     (files.chunks).mkdir()
     files.chunk_result(0).write_text('{"segments": []}')  # made from other audio
     async with ctx.db.session() as s:
-        s.add(
-            Space(
-                space_id=SID,
-                space_url=f"https://x.com/i/spaces/{SID}",
-                title="Old",
-                status="completed",
-                first_requested_at=utcnow(),
-                completed_at=utcnow(),
-            )
-        )
+        s.add(completed_space(SID, "Old"))
     before = await snapshot(ctx)
     out = await import_recording(ctx, None, SID, speech)
     assert isinstance(out, Refused) and out.code == "already_transcribed"

@@ -22,6 +22,7 @@ from core.pipeline.run import Checked, check_space, process_space
 from core.pipeline.xspaces import COOKIES_HINT, Outcome
 from core.results import Refused
 from core.worker import Worker
+from tests.factories import completed_space
 from tests.stand_ins.x_spaces import XSpace, XStandIn, x_stand_in, x_unreachable
 
 SID = "1XOUTCOME0001"
@@ -146,16 +147,7 @@ def test_pinned_messages_are_yt_dlp_s() -> None:
 async def _completed_row(ctx: Context) -> None:
     async with ctx.db.session() as s:
         s.add(
-            Space(
-                space_id=SID,
-                space_url=f"https://x.com/i/spaces/{SID}",
-                title="From the library",
-                creator="carol",
-                status="completed",
-                audio_duration_seconds=3600,
-                first_requested_at=utcnow(),
-                completed_at=utcnow(),
-            )
+            completed_space(SID, "From the library", creator="carol", audio_duration_seconds=3600)
         )
 
 
