@@ -101,6 +101,7 @@ UPDATE_ROWS = {
     "pre_checkout_query": "PreCheckoutQueryHandler",
     "successful_payment": "MessageHandler",
     "import upload": "MessageHandler",
+    "inline query": "InlineQueryHandler",
 }
 Entry = str | Callable[[BotAPI], dict[str, Any]]
 
@@ -111,7 +112,7 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[Entry]]:
     return {
         "wallet": ["/wallet"],  # first: before any quote of the payer reserves their credit
         "start": ["/start", f"/start resend_{a}", f"/start resend_{pp}", f"/start resend_{ww}"]
-        + [f"/start paid_{p.invoice}", f"/start answer_{w.answer_id}"],
+        + [f"/start paid_{p.invoice}", f"/start answer_{w.answer_id}", f"/start buy_{a}"],
         "help": ["/help"],
         "status": [f"/status {a}", f"/status {pp}"],
         "transcribe": [f"/transcribe {a}", f"/transcribe {pp}"],
@@ -134,6 +135,12 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[Entry]]:
         "pre_checkout_query": [
             lambda api: api.pre_checkout_update(mine, 1, p.tg),
             lambda api: api.pre_checkout_update(owners, 40, p.tg),
+        ],
+        # inline mode: cards anyone may see (a link, words, nothing), never transcript text
+        "inline query": [
+            lambda api: api.inline_query_update(f"https://x.com/i/spaces/{a}", p.tg),
+            lambda api: api.inline_query_update("alpha weekly", p.tg),
+            lambda api: api.inline_query_update("", p.tg),
         ],
         # a charge for an invoice that is not ours to grant: refunded, and nothing is said
         "successful_payment": [
@@ -179,7 +186,7 @@ async def telegram_matrix(w: World, api: BotAPI, web: httpx.AsyncClient) -> Cell
         role = cells[i][2]
         # a command's answer goes to the member who sent it, never to anybody else
         # (answers to a button or a pre-checkout go back to Telegram by the query's id)
-        if method not in ("answerCallbackQuery", "answerPreCheckoutQuery"):
+        if method not in ("answerCallbackQuery", "answerPreCheckoutQuery", "answerInlineQuery"):
             assert params["chat_id"] == w.people[role].tg, (cells[i], method, params["chat_id"])
         said.append(json.dumps({k: v for k, v in params.items() if k != "chat_id"}))
     return out
@@ -226,6 +233,12 @@ def check_telegram(w: World, cells: Cells) -> None:
         assert ('"ok": true' in asked) == (role == "owner"), (role, asked)
         assert ("somebody else" in asked) == (role != "owner"), (role, asked)
         assert said[("successful_payment", role)] == "", role
+        cards = said[("inline query", role)]
+        # three answers, each with A's card: its title and chapters, its Buy deep link
+        assert cards.count('"inline_query_id"') == 3 and cards.count(f"start=buy_{w.a}") == 3
+        assert "Alpha weekly" in cards and CHAPTER_A in cards, (role, cards)
+        for marker in (TRANSCRIPT_A, PASSAGE_A, TAKEAWAY_A):  # not even to its owners
+            assert marker not in cards, (role, marker)
 
 
 # ---------------------------------------------------------------- Discord
