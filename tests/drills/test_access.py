@@ -1,5 +1,6 @@
 """Access drill (issue 9): owner / payer / unlocked / non-owner / admin × every Telegram command,
-every Discord slash command (and autocomplete) and every HTTP route: 0 leaks.
+every Discord slash command (and autocomplete, and through a member's user install) and every
+HTTP route: 0 leaks.
 
 The roles and the planted markers are described in ``tests/drills/access_world.py``.
 Telegram runs python-telegram-bot in webhook mode against the Bot API stand-in: every update
@@ -60,7 +61,7 @@ from tests.drills.figures import record
 from tests.payments.conftest import chain_secrets, client_payload, signed_payload
 from tests.payments.test_x402_pay import _reqs
 from tests.stand_ins.chain import Chain
-from tests.stand_ins.discord_api import CHANNEL_ID, DiscordAPI, Upload
+from tests.stand_ins.discord_api import CHANNEL_ID, USER_INSTALL, DiscordAPI, NotOffered, Upload
 from tests.stand_ins.telegram_api import BotAPI, bot_api
 from tests.telegram.test_scenarios import PUBLIC, shop_context
 from tests.telegram.test_scenarios import running as telegram_running
@@ -269,6 +270,18 @@ def discord_entries(w: World) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     }
 
 
+def user_install_entries(w: World) -> list[tuple[str, dict[str, Any]]]:
+    """The row "user install": commands a member uses through their own install of the app,
+    in a private channel and in a server that never added the bot (the same access rules;
+    /revenue and /import are not offered there)."""
+    return [
+        ("myspaces", {"space": w.a}),
+        ("search", {"words": "reserve"}),
+        ("transcribe", {"space": w.a}),
+        ("chat", {"question": QUESTION, "space1": w.a}),
+    ]
+
+
 BUTTONS = {"AnswerButton": "button"}  # Discord's persistent buttons → their matrix row
 AUTOCOMPLETE = [
     ("transcribe", {"space": ""}, "space"),
@@ -318,6 +331,21 @@ async def discord_matrix(
             out.append(json.dumps(reply.data) + "\n".join(files))
         return "\n".join(out)
 
+    async def elsewhere(role: str) -> str:
+        out, member = [], w.people[role].dc
+        for where in ("private", "other guild"):
+            place = {"where": where, "install": USER_INSTALL}
+            for command, options in user_install_entries(w):
+                async with at_once:
+                    it = await api.interact(command, options, user_id=member, **place)
+                    reply = await api.reply(it, timeout=STALL_SECONDS)
+                files = [f["content"].decode(errors="replace") for f in reply.files]
+                out.append(json.dumps(reply.data) + "\n".join(files))
+            for admin in ("revenue", "import"):
+                with pytest.raises(NotOffered):
+                    await api.interact(admin, {}, user_id=member, **place)
+        return "\n".join(out)
+
     async def pressed(role: str) -> str:
         async with at_once:
             it = await api.click(notice, user_id=w.people[role].dc)
@@ -346,6 +374,8 @@ async def discord_matrix(
         suggestions[role] = seen
     for role, text in zip(ROLES, await asyncio.gather(*map(pressed, ROLES)), strict=True):
         cells[("discord", "button", role)] = text
+    for role, text in zip(ROLES, await asyncio.gather(*map(elsewhere, ROLES)), strict=True):
+        cells[("discord", "user install", role)] = text
     assert json.dumps(api.messages) == before, "a command posted outside its interaction"
     assert api.fetched == [], "an attachment was fetched for a refused /import"
     return cells, suggestions
@@ -365,6 +395,10 @@ def check_discord(w: World, cells: Cells, suggestions: dict[str, set[str]]) -> N
         admin = role == "admin"
         assert ("Only the bot" in said[("import", role)]) != admin, said[("import", role)]
         assert ("already transcribed" in said[("import", role)]) == admin
+        elsewhere = said[("user install", role)]  # the same rules where the bot is not
+        assert (TRANSCRIPT_A in elsewhere) == (role in owners), role
+        assert (PASSAGE_A in elsewhere) == (role in owners), role
+        assert ("1.00 USDC" in elsewhere) == (role == "unlocked"), role  # a chat quote
     assert "1.00 USDC" in said[("chat", "unlocked")]
 
 
@@ -607,7 +641,8 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
     check_telegram(world, tg)
     check_discord(world, dc, suggestions)
     check_http(world, http, codes)
-    n = len(tg_rows) + len(dc_rows) + 1 + len(BUTTONS) + len(http_rows)  # + autocomplete
+    # + autocomplete and the user-install row
+    n = len(tg_rows) + len(dc_rows) + 2 + len(BUTTONS) + len(http_rows)
     assert len(cells) == len(ROLES) * n
     record(
         "access",
