@@ -189,6 +189,7 @@ def buy_link(bot_username: str, space_id: str) -> str:
 
 # ---------------------------------------------------------------- inline mode: Space cards
 
+TEASER_CHARS = 600  # each teaser line of a card: a card stays one message
 _STATE = {"pending": "being transcribed", "processing": "being transcribed", "failed": "failed"}
 
 
@@ -221,7 +222,7 @@ def card(c: Card) -> str:
             f"<b>{escape(v.title)}</b> (<code>{v.space_id}</code>)",
             f"Status: <b>{_STATE.get(v.status, 'transcribed')}</b>",
         ]
-        lines += teaser(v, escape)
+        lines += teaser(v, lambda t: escape(t[:TEASER_CHARS]))  # cut before escaping
     lines.append(f"Transcript: <b>{display(c.price)}</b> — tap Buy to get your private quote.")
     lines.append(canonical_url(c.space_id))
     return "\n".join(lines)

@@ -47,14 +47,18 @@ async def cards(ctx: Context, query: str) -> list[Card] | Refused:
             return Refused(e.code, str(e))
         return [await _card(ctx, sid)]
     ws = terms(text)
-    if not ws and not SPACE_ID_RE.fullmatch(text):
+    bare_id = SPACE_ID_RE.fullmatch(text) is not None
+    if bare_id:
+        card = await _card(ctx, text)
+        if card.space is not None:
+            return [card]  # the id of a Space we know: that Space
+    elif not ws:
         return Refused("empty_query", "Type a Space link, or words from a title or a speaker.")
-    out = [await _card(ctx, text)] if SPACE_ID_RE.fullmatch(text) else []
-    if out and out[0].space is not None:
-        return out  # the id of a Space we know: that Space
-    async with ctx.db.read() as s:  # a word that merely looks like an id searches too
+    async with ctx.db.read() as s:
         spaces = await titled(s, ws, LIMIT) if ws else []
-    return out + [Card(sp.space_id, price, space_view(sp)) for sp in spaces]
+    found = [Card(sp.space_id, price, space_view(sp)) for sp in spaces]
+    # a word that merely looks like an id searches too; the offer to order it comes last
+    return found + [card] if bare_id else found
 
 
 async def _card(ctx: Context, space_id: str) -> Card:

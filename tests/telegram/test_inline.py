@@ -79,6 +79,30 @@ async def test_words_find_titles_and_speakers_nothing_gives_the_most_bought(
     assert "reply_markup" not in none
 
 
+async def test_a_word_that_looks_like_an_id_searches_and_offers_that_id_last(
+    ctx: Context, tg: Tg
+) -> None:
+    api, _ = tg
+    sid = await completed(ctx, 1, "Decentralized finance", ["Opening"])
+    found = await ask(api, "Decentralized")  # 13 letters: the shape of a Space id too
+    assert [c["id"] for c in found] == [sid, "Decentralized"]
+    assert found[1]["description"].startswith("Not requested yet")
+
+
+async def test_a_long_card_stays_one_valid_message(ctx: Context, tg: Tg) -> None:
+    api, _ = tg
+    pk = await add_space(
+        ctx, 1, [], title="Crowded", participants=[f"speaker&{i}<x>" for i in range(900)]
+    )
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Space).where(Space.id == pk).values(chapter_titles=json.dumps(["A&B"] * 400))
+        )
+    (card,) = await ask(api, space_id_for(1))  # accepted: under 4096, and the HTML parses
+    text = card["input_message_content"]["message_text"]
+    assert "Participants: speaker&amp;0&lt;x&gt;" in text and "Chapters: A&amp;B" in text
+
+
 async def test_an_unknown_space_is_offered_to_order_and_nothing_is_written(
     ctx: Context, tg: Tg
 ) -> None:
