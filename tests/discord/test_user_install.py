@@ -13,12 +13,13 @@ from sqlalchemy import select
 from adapters.discord.bot import DiscordBot, invite_links
 from core.context import Context
 from core.db import Invoice
-from tests.discord.conftest import ADMIN, ANN, BOB, owned_space
+from tests.discord.conftest import ADMIN, ANN, BOB, owned_space, running
 from tests.snapshot import snapshot
 from tests.stand_ins.discord_api import (
     APP_ID,
     BOT_DM,
     CHANNEL_ID,
+    GUILD_ID,
     GUILD_INSTALL,
     IN_GUILD,
     PRIVATE_CHANNEL,
@@ -129,6 +130,16 @@ async def test_the_stand_in_validates_installs_and_contexts_as_discord(
     for where, install in PLACES:
         with pytest.raises(NotOffered):
             await api.interact("ping", where=where, install=install)
+
+
+async def test_commands_synced_to_a_guild_exist_only_there(ctx: Context, endpoints: None) -> None:
+    """Development's guild sync: Discord offers guild commands in that guild only."""
+    async with running(ctx, guild_ids=[GUILD_ID]) as (api, _):
+        it = await api.interact("status", {"space": SID})
+        assert "has not been requested yet" in (await api.reply(it)).text
+        for where, install in PLACES:
+            with pytest.raises(NotOffered, match="server command"):
+                await api.interact("status", {"space": SID}, where=where, install=install)
 
 
 def test_invite_links_are_built_from_the_application_id() -> None:
