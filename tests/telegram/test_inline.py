@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from adapters.telegram.bot import TelegramBot
@@ -14,7 +15,7 @@ from core.context import Context
 from core.db import Space
 from tests.chat.helpers import add_space, space_id_for
 from tests.snapshot import snapshot
-from tests.stand_ins.telegram_api import BOT, BotAPI
+from tests.stand_ins.telegram_api import BOT, BotAPI, bot_api
 
 SEGMENTS = [{"start": 1.0, "end": 4.0, "speaker": "alice", "text": "Welcome to the weekly space."}]
 Tg = tuple[BotAPI, TelegramBot]
@@ -173,3 +174,15 @@ async def test_the_stand_in_refuses_what_telegram_refuses(tg: Tg) -> None:
     ):
         api.inline_queries["fresh"] = {}
         assert api._answer_inline({"inline_query_id": "fresh", "results": results}), results
+
+
+async def test_a_bot_without_inline_mode_says_how_to_turn_it_on(
+    ctx: Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with bot_api() as api:
+        api.inline = False  # BotFather's /setinline not done: getMe says so
+        ctx.settings.telegram.base_url = api.url
+        bot = TelegramBot(ctx, api.token)
+        await bot.start()
+        await bot.stop()
+    assert "telegram inline mode is off; BotFather /setinline" in capsys.readouterr().out
