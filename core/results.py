@@ -150,6 +150,16 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class Card:
+    """A Space as a shareable card (Telegram inline mode): what anyone may see before paying,
+    the transcript's price, and no one's purchases."""
+
+    space_id: str
+    price: Decimal  # the transcript's list price; the buyer's quote may apply their credit
+    space: SpaceView | None = None  # None: nobody has requested this Space yet
+
+
+@dataclass(frozen=True)
 class RevenueLine:
     product: str  # transcriptions | chat_unlocks | chat_queries
     total: Decimal

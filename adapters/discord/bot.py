@@ -61,7 +61,9 @@ class SpacescribeClient(discord.Client):
             max_ratelimit_timeout=RATE_LIMIT_WAIT_SECONDS,
         )
         self.bot = bot
-        self.tree = Tree(self)
+        self.tree = Tree(
+            self, allowed_installs=commands.INSTALLS, allowed_contexts=commands.CONTEXTS
+        )
         self.gateway_up = asyncio.Event()
 
     async def setup_hook(self) -> None:
@@ -126,10 +128,13 @@ class DiscordBot:
         if not self.client.gateway_up.is_set():
             log.warning("discord gateway not connected yet; retrying in the background")
         outbox.register_sender(self.sender)
+        server, user = invite_links(self.client.application_id or 0)
         log.info(
             "discord bot started",
             user=str(self.client.user),
             commands=len(self.client.tree.get_commands()),
+            server_install=server,
+            user_install=user,
         )
 
     async def stop(self) -> None:
@@ -162,8 +167,13 @@ class DiscordBot:
     def caller(self, interaction: discord.Interaction[Any]) -> Caller:
         user = interaction.user
         cfg = self.ctx.settings.discord
-        by_role = isinstance(user, discord.Member) and any(
-            user.get_role(rid) is not None for rid in cfg.admin_role_ids
+        # the bot can post in a server's channel (and knows its roles) only where the server
+        # installed it; a member's user install used elsewhere answers by interaction and DM
+        ours = interaction.is_guild_integration()
+        by_role = (
+            ours
+            and isinstance(user, discord.Member)
+            and any(user.get_role(rid) is not None for rid in cfg.admin_role_ids)
         )
         in_guild = interaction.guild_id is not None
         return Caller(
@@ -171,10 +181,22 @@ class DiscordBot:
             str(user.id),
             user.name,
             # where to tell the member when a DM cannot be delivered (a DM has no elsewhere)
-            str(interaction.channel_id) if in_guild and interaction.channel_id else None,
+            str(interaction.channel_id) if ours and interaction.channel_id else None,
             is_admin=user.id in cfg.admin_ids or by_role,
             back=(("guild_id", str(interaction.guild_id)),) if in_guild else (),
         )
+
+
+INVITE = "https://discord.com/oauth2/authorize?client_id={app}&"
+SERVER_PERMISSIONS = 51200  # Send Messages, Embed Links, Attach Files: the DM-closed notice
+
+
+def invite_links(application_id: int) -> tuple[str, str]:
+    """The two ways to add the app: to a server (the bot joins; every command, /revenue and
+    /import for its admins) and to one's own account (commands anywhere, no bot user)."""
+    base = INVITE.format(app=application_id)
+    server = f"{base}scope=bot+applications.commands&permissions={SERVER_PERMISSIONS}"
+    return f"{server}&integration_type=0", f"{base}scope=applications.commands&integration_type=1"
 
 
 def _gateway_ended(task: asyncio.Task[None]) -> None:

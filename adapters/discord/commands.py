@@ -14,7 +14,7 @@ import re
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -35,8 +35,20 @@ if TYPE_CHECKING:
 
 Interaction = discord.Interaction[Any]
 log = get_logger("spacescribe.discord")
+F = TypeVar("F", bound=Callable[..., Any])
 OPTIONS_MAX = 25  # Discord's limit on a command's options
 SPACE = "X Space link or id (your Spaces are suggested)"
+# Where the commands are offered (the tree's defaults): a server install and a user install
+# (a member adds the app to their own account), in servers, the bot's DM and private
+# channels, so a member can /transcribe anywhere without that server adding the bot.
+INSTALLS = app_commands.AppInstallationType(guild=True, user=True)
+CONTEXTS = app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
+
+
+def server_only(f: F) -> F:
+    """An admin command is the server's: server install only, used in its servers only."""
+    f = app_commands.allowed_installs(guilds=True, users=False)(f)
+    return app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)(f)
 
 
 def bot_of(interaction: Interaction) -> DiscordBot:
@@ -190,6 +202,7 @@ async def wallet(interaction: Interaction) -> None:
 @app_commands.describe(period="Which period to sum (default: week)")
 @app_commands.choices(period=[Choice(name=p, value=p) for p in revenue_service.PERIODS])
 @app_commands.default_permissions(administrator=True)
+@server_only
 async def revenue(interaction: Interaction, period: str | None = None) -> None:
     async def work(bot: DiscordBot) -> texts.Out:
         rep = await revenue_service.report(bot.ctx, bot.caller(interaction), period or "week")
@@ -204,6 +217,7 @@ async def revenue(interaction: Interaction, period: str | None = None) -> None:
     title="The Space's title, if the bot does not know it yet",
 )
 @app_commands.default_permissions(administrator=True)
+@server_only
 async def import_(
     interaction: Interaction,
     space: str,

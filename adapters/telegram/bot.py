@@ -18,6 +18,8 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
     LabeledPrice,
     Update,
 )
@@ -28,6 +30,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     PreCheckoutQueryHandler,
     filters,
@@ -43,7 +46,7 @@ from core.outbox_contract import Delivery, OutboundMessage
 from core.payments import stars
 from core.pipeline import imported
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
-from core.service import catalog, imports, notices, purchases
+from core.service import cards, catalog, imports, notices, purchases
 from core.service import chat as chat_service
 from core.service import revenue as revenue_service
 from core.service import wallet as wallet_service
@@ -70,6 +73,7 @@ COMMANDS = [
 GROUP_COMMANDS = [c for c in COMMANDS if c[0] not in ("wallet", "revenue", "import")]
 WEBHOOK_PATH = "/telegram/webhook"
 STARS_BUTTON = "stars:"  # callback data of "Pay with Stars": stars:<invoice public id>
+INLINE_CACHE_SECONDS = 30  # Telegram may reuse an inline answer this long (prices, status)
 
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
@@ -120,6 +124,8 @@ class TelegramBot:
             CallbackQueryHandler(_with_update_id(self.stars_button), pattern=f"^{STARS_BUTTON}")
         )
         self.app.add_handler(PreCheckoutQueryHandler(_with_update_id(self.pre_checkout)))
+        # inline mode (BotFather /setinline): "@bot <link or words>" in any chat
+        self.app.add_handler(InlineQueryHandler(_with_update_id(self.inline_query)))
         self.app.add_handler(
             MessageHandler(filters.SUCCESSFUL_PAYMENT, _with_update_id(self.successful_payment))
         )
@@ -162,6 +168,8 @@ class TelegramBot:
         await bot.set_my_commands(
             [BotCommand(c, d) for c, d in GROUP_COMMANDS], scope=BotCommandScopeAllGroupChats()
         )
+        if not bot.supports_inline_queries:
+            log.info("telegram inline mode is off; BotFather /setinline turns it on")
         await self.app.start()
         if self.webhook_secret and self.ctx.settings.telegram.mode == "webhook":
             url = self.ctx.settings.web.public_url.rstrip("/") + WEBHOOK_PATH
@@ -306,6 +314,12 @@ class TelegramBot:
                 return
             await self.reply_privately(update, texts.answer(shown), None, "your answer")
             return
+        if payload.startswith(texts.BUY_START):  # a Space card's button: the private quote
+            space = payload.removeprefix(texts.BUY_START)
+            await self.render(
+                update, await purchases.request_transcription(self.ctx, self.caller(update), space)
+            )
+            return
         if payload.startswith("paid_"):  # back from the pay page: what the member now has
             items = await catalog.my_spaces(self.ctx, self.caller(update))
             await self.reply(update, texts.back_from_payment(items))
@@ -413,6 +427,41 @@ class TelegramBot:
 
     async def terms_cmd(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.reply(update, texts.terms(self.ctx.settings))
+
+    # ------------------------------------------------------------ inline mode
+
+    async def inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Space cards for what is typed after the bot's name; each posts the Space with a
+        Buy button, a deep link whose /start opens the presser's private quote."""
+        q = update.inline_query
+        assert q is not None
+        found = await cards.cards(self.ctx, q.query)
+        if isinstance(found, Refused):
+            results = [_article("refused", f"⚠️ {found.message}", "", texts.refused(found))]
+        elif not found:
+            results = [_article("none", texts.NO_CARDS, q.query[:64], texts.no_cards(q.query))]
+        else:
+            bot = self.app.bot.username
+            results = [
+                _article(
+                    c.space_id,
+                    texts.card_title(c),
+                    texts.card_description(c),
+                    texts.card(c),
+                    InlineKeyboardMarkup(
+                        [
+                            [
+                                InlineKeyboardButton(
+                                    texts.BUY_BUTTON, url=texts.buy_link(bot, c.space_id)
+                                )
+                            ]
+                        ]
+                    ),
+                )
+                for c in found
+            ]
+        # the same for everyone: nothing in a card is the asker's
+        await q.answer(results, cache_time=INLINE_CACHE_SECONDS, is_personal=False)
 
     # ------------------------------------------------------------ Telegram Stars
 
@@ -522,6 +571,20 @@ class TelegramBot:
             await self.reply(update, texts.refused(out))
             return
         await self.reply(update, texts.imported(out.summary()))
+
+
+def _article(
+    result_id: str, title: str, description: str, html: str, markup: Any = None
+) -> InlineQueryResultArticle:
+    return InlineQueryResultArticle(
+        id=result_id,
+        title=title[:256],
+        description=description or None,
+        input_message_content=InputTextMessageContent(
+            html[: texts.MAX_MESSAGE], parse_mode=ParseMode.HTML, disable_web_page_preview=True
+        ),
+        reply_markup=markup,
+    )
 
 
 def _looks_like_space(token: str) -> bool:

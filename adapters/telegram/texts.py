@@ -14,6 +14,7 @@ from core.pipeline.render import hms
 from core.results import (
     AlreadyOwned,
     Answer,
+    Card,
     Granted,
     OwnedSpace,
     Quote,
@@ -32,6 +33,7 @@ from core.service.notices import (
     stars_text,
     teaser,
 )
+from core.spaces import canonical_url
 
 MAX_MESSAGE = 4096
 
@@ -178,6 +180,60 @@ def popular(items: list[SpaceView]) -> str:
 
 
 ANSWER_START = "answer_"  # /start payload (deep link) that shows a paid answer again
+BUY_START = "buy_"  # /start payload of a card's button: the private quote for that Space
+
+
+def buy_link(bot_username: str, space_id: str) -> str:
+    return f"https://t.me/{bot_username}?start={BUY_START}{space_id}"
+
+
+# ---------------------------------------------------------------- inline mode: Space cards
+
+TEASER_CHARS = 600  # each teaser line of a card: a card stays one message
+_STATE = {"pending": "being transcribed", "processing": "being transcribed", "failed": "failed"}
+
+
+def card_title(c: Card) -> str:
+    return c.space.title if c.space is not None else f"Space {c.space_id}"
+
+
+def card_description(c: Card) -> str:
+    """The line under a card's title in the inline results (plain text)."""
+    v, price = c.space, f"transcript {display(c.price)}"
+    if v is None:
+        return f"Not requested yet · {price}"
+    parts = [hms(v.duration_seconds)] if v.duration_seconds else []
+    parts += [_STATE.get(v.status, "transcribed"), price]
+    if v.chapters:
+        parts.append(f"Chapters: {chapter_list(v, 120)}")
+    return " · ".join(parts)
+
+
+def card(c: Card) -> str:
+    """The message a card posts in the chat it is chosen in."""
+    v = c.space
+    if v is None:
+        lines = [
+            f"<b>X Space</b> <code>{c.space_id}</code>",
+            "Not transcribed yet: the first buyer orders it.",
+        ]
+    else:
+        lines = [
+            f"<b>{escape(v.title)}</b> (<code>{v.space_id}</code>)",
+            f"Status: <b>{_STATE.get(v.status, 'transcribed')}</b>",
+        ]
+        lines += teaser(v, lambda t: escape(t[:TEASER_CHARS]))  # cut before escaping
+    lines.append(f"Transcript: <b>{display(c.price)}</b> — tap Buy to get your private quote.")
+    lines.append(canonical_url(c.space_id))
+    return "\n".join(lines)
+
+
+BUY_BUTTON = "Buy the transcript"
+NO_CARDS = "No Space matches"
+
+
+def no_cards(query: str) -> str:
+    return f"{NO_CARDS} “{escape(query.strip()[:64])}”. Try other words, or a Space link."
 
 
 def _start_link(bot_username: str, payload: str) -> str:

@@ -531,6 +531,28 @@ def register_fulfiller() -> None:
     register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed))
 
 
+async def titled(s: AsyncSession, ws: list[str], limit: int = SEARCH_LIMIT) -> list[Space]:
+    """Completed Spaces whose title or participants match the terms, most bought first:
+    what anyone may find (no transcript text)."""
+    if dialect_name(s) == "sqlite":
+        ids = text("SELECT rowid FROM spaces_fts WHERE spaces_fts MATCH :q ORDER BY rank LIMIT :k")
+        pks = [r[0] for r in (await s.execute(ids, {"q": fts5_expression(ws), "k": 50}))]
+        cond: ColumnElement[bool] = Space.id.in_(pks)
+    else:
+        q = func.to_tsquery("english", tsquery_expression(ws))
+        cond = or_(
+            func.to_tsvector("english", Space.title).op("@@")(q),
+            func.to_tsvector("english", func.coalesce(Space.participants, "")).op("@@")(q),
+        )
+    rows = await s.execute(
+        select(Space)
+        .where(cond, Space.status == "completed")
+        .order_by(Space.transcription_count.desc(), Space.id)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
 async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:
     """Titles and participants for everyone; transcript passages only in owned Spaces."""
     if len(words or "") > MAX_SEARCH_CHARS:
@@ -540,27 +562,7 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
         return Refused("empty_query", "Search for some words, e.g. /search bitcoin etf")
     hits: list[SearchHit] = []
     async with ctx.db.session() as s:
-        dialect = dialect_name(s)
-        if dialect == "sqlite":
-            ids = text(
-                "SELECT rowid FROM spaces_fts WHERE spaces_fts MATCH :q ORDER BY rank LIMIT :k"
-            )
-            pks = [r[0] for r in (await s.execute(ids, {"q": fts5_expression(ws), "k": 50}))]
-            cond: ColumnElement[bool] = Space.id.in_(pks)
-        else:
-            q = func.to_tsquery("english", tsquery_expression(ws))
-            cond = or_(
-                func.to_tsvector("english", Space.title).op("@@")(q),
-                func.to_tsvector("english", func.coalesce(Space.participants, "")).op("@@")(q),
-            )
-        rows = await s.execute(
-            select(Space)
-            .where(cond, Space.status == "completed")
-            .order_by(Space.transcription_count.desc(), Space.id)
-            .limit(SEARCH_LIMIT)
-        )
-        for sp in rows.scalars():
-            hits.append(SearchHit(space_view(sp)))
+        hits += [SearchHit(space_view(sp)) for sp in await titled(s, ws)]
         uid = await user_id_for(s, caller)
         if uid is not None:
             # the caller's latest SEARCH_OWNED_SPACES purchases, not every one: the cost of

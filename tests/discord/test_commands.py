@@ -132,7 +132,7 @@ async def test_revenue_only_for_admins_with_exact_totals_and_chart(
     (chart,) = by_role.files
     assert chart["filename"] == "revenue.png" and chart["content"][:8] == b"\x89PNG\r\n\x1a\n"
     assert by_role.data["embeds"][0]["image"]["url"] == "attachment://revenue.png"
-    by_id = await api.reply(await api.interact("revenue", user_id=ADMIN, in_guild=False))
+    by_id = await api.reply(await api.interact("revenue", user_id=ADMIN))  # an id, no role
     assert "Revenue (week)" in by_id.text
 
 

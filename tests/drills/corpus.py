@@ -33,7 +33,7 @@ from tests.drills.bad_input_world import (
     header,
     now,
 )
-from tests.stand_ins.discord_api import Upload
+from tests.stand_ins.discord_api import USER_INSTALL, Upload
 
 # ---------------------------------------------------------------- expected phrases (core's)
 ONLY_X = "Only X (Twitter) Space links are accepted"
@@ -221,6 +221,11 @@ TELEGRAM: list[Case] = [
     _tg("/start answer sql", "/start answer_'OR'1'='1", NOT_ANSWER_ID),
     _tg("/start answer control char", f"/start answer_{UNKNOWN_ANSWER[:-1]}\x00", NOT_ANSWER_ID),
     _tg("/start answer unknown", f"/start answer_{UNKNOWN_ANSWER}", NO_SUCH_ANSWER),
+    _tg("/start buy traversal", "/start buy_../../etc/passwd", ONLY_X),
+    _tg("/start buy nothing", "/start buy_", NO_SPACE),
+    _tg("/start buy loopback", "/start buy_http://127.0.0.1/i/spaces/1RDxlAoOeQRKL", ONLY_X),
+    _tg("/start buy sql", "/start buy_'OR'1'='1", ONLY_X),
+    _tg("/start buy control char", "/start buy_1RDxlAoOeQRK\x00", ONLY_X),
     _tg("/revenue by a member", "/revenue", NOT_ADMIN),
     _tg("/revenue all by a member", "/revenue all", NOT_ADMIN),
     _tg("/revenue sql by a member", "/revenue 'OR'1'='1", NOT_ADMIN),
@@ -296,6 +301,38 @@ STARS: list[Case] = [
            user=TG_ANN),
     _press("expired invoice", lambda w: f"stars:{w.invoices['expired']}", INV_EXPIRED),
     _press("paid invoice", lambda w: f"stars:{w.invoices['credited']}", INV_PAID),
+]  # fmt: skip
+
+
+# ================================================================ Telegram inline queries
+# "@bot <query>" in any chat (core.service.cards): answered by answerInlineQuery, never a
+# message; a refusal is one result saying what is wrong, an unknown Space an offer to order.
+
+NO_CONTROL = "Control characters are not allowed"
+LONG_INLINE = "Type at most 256 characters"
+EMPTY_INLINE = "Type a Space link, or words"
+
+
+def _inline(name: str, query: str, expect: str) -> Case:
+    return Case("telegram inline", name, query, expect)
+
+
+INLINE: list[Case] = [
+    *[_inline(f"link {what}", link, p) for what, link, p in _LINKS
+      if len(link) <= 256 and " " not in link and ("/" in link or "." in link)
+      and not any(ord(c) < 32 for c in link)],
+    _inline("over-long", "https://x.com/i/spaces/" + "A" * 300, LONG_INLINE),
+    _inline("NUL", "bitcoin\x00", NO_CONTROL),
+    _inline("escape sequence", "\x1b[2J\x1b[H", NO_CONTROL),
+    _inline("newline", "bitcoin\nweekly", NO_CONTROL),
+    _inline("bell in a link", f"https://x.com/i/spaces/{UNKNOWN}\x07", NO_CONTROL),
+    _inline("only punctuation", '!!! ??? *** "', EMPTY_INLINE),
+    _inline("only stop-words", "the and of", EMPTY_INLINE),
+    _inline("fts operators", '"*" ^ - : ( )', EMPTY_INLINE),
+    _inline("html", "<b>", EMPTY_INLINE),
+    _inline("unknown Space id", UNKNOWN, "Not requested yet"),
+    _inline("unknown Space link", f"https://x.com/i/spaces/{UNKNOWN}", "Not requested yet"),
+    _inline("no match", "zqxnothingmatches", "No Space matches"),
 ]  # fmt: skip
 
 
@@ -377,8 +414,14 @@ WEBHOOK: list[Case] = [
 # ================================================================ Discord slash commands
 
 
-def _dc(name: str, command: str, options: dict[str, Any], expect: str, user: int = ANN) -> Case:
-    return Case("discord", name, (command, options, user), expect)
+def _dc(
+    name: str, command: str, options: dict[str, Any], expect: str, user: int = ANN,
+    where: str = "guild",
+) -> Case:  # fmt: skip
+    """``where``: the bot's server, or through a member's user install ("dm", "private",
+    "other guild": a server that never added the bot)."""
+    place = {} if where == "guild" else {"where": where, "install": USER_INSTALL}
+    return Case("discord", name, (command, options, user, place), expect)
 
 
 DISCORD: list[Case] = [
@@ -418,6 +461,17 @@ DISCORD: list[Case] = [
     _dc("/search blank", "search", {"words": "   "}, EMPTY_SEARCH),
     _dc("/search over-long", "search", {"words": "b" * 201}, LONG_SEARCH),
     _dc("/search stop-words", "search", {"words": "the of and"}, EMPTY_SEARCH),
+    # the same rules through a user install, where the server never added the bot
+    _dc("/transcribe traversal in a private channel", "transcribe",
+        {"space": "../../etc/passwd"}, ONLY_X, where="private"),
+    _dc("/transcribe loopback in another server", "transcribe",
+        {"space": "http://127.0.0.1/i/spaces/1RDxlAoOeQRKL"}, ONLY_X, where="other guild"),
+    _dc("/myspaces a foreign Space in a DM", "myspaces", {"space": FOREIGN}, NOT_BOUGHT,
+        where="dm"),
+    _dc("/chat a locked Space in a private channel", "chat",
+        {"question": "why?", "space1": OWNED}, LOCKED, where="private"),
+    _dc("/unlock a foreign Space in another server", "unlock", {"space": FOREIGN},
+        NEEDS_TRANSCRIPT, where="other guild"),
     _dc("/myspaces traversal", "myspaces", {"space": "../../etc/passwd"}, ONLY_X),
     _dc("/myspaces a foreign Space", "myspaces", {"space": FOREIGN}, NOT_BOUGHT),
     _dc("/myspaces a pending Space", "myspaces", {"space": OWNED_PENDING}, NOT_READY),
@@ -952,6 +1006,7 @@ ALL: dict[str, list[Case]] = {
     "telegram webhook": WEBHOOK,
     "telegram payments": STARS,
     "telegram uploads": UPLOADS,
+    "telegram inline": INLINE,
     "discord": DISCORD,
     "http api": HTTP_API,
     "pay page": PAY_PAGE,

@@ -1,5 +1,6 @@
 """Access drill (issue 9): owner / payer / unlocked / non-owner / admin × every Telegram command,
-every Discord slash command (and autocomplete) and every HTTP route: 0 leaks.
+every Discord slash command (and autocomplete, and through a member's user install) and every
+HTTP route: 0 leaks.
 
 The roles and the planted markers are described in ``tests/drills/access_world.py``.
 Telegram runs python-telegram-bot in webhook mode against the Bot API stand-in: every update
@@ -60,7 +61,7 @@ from tests.drills.figures import record
 from tests.payments.conftest import chain_secrets, client_payload, signed_payload
 from tests.payments.test_x402_pay import _reqs
 from tests.stand_ins.chain import Chain
-from tests.stand_ins.discord_api import CHANNEL_ID, DiscordAPI, Upload
+from tests.stand_ins.discord_api import CHANNEL_ID, USER_INSTALL, DiscordAPI, NotOffered, Upload
 from tests.stand_ins.telegram_api import BotAPI, bot_api
 from tests.telegram.test_scenarios import PUBLIC, shop_context
 from tests.telegram.test_scenarios import running as telegram_running
@@ -101,6 +102,7 @@ UPDATE_ROWS = {
     "pre_checkout_query": "PreCheckoutQueryHandler",
     "successful_payment": "MessageHandler",
     "import upload": "MessageHandler",
+    "inline query": "InlineQueryHandler",
 }
 Entry = str | Callable[[BotAPI], dict[str, Any]]
 
@@ -111,7 +113,7 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[Entry]]:
     return {
         "wallet": ["/wallet"],  # first: before any quote of the payer reserves their credit
         "start": ["/start", f"/start resend_{a}", f"/start resend_{pp}", f"/start resend_{ww}"]
-        + [f"/start paid_{p.invoice}", f"/start answer_{w.answer_id}"],
+        + [f"/start paid_{p.invoice}", f"/start answer_{w.answer_id}", f"/start buy_{a}"],
         "help": ["/help"],
         "status": [f"/status {a}", f"/status {pp}"],
         "transcribe": [f"/transcribe {a}", f"/transcribe {pp}"],
@@ -134,6 +136,12 @@ def telegram_entries(w: World, p: Person) -> dict[str, list[Entry]]:
         "pre_checkout_query": [
             lambda api: api.pre_checkout_update(mine, 1, p.tg),
             lambda api: api.pre_checkout_update(owners, 40, p.tg),
+        ],
+        # inline mode: cards anyone may see (a link, words, nothing), never transcript text
+        "inline query": [
+            lambda api: api.inline_query_update(f"https://x.com/i/spaces/{a}", p.tg),
+            lambda api: api.inline_query_update("alpha weekly", p.tg),
+            lambda api: api.inline_query_update("", p.tg),
         ],
         # a charge for an invoice that is not ours to grant: refunded, and nothing is said
         "successful_payment": [
@@ -179,7 +187,7 @@ async def telegram_matrix(w: World, api: BotAPI, web: httpx.AsyncClient) -> Cell
         role = cells[i][2]
         # a command's answer goes to the member who sent it, never to anybody else
         # (answers to a button or a pre-checkout go back to Telegram by the query's id)
-        if method not in ("answerCallbackQuery", "answerPreCheckoutQuery"):
+        if method not in ("answerCallbackQuery", "answerPreCheckoutQuery", "answerInlineQuery"):
             assert params["chat_id"] == w.people[role].tg, (cells[i], method, params["chat_id"])
         said.append(json.dumps({k: v for k, v in params.items() if k != "chat_id"}))
     return out
@@ -226,6 +234,12 @@ def check_telegram(w: World, cells: Cells) -> None:
         assert ('"ok": true' in asked) == (role == "owner"), (role, asked)
         assert ("somebody else" in asked) == (role != "owner"), (role, asked)
         assert said[("successful_payment", role)] == "", role
+        cards = said[("inline query", role)]
+        # three answers, each with A's card: its title and chapters, its Buy deep link
+        assert cards.count('"inline_query_id"') == 3 and cards.count(f"start=buy_{w.a}") == 3
+        assert "Alpha weekly" in cards and CHAPTER_A in cards, (role, cards)
+        for marker in (TRANSCRIPT_A, PASSAGE_A, TAKEAWAY_A):  # not even to its owners
+            assert marker not in cards, (role, marker)
 
 
 # ---------------------------------------------------------------- Discord
@@ -254,6 +268,18 @@ def discord_entries(w: World) -> dict[str, list[tuple[str, dict[str, Any]]]]:
         "revenue": [("revenue", {"period": "all"})],
         "import": [("import", {"space": a, "attachment": Upload(b"RIFF-not-fetched")})],
     }
+
+
+def user_install_entries(w: World) -> list[tuple[str, dict[str, Any]]]:
+    """The row "user install": commands a member uses through their own install of the app,
+    in a private channel and in a server that never added the bot (the same access rules;
+    /revenue and /import are not offered there)."""
+    return [
+        ("myspaces", {"space": w.a}),
+        ("search", {"words": "reserve"}),
+        ("transcribe", {"space": w.a}),
+        ("chat", {"question": QUESTION, "space1": w.a}),
+    ]
 
 
 BUTTONS = {"AnswerButton": "button"}  # Discord's persistent buttons → their matrix row
@@ -305,6 +331,21 @@ async def discord_matrix(
             out.append(json.dumps(reply.data) + "\n".join(files))
         return "\n".join(out)
 
+    async def elsewhere(role: str) -> str:
+        out, member = [], w.people[role].dc
+        for where in ("private", "other guild"):
+            place = {"where": where, "install": USER_INSTALL}
+            for command, options in user_install_entries(w):
+                async with at_once:
+                    it = await api.interact(command, options, user_id=member, **place)
+                    reply = await api.reply(it, timeout=STALL_SECONDS)
+                files = [f["content"].decode(errors="replace") for f in reply.files]
+                out.append(json.dumps(reply.data) + "\n".join(files))
+            for admin in ("revenue", "import"):
+                with pytest.raises(NotOffered):
+                    await api.interact(admin, {}, user_id=member, **place)
+        return "\n".join(out)
+
     async def pressed(role: str) -> str:
         async with at_once:
             it = await api.click(notice, user_id=w.people[role].dc)
@@ -333,6 +374,8 @@ async def discord_matrix(
         suggestions[role] = seen
     for role, text in zip(ROLES, await asyncio.gather(*map(pressed, ROLES)), strict=True):
         cells[("discord", "button", role)] = text
+    for role, text in zip(ROLES, await asyncio.gather(*map(elsewhere, ROLES)), strict=True):
+        cells[("discord", "user install", role)] = text
     assert json.dumps(api.messages) == before, "a command posted outside its interaction"
     assert api.fetched == [], "an attachment was fetched for a refused /import"
     return cells, suggestions
@@ -352,6 +395,10 @@ def check_discord(w: World, cells: Cells, suggestions: dict[str, set[str]]) -> N
         admin = role == "admin"
         assert ("Only the bot" in said[("import", role)]) != admin, said[("import", role)]
         assert ("already transcribed" in said[("import", role)]) == admin
+        elsewhere = said[("user install", role)]  # the same rules where the bot is not
+        assert (TRANSCRIPT_A in elsewhere) == (role in owners), role
+        assert (PASSAGE_A in elsewhere) == (role in owners), role
+        assert ("1.00 USDC" in elsewhere) == (role == "unlocked"), role  # a chat quote
     assert "1.00 USDC" in said[("chat", "unlocked")]
 
 
@@ -594,7 +641,8 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
     check_telegram(world, tg)
     check_discord(world, dc, suggestions)
     check_http(world, http, codes)
-    n = len(tg_rows) + len(dc_rows) + 1 + len(BUTTONS) + len(http_rows)  # + autocomplete
+    # + autocomplete and the user-install row
+    n = len(tg_rows) + len(dc_rows) + 2 + len(BUTTONS) + len(http_rows)
     assert len(cells) == len(ROLES) * n
     record(
         "access",

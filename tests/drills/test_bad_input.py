@@ -3,8 +3,9 @@ nothing: every table's checksum and every file of the data directory are the sam
 
 Each entry point is reached through its real library and protocol, started once for the
 module: Telegram commands through python-telegram-bot (updates posted to the app's webhook,
-replies sent to the Bot API stand-in), Discord slash commands through discord.py (gateway and
-REST stand-in), the HTTP API, pay page and wallet-link page over a socket to uvicorn, and the
+replies sent to the Bot API stand-in; inline queries answered by answerInlineQuery), Discord
+slash commands through discord.py (gateway and REST stand-in; in the bot's server and, through
+a member's user install, in DMs, private channels and other servers), the HTTP API, pay page and wallet-link page over a socket to uvicorn, and the
 CLI as processes of its own (all at once, one snapshot for the batch). The whole corpus runs
 on SQLite; every third case of each entry point runs on PostgreSQL.
 """
@@ -23,6 +24,7 @@ import pytest
 from tests.conftest import ENGINES, _truncate_pg
 from tests.drills.bad_input_world import (
     OWNED_UNLOCKED,
+    TG_ANN,
     WEBHOOK_SECRET,
     World,
     header,
@@ -94,9 +96,28 @@ async def telegram_payments(w: World, case: Case) -> str:
     return html.unescape(str(got["text"]))
 
 
+async def telegram_inline(w: World, case: Case) -> str:
+    """An inline query: its one answer (answerInlineQuery), titles, lines and messages."""
+    update = w.tg.inline_query_update(case.send, TG_ANN)
+    n = len(w.tg.sent("sendMessage"))
+    r = await w.http.post(
+        "/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+    )
+    assert r.status_code == 200, f"webhook refused the update: {r.status_code} {r.text}"
+    answer = await w.tg.inline_answer(update["inline_query"]["id"])
+    assert len(w.tg.sent("sendMessage")) == n, "an inline query is never answered by a message"
+    said = [
+        f"{x['title']}\n{x.get('description', '')}\n{x['input_message_content']['message_text']}"
+        for x in answer["results"]
+    ]
+    return html.unescape("\n".join(said))
+
+
 async def discord(w: World, case: Case) -> str:
-    command, options, user = case.send
-    it = await w.discord.interact(command, options, user_id=user)
+    command, options, user, place = case.send
+    it = await w.discord.interact(command, options, user_id=user, **place)
     reply = await w.discord.reply(it)
     assert reply.text.startswith("⚠️") or "already" in reply.text, reply.text
     return reply.text
@@ -152,6 +173,7 @@ RUNNERS: dict[str, Callable[[World, Case], Awaitable[str]]] = {
     "telegram webhook": http,
     "telegram payments": telegram_payments,
     "telegram uploads": telegram_payments,  # one update, one answer: the same runner
+    "telegram inline": telegram_inline,
     "discord": discord,
     "http api": http,
     "pay page": http,

@@ -12,7 +12,12 @@ Gateway (``/gateway``, JSON, optionally ``zlib-stream``): HELLO, heartbeat ACKs,
 dispatches the tests push: slash commands (type 2, options of type 11 carry an
 :class:`Upload` as an attachment in ``data.resolved``, its bytes served at ``/cdn/…`` as
 Discord's CDN does), autocomplete (type 4) and button clicks
-(message components, type 3, carrying the message the button is on). Interaction callbacks
+(message components, type 3, carrying the message the button is on), from wherever a member
+may use them: the bot's server, the bot's DM, a private channel (group DM) or another server,
+through a server install or a user install (``authorizing_integration_owners`` and
+``context`` as Discord sends them). A command is only dispatched where Discord would offer it:
+its synced ``integration_types`` and ``contexts`` (Discord's defaults when absent: server
+install; servers and the bot's DM), and a server's own commands only in that server. Interaction callbacks
 are checked against the interaction's type as Discord does (8 only for autocomplete, 6 and 7
 only for components), and sent messages get their components' numeric ids.
 """
@@ -39,14 +44,27 @@ from tests.stand_ins.http import serve
 API = "/api/v10"
 APP_ID = 900000000000000001
 GUILD_ID = 800000000000000001
+OTHER_GUILD_ID = 800000000000000002  # a server that never added the bot
+OTHER_CHANNEL_ID = 810000000000000002  # a channel there
 CHANNEL_ID = 810000000000000001
 ADMIN_ROLE_ID = 820000000000000001
 EPHEMERAL = 1 << 6
 INTENT_GUILDS = 1 << 0
 COMMAND, COMPONENT, AUTOCOMPLETE = 2, 3, 4  # interaction types
+GUILD_INSTALL, USER_INSTALL = 0, 1  # application integration types
+IN_GUILD, BOT_DM, PRIVATE_CHANNEL = 0, 1, 2  # interaction context types
+# Discord's defaults for a command synced without them (observed: discord-api-docs #7108):
+# a server install only, in servers and the bot's DM, never in private channels
+DEFAULT_INSTALLS, DEFAULT_CONTEXTS = [GUILD_INSTALL], [IN_GUILD, BOT_DM]
+# where a member uses a command → its context type; "other guild": a server without the bot
+WHERE = {"guild": IN_GUILD, "other guild": IN_GUILD, "dm": BOT_DM, "private": PRIVATE_CHANNEL}
 # callback types each interaction type accepts (4/5 message, 6/7 update, 8 choices, 9 modal)
 CALLBACKS_FOR = {COMMAND: {4, 5, 9}, COMPONENT: {4, 5, 6, 7, 9}, AUTOCOMPLETE: {8}}
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+
+
+class NotOffered(AssertionError):
+    """Discord would not offer this command there: a member cannot send it."""
 
 
 def user_payload(user_id: int, name: str = "ann", bot: bool = False) -> dict[str, Any]:
@@ -260,12 +278,25 @@ class DiscordAPI:
             out.append(opt)
         return out
 
-    def _command_id(self, name: str, guild: int | None) -> tuple[int, int | None]:
-        for scope in (guild, None):
-            for c in self.commands.get(scope, []):
+    def _command(self, name: str, where: str, install: int) -> tuple[dict[str, Any], int | None]:
+        """The synced command a member can use there, as Discord offers it: a server's own
+        commands in that server through its install; global ones per their
+        ``integration_types`` and ``contexts``."""
+        if where == "guild" and install == GUILD_INSTALL:
+            for c in self.commands.get(GUILD_ID, []):
                 if c["name"] == name:
-                    return int(c["id"]), scope
-        raise AssertionError(f"/{name} was never synced")
+                    return c, GUILD_ID
+        c = next((c for c in self.commands.get(None, []) if c["name"] == name), None)
+        if c is None:
+            if any(c["name"] == name for cs in self.commands.values() for c in cs):
+                raise NotOffered(f"/{name} is a server command: not offered in {where}")
+            raise AssertionError(f"/{name} was never synced")
+        installs = c.get("integration_types") or DEFAULT_INSTALLS
+        contexts = c.get("contexts") or DEFAULT_CONTEXTS
+        if install not in installs or WHERE[where] not in contexts:
+            kind = "user" if install == USER_INSTALL else "server"
+            raise NotOffered(f"/{name} is not offered in {where} for a {kind} install")
+        return c, None
 
     async def interact(
         self,
@@ -276,14 +307,21 @@ class DiscordAPI:
         roles: list[int] | None = None,
         in_guild: bool = True,
         focused: str | None = None,
+        where: str | None = None,
+        install: int = GUILD_INSTALL,
     ) -> Interaction:
-        """Dispatch INTERACTION_CREATE for ``/command`` (type 4 when ``focused`` is set)."""
+        """Dispatch INTERACTION_CREATE for ``/command`` (type 4 when ``focused`` is set),
+        used ``where`` (a key of :data:`WHERE`; default the bot's server, or its DM when not
+        ``in_guild``) through a server or a user ``install``. :class:`NotOffered` if Discord
+        would not show the command there."""
         await self.wait(self._connected)  # commands are synced before the gateway connects
-        guild = GUILD_ID if in_guild else None
-        cmd_id, scope = self._command_id(command, guild)
+        where = where or ("guild" if in_guild else "dm")
+        if where in ("other guild", "private") and install != USER_INSTALL:
+            raise NotOffered(f"only a user install reaches {where}")  # the bot is not there
+        cmd, scope = self._command(command, where, install)
         resolved: dict[str, Any] = {}
         data: dict[str, Any] = {
-            "id": str(cmd_id),
+            "id": cmd["id"],
             "name": command,
             "type": 1,
             "options": self._options(options or {}, focused, resolved),
@@ -293,7 +331,7 @@ class DiscordAPI:
         if scope is not None:
             data["guild_id"] = str(scope)
         kind = AUTOCOMPLETE if focused else COMMAND
-        return await self._dispatch(kind, data, user_id, roles, in_guild)
+        return await self._dispatch(kind, data, user_id, roles, where, install)
 
     async def click(
         self,
@@ -319,11 +357,53 @@ class DiscordAPI:
             (custom_id,) = buttons
         assert custom_id in buttons, f"the message has no button {custom_id!r}"
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._dispatch(COMPONENT, data, user_id, roles, True, _public(stored))
+        return await self._dispatch(
+            COMPONENT, data, user_id, roles, "guild", GUILD_INSTALL, _public(stored)
+        )
 
     def _connected(self) -> bool:
         """A bot is on the gateway (one that left, e.g. restarted, does not count)."""
         return any(g.identified.is_set() and not g.ws.closed for g in self.gateways)
+
+    def _place(
+        self, where: str, install: int, user_id: int, roles: list[int] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """The channel and the payload's fields of place and installation, as Discord sends
+        them for an interaction ``where``: who authorised the app (the server, "0" in the
+        bot's DM through a server install, or the member) and the context type."""
+        owner = str(user_id) if install == USER_INSTALL else ("0" if where == "dm" else None)
+        if where in ("guild", "other guild"):
+            guild = GUILD_ID if where == "guild" else OTHER_GUILD_ID
+            channel = CHANNEL_ID if where == "guild" else OTHER_CHANNEL_ID
+            return channel, {
+                "guild_id": str(guild),
+                "guild_locale": "en-US",
+                "guild": {"id": str(guild), "locale": "en-US", "features": []},
+                "channel_id": str(channel),
+                "channel": _text_channel(channel) | {"guild_id": str(guild), "permissions": "0"},
+                "member": self._member(user_id, roles or []),
+                "authorizing_integration_owners": {str(install): owner or str(guild)},
+                "context": IN_GUILD,
+            }
+        if where == "dm":
+            channel = self._dm_channel(user_id)
+            raw = {"id": str(channel), "type": 1, "recipients": [user_payload(user_id)]}
+        else:  # a group DM the member is in; the bot is not
+            channel = self.snowflake()
+            raw = {
+                "id": str(channel),
+                "type": 3,
+                "name": "friends",
+                "owner_id": str(user_id),
+                "recipients": [user_payload(user_id), user_payload(user_id + 1, "bea")],
+            }
+        return channel, {
+            "channel_id": str(channel),
+            "channel": raw,
+            "user": user_payload(user_id),
+            "authorizing_integration_owners": {str(install): owner},
+            "context": WHERE[where],
+        }
 
     async def _dispatch(
         self,
@@ -331,11 +411,12 @@ class DiscordAPI:
         data: dict[str, Any],
         user_id: int,
         roles: list[int] | None,
-        in_guild: bool,
+        where: str,
+        install: int,
         message: dict[str, Any] | None = None,
     ) -> Interaction:
         await self.wait(self._connected)
-        channel_id = CHANNEL_ID if in_guild else self._dm_channel(user_id)
+        channel_id, place = self._place(where, install, user_id, roles)
         it = Interaction(self.snowflake(), secrets.token_urlsafe(48), user_id, channel_id, kind)
         self.interactions[it.id] = it
         payload: dict[str, Any] = {
@@ -349,30 +430,8 @@ class DiscordAPI:
             "locale": "en-US",
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
+            **place,
         }
-        if in_guild:
-            payload |= {
-                "guild_id": str(GUILD_ID),
-                "guild_locale": "en-US",
-                "guild": {"id": str(GUILD_ID), "locale": "en-US", "features": []},
-                "channel_id": str(CHANNEL_ID),
-                "channel": {"id": str(CHANNEL_ID), "type": 0, "name": "general"},
-                "member": self._member(user_id, roles or []),
-                "authorizing_integration_owners": {"0": str(GUILD_ID)},
-                "context": 0,
-            }
-        else:
-            payload |= {
-                "channel_id": str(channel_id),
-                "channel": {
-                    "id": str(channel_id),
-                    "type": 1,
-                    "recipients": [user_payload(user_id)],
-                },
-                "user": user_payload(user_id),
-                "authorizing_integration_owners": {"0": str(GUILD_ID)},
-                "context": 1,
-            }
         if message is not None:
             payload["message"] = message
         for g in self.gateways:
@@ -573,6 +632,20 @@ class DiscordAPI:
                 seen_optional = True
             if opt.get("autocomplete") and opt.get("choices"):
                 problems.append(f"{name}.{opt['name']}: autocomplete and choices")
+        # where it is offered: null (Discord's defaults) or a list of known values, each once
+        for key, allowed in (
+            ("integration_types", {GUILD_INSTALL, USER_INSTALL}),
+            ("contexts", {IN_GUILD, BOT_DM, PRIVATE_CHANNEL}),
+        ):
+            values = cmd.get(key)
+            if values is None:
+                continue
+            if not isinstance(values, list) or not values:
+                problems.append(f"{name}.{key}: a non-empty list or null")
+            elif any(type(v) is not int or v not in allowed for v in values):
+                problems.append(f"{name}.{key}: value must be one of {sorted(allowed)}")
+            elif len(set(values)) != len(values):
+                problems.append(f"{name}.{key}: duplicate values")
         return problems
 
     # -- interactions
@@ -772,18 +845,7 @@ class DiscordAPI:
             "joined_at": _now(),
             "features": [],
             "roles": [role(GUILD_ID, "@everyone", "0"), role(ADMIN_ROLE_ID, "ops", "8")],
-            "channels": [
-                {
-                    "id": str(CHANNEL_ID),
-                    "type": 0,
-                    "name": "general",
-                    "position": 0,
-                    "permission_overwrites": [],
-                    "nsfw": False,
-                    "parent_id": None,
-                    "topic": None,
-                }
-            ],
+            "channels": [_text_channel(CHANNEL_ID)],
             "members": [],
             "threads": [],
             "emojis": [],
@@ -794,6 +856,19 @@ class DiscordAPI:
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
         }
+
+
+def _text_channel(channel_id: int) -> dict[str, Any]:
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "name": "general",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "topic": None,
+    }
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

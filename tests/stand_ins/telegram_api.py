@@ -4,7 +4,11 @@ Implements getMe, getUpdates (long polling), sendMessage, sendDocument, sendPhot
 setWebhook, deleteWebhook, answerCallbackQuery, the Telegram Stars payments API (sendInvoice,
 answerPreCheckoutQuery, refundStarPayment), and files members send: ``getFile`` and the
 download at ``/file/bot<token>/<file_path>`` (refused above 20 MB, as the cloud Bot API does);
-feeds updates the tests push and records every call.
+feeds updates the tests push and records every call. Inline mode: with ``inline`` on (BotFather
+``/setinline``; ``getMe`` says so) :meth:`BotAPI.inline_query` sends an ``inline_query``
+update and ``answerInlineQuery`` is checked as Telegram does (a known query answered once, at
+most 50 results with unique ids of 1-64 bytes, articles with a title and a 1-4096 character
+message whose HTML parses, buttons with a valid URL or callback data).
 :meth:`BotAPI.checkout` pays an invoice the way Telegram does: a ``pre_checkout_query``, then,
 only if the bot answered ok, a ``successful_payment`` message. Users
 can be marked as having blocked the bot (403) and a number of 429 answers can be queued.
@@ -22,6 +26,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
@@ -35,7 +40,7 @@ BOT = {
     "username": "spacescribe_bot",
     "can_join_groups": True,
     "can_read_all_group_messages": False,
-    "supports_inline_queries": False,
+    "supports_inline_queries": True,
 }
 
 
@@ -53,6 +58,8 @@ class BotAPI:
     refunded: set[str] = field(default_factory=set)
     files: dict[str, bytes] = field(default_factory=dict)  # file_id → what the member sent
     downloads: list[str] = field(default_factory=list)  # file_paths fetched by the bot
+    inline: bool = True  # inline mode on (BotFather /setinline)
+    inline_queries: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → answer or {}
 
     def sent(self, method: str) -> list[dict[str, Any]]:
         return [p for m, p in self.calls if m == method]
@@ -223,6 +230,82 @@ class BotAPI:
             },
         }
 
+    def inline_query_update(
+        self, query: str, user_id: int = 7, chat_type: str = "supergroup"
+    ) -> dict[str, Any]:
+        """What Telegram sends while a member types ``@bot <query>`` in a chat of
+        ``chat_type`` (only to bots with inline mode on)."""
+        assert self.inline, "inline mode is off: Telegram sends no inline queries"
+        uid = next(self._ids)
+        qid = f"iq{uid}"
+        self.inline_queries[qid] = {}
+        return {
+            "update_id": uid,
+            "inline_query": {
+                "id": qid,
+                "from": self._user(user_id),
+                "query": query,
+                "offset": "",
+                "chat_type": chat_type,
+            },
+        }
+
+    def inline_query(self, query: str, user_id: int = 7, chat_type: str = "supergroup") -> str:
+        return str(
+            self._push(self.inline_query_update(query, user_id, chat_type))["inline_query"]["id"]
+        )
+
+    async def inline_answer(self, query_id: str, timeout: float = 15) -> dict[str, Any]:
+        """The bot's answerInlineQuery for that query (accepted by the checks)."""
+        deadline = time.monotonic() + timeout
+        while not self.inline_queries.get(query_id):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no answer to inline query {query_id}: {self.calls[-5:]}")
+            await asyncio.sleep(0.02)
+        return self.inline_queries[query_id]
+
+    def _answer_inline(self, params: dict[str, Any]) -> str | None:
+        """Telegram's checks of answerInlineQuery: the problem, or None when accepted."""
+        qid = str(params.get("inline_query_id"))
+        if self.inline_queries.get(qid) != {}:  # unknown, or answered already
+            return "query is too old and response timeout expired or query ID is invalid"
+        results = params.get("results")
+        if not isinstance(results, list):
+            return "can't parse inline query results"
+        if len(results) > 50:
+            return "RESULTS_TOO_MUCH"
+        ids = [str(r.get("id", "")) for r in results]
+        if any(not 1 <= len(i.encode()) <= 64 for i in ids):
+            return "RESULT_ID_INVALID"
+        if len(set(ids)) != len(ids):
+            return "RESULT_ID_DUPLICATE"
+        if not isinstance(params.get("cache_time", 0), int) or params.get("cache_time", 0) < 0:
+            return 'field "cache_time" must be a non-negative Integer'
+        for r in results:
+            if r.get("type") != "article":
+                return f"RESULT_TYPE_INVALID ({r.get('type')})"  # the only type spacescribe sends
+            if not str(r.get("title") or "").strip():
+                return "RESULT_TITLE_EMPTY"
+            content = r.get("input_message_content") or {}
+            text = str(content.get("message_text") or "")
+            if not text.strip():
+                return "MESSAGE_EMPTY"
+            if len(text) > 4096:
+                return "MESSAGE_TOO_LONG"
+            if content.get("parse_mode") == "HTML" and (bad := _html_problem(text)):
+                return f"can't parse entities: {bad}"
+            for row in (r.get("reply_markup") or {}).get("inline_keyboard", []):
+                for b in row:
+                    kinds = [k for k in ("url", "callback_data", "switch_inline_query") if k in b]
+                    if not b.get("text") or len(kinds) != 1:
+                        return "BUTTON_TYPE_INVALID"
+                    if "url" in b and not str(b["url"]).startswith(
+                        ("https://", "http://", "tg://")
+                    ):
+                        return "BUTTON_URL_INVALID"
+        self.inline_queries[qid] = params
+        return None
+
     def answer_to(self, query_id: str) -> dict[str, Any] | None:
         return next(
             (
@@ -307,7 +390,10 @@ class BotAPI:
             self.calls.append((method, params))
         ok = lambda result: web.json_response({"ok": True, "result": result})  # noqa: E731
         if method == "getMe":
-            return ok(BOT)
+            return ok({**BOT, "supports_inline_queries": self.inline})
+        if method == "answerInlineQuery":
+            problem = self._answer_inline(params)
+            return self._bad(f"Bad Request: {problem}") if problem else ok(True)
         if method in ("deleteWebhook", "setMyCommands", "setWebhook", "answerCallbackQuery"):
             return ok(True)
         if method == "answerPreCheckoutQuery":
@@ -408,6 +494,40 @@ class BotAPI:
         return web.json_response(
             {"ok": False, "error_code": 404, "description": f"Not Found: {method}"}, status=404
         )
+
+
+_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre"}
+_TAGS |= {"tg-spoiler", "span", "blockquote", "tg-emoji"}
+
+
+def _html_problem(text: str) -> str | None:
+    """What Telegram's HTML parse mode refuses: unknown or unbalanced tags, a bare ``<``."""
+
+    class Check(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=False)  # entities apart from the text
+            self.open: list[str] = []
+            self.problem: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag not in _TAGS:
+                self.problem = self.problem or f'unsupported start tag "{tag}"'
+            self.open.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            if not self.open or self.open.pop() != tag:
+                self.problem = self.problem or f'unexpected end tag "{tag}"'
+
+        def handle_data(self, data: str) -> None:
+            if "<" in data:  # a "<" that opens no tag
+                self.problem = self.problem or 'unexpected "<"'
+
+    c = Check()
+    c.feed(text)
+    c.close()
+    if c.problem is None and c.open:
+        return f'unclosed start tag "{c.open[-1]}"'
+    return c.problem
 
 
 @asynccontextmanager

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from adapters.telegram.bot import TelegramBot
 from core import outbox
 from core.context import Context
 from core.db import Space, TranscriptionPayment, utcnow
 from core.outbox_contract import OutboundMessage
-from core.pipeline import media
-from core.pipeline.media import SpaceMeta
 from core.results import Caller
 from tests.snapshot import snapshot
-from tests.stand_ins.telegram_api import BotAPI, bot_api
+from tests.stand_ins.telegram_api import BotAPI
 
 SID = "1TELEGRAM0001"
-
-
-class Recorded:
-    async def resolve(self, space_id: str) -> SpaceMeta:
-        return SpaceMeta(space_id, "Recorded Space", "alice", None, 60.0, False, True, "")
-
-
-@pytest.fixture
-async def tg(ctx: Context) -> AsyncIterator[tuple[BotAPI, TelegramBot]]:
-    media.use_resolver(Recorded())
-    ctx.settings.payments.pay_to = "0x" + "22" * 20
-    async with bot_api() as api:
-        ctx.settings.telegram.base_url = api.url
-        ctx.settings.telegram.admin_ids = [1]
-        bot = TelegramBot(ctx, api.token)
-        await bot.start()
-        try:
-            yield api, bot
-        finally:
-            await bot.stop()
-            media.use_resolver(None)
 
 
 async def test_commands_registered_and_help(tg: tuple[BotAPI, TelegramBot]) -> None:
