@@ -531,8 +531,9 @@ def register_fulfiller() -> None:
     register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed))
 
 
-async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:
-    """Titles and participants for everyone; transcript passages only in owned Spaces."""
+async def search(ctx: Context, caller: Caller | None, words: str) -> list[SearchHit] | Refused:
+    """Titles and participants for everyone (``caller`` None: a visitor of the storefront);
+    transcript passages only in owned Spaces."""
     if len(words or "") > MAX_SEARCH_CHARS:
         return Refused("query_too_long", f"Search with at most {MAX_SEARCH_CHARS} characters.")
     ws = terms(words or "")
@@ -561,7 +562,7 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
         )
         for sp in rows.scalars():
             hits.append(SearchHit(space_view(sp)))
-        uid = await user_id_for(s, caller)
+        uid = await user_id_for(s, caller) if caller is not None else None
         if uid is not None:
             # the caller's latest SEARCH_OWNED_SPACES purchases, not every one: the cost of
             # a search is bounded whatever a member has bought (README: Chat, /search)
@@ -589,3 +590,22 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
                     )
                 )
     return hits
+
+
+async def answers_on(ctx: Context, caller: Caller, space_id: str, limit: int = 5) -> list[Answer]:
+    """The caller's latest paid answers over ``space_id`` (a validated id), newest first:
+    what the storefront's Space page shows its buyer."""
+    async with ctx.db.read() as s:
+        uid = await user_id_for(s, caller)
+        if uid is None:
+            return []
+        rows = await s.execute(
+            select(ChatSession)
+            .where(
+                ChatSession.user_id == uid,
+                ChatSession.space_ids.contains(json.dumps(space_id), autoescape=True),
+            )
+            .order_by(ChatSession.id.desc())
+            .limit(limit)
+        )
+        return [_answer_view(r) for r in rows.scalars()]
