@@ -26,21 +26,21 @@ log = get_logger("spacescribe.demo")
 
 # A syntactically valid Space id that is clearly ours (X ids never spell words).
 DEMO_SPACE_ID = "1DEMOSPACEtst"
-DEMO_TITLE = "Demo Space (test mode): a lighthouse keeper, a baker and a cyclist"
+DEMO_TITLE = "Demo Space (test mode): a lighthouse keeper, a baker and a bike mechanic"
 DEMO_CREATOR = "spacescribe demo"
 PAUSE_SECONDS = 0.6
 
 # (espeak-ng voice, line): several voices, so it reads as a conversation
 SCRIPT: tuple[tuple[str, str], ...] = (
-    ("en-us", "Welcome to the demo space. Three of us talk about our work today."),
-    ("en-gb", "I keep the lighthouse on the northern cape. The lamp turns every ten seconds."),
-    ("en-us+f3", "I am a baker. I bake sourdough bread every morning at four."),
-    ("en-gb-scotland", "And I repair bicycles. Most punctures happen in the rainy season."),
-    ("en-us", "What is the hardest part of keeping a lighthouse?"),
-    ("en-gb", "Storms. In a storm I climb the stairs twice an hour to check the lamp."),
-    ("en-us+f3", "For bread the hardest part is patience. The dough rises for twelve hours."),
-    ("en-gb-scotland", "For bicycles it is rust. Keep your chain dry and oil it every month."),
-    ("en-us", "Thank you all. This was the spacescribe demo space."),
+    ("en-us+m3", "Welcome to the demo space. Three of us talk about our work today."),
+    ("en-gb-x-rp", "I keep the lighthouse on the northern cape. The lamp turns every ten seconds."),
+    ("en-us", "I am a baker. I bake sourdough bread every morning at four."),
+    ("en-us+f4", "And I repair bikes. Most flat tyres happen in the rainy season."),
+    ("en-us+m3", "What is the hardest part of keeping a lighthouse?"),
+    ("en-gb-x-rp", "Storms. In a storm I climb the stairs twice an hour to check the lamp."),
+    ("en-us", "For bread the hardest part is patience. The dough rises for twelve hours."),
+    ("en-us+f4", "For bikes the enemy is rust. Keep the chain dry and oil it every month."),
+    ("en-us+m3", "Thank you all. This was the spacescribe demo space."),
 )
 
 
@@ -61,7 +61,7 @@ async def _say(exe: str, voice: str, text: str, out: Path) -> None:
         "-v",
         voice,
         "-s",
-        "150",
+        "140",
         "-w",
         str(out),
         text,
