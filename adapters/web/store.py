@@ -38,6 +38,8 @@ COOKIE = "spacescribe_session"
 MAX_FORM = 8_192  # a question of chat.max_question_chars and a token, with room to spare
 _STATUS = {
     "invalid_space": 400,
+    "invalid_input": 400,
+    "unknown_space": 404,
     "empty_question": 400,
     "question_too_long": 400,
     "query_too_long": 400,
