@@ -21,7 +21,6 @@ from playwright.async_api import Browser, BrowserContext, Page
 from core.payments.demo import DEMO_ADDRESS
 from core.service.demo_space import DEMO_SPACE_ID, DEMO_TITLE
 from core.testchain import ANVIL_BIN
-from tests.paypage.conftest import browser  # noqa: F401 (fixture)
 from tests.test_cli import CLI, _env, _free_port
 
 SCREENSHOTS = Path(os.environ.get("SPACESCRIBE_SCREENSHOTS", "/tmp/spacescribe-screens"))
@@ -133,7 +132,7 @@ async def _context(browser: Browser, width: int, js: bool = True) -> BrowserCont
 
 async def test_the_tour_on_a_fresh_start(
     app: App,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     app.start()
