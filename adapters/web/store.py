@@ -116,7 +116,12 @@ async def _form(request: Request) -> dict[str, str] | str:
     if len(raw) > MAX_FORM:
         return f"The form must have a Content-Length of at most {MAX_FORM} bytes."
     try:  # urlencoded only (no multipart): parsed here, strictly
-        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
+        pairs = parse_qsl(
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=bool(raw),
+            errors="strict",
+        )
     except (UnicodeDecodeError, ValueError):
         return "The form is not valid application/x-www-form-urlencoded UTF-8."
     return dict(pairs)
@@ -307,9 +312,16 @@ async def session_sign_in(request: Request) -> Response:
         )
     body = await read_json(request)
     data = body.get("payload") if isinstance(body, dict) else None
-    wallet = await sign_in(ctx, data) if isinstance(data, dict) else None
-    if not isinstance(wallet, str):
-        r = wallet or Refused("invalid_siwx_header", "Send {payload: the signed sign-in}.")
+    if isinstance(body, str):
+        wallet: str | Refused = Refused(
+            "invalid_siwx_header", f"The sign-in could not be read: {body}."
+        )
+    elif not isinstance(data, dict):
+        wallet = Refused("invalid_siwx_header", "Send {payload: the signed sign-in}.")
+    else:
+        wallet = await sign_in(ctx, data)
+    if isinstance(wallet, Refused):
+        r = wallet
         return json_response({"status": "refused", "code": r.code, "message": r.message}, 401)
     token, _ = await open_session(ctx, wallet)
     return _with_cookie(json_response({"status": "signed_in", "wallet": wallet}), ctx, token)
