@@ -21,6 +21,7 @@ import random
 import statistics
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -73,7 +74,7 @@ async def _fill(url: str, n: int, data_dir: Path) -> tuple[Context, str]:
             "audio_duration_seconds": 3600,
             "participants": '["Alice", "Bob", "Carol"]',
             "transcription_count": rng.randrange(50),
-            "completed_at": now,
+            "completed_at": now - timedelta(minutes=i),  # one a minute, newest first
         }
         for i in range(n)
     ]
