@@ -55,6 +55,7 @@ _STATUS = {
     "unknown_page": 404,
     "invalid_address": 400,
 }
+_TITLES = {400: "Not understood", 401: "Sign in first", 403: "Not allowed", 404: "Not found"}
 UNKNOWN_PAGE = Refused(
     "unknown_page", "There is no such page. Paste a Space link on the home page."
 )
@@ -92,11 +93,12 @@ def _store_page(request: Request, name: str, status_code: int = 200, **kw: Any) 
 
 
 def _refusal_page(request: Request, r: Refused, buyer: WebBuyer | None, back: str) -> Response:
+    status = _STATUS.get(r.code, 409)
     return _store_page(
         request,
         "store_message.html",
-        status_code=_STATUS.get(r.code, 409),
-        title="Not done",
+        status_code=status,
+        title=_TITLES.get(status, "Not done"),
         message=r.message,
         code=r.code,
         back=back,
