@@ -1,3 +1,4 @@
-"""Fixtures of the storefront tests: headless Chromium as the pay-page tests start it."""
+"""Fixtures of the storefront tests: headless Chromium, the real web server on the session's
+anvil chain and a test browser wallet, as the pay-page tests have them."""
 
-from tests.paypage.conftest import browser  # noqa: F401 (fixture)
+from tests.paypage.conftest import browser, wallet_page, web  # noqa: F401 (fixtures)
