@@ -107,6 +107,8 @@ async def open_session(ctx: Context, wallet: str) -> tuple[str, WebBuyer]:
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     expires = utcnow() + timedelta(seconds=ctx.settings.web.session_ttl_seconds)
     async with ctx.db.session() as s:
+        # expired sessions go as new ones come (``ix_web_sessions_expires_at``): no job needed
+        await s.execute(delete(WebSession).where(WebSession.expires_at <= utcnow()))
         acc = await get_or_create_account(s, caller_of(wallet))
         user = await get_or_create_user(s, wallet)
         if acc.user_id != user.id:

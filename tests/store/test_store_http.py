@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,13 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from adapters.web.app import create_app
 from core.accounts import get_or_create_account, get_or_create_user, link_account
 from core.config import Secrets
 from core.context import Context
-from core.db import Database, Invoice, TranscriptionPayment, WebSession
+from core.db import Database, Invoice, TranscriptionPayment, WebSession, utcnow
 from core.results import Caller
 from tests.chat.helpers import add_space, space_id_for
 from tests.conftest import make_settings
@@ -259,3 +260,18 @@ async def test_live_mode_refuses_the_demo_wallet(db_url: str, tmp_path: Path) ->
         assert "set-cookie" not in r.headers and await _count(ctx, WebSession) == 0
     finally:
         await ctx.close()
+
+
+async def test_an_expired_session_signs_nobody_in_and_is_cleared(
+    ctx: Context, web: httpx.AsyncClient
+) -> None:
+    await add_space(ctx, 8, SEGMENTS, title="Expiring")
+    sid = space_id_for(8)
+    assert (await web.post("/session/demo", data={"next": "/"})).status_code == 303
+    assert 'id="signed-in"' in (await web.get(f"/spaces/{sid}")).text
+    async with ctx.db.session() as s:
+        await s.execute(update(WebSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert 'id="signed-in"' not in (await web.get(f"/spaces/{sid}")).text
+    async with _client(ctx) as other:  # the next sign-in clears expired sessions
+        assert (await other.post("/session/demo", data={"next": "/"})).status_code == 303
+    assert await _count(ctx, WebSession) == 1
