@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -237,3 +238,8 @@ async def test_the_tour_on_a_fresh_start(
         page_html = (await c.get(f"/spaces/{DEMO_SPACE_ID}")).text
     assert 'id="download-md"' in page_html and QUESTION in page_html
     app.stop()
+    # what the outbox had for the web buyer was handled by the web role's drain, none left
+    with sqlite3.connect(tmp_path / "tour.db") as db:
+        rows = db.execute("SELECT kind, status FROM outbox WHERE platform = 'web'").fetchall()
+    assert {k for k, _ in rows} >= {"payment_confirmed", "chat_answer"}, rows
+    assert {st for _, st in rows} == {"sent"}, rows
