@@ -1,6 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Each sets up what it needs,
 # idempotently: .venv from the pinned constraints, npm peers (anvil, solc), Debian packages.
-# `make run` installs anvil too: with no payments.pay_to it runs in test mode on a local chain.
+# `make run` installs anvil too: with no payments.pay_to it runs in test mode on a local chain
+# (and espeak-ng, which speaks its demo Space).
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -30,6 +31,7 @@ migrate: setup
 	$(BIN)/spacescribe migrate
 
 run: setup node_modules/.installed
+	@bash scripts/ensure-run-deps.sh
 	$(BIN)/spacescribe run
 
 lint: setup

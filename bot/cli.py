@@ -121,6 +121,8 @@ def run(
         status = [*rt.status, StatusLine("Payments", label != "off", why, label)]
         if chain is not None:
             status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
+            if "web" in role_list:  # something to buy on a fresh machine, made once
+                status.append(await testmode.demo_space_line(ctx))
         for line in status:
             if line.label:
                 console.print(

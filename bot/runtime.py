@@ -109,9 +109,18 @@ class Scheduler:
 RoleBuilder = Callable[[Context, Scheduler], tuple[list[Component], list[StatusLine]]]
 
 
-def _web(ctx: Context, _sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
+def _web(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
+    from adapters.web.sender import WebSender
+    from core import outbox
+
     w = ctx.settings.web
-    return [WebServer(ctx)], [StatusLine("Web", True, f"http://{w.host}:{w.port} ({w.public_url})")]
+    # the storefront's buyers' messages: drained here (the same job id as the bots' drain,
+    # so a process running both has one drain for every sender)
+    outbox.register_sender(WebSender(ctx))
+    sched.add_job(_drain_outbox, "interval", [ctx], "outbox-drain", OUTBOX_DRAIN_SECONDS)
+    return [WebServer(ctx)], [
+        StatusLine("Web", True, f"http://{w.host}:{w.port} — storefront at {w.public_url}/")
+    ]
 
 
 async def _drain_outbox(ctx: Context) -> None:

@@ -15,12 +15,14 @@ import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eth_account import Account
 from pydantic import SecretStr
 
 from core.config import PaymentSettings, Secrets, Settings
 from core.context import Context
+from core.results import Refused
 from core.testchain import USDC, Anvil, balance, deploy_token, has_code, mint, token_at
 from core.testkeys import DEMO_BUYER_KEY, LOCAL_CHAIN_ID, OPERATOR_ADDRESS, RELAYER_KEY
 
@@ -29,6 +31,9 @@ DEMO_FUNDS = 1000 * USDC  # the demo wallet is topped up to this ...
 TOP_UP_BELOW = 100 * USDC  # ... when it holds less than this at start
 # Roles that take or watch payments; a worker-only process needs no chain.
 PAYMENT_ROLES = frozenset({"web", "scheduler", "bots"})
+if TYPE_CHECKING:
+    from bot.runtime import StatusLine
+
 BANNER = "local chain, test USDC, no real money; set payments.pay_to to accept USDC"
 
 
@@ -143,3 +148,16 @@ def chain_line(chain: LocalChain) -> str:
         f"anvil at {chain.rpc_url}, TestUSDC {chain.token_address} ({state}), "
         f"demo wallet {chain.demo_address} holds {chain.demo_units // USDC} test USDC"
     )
+
+
+async def demo_space_line(ctx: Context) -> StatusLine:
+    """Make the demo Space if it does not exist yet; the banner's ``Demo Space`` line."""
+    from bot.runtime import StatusLine
+    from core.service.demo_space import ensure_demo_space
+
+    demo = await ensure_demo_space(ctx)
+    if isinstance(demo, Refused):
+        return StatusLine("Demo Space", False, demo.message)
+    url = f"{ctx.settings.web.public_url}/spaces/{demo.space_id}"
+    state = "imported now, queued for transcription" if demo.made_now else demo.status
+    return StatusLine("Demo Space", True, f"{url} ({state})")

@@ -63,6 +63,7 @@ class WebSettings(_Section):
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(65536, ge=1024)
     link_ttl_seconds: int = Field(900, ge=60)
+    session_ttl_seconds: int = Field(7 * 86400, ge=300)  # storefront sign-in (SIWE) lifetime
 
     @field_validator("public_url")
     @classmethod

@@ -48,6 +48,7 @@ class SpaceView:
     error: str | None = None
     completed_at: datetime | None = None
     chapters: list[str] = field(default_factory=list)  # chapter titles: the free teaser
+    started_at: datetime | None = None  # when the Space took place (naive UTC), if known
 
 
 @dataclass(frozen=True)

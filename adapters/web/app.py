@@ -1,10 +1,11 @@
-"""The app's web server: health, pay and wallet-link pages, x402 API, metrics, Telegram webhook."""
+"""The app's web server: the storefront, pay and wallet-link pages, x402 API, health, metrics,
+Telegram webhook."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.web import errors, health, link, pay, webhooks, x402_api
+from adapters.web import errors, health, link, pay, store, webhooks, x402_api
 from adapters.web.docs import add_docs
 from adapters.web.pages import static_files
 from adapters.web.request_ids import RequestIds
@@ -29,6 +30,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(pay.router)
     app.include_router(link.router)
     app.include_router(webhooks.router)
+    app.include_router(store.router)  # the storefront: /, /spaces/…, /session
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: refusals by BodyLimit carry an id too

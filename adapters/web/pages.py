@@ -14,6 +14,18 @@ from fastapi.templating import Jinja2Templates
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["utc"] = lambda dt: dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def hms(seconds: float | int | None) -> str:
+    """1:02:03 or 2:03 (a duration or a timestamp in a Space)."""
+    if seconds is None:
+        return "unknown"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+templates.env.filters["hms"] = hms
 static_files = StaticFiles(directory=str(HERE / "static"))
 MAX_PAGE_BODY = 16_384  # a signed authorization or SIWE message is well under 2 KB
 

@@ -44,6 +44,7 @@ from core.payments.outcomes import PaymentRefused
 from core.payments.pay import unreadable
 from core.service.notices import teaser
 from core.service.views import space_view
+from core.spaces import SPACE_ID_RE
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,9 +69,13 @@ def _status(inv: Invoice) -> str:
 
 
 def return_link(inv: Invoice, acc: Account | None) -> str | None:
-    """Back to the chat the purchase came from: a Telegram deep link or a Discord channel."""
+    """Back to where the purchase came from: a Telegram deep link, a Discord channel, or the
+    storefront's Space page."""
     payload: dict[str, Any] = json.loads(inv.payload) if inv.payload else {}
     platform = acc.platform if acc else None
+    if platform == "web":  # the storefront: back to the Space's page
+        ids = json.loads(inv.space_ids)
+        return f"/spaces/{ids[0]}" if ids and SPACE_ID_RE.fullmatch(str(ids[0])) else "/"
     bot = payload.get("bot_username")
     if platform == "telegram" and isinstance(bot, str) and _TG_BOT.match(bot):
         return f"https://t.me/{bot}?start=paid_{inv.public_id}"
@@ -146,6 +151,7 @@ async def pay_page(request: Request, public_id: str) -> Response:
         token_name=p.token_name,
         chain_id=p.chain_id,
         back=return_link(inv, acc),
+        back_label="Back to the Space" if acc and acc.platform == "web" else "Back to the chat",
         demo=p.test_mode,
     )
 
@@ -315,6 +321,8 @@ async def _pay(
         pass
     if isinstance(outcome, Paid):
         msg = "Paid and credited. You can go back to the chat."
+        if back and back.startswith("/"):
+            msg = "Paid and credited. Go back to the Space to read it."
         if outcome.credit_units:
             credit = canonical_units(outcome.credit_units)
             msg = f"Paid. You already owned this, so {credit} USDC became account credit."

@@ -20,6 +20,7 @@ from core.db.models import (
     TranscriptionPayment,
     User,
     WalletLinkToken,
+    WebSession,
     X402Request,
     utcnow,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "SiwxNonce",
     "User",
     "WalletLinkToken",
+    "WebSession",
     "X402Request",
     "async_url",
     "sync_url",

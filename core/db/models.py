@@ -476,6 +476,21 @@ class SiwxNonce(Base):
     used_at: Mapped[datetime | None] = _ts(default=True)
 
 
+class WebSession(Base):
+    """A storefront session: the wallet that signed in (SIWE). Only the cookie token's
+    SHA-256 is kept; ``csrf_token`` is echoed by the session's forms."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (_AUTOINC,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    wallet_address: Mapped[str] = mapped_column(Text, nullable=False)
+    csrf_token: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
 class StarPayment(Base):
     """A Telegram Stars payment (currency XTR, whole Stars): the receipt of a Stars purchase.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 
 from core.config import PaymentSettings
 from core.payments.outcomes import PaymentRefused
@@ -34,4 +35,13 @@ def sign_demo(typed: dict[str, Any], settings: PaymentSettings) -> str:
     for k in ("value", "validAfter", "validBefore"):
         msg[k] = int(msg[k])
     signed = Account.sign_typed_data(DEMO_BUYER_KEY, full_message={**typed, "message": msg})
+    return "0x" + bytes(signed.signature).hex().removeprefix("0x")
+
+
+def sign_demo_message(message: str, settings: PaymentSettings) -> str:
+    """The demo wallet's ``personal_sign`` (EIP-191) of ``message`` (test mode only): its
+    storefront sign-in."""
+    if not settings.test_mode:
+        raise PermissionError(LIVE_REFUSAL)
+    signed = Account.sign_message(encode_defunct(text=message), DEMO_BUYER_KEY)
     return "0x" + bytes(signed.signature).hex().removeprefix("0x")

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from x402.extensions.sign_in_with_x import (
     SIGN_IN_WITH_X,
+    SIWxPayload,
     build_siwx_schema,
     get_signature_type,
     parse_siwx_header,
@@ -106,6 +107,11 @@ async def sign_in(ctx: Context, header: str) -> str | Refused:
         payload = parse_siwx_header(header)
     except (ValueError, TypeError):
         return _refuse("invalid_siwx_header")
+    return await sign_in_payload(ctx, payload)
+
+
+async def sign_in_payload(ctx: Context, payload: SIWxPayload) -> str | Refused:
+    """:func:`sign_in` of a parsed payload (the storefront's sign-in posts one as JSON)."""
     checked = await validate_siwx_message(payload, origin(ctx))
     if not checked.is_valid:
         return _refuse(checked.invalid_reason or "invalid_siwx_signature")

@@ -553,8 +553,9 @@ async def titled(s: AsyncSession, ws: list[str], limit: int = SEARCH_LIMIT) -> l
     return list(rows.scalars())
 
 
-async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | Refused:
-    """Titles and participants for everyone; transcript passages only in owned Spaces."""
+async def search(ctx: Context, caller: Caller | None, words: str) -> list[SearchHit] | Refused:
+    """Titles and participants for everyone (``caller`` None: a visitor of the storefront);
+    transcript passages only in owned Spaces."""
     if len(words or "") > MAX_SEARCH_CHARS:
         return Refused("query_too_long", f"Search with at most {MAX_SEARCH_CHARS} characters.")
     ws = terms(words or "")
@@ -563,7 +564,7 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
     hits: list[SearchHit] = []
     async with ctx.db.session() as s:
         hits += [SearchHit(space_view(sp)) for sp in await titled(s, ws)]
-        uid = await user_id_for(s, caller)
+        uid = await user_id_for(s, caller) if caller is not None else None
         if uid is not None:
             # the caller's latest SEARCH_OWNED_SPACES purchases, not every one: the cost of
             # a search is bounded whatever a member has bought (README: Chat, /search)
@@ -591,3 +592,22 @@ async def search(ctx: Context, caller: Caller, words: str) -> list[SearchHit] | 
                     )
                 )
     return hits
+
+
+async def answers_on(ctx: Context, caller: Caller, space_id: str, limit: int = 5) -> list[Answer]:
+    """The caller's latest paid answers over ``space_id`` (a validated id), newest first:
+    what the storefront's Space page shows its buyer."""
+    async with ctx.db.read() as s:
+        uid = await user_id_for(s, caller)
+        if uid is None:
+            return []
+        rows = await s.execute(
+            select(ChatSession)
+            .where(
+                ChatSession.user_id == uid,
+                ChatSession.space_ids.contains(json.dumps(space_id), autoescape=True),
+            )
+            .order_by(ChatSession.id.desc())
+            .limit(limit)
+        )
+        return [_answer_view(r) for r in rows.scalars()]

@@ -36,6 +36,7 @@ def space_view(space: Space, queue_position: int | None = None) -> SpaceView:
         error=space.error_message if space.status == "failed" else None,
         completed_at=space.completed_at,
         chapters=_names(space.chapter_titles) if space.status == "completed" else [],
+        started_at=space.space_started_at,
     )
 
 

@@ -46,6 +46,7 @@ from core.payments.invoices import add_credit, insert_invoice
 from core.results import Caller, Quote
 from core.service import chat, purchases
 from core.service import wallet as wallet_service
+from core.web_sessions import open_session
 from tests.chat.helpers import add_space, space_id_for
 from tests.stand_ins.chain import Chain
 
@@ -93,6 +94,8 @@ class Person:
     user_id: int = 0
     invoice: str = ""  # public id of the person's open invoice
     link_token: str = ""  # their one-time wallet-link token
+    web_token: str = ""  # their storefront session (signed in with their wallet)
+    csrf: str = ""  # that session's CSRF token
 
     @property
     def tg(self) -> int:
@@ -238,6 +241,9 @@ async def build_world(ctx: Context, chain: Chain) -> World:
         people[role].link_token = urlsplit(info.link_url).path.rsplit("/", 1)[1]
     async with ctx.db.session() as s:  # after the payer's invoice, so no quote reserves it
         await add_credit(s, people["payer"].user_id, CREDIT_UNITS, "overpaid", "drill:payer")
+    for person in people.values():  # each signed in on the storefront with their wallet
+        person.web_token, buyer = await open_session(ctx, person.wallet.address.lower())
+        person.csrf = buyer.csrf_token
     world = World(a, p, w, people, whale, answer_id)
     _plant(world)
     return world

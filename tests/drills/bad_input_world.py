@@ -51,6 +51,7 @@ from core.pipeline import media
 from core.results import Caller, Quote
 from core.service.wallet import wallet
 from core.wallet_link import SiweRequest, hash_token, issue_nonce, link_wallet
+from core.web_sessions import open_session
 from tests.chat.helpers import add_space, member, space_id_for
 from tests.conftest import make_settings
 from tests.discord.conftest import ADMIN, ANN, SEGMENTS, running
@@ -113,6 +114,8 @@ class World:
     siwe_signer: LocalAccount = field(default_factory=Account.create)
     data_dir: Path = Path()
     engine: str = "sqlite"
+    web_token: str = ""  # the payer's storefront session (signed in with their wallet)
+    csrf: str = ""  # its forms' CSRF token
 
     # ------------------------------------------------------------ payment payloads
 
@@ -317,6 +320,8 @@ async def world(engine: str, db_url: str, tmp: Path, chain: Chain) -> AsyncItera
         await _spaces(ctx)
         await _invoices(w)
         await _links(w)
+        w.web_token, buyer = await open_session(ctx, w.payer.address.lower())
+        w.csrf = buyer.csrf_token
         yield w
 
 

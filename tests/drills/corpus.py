@@ -974,6 +974,124 @@ LINK_PAGE: list[Case] = [
 ]  # fmt: skip
 
 
+# ================================================================ storefront
+
+
+def _store(name: str, build: Callable[[World], Req], status: int, code: str | None,
+           phrase: str) -> Case:  # fmt: skip
+    return Case("storefront", name, build, phrase, status, code)
+
+
+def _signed_in(w: World) -> dict[str, str]:
+    return {"Cookie": f"spacescribe_session={w.web_token}"}
+
+
+def _form(path: str, csrf: bool = True, cookie: bool = True, headers: dict[str, str] | None = None,
+          token: str | None = None, **fields: str) -> Callable[[World], Req]:  # fmt: skip
+    """A urlencoded form post, signed in as the payer, with their CSRF token (or ``token``)."""
+    from urllib.parse import urlencode
+
+    def build(w: World) -> Req:
+        data = ({"csrf": w.csrf} if csrf else {"csrf": token} if token else {}) | fields
+        hdrs = {"content-type": "application/x-www-form-urlencoded"}
+        hdrs |= (_signed_in(w) if cookie else {}) | (headers or {})
+        return Req("POST", path, content=urlencode(data).encode(), headers=hdrs)
+
+    return build
+
+
+def _store_get(path: str, cookie: bool = True, **params: str) -> Callable[[World], Req]:
+    return lambda w: Req("GET", path, headers=_signed_in(w) if cookie else {}, params=params)
+
+
+NO_PAGE = "There is no such page"
+SIGN_IN_FIRST = "Sign in with your wallet first"
+STALE_FORM = "This form is out of date"
+CROSS_SITE = "This form was posted from another website"
+NOT_A_FORM = "must be sent as application/x-www-form-urlencoded"
+STOREFRONT: list[Case] = [
+    _store("page: not a Space id", _store_get("/spaces/not-an-id"), 400, None, ONLY_X),
+    _store("page: traversal", _store_get("/spaces/..%2F..%2Fetc%2Fpasswd"), 404, None, NO_PAGE),
+    _store("page: extra segment", _store_get(f"/spaces/{OWNED}/more"), 404, None, NO_PAGE),
+    _store("paste: another website", _store_get("/spaces", link="https://evil.example/i/spaces/"
+           + FRESH), 400, None, ONLY_X),
+    _store("paste: empty", _store_get("/spaces", link=""), 400, None, NO_SPACE),
+    _store("paste: loopback", _store_get("/spaces", link="http://127.0.0.1/i/spaces/x"), 400,
+           None, ONLY_X),
+    _store("paste: bad id", _store_get("/spaces", link="https://x.com/i/spaces/short"), 400,
+           None, BAD_ID),
+    _store("paste: too long", _store_get("/spaces", link="x" * 3000), 400, None, LONG_LINK),
+    _store("search: too long", _store_get("/", q="w" * 201), 400, None, LONG_SEARCH),
+    _store("search: only punctuation", _store_get("/", q="!!! ???"), 400, None, EMPTY_SEARCH),
+    _store("transcript: unknown format", _store_get(f"/spaces/{OWNED_UNLOCKED}/transcript.exe"),
+           404, None, "There is no transcript.exe file"),
+    _store("transcript: not signed in", _store_get(f"/spaces/{OWNED_UNLOCKED}/transcript.md",
+           cookie=False), 401, None, "Sign in with the wallet that bought"),
+    _store("transcript: not bought", _store_get(f"/spaces/{FOREIGN}/transcript.md"), 403, None,
+           NOT_BOUGHT),
+    _store("transcript: bad id", _store_get("/spaces/short/transcript.md"), 400, None, ONLY_X),
+    _store("transcript: forged cookie", lambda w: Req(
+           "GET", f"/spaces/{OWNED_UNLOCKED}/transcript.md",
+           headers={"Cookie": "spacescribe_session=" + "A" * 43}), 401, None,
+           "Sign in with the wallet that bought"),
+    _store("buy: not signed in", _form(f"/spaces/{FRESH}/buy", cookie=False), 401, None,
+           SIGN_IN_FIRST),
+    _store("buy: no CSRF token", _form(f"/spaces/{FRESH}/buy", csrf=False, x="1"), 403, None,
+           STALE_FORM),
+    _store("buy: wrong CSRF token", _form(f"/spaces/{FRESH}/buy", csrf=False,
+           token="not-the-token-0123456789"), 403, None, STALE_FORM),
+    _store("buy: from another website", _form(f"/spaces/{FRESH}/buy", headers={
+           "Origin": "https://evil.example"}), 403, None, CROSS_SITE),
+    _store("buy: cross-site fetch", _form(f"/spaces/{FRESH}/buy", headers={
+           "Sec-Fetch-Site": "cross-site"}), 403, None, CROSS_SITE),
+    _store("buy: JSON body", lambda w: Req("POST", f"/spaces/{FRESH}/buy", json={"csrf": w.csrf},
+           headers=_signed_in(w)), 400, None, NOT_A_FORM),
+    _store("buy: oversized form", _form(f"/spaces/{FRESH}/buy", pad="x" * 9000), 400, None,
+           "Content-Length of at most 8192 bytes"),
+    _store("buy: not UTF-8", lambda w: Req("POST", f"/spaces/{FRESH}/buy",
+           content=b"csrf=%ff%fe", headers={**_signed_in(w),
+           "content-type": "application/x-www-form-urlencoded"}), 400, None,
+           "not valid application/x-www-form-urlencoded"),
+    _store("buy: not a Space", _form("/spaces/1abc/buy"), 400, None, ONLY_X),
+    _store("buy: live Space X says", _form(f"/spaces/{UNRECORDED}/buy"), 409, None,
+           UNRECORDED_MSG),
+    _store("unlock: not bought", _form(f"/spaces/{FOREIGN}/unlock"), 403, None,
+           NEEDS_TRANSCRIPT),
+    _store("unlock: not a Space", _form("/spaces/..%2Fx/unlock"), 404, None, NO_PAGE),
+    _store("ask: empty question", _form(f"/spaces/{OWNED_UNLOCKED}/ask", question="   "), 400,
+           None, EMPTY_Q),
+    _store("ask: question too long", _form(f"/spaces/{OWNED_UNLOCKED}/ask",
+           question="why " * 300), 400, None, LONG_Q),
+    _store("ask: not bought", _form(f"/spaces/{FOREIGN}/ask", question="what?"), 403, None,
+           NOT_BOUGHT),
+    _store("ask: not transcribed", _form(f"/spaces/{PENDING}/ask", question="what?"), 409,
+           None, NOT_DONE),
+    _store("ask: unknown Space", _form(f"/spaces/{UNKNOWN}/ask", question="what?"), 404, None,
+           NOT_HERE),
+    _store("ask: not signed in", _form(f"/spaces/{OWNED_UNLOCKED}/ask", cookie=False,
+           question="what?"), 401, None, SIGN_IN_FIRST),
+    _store("session: not JSON", lambda w: Req("POST", "/session", content=b"nope",
+           headers={"content-type": "application/json"}), 401, "invalid_siwx_header",
+           "The sign-in could not be read: the body is not JSON"),
+    _store("session: no payload", _post("/session", {"message": "hi"}), 401,
+           "invalid_siwx_header", "Send {payload"),
+    _store("session: unsigned payload", _post("/session", {"payload": {"domain": "x"}}), 401,
+           "invalid_siwx_header", "not a signed SIWE message"),
+    _store("session: from another website", _post("/session", {"payload": {}},
+           headers={"Sec-Fetch-Site": "cross-site"}), 403, "cross_site", "Sign in on this website"),
+    _store("session: demo wallet in live mode", _form("/session/demo", csrf=False, cookie=False,
+           next="/"), 403, None, DEMO_LIVE),
+    _store("session: end without token", _form("/session/end", csrf=False, x="1"), 403, None,
+           STALE_FORM),
+    _store("challenge: no address", _get("/session/challenge"), 400, "invalid_address",
+           "That is not an Ethereum address"),
+    _store("challenge: bad address", _get("/session/challenge", params={
+           "address": "0x" + "zz" * 20}), 400, "invalid_address",
+           "That is not an Ethereum address"),
+    _store("post: unknown page", _form(f"/spaces/{OWNED}/more/deeper"), 404, None, NO_PAGE),
+]  # fmt: skip
+
+
 # ================================================================ CLI
 
 CLI: list[Case] = [
@@ -1011,6 +1129,7 @@ ALL: dict[str, list[Case]] = {
     "http api": HTTP_API,
     "pay page": PAY_PAGE,
     "link page": LINK_PAGE,
+    "storefront": STOREFRONT,
     "cli": CLI,
 }
 

@@ -444,6 +444,8 @@ def http_entries(w: World, ctx: Context, chain: Chain, p: Person) -> dict[str, l
     buys = role not in owners  # a valid payment here would buy A: sign a refused amount
     junk = {"json": {"authorization": {}, "signature": "0x00"}}
     get = lambda path, **kw: ("GET", path, kw)  # noqa: E731
+    ck = {"Cookie": f"spacescribe_session={p.web_token}"}
+    form = lambda **d: {"data": {"csrf": p.csrf, **d}, "headers": ck}  # noqa: E731
     return {
         "GET /openapi.json": [get("/openapi.json")],
         "GET /docs": [get("/docs")],
@@ -522,6 +524,25 @@ def http_entries(w: World, ctx: Context, chain: Chain, p: Person) -> dict[str, l
         "POST /pay/{rest:path}": [("POST", f"/pay/{p.invoice}/more", junk)],
         "GET /link/{rest:path}": [get(f"/link/{p.link_token}/nonce/more")],
         "POST /link/{rest:path}": [("POST", f"/link/{p.link_token}/more", {"json": {}})],
+        # the storefront, signed in as the person's wallet (cookie), its forms with their token
+        "GET /": [get("/", headers=ck), get("/", params={"q": "agreed budget"}, headers=ck)],
+        "GET /spaces": [get("/spaces", params={"link": f"https://x.com/i/spaces/{a}"})],
+        "GET /spaces/{space_id}": [get(f"/spaces/{s}", headers=ck) for s in (a, w.p, w.w)],
+        "GET /spaces/{space_id}/transcript.{fmt}": [
+            get(f"/spaces/{s}/transcript.md", headers=ck) for s in (a, w.w)
+        ],
+        "POST /spaces/{space_id}/buy": [("POST", f"/spaces/{a}/buy", form())],
+        "POST /spaces/{space_id}/unlock": [("POST", f"/spaces/{a}/unlock", form())],
+        "POST /spaces/{space_id}/ask": [("POST", f"/spaces/{a}/ask", form(question=QUESTION))],
+        "GET /session/challenge": [get("/session/challenge", params={"address": p.wallet.address})],
+        "POST /session": [("POST", "/session", {"json": {"payload": {}}})],
+        # live mode (the drill's): no demo wallet sign-in for anyone, 403
+        "POST /session/demo": [("POST", "/session/demo", {"data": {"next": "/"}})],
+        "POST /session/end": [
+            ("POST", "/session/end", {"data": {"csrf": "stale-token-0123456789"}, "headers": ck})
+        ],
+        "GET /spaces/{rest:path}": [get(f"/spaces/{a}/more", headers=ck), get("/spaces/..%2Fx")],
+        "POST /spaces/{rest:path}": [("POST", f"/spaces/{a}/more", form())],
         "POST /telegram/webhook": [
             ("POST", "/telegram/webhook", {"json": {"update_id": 1}}),
             (
@@ -584,9 +605,42 @@ def check_http(w: World, cells: Cells, codes: dict[tuple[str, str], list[int]]) 
         assert set(codes[("GET /api/spaces/{rest:path}", role)]) <= {400, 404}
         assert w.people[role].wallet.address.lower() in said[("GET /link/{token}", role)].lower()
     assert INVOICE_QUESTION in said[("GET /pay/{public_id}", "unlocked")]
+    check_storefront(w, said, codes)
     for role in ROLES:  # the teaser: chapter titles of completed Spaces, nothing paid
         assert CHAPTER_A in said[("GET /api/spaces/{space_id}", role)], role
     assert CHAPTER_A in said[("GET /pay/{public_id}", "non_owner")]  # quote for A
+
+
+def check_storefront(
+    w: World, said: dict[tuple[str, str], str], codes: dict[tuple[str, str], list[int]]
+) -> None:
+    """What each role gets from the storefront (beside the leak scan)."""
+    owners = ("owner", "unlocked")
+    for role in ROLES:
+        owner = role in owners
+        wallet = w.people[role].wallet.address.lower()
+        assert codes[("GET /spaces/{space_id}", role)] == [200, 200, 200], role
+        assert wallet in said[("GET /spaces/{space_id}", role)].lower()  # signed in as them
+        got = codes[("GET /spaces/{space_id}/transcript.{fmt}", role)]
+        assert got == ([200, 403] if owner else [403, 403]), (role, got)
+        assert (TRANSCRIPT_A in said[("GET /spaces/{space_id}/transcript.{fmt}", role)]) == owner
+        assert (PASSAGE_A in said[("GET /", role)]) == owner, role
+        assert codes[("GET /", role)] == [200, 200]
+        assert codes[("GET /spaces", role)] == [303]
+        buy = said[("POST /spaces/{space_id}/buy", role)]
+        assert codes[("POST /spaces/{space_id}/buy", role)] == [303]
+        assert (f'"location": "/spaces/{w.a}"' in buy) == owner, buy[:300]
+        unlock = codes[("POST /spaces/{space_id}/unlock", role)]
+        assert unlock == ([303] if owner else [403]), (role, unlock)
+        ask = codes[("POST /spaces/{space_id}/ask", role)]
+        assert ask == ([303] if role == "unlocked" else [403]), (role, ask)
+        assert codes[("POST /session", role)] == [401]
+        assert codes[("POST /session/demo", role)] == [403]
+        assert "exists only in test mode" in said[("POST /session/demo", role)]
+        assert codes[("POST /session/end", role)] == [403]
+        assert set(codes[("GET /spaces/{rest:path}", role)]) == {404}
+        assert codes[("POST /spaces/{rest:path}", role)] == [404]
+    assert ANSWERED in said[("GET /spaces/{space_id}", "unlocked")]  # their paid answer
 
 
 # ---------------------------------------------------------------- the drill

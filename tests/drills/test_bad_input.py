@@ -148,6 +148,11 @@ async def http(w: World, case: Case) -> str:
     return r.text
 
 
+async def storefront(w: World, case: Case) -> str:
+    """The storefront's pages and forms: what the buyer reads (HTML unescaped)."""
+    return html.unescape(await http(w, case))
+
+
 async def cli(w: World, case: Case) -> str:
     """``spacescribe …`` as an operator runs it: a process of its own on the drill's data."""
     env = _env(w.data_dir.parent, w.ctx.settings.database.url, COLUMNS="400")  # rich: no wrap
@@ -178,6 +183,7 @@ RUNNERS: dict[str, Callable[[World, Case], Awaitable[str]]] = {
     "http api": http,
     "pay page": http,
     "link page": http,
+    "storefront": storefront,
     "cli": cli,
 }
 
