@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.web.discovery import SERVICE_NAME, SERVICE_TAGS
 from mcp.types import CallToolResult, TextContent
 from x402.extensions.payment_identifier import (
     PAYMENT_IDENTIFIER,
@@ -24,6 +23,7 @@ from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.mcp import MCP_PAYMENT_META_KEY, MCP_PAYMENT_RESPONSE_META_KEY
 from x402.schemas import PaymentPayload, ResourceInfo, SettleResponse
 
+from adapters.web.discovery import SERVICE_NAME, SERVICE_TAGS
 from core.context import Context
 from core.payments import siwx as siwx_auth
 from core.payments.gateway import GatewayUnavailable, gateway_for

@@ -1,9 +1,12 @@
-"""The app's web server: health, pay and wallet-link pages, x402 API, metrics, Telegram webhook."""
+"""The app's web server: health, pay and wallet-link pages, x402 API, MCP, metrics, Telegram
+webhook."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from adapters.mcp.http import McpEndpoint
+from adapters.mcp.server import build_server
 from adapters.web import errors, health, link, pay, webhooks, x402_api
 from adapters.web.docs import add_docs
 from adapters.web.pages import static_files
@@ -29,6 +32,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(pay.router)
     app.include_router(link.router)
     app.include_router(webhooks.router)
+    # MCP tools over streamable HTTP (stateless; JSON answers); stdio: `spacescribe mcp`
+    app.add_route("/mcp", McpEndpoint(build_server(ctx)), methods=["GET", "POST", "DELETE"])
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: refusals by BodyLimit carry an id too

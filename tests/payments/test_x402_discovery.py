@@ -62,6 +62,7 @@ async def _required(web: httpx.AsyncClient, method: str, path: str, body: Any) -
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_every_paid_route_declares_bazaar_discovery_that_matches_openapi(
+    db_url: str,
     pay_ctx: Context,
 ) -> None:
     app = create_app(pay_ctx)
@@ -105,6 +106,7 @@ async def test_every_paid_route_declares_bazaar_discovery_that_matches_openapi(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_facilitator_extracts_the_resource_from_a_paid_request(
+    db_url: str,
     pay_ctx: Context, chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
     """The client copies the declared extensions into its payment (the official client
