@@ -33,7 +33,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(link.router)
     app.include_router(webhooks.router)
     # MCP tools over streamable HTTP (stateless; JSON answers); stdio: `spacescribe mcp`
-    app.add_route("/mcp", McpEndpoint(build_server(ctx)), methods=["GET", "POST", "DELETE"])
+    app.add_route("/mcp", McpEndpoint(build_server(ctx)), methods=["POST"])
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: refusals by BodyLimit carry an id too

@@ -204,8 +204,7 @@ async def test_an_agent_finds_buys_reads_and_asks_over_http(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_an_agent_finds_buys_reads_and_asks_over_stdio(
-    db_url: str,
-    pay_ctx: Context, chain: Chain, fresh_payer
+    db_url: str, pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
     await library(pay_ctx)
     async with stdio_session(pay_ctx, chain) as session:
@@ -216,8 +215,7 @@ async def test_an_agent_finds_buys_reads_and_asks_over_stdio(
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_bad_payments_are_refused_with_their_reasons(
-    db_url: str,
-    pay_ctx: Context, chain: Chain, fresh_payer, transport: str
+    db_url: str, pay_ctx: Context, chain: Chain, fresh_payer, transport: str
 ) -> None:  # type: ignore[no-untyped-def]
     await library(pay_ctx)
     before = chain.balance(chain.pay_to)
