@@ -101,7 +101,8 @@ class Tools:
         payer = payer_of(p) if not isinstance(p, str) else None
         if isinstance(p, str) or payer is None:
             return refusal(
-                "invalid_payment", '_meta["x402/payment"] is not an x402 v2 payment payload.'
+                "invalid_payment",
+                "The payment in _meta x402/payment is not an x402 v2 payment payload.",
             )
         sale = SaleRequest(f"mcp:{tool}", kind, sids, body, payload)
         return from_stored(await sell(self.ctx, sale, p, payer, render))

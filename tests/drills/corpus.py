@@ -947,6 +947,8 @@ CLI: list[Case] = [
 ]  # fmt: skip
 
 
+from tests.drills.corpus_mcp import MCP  # noqa: E402 (its cases use the phrases above)
+
 ALL: dict[str, list[Case]] = {
     "telegram": TELEGRAM,
     "telegram webhook": WEBHOOK,
@@ -957,6 +959,7 @@ ALL: dict[str, list[Case]] = {
     "pay page": PAY_PAGE,
     "link page": LINK_PAGE,
     "cli": CLI,
+    "mcp": MCP,
 }
 
 
