@@ -33,7 +33,8 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(link.router)
     app.include_router(webhooks.router)
     # MCP tools over streamable HTTP (stateless; JSON answers); stdio: `spacescribe mcp`
-    app.add_route("/mcp", McpEndpoint(build_server(ctx)), methods=["POST"])
+    mcp = McpEndpoint(build_server(ctx))  # an ASGI app: Starlette routes to it as it is
+    app.add_route("/mcp", mcp, methods=["POST"])  # type: ignore[arg-type]
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: refusals by BodyLimit carry an id too

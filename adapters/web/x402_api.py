@@ -66,7 +66,7 @@ class BodyLimit:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(("/x402/", "/api/")):
+        if scope["type"] != "http" or not scope["path"].startswith(("/x402/", "/api/", "/mcp")):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
@@ -113,7 +113,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def _discovery(ctx: Context, path: str) -> dict[str, Any]:
     """The bazaar declaration of the paid route at ``path`` (adapters.web.discovery)."""
-    bodies = {
+    bodies: dict[str, tuple[str, type[BaseModel]]] = {
         "/x402/transcribe": ("transcription", SpaceRequest),
         "/x402/unlock": ("chat_unlock", SpaceRequest),
         "/x402/chat": ("chat_query", ChatRequest),

@@ -80,9 +80,7 @@ async def test_every_paid_route_declares_bazaar_discovery_that_matches_openapi(
             assert pr.resource.service_name == "spacescribe" and pr.resource.tags
             info = ext["info"]["input"]
             assert info["type"] == "http" and info["method"] == method
-            route = next(
-                p for p in spec["paths"] if p.replace("{space_id}", SPACE) == path
-            )
+            route = next(p for p in spec["paths"] if p.replace("{space_id}", SPACE) == path)
             op = spec["paths"][route][method.lower()]
             assert "402" in op["responses"], (path, op["responses"])
             if method == "POST":
@@ -106,8 +104,7 @@ async def test_every_paid_route_declares_bazaar_discovery_that_matches_openapi(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_facilitator_extracts_the_resource_from_a_paid_request(
-    db_url: str,
-    pay_ctx: Context, chain, fresh_payer
+    db_url: str, pay_ctx: Context, chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
     """The client copies the declared extensions into its payment (the official client
     does); the facilitator's ``validate_and_extract`` then lists the route."""
