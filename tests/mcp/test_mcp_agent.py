@@ -39,6 +39,7 @@ from tests.payments.test_x402_idempotency import _siwx
 from tests.stand_ins.chain import Chain, free_port
 
 SID = space_id_for(1)
+SID2 = space_id_for(2)  # bought and read in one paid get_transcript call
 PUBLIC = "http://127.0.0.1:8080"  # pay_ctx's web.public_url: what SIWX messages bind to
 TOOLS = {
     "search_spaces",
@@ -70,11 +71,13 @@ def payment_client(chain: Chain, account: Any) -> x402Client:
 
 
 async def library(ctx: Context) -> None:
-    """One completed Space in the library, its transcript on disk and indexed for chat."""
+    """Two completed Spaces in the library, their transcripts on disk and indexed for chat."""
     await add_space(ctx, 1, SEGMENTS, title="Launch planning weekly", participants=["alice"])
-    path = ctx.spaces_dir / SID / "transcript.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# Launch planning\n\n[00:00:05] bob: The launch date is the ninth of May.\n")
+    await add_space(ctx, 2, SEGMENTS, title="Budget review", participants=["bob"])
+    for sid in (SID, SID2):
+        path = ctx.spaces_dir / sid / "transcript.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {sid}\n\n[00:00:05] bob: The launch date is the ninth of May.\n")
 
 
 @asynccontextmanager
@@ -181,6 +184,12 @@ async def agent_journey(session: ClientSession, chain: Chain, account: Any) -> N
     owned = await agent.call_tool("buy_transcript", {"space": SID})
     assert owned.raw_result.structuredContent["already_owned"] is True
     assert chain.balance(chain.pay_to) == before + 1_700_000
+    # get_transcript without a sign-in is a purchase whose answer carries the text
+    read = await agent.call_tool("get_transcript", {"space": SID2})
+    assert read.payment_made and not read.is_error, read.content
+    assert read.payment_response.success  # type: ignore[union-attr]
+    assert f"# {SID2}" in read.content[-1].text and "ninth of May" in read.content[-1].text
+    assert chain.balance(chain.pay_to) == before + 1_900_000
 
 
 async def records(ctx: Context) -> tuple[int, int, int, int]:
@@ -199,7 +208,7 @@ async def test_an_agent_finds_buys_reads_and_asks_over_http(
     await library(pay_ctx)
     async with http_session(pay_ctx) as session:
         await agent_journey(session, chain, fresh_payer)
-    assert await records(pay_ctx) == (1, 1, 1, 3)
+    assert await records(pay_ctx) == (2, 1, 1, 4)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -209,7 +218,7 @@ async def test_an_agent_finds_buys_reads_and_asks_over_stdio(
     await library(pay_ctx)
     async with stdio_session(pay_ctx, chain) as session:
         await agent_journey(session, chain, fresh_payer)
-    assert await records(pay_ctx) == (1, 1, 1, 3)
+    assert await records(pay_ctx) == (2, 1, 1, 4)
 
 
 @pytest.mark.parametrize("transport", ["http", "stdio"])
