@@ -2,9 +2,9 @@
 
 Paid routes answer ``402`` with a ``PAYMENT-REQUIRED`` header (base64 JSON of the x402
 PaymentRequired) until the request carries ``PAYMENT-SIGNATURE`` (the client's signed
-payload); then the payment is verified, settled and confirmed on chain by
-``core.payments`` and the answer carries ``PAYMENT-RESPONSE``. The payer's wallet is the
-buyer. Retries are idempotent (``core.payments.idempotency``: payment-identifier and
+payload); then the sale (``core.service.x402_sale``, shared with the MCP tools) verifies,
+settles and confirms it on chain and the answer carries ``PAYMENT-RESPONSE``. The payer's
+wallet is the buyer. Each 402 declares bazaar discovery (``adapters.web.discovery``). Retries are idempotent (``core.payments.idempotency``: payment-identifier and
 authorization, replayed from the database); a wallet that owns the thing signs in with
 ``SIGN-IN-WITH-X`` instead of paying (``core.payments.siwx``). Free routes:
 ``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
