@@ -164,6 +164,11 @@ def mcp() -> None:
         ctx = _context()  # logs go to stderr: stdout carries the protocol
     except SpacescribeError as e:
         _fail(str(e))
+    if ctx.settings.payments.test_mode:  # the local chain belongs to `spacescribe run`
+        err_console.print(
+            "mcp: test mode (no payments.pay_to): paid tools answer payments_unavailable; "
+            "use /mcp of `make run` to pay on its local chain"
+        )
     register_chat_fulfiller()
     server = build_server(ctx)
 
