@@ -4,7 +4,9 @@ The SDK's session manager needs a task group that lives as long as the app (its 
 a stateless exchange needs none beyond the request, so each request runs the server on its
 own transport inside its own task group (what the manager does in stateless mode). The
 endpoint then works however the app is served, lifespan or not, and keeps no sessions:
-any web process behind a load balancer can answer any call.
+any web process behind a load balancer can answer any call. There is no DNS-rebinding check
+(the SDK's default for a localhost server): the endpoint holds no ambient credential, every
+payment and sign-in is signed for its own call.
 """
 
 from __future__ import annotations
