@@ -226,7 +226,10 @@ def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
     async def _with_text(out: CallToolResult, sid: str, payer: str, fmt: str) -> CallToolResult:
         t = await purchases.transcript_for_wallet(ctx, sid, payer, fmt)
         if not isinstance(t, Refused):
-            out.content = [*out.content, TextContent(type="text", text=t.path.read_text())]
+            out.content = [
+                *out.content,
+                TextContent(type="text", text=t.path.read_text(encoding="utf-8")),
+            ]
         return out
 
     tools.declare("buy_transcript", "transcription", "Buy an X Space's transcript")
