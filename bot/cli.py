@@ -154,6 +154,39 @@ def worker() -> None:
 
 
 @app.command()
+def mcp() -> None:
+    """Serve the MCP tools on stdin/stdout (an agent's MCP client starts this command).
+
+    The same tools answer over streamable HTTP at /mcp in the web role; paid tools use
+    x402's MCP transport and the payment settings of ``config.toml`` (README "For agents")."""
+    from adapters.mcp.server import build_server
+    from core.service.chat import register_fulfiller as register_chat_fulfiller
+
+    try:
+        ctx = _context()  # logs go to stderr: stdout carries the protocol
+    except SpacescribeError as e:
+        _fail(str(e))
+    if ctx.settings.payments.test_mode:  # the local chain belongs to `spacescribe run`
+        err_console.print(
+            "mcp: test mode (no payments.pay_to): paid tools answer payments_unavailable; "
+            "use /mcp of `make run` to pay on its local chain"
+        )
+    register_chat_fulfiller()
+    server = build_server(ctx)
+
+    async def main() -> None:
+        try:
+            await server.run_stdio_async()
+        finally:
+            await ctx.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
 def doctor() -> None:
     """Check configuration, database, data directory and tools; print fixes."""
     from bot.doctor import run_checks

@@ -2,9 +2,9 @@
 
 Paid routes answer ``402`` with a ``PAYMENT-REQUIRED`` header (base64 JSON of the x402
 PaymentRequired) until the request carries ``PAYMENT-SIGNATURE`` (the client's signed
-payload); then the payment is verified, settled and confirmed on chain by
-``core.payments`` and the answer carries ``PAYMENT-RESPONSE``. The payer's wallet is the
-buyer. Retries are idempotent (``core.payments.idempotency``: payment-identifier and
+payload); then the sale (``core.service.x402_sale``, shared with the MCP tools) verifies,
+settles and confirms it on chain and the answer carries ``PAYMENT-RESPONSE``. The payer's
+wallet is the buyer. Each 402 declares bazaar discovery (``adapters.web.discovery``). Retries are idempotent (``core.payments.idempotency``: payment-identifier and
 authorization, replayed from the database); a wallet that owns the thing signs in with
 ``SIGN-IN-WITH-X`` instead of paying (``core.payments.siwx``). Free routes:
 ``GET /api/spaces/{space_id}`` and, for a wallet that bought it,
@@ -15,7 +15,6 @@ EIP-191 ``personal_sign`` of ``"spacescribe transcript <space_id> <timestamp>"``
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -35,21 +34,19 @@ from x402.http.utils import (
 )
 from x402.schemas import PaymentPayload, ResourceInfo, SettleResponse
 
-from core.accounts import normalize_wallet
+from adapters.web import discovery
 from core.context import Context
 from core.errors import InvalidInput
 from core.payments import idempotency as idem
 from core.payments import siwx as siwx_auth
-from core.payments.fulfil import fulfiller_for
 from core.payments.gateway import GatewayUnavailable, gateway_for
-from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
 from core.payments.wallet_proof import transcript_message, verify_wallet_proof
 from core.queue import position as queue_position
-from core.results import AlreadyOwned, Refused, SpaceView
+from core.results import AlreadyOwned, Refused
 from core.service import purchases
 from core.service.catalog import find_space
-from core.service.chat import clean_question
-from core.service.views import FORMATS, format_problem, space_view
+from core.service.views import FORMATS, format_problem, space_json, space_view
+from core.service.x402_sale import SaleRequest, chat_request, payer_of, sell
 from core.spaces import parse_space, validate_id
 
 router = APIRouter(tags=["x402"])
@@ -69,7 +66,7 @@ class BodyLimit:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(("/x402/", "/api/")):
+        if scope["type"] != "http" or not scope["path"].startswith(("/x402/", "/api/", "/mcp")):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
@@ -114,26 +111,27 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status)
 
 
-def _view_json(v: SpaceView) -> dict[str, Any]:
-    return {
-        "space_id": v.space_id,
-        "url": v.url,
-        "title": v.title,
-        "status": v.status,
-        "creator": v.creator,
-        "duration_seconds": v.duration_seconds,
-        "participants": v.participants,
-        "queue_position": v.queue_position,
-        "error": v.error,
-        "completed_at": v.completed_at.isoformat() if v.completed_at else None,
-        "chapters": v.chapters,  # titles only: the free teaser of a completed Space
+def _discovery(ctx: Context, path: str) -> dict[str, Any]:
+    """The bazaar declaration of the paid route at ``path`` (adapters.web.discovery)."""
+    bodies: dict[str, tuple[str, type[BaseModel]]] = {
+        "/x402/transcribe": ("transcription", SpaceRequest),
+        "/x402/unlock": ("chat_unlock", SpaceRequest),
+        "/x402/chat": ("chat_query", ChatRequest),
     }
+    if path in bodies:
+        kind, model = bodies[path]
+        return discovery.for_body(kind, model, ctx.settings, path)
+    return discovery.for_transcript(path)
 
 
 def _extensions(ctx: Context, path: str, siwx: bool) -> dict[str, Any]:
-    """The x402 extensions a 402 answer declares: payment-identifier (idempotent retries) on
-    every paid route, sign-in-with-x (re-access without paying) where a wallet can own it."""
-    ext: dict[str, Any] = {PAYMENT_IDENTIFIER: declare_payment_identifier_extension()}
+    """The x402 extensions a 402 answer declares: bazaar discovery (how to call the route)
+    and payment-identifier (idempotent retries) on every paid route, sign-in-with-x
+    (re-access without paying) where a wallet can own it."""
+    ext: dict[str, Any] = {
+        **_discovery(ctx, path),
+        PAYMENT_IDENTIFIER: declare_payment_identifier_extension(),
+    }
     if siwx:
         ext[SIGN_IN_WITH_X] = siwx_auth.declaration(ctx, path)
     return ext
@@ -156,7 +154,11 @@ def _payment_required(
     except Exception:
         return _error(503, "rpc_unavailable", "The payment facilitator is unreachable; try later.")
     resource = ResourceInfo(
-        url=str(request.url), description=description, mime_type="application/json"
+        url=str(request.url),
+        description=description,
+        mime_type="application/json",
+        service_name=discovery.SERVICE_NAME,
+        tags=discovery.SERVICE_TAGS,
     )
     pr = gw.payment_required(reqs, resource, error)
     pr.extensions = _extensions(ctx, request.url.path, siwx)
@@ -175,52 +177,44 @@ def _decode(header: str) -> PaymentPayload | None:
     return p if isinstance(p, PaymentPayload) else None
 
 
-def _payer(p: PaymentPayload) -> str | None:
-    auth = p.payload.get("authorization") if isinstance(p.payload, dict) else None
-    frm = auth.get("from") if isinstance(auth, dict) else None
-    try:
-        return normalize_wallet(frm) if isinstance(frm, str) else None
-    except ValueError:
-        return None
+class _HttpRender:
+    """x402 sale outcomes as HTTP answers (``core.service.x402_sale.Render``)."""
 
+    def __init__(self, request: Request, units: int) -> None:
+        self.request = request
+        self.units = units
 
-def _outcome(
-    request: Request, ctx: Context, out: PaymentOutcome, units: int, body: dict[str, Any]
-) -> Response:
-    if isinstance(out, Paid):
+    def answer(
+        self, status: int, body: dict[str, Any], settlement: SettleResponse | None = None
+    ) -> idem.StoredResponse:
         headers = {}
-        if out.settlement is not None:
-            headers["PAYMENT-RESPONSE"] = encode_payment_response_header(out.settlement)
-        return JSONResponse(
-            {"paid": True, "transaction": out.transaction_hash, "payer": out.payer, **body},
-            200,
-            headers=headers,
+        if settlement is not None:
+            headers["PAYMENT-RESPONSE"] = encode_payment_response_header(settlement)
+        return _stored(JSONResponse(body, status, headers=headers))
+
+    def error(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> idem.StoredResponse:
+        r = _error(status, code, message)
+        if retry_after is not None:
+            r.headers["Retry-After"] = str(retry_after)
+        return _stored(r)
+
+    def payment_required(self, message: str) -> idem.StoredResponse:
+        ctx = _ctx(self.request)
+        return _stored(
+            _payment_required(self.request, ctx, self.units, "retry with a valid payment", message)
         )
-    if isinstance(out, PaymentPending):
-        return JSONResponse(
-            {"paid": True, "status": "confirming", "transaction": out.transaction_hash}, 202
-        )
-    if out.retry_later:
-        return _error(503, out.code, out.message)
-    return _payment_required(request, ctx, units, "retry with a valid payment", out.message)
 
 
 def _stored(resp: Response) -> idem.StoredResponse:
-    keep = ("content-type", "payment-response", "payment-required")
+    keep = ("content-type", "payment-response", "payment-required", "retry-after")
     headers = {k: v for k, v in resp.headers.items() if k.lower() in keep}
     return idem.StoredResponse(resp.status_code, bytes(resp.body), headers)
 
 
 def _replay(stored: idem.StoredResponse) -> Response:
     return Response(stored.body, stored.status, headers=stored.headers)
-
-
-async def _space_body(ctx: Context, sid: str) -> dict[str, Any]:
-    async with ctx.db.session() as s:
-        space = await find_space(s, sid)
-        if space is None:
-            return {}
-        return {"space": _view_json(space_view(space, await queue_position(s, space.id)))}
 
 
 async def _signed_in(
@@ -240,7 +234,7 @@ async def _signed_in(
     if not isinstance(pre, AlreadyOwned):
         return None
     answer: dict[str, Any] = {"paid": False, "already_owned": True, "payer": wallet}
-    answer["space"] = _view_json(pre.space)
+    answer["space"] = space_json(pre.space)
     if kind == "transcription":
         answer["transcript_url"] = f"/api/spaces/{space_ids[0]}/transcript"
     return JSONResponse(answer)
@@ -268,92 +262,11 @@ async def _paid_route(
             )
         return _payment_required(request, ctx, units, f"spacescribe {what[kind]}")
     p = _decode(signature)
-    payer = _payer(p) if p else None
+    payer = payer_of(p) if p else None
     if p is None or payer is None:
         return _error(400, "invalid_payment_header", "PAYMENT-SIGNATURE is not an x402 v2 payload")
-    pid = idem.payment_identifier(p)
-    if isinstance(pid, idem.Conflict):
-        return _error(400, pid.code, pid.message)
-    key = idem.request_key(request.url.path, body or {}, p, payer, pid)
-    held = await idem.reserve(ctx, key)
-    if isinstance(held, idem.Replay):
-        return _replay(held.response)
-    if isinstance(held, idem.Conflict):
-        return _error(409, held.code, held.message)
-    if isinstance(held, idem.InProgress):
-        r = _error(409, held.code, held.message)
-        r.headers["Retry-After"] = str(held.retry_after)
-        return r
-    money_may_move = False
-    try:
-        if held.taken_over:  # its first request died: what became of this authorization?
-            prior = await idem.prior_payment(ctx, key, p.accepted.network)
-            if prior is not None and prior.status in ("settling", "settled", "confirmed"):
-                money_may_move = True
-                await idem.still_unknown(ctx, held)
-                return JSONResponse(
-                    {"paid": True, "status": "confirming", "transaction": prior.transaction_hash},
-                    202,
-                )
-            if prior is not None and prior.status == "credited":
-                money_may_move = True
-                resp = await _prior_paid(ctx, kind, space_ids, p, prior)
-                await idem.finish(ctx, held, _stored(resp))
-                return resp
-        pre = await purchases.x402_preflight(ctx, kind, space_ids, payer)
-        if isinstance(pre, Refused):
-            await idem.release(ctx, held)
-            return _error(403, pre.code, pre.message)
-        if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
-            await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
-            return JSONResponse(
-                {"paid": False, "already_owned": True, "space": _view_json(pre.space)}
-            )
-        await idem.mark_unknown(ctx, held)  # from here on money may move
-        money_may_move = True
-        out = await purchases.x402_buy(ctx, kind, space_ids, payer, p, payload)
-        answer: dict[str, Any] = {}
-        if isinstance(out, Paid):
-            if out.result is not None:
-                answer["answer"] = out.result
-            if kind != "chat_query":
-                answer.update(await _space_body(ctx, space_ids[0]))
-        resp = _outcome(request, ctx, out, units, answer)
-        if isinstance(out, Paid):
-            await idem.finish(ctx, held, _stored(resp))
-        elif isinstance(out, PaymentPending):
-            await idem.still_unknown(ctx, held)
-        else:  # refused: nothing was charged, the same payload may be tried again
-            await idem.release(ctx, held)
-        return resp
-    except BaseException:
-        if not money_may_move:
-            await asyncio.shield(idem.release(ctx, held))
-        raise
-
-
-async def _prior_paid(
-    ctx: Context, kind: str, space_ids: list[str], p: PaymentPayload, prior: idem.PriorPayment
-) -> Response:
-    """The answer of a paid request whose process died before answering (from its receipt)."""
-    answer: dict[str, Any] = {
-        "paid": True,
-        "transaction": prior.transaction_hash,
-        "payer": prior.payer,
-    }
-    if prior.result is not None:
-        answer["answer"] = prior.result
-    if kind != "chat_query":
-        answer.update(await _space_body(ctx, space_ids[0]))
-    settled = SettleResponse(
-        success=True,
-        transaction=prior.transaction_hash or "",
-        network=p.accepted.network,
-        payer=prior.payer,
-    )
-    return JSONResponse(
-        answer, 200, headers={"PAYMENT-RESPONSE": encode_payment_response_header(settled)}
-    )
+    sale = SaleRequest(request.url.path, kind, space_ids, body or {}, payload)
+    return _replay(await sell(ctx, sale, p, payer, _HttpRender(request, units)))
 
 
 def _space(text: str, parse: Callable[[str], str]) -> str | Response:
@@ -417,20 +330,10 @@ async def chat(
     body: ChatRequest,
     payment_signature: str | None = Header(None, alias="PAYMENT-SIGNATURE"),
 ) -> Response:
-    ctx = _ctx(request)
-    c = ctx.settings.chat
-    if len(body.question) > c.max_question_chars:
-        return _error(400, "question_too_long", f"At most {c.max_question_chars} characters.")
-    if not clean_question(body.question):  # refused before any 402
-        return _error(400, "empty_question", "The question is empty once control characters go.")
-    if len(body.spaces) > c.max_spaces:
-        return _error(400, "too_many_spaces", f"At most {c.max_spaces} Spaces per question.")
-    try:
-        sids = list(dict.fromkeys(parse_space(s) for s in body.spaces))
-    except InvalidInput as exc:
-        return _error(400, "invalid_space", str(exc))
-    if fulfiller_for("chat_query") is None:
-        return _error(503, "chat_unavailable", "Chat is not available on this server.")
+    sids = chat_request(_ctx(request), body.question, body.spaces)
+    if isinstance(sids, Refused):
+        status = 503 if sids.code == "chat_unavailable" else 400
+        return _error(status, sids.code, sids.message)
     return await _paid_route(
         request,
         "chat_query",
@@ -450,7 +353,7 @@ async def get_space(request: Request, space_id: str) -> Response:
         space = await find_space(s, sid)
         if space is None:
             return _error(404, "unknown_space", f"Space {sid} has not been requested yet.")
-        return JSONResponse(_view_json(space_view(space, await queue_position(s, space.id))))
+        return JSONResponse(space_json(space_view(space, await queue_position(s, space.id))))
 
 
 @router.get(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from core.context import Context
 from core.db import Space
@@ -70,3 +71,21 @@ def transcript_of(ctx: Context, space: Space, fmt: str = "md") -> Transcript | N
         return None
     view = space_view(space)
     return Transcript(space=view, path=path, speakers=view.participants, format=fmt)
+
+
+def space_json(v: SpaceView) -> dict[str, Any]:
+    """A Space as the x402 API and the MCP tools show it (the free teaser: chapter titles,
+    never what is paid for)."""
+    return {
+        "space_id": v.space_id,
+        "url": v.url,
+        "title": v.title,
+        "status": v.status,
+        "creator": v.creator,
+        "duration_seconds": v.duration_seconds,
+        "participants": v.participants,
+        "queue_position": v.queue_position,
+        "error": v.error,
+        "completed_at": v.completed_at.isoformat() if v.completed_at else None,
+        "chapters": v.chapters,
+    }

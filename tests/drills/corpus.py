@@ -660,6 +660,14 @@ HTTP_API: list[Case] = [
     _api("transcribe: body without length", lambda w: Req("POST", T, content=b'{"space": "x"}',
          headers={"content-type": "application/json"}, chunked=True), 411, "invalid_request",
          "Content-Length required"),
+    _api("mcp: oversized body", lambda w: Req("POST", "/mcp", content=b'{"jsonrpc": "' +
+         b"a" * 70_000 + b'"}', headers={"content-type": "application/json"}), 413,
+         "invalid_request", "body larger than 65536 bytes"),
+    _api("mcp: body without length", lambda w: Req("POST", "/mcp", content=b'{"id": 1}',
+         headers={"content-type": "application/json"}, chunked=True), 411, "invalid_request",
+         "Content-Length required"),
+    _api("mcp: GET (no SSE stream: stateless)", _get("/mcp"), 405, "method_not_allowed",
+         "does not accept that method"),
     _api("unlock: traversal", _post(U, {"space": "%2e%2e/%2e%2e/etc"}), 400, "invalid_space",
          ONLY_X),
     _api("unlock: extra field", _post(U, {**SP, "owner": "me"}), 422, "invalid_request",
@@ -1119,6 +1127,8 @@ CLI: list[Case] = [
 ]  # fmt: skip
 
 
+from tests.drills.corpus_mcp import MCP  # noqa: E402 (its cases use the phrases above)
+
 ALL: dict[str, list[Case]] = {
     "telegram": TELEGRAM,
     "telegram webhook": WEBHOOK,
@@ -1131,6 +1141,7 @@ ALL: dict[str, list[Case]] = {
     "link page": LINK_PAGE,
     "storefront": STOREFRONT,
     "cli": CLI,
+    "mcp": MCP,
 }
 
 

@@ -1,6 +1,6 @@
 """Access drill (issue 9): owner / payer / unlocked / non-owner / admin × every Telegram command,
-every Discord slash command (and autocomplete, and through a member's user install) and every
-HTTP route: 0 leaks.
+every Discord slash command (and autocomplete, and through a member's user install), every
+HTTP route and every MCP tool: 0 leaks.
 
 The roles and the planted markers are described in ``tests/drills/access_world.py``.
 Telegram runs python-telegram-bot in webhook mode against the Bot API stand-in: every update
@@ -40,6 +40,7 @@ from core.context import Context
 from core.payments.wallet_proof import transcript_message
 from core.pipeline import media
 from tests.discord.conftest import Recorded, endpoints, running  # noqa: F401 (fixture)
+from tests.drills.access_mcp import check_mcp, listed_tools, mcp_entries, mcp_matrix
 from tests.drills.access_world import (
     ANSWERED,
     CHAPTER_A,
@@ -543,6 +544,17 @@ def http_entries(w: World, ctx: Context, chain: Chain, p: Person) -> dict[str, l
         ],
         "GET /spaces/{rest:path}": [get(f"/spaces/{a}/more", headers=ck), get("/spaces/..%2Fx")],
         "POST /spaces/{rest:path}": [("POST", f"/spaces/{a}/more", form())],
+        # MCP over streamable HTTP: its tools have their own rows (tests/drills/access_mcp.py)
+        "POST /mcp": [
+            (
+                "POST",
+                "/mcp",
+                {
+                    "json": {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                    "headers": {"Accept": "application/json, text/event-stream"},
+                },
+            )
+        ],
         "POST /telegram/webhook": [
             ("POST", "/telegram/webhook", {"json": {"update_id": 1}}),
             (
@@ -597,6 +609,7 @@ def check_http(w: World, cells: Cells, codes: dict[tuple[str, str], list[int]]) 
         assert codes[("GET /pay/{public_id}", role)] == [200, 404]
         assert codes[("GET /link/{token}", role)] == [200, 404]
         assert codes[("POST /telegram/webhook", role)] == [403, 403]
+        assert codes[("POST /mcp", role)] == [200], role
         assert codes[("POST /pay/{public_id}/demo", role)] == [403], role
         assert "test_mode_only" in said[("POST /pay/{public_id}/demo", role)]
         assert codes[("GET /docs-static/{path}", role)] == [200, 200, 404], role
@@ -664,6 +677,8 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
             assert refunds == sorted(TG_IDS[role] for role in ROLES), refunds
             dc, suggestions = await discord_matrix(world, shop, dc_api)
             http, codes = await http_matrix(world, shop, chain, web)
+            mcp, mcp_results = await mcp_matrix(world, shop, chain, web)
+            tools = await listed_tools(web)
         finally:
             await tg_bot.stop()
         handlers = {
@@ -685,7 +700,9 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
     assert dc_rows == slash, slash ^ dc_rows
     assert buttons == set(BUTTONS), buttons  # every button the bot answers has its row
     assert http_rows == app_routes(app), app_routes(app) ^ http_rows
-    cells = {**tg, **dc, **http}
+    mcp_rows = set(await mcp_entries(world, shop, chain, world.people["owner"]))
+    assert mcp_rows == tools, mcp_rows ^ tools  # every MCP tool has its row
+    cells = {**tg, **dc, **http, **mcp}
     leaks = [
         (surface, entry, role, marker)
         for (surface, entry, role), text in cells.items()
@@ -695,8 +712,9 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
     check_telegram(world, tg)
     check_discord(world, dc, suggestions)
     check_http(world, http, codes)
+    check_mcp(world, mcp, mcp_results)
     # + autocomplete and the user-install row
-    n = len(tg_rows) + len(dc_rows) + 2 + len(BUTTONS) + len(http_rows)
+    n = len(tg_rows) + len(dc_rows) + 2 + len(BUTTONS) + len(http_rows) + len(mcp_rows)
     assert len(cells) == len(ROLES) * n
     record(
         "access",

@@ -5,8 +5,10 @@ Each entry point is reached through its real library and protocol, started once 
 module: Telegram commands through python-telegram-bot (updates posted to the app's webhook,
 replies sent to the Bot API stand-in; inline queries answered by answerInlineQuery), Discord
 slash commands through discord.py (gateway and REST stand-in; in the bot's server and, through
-a member's user install, in DMs, private channels and other servers), the HTTP API, pay page and wallet-link page over a socket to uvicorn, and the
-CLI as processes of its own (all at once, one snapshot for the batch). The whole corpus runs
+a member's user install, in DMs, private channels and other servers), the HTTP API, pay page,
+wallet-link page and storefront over a socket to uvicorn, the MCP tools through the official
+MCP client (streamable HTTP), and the CLI as processes of its own (all at once, one snapshot
+for the batch). The whole corpus runs
 on SQLite; every third case of each entry point runs on PostgreSQL.
 """
 
@@ -20,6 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+from mcp.types import TextContent
 
 from tests.conftest import ENGINES, _truncate_pg
 from tests.drills.bad_input_world import (
@@ -165,6 +170,19 @@ async def cli(w: World, case: Case) -> str:
     return out.decode()
 
 
+async def mcp(w: World, case: Case) -> str:
+    """A tool call through the official MCP client over streamable HTTP (``/mcp``)."""
+    tool, args, meta = case.send(w)
+    async with (
+        streamablehttp_client(f"{w.web}/mcp") as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool(tool, args, meta=meta)
+    assert result.isError, f"not refused: {result.structuredContent or result.content}"
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
 _SLOTS: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
 
@@ -185,6 +203,7 @@ RUNNERS: dict[str, Callable[[World, Case], Awaitable[str]]] = {
     "link page": http,
     "storefront": storefront,
     "cli": cli,
+    "mcp": mcp,
 }
 
 

@@ -1,0 +1,1 @@
+"""MCP adapter: spacescribe's tools for agents (stdio and streamable HTTP)."""

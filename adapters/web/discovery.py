@@ -1,0 +1,121 @@
+"""x402 Bazaar discovery: how each paid route is called, declared in its 402 answers.
+
+Facilitators that run a catalogue read ``extensions.bazaar`` (``x402.extensions.bazaar``:
+input schema, body type, output example) and the service metadata on ``resource``
+(``serviceName``, ``tags``), so agents can find spacescribe and call it without being told
+the routes. The input schemas come from the same pydantic models and configured limits as
+``/openapi.json`` (``tests/payments/test_x402_discovery.py`` compares them).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from pydantic import BaseModel
+from x402.extensions.bazaar import BAZAAR, OutputConfig, declare_discovery_extension
+from x402.extensions.bazaar.server import bazaar_resource_server_extension
+
+from core.config import Settings
+
+SERVICE_NAME = "spacescribe"
+SERVICE_TAGS = ["transcripts", "x-spaces", "podcasts", "ai-chat", "usdc"]
+TRANSCRIPT_ROUTE = "/api/spaces/:space_id/transcript"
+
+_SPACE = "1RDxlAoOeQRKL"
+_WALLET = "0x" + "ab" * 20
+_TX = "0x" + "cd" * 32
+_VIEW = {
+    "space_id": _SPACE,
+    "url": f"https://x.com/i/spaces/{_SPACE}",
+    "title": "Weekly markets call",
+    "status": "completed",
+    "creator": "host",
+    "duration_seconds": 3600,
+    "participants": ["host", "guest"],
+    "queue_position": None,
+    "error": None,
+    "completed_at": "2026-11-30T12:00:00+00:00",
+    "chapters": ["Opening", "Rates"],
+}
+_PAID = {"paid": True, "transaction": _TX, "payer": _WALLET}
+OUTPUTS: dict[str, dict[str, Any]] = {
+    "transcription": {**_PAID, "space": _VIEW},
+    "chat_unlock": {**_PAID, "space": _VIEW},
+    "chat_query": {
+        **_PAID,
+        "answer": {
+            "session_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "question": "What was decided about rates?",
+            "answer": "They agreed to hold rates [1].",
+            "sources": [
+                {
+                    "spaceId": _SPACE,
+                    "start": 754.0,
+                    "end": 771.5,
+                    "speaker": "host",
+                    "excerpt": "we hold rates until March",
+                    "url": f"https://x.com/i/spaces/{_SPACE}",
+                }
+            ],
+            "model": "gpt-4o",
+            "tokens_used": 812,
+        },
+    },
+}
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "transcription": {"space": f"https://x.com/i/spaces/{_SPACE}"},
+    "chat_unlock": {"space": _SPACE},
+    "chat_query": {"question": "What was decided about rates?", "spaces": [_SPACE]},
+}
+
+
+def body_schema(model: type[BaseModel], settings: Settings) -> dict[str, Any]:
+    """The JSON body ``model`` accepts, with the limits the route enforces from config."""
+    schema = model.model_json_schema()
+    props = schema.get("properties", {})
+    if "question" in props:
+        props["question"]["maxLength"] = settings.chat.max_question_chars
+    if "spaces" in props:
+        props["spaces"]["maxItems"] = settings.chat.max_spaces
+    return schema
+
+
+def _enrich(ext: dict[str, Any], method: str, path: str, pattern: str | None) -> dict[str, Any]:
+    """The HTTP method (and path parameters) added as x402's own server extension does."""
+    transport = SimpleNamespace(
+        method=method,
+        route_pattern=pattern,
+        adapter=SimpleNamespace(get_path=lambda: path),
+    )
+    return {
+        BAZAAR.key: bazaar_resource_server_extension.enrich_declaration(ext[BAZAAR.key], transport)
+    }
+
+
+def for_body(kind: str, model: type[BaseModel], settings: Settings, path: str) -> dict[str, Any]:
+    """``extensions.bazaar`` of a POST route selling ``kind`` with a JSON body ``model``."""
+    ext = declare_discovery_extension(
+        input=EXAMPLES[kind],
+        input_schema=body_schema(model, settings),
+        body_type="json",
+        output=OutputConfig(example=OUTPUTS[kind]),
+    )
+    return _enrich(ext, "POST", path, None)
+
+
+def for_transcript(path: str) -> dict[str, Any]:
+    """``extensions.bazaar`` of ``GET /api/spaces/{space_id}/transcript`` (paid, or SIWX)."""
+    ext = declare_discovery_extension(
+        input={"format": "md"},
+        input_schema={
+            "type": "object",
+            "properties": {"format": {"type": "string", "enum": ["md", "json", "srt", "vtt"]}},
+        },
+        path_params_schema={
+            "properties": {"space_id": {"type": "string", "pattern": "^[A-Za-z0-9]{13}$"}},
+            "required": ["space_id"],
+        },
+        output=OutputConfig(example=OUTPUTS["transcription"]),
+    )
+    return _enrich(ext, "GET", path, TRANSCRIPT_ROUTE)

@@ -1,0 +1,189 @@
+"""One x402 sale, whatever carries it: the HTTP API (``PAYMENT-SIGNATURE`` header) and the
+MCP tools (``_meta["x402/payment"]``) both hand the payer's signed payload here.
+
+The rules are the HTTP API's, in one place: the request is reserved for idempotency
+(``core.payments.idempotency``) before anything is checked; a payer who owns the thing is
+told so and charged nothing; otherwise the invoice is paid (verify, settle, confirm,
+credit in ``core.payments``). A :class:`Render` turns each outcome into the transport's
+bytes (:class:`~core.payments.idempotency.StoredResponse`), so the final paid answer is
+stored as the transport sends it and every retry replays it byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from x402.schemas import PaymentPayload, SettleResponse
+
+from core.accounts import normalize_wallet
+from core.context import Context
+from core.errors import InvalidInput
+from core.payments import idempotency as idem
+from core.payments.fulfil import fulfiller_for
+from core.payments.outcomes import Paid, PaymentPending
+from core.queue import position as queue_position
+from core.results import AlreadyOwned, Refused
+from core.service import purchases
+from core.service.catalog import find_space
+from core.service.chat import clean_question
+from core.service.views import space_json, space_view
+from core.spaces import parse_space
+
+
+@dataclass(frozen=True)
+class SaleRequest:
+    """What is bought: ``route`` and ``body`` identify the request for idempotency (the
+    transport's own names: ``/x402/transcribe``, ``mcp:buy_transcript``); ``payload`` goes
+    with the invoice (the Space's metadata, the question)."""
+
+    route: str
+    kind: str  # transcription | chat_unlock | chat_query
+    space_ids: list[str]
+    body: dict[str, Any]
+    payload: dict[str, Any] | None = None
+
+
+class Render(Protocol):
+    """The transport's form of each outcome."""
+
+    def answer(
+        self, status: int, body: dict[str, Any], settlement: SettleResponse | None = None
+    ) -> idem.StoredResponse: ...
+
+    def error(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> idem.StoredResponse: ...
+
+    def payment_required(self, message: str) -> idem.StoredResponse: ...
+
+
+def payer_of(p: PaymentPayload) -> str | None:
+    """The lower-case wallet an exact-EVM payload pays from, or None if it names none."""
+    auth = p.payload.get("authorization") if isinstance(p.payload, dict) else None
+    frm = auth.get("from") if isinstance(auth, dict) else None
+    try:
+        return normalize_wallet(frm) if isinstance(frm, str) else None
+    except ValueError:
+        return None
+
+
+async def space_body(ctx: Context, sid: str) -> dict[str, Any]:
+    async with ctx.db.session() as s:
+        space = await find_space(s, sid)
+        if space is None:
+            return {}
+        return {"space": space_json(space_view(space, await queue_position(s, space.id)))}
+
+
+async def sell(
+    ctx: Context, req: SaleRequest, p: PaymentPayload, payer: str, render: Render
+) -> idem.StoredResponse:
+    """Sell ``req`` to ``payer`` with payload ``p``, exactly once whatever the retries."""
+    pid = idem.payment_identifier(p)
+    if isinstance(pid, idem.Conflict):
+        return render.error(400, pid.code, pid.message)
+    key = idem.request_key(req.route, req.body, p, payer, pid)
+    held = await idem.reserve(ctx, key)
+    if isinstance(held, idem.Replay):
+        return held.response
+    if isinstance(held, idem.Conflict):
+        return render.error(409, held.code, held.message)
+    if isinstance(held, idem.InProgress):
+        return render.error(409, held.code, held.message, held.retry_after)
+    money_may_move = False
+    try:
+        if held.taken_over:  # its first request died: what became of this authorization?
+            prior = await idem.prior_payment(ctx, key, p.accepted.network)
+            if prior is not None and prior.status in ("settling", "settled", "confirmed"):
+                money_may_move = True
+                await idem.still_unknown(ctx, held)
+                return render.answer(
+                    202,
+                    {"paid": True, "status": "confirming", "transaction": prior.transaction_hash},
+                )
+            if prior is not None and prior.status == "credited":
+                money_may_move = True
+                resp = await _prior_paid(ctx, req, p, prior, render)
+                await idem.finish(ctx, held, resp)
+                return resp
+        pre = await purchases.x402_preflight(ctx, req.kind, req.space_ids, payer)
+        if isinstance(pre, Refused):
+            await idem.release(ctx, held)
+            return render.error(403, pre.code, pre.message)
+        if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
+            await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
+            return render.answer(
+                200, {"paid": False, "already_owned": True, "space": space_json(pre.space)}
+            )
+        await idem.mark_unknown(ctx, held)  # from here on money may move
+        money_may_move = True
+        out = await purchases.x402_buy(ctx, req.kind, req.space_ids, payer, p, req.payload)
+        if isinstance(out, Paid):
+            answer: dict[str, Any] = {
+                "paid": True,
+                "transaction": out.transaction_hash,
+                "payer": out.payer,
+            }
+            if out.result is not None:
+                answer["answer"] = out.result
+            if req.kind != "chat_query":
+                answer.update(await space_body(ctx, req.space_ids[0]))
+            resp = render.answer(200, answer, out.settlement)
+            await idem.finish(ctx, held, resp)
+            return resp
+        if isinstance(out, PaymentPending):
+            await idem.still_unknown(ctx, held)
+            return render.answer(
+                202, {"paid": True, "status": "confirming", "transaction": out.transaction_hash}
+            )
+        await idem.release(ctx, held)  # refused: nothing charged, the payload may be tried again
+        if out.retry_later:
+            return render.error(503, out.code, out.message)
+        return render.payment_required(out.message)
+    except BaseException:
+        if not money_may_move:
+            await asyncio.shield(idem.release(ctx, held))
+        raise
+
+
+async def _prior_paid(
+    ctx: Context, req: SaleRequest, p: PaymentPayload, prior: idem.PriorPayment, render: Render
+) -> idem.StoredResponse:
+    """The answer of a paid request whose process died before answering (from its receipt)."""
+    answer: dict[str, Any] = {
+        "paid": True,
+        "transaction": prior.transaction_hash,
+        "payer": prior.payer,
+    }
+    if prior.result is not None:
+        answer["answer"] = prior.result
+    if req.kind != "chat_query":
+        answer.update(await space_body(ctx, req.space_ids[0]))
+    settled = SettleResponse(
+        success=True,
+        transaction=prior.transaction_hash or "",
+        network=p.accepted.network,
+        payer=prior.payer,
+    )
+    return render.answer(200, answer, settled)
+
+
+def chat_request(ctx: Context, question: str, spaces: list[str]) -> list[str] | Refused:
+    """The Space ids of a paid question (x402 API and MCP ``ask_spaces``), or why it is
+    refused before any price is asked."""
+    c = ctx.settings.chat
+    if len(question) > c.max_question_chars:
+        return Refused("question_too_long", f"At most {c.max_question_chars} characters.")
+    if not clean_question(question):
+        return Refused("empty_question", "The question is empty once control characters go.")
+    if len(spaces) > c.max_spaces:
+        return Refused("too_many_spaces", f"At most {c.max_spaces} Spaces per question.")
+    try:
+        sids = list(dict.fromkeys(parse_space(s) for s in spaces))
+    except InvalidInput as exc:
+        return Refused("invalid_space", str(exc))
+    if fulfiller_for("chat_query") is None:
+        return Refused("chat_unavailable", "Chat is not available on this server.")
+    return sids
