@@ -20,13 +20,10 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.types import CallToolResult
 from sqlalchemy import func, select
-from x402 import x402Client
 from x402.extensions.bazaar import BAZAAR, validate_discovery_extension
 from x402.extensions.payment_identifier import PAYMENT_IDENTIFIER
 from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.mcp import MCP_PAYMENT_META_KEY, x402MCPSession
-from x402.mechanisms.evm.exact import ExactEvmClientScheme
-from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentRequired, SettleResponse
 
 from adapters.web.app import create_app
@@ -34,7 +31,7 @@ from core.context import Context
 from core.db import ChatSession, ChatUnlock, PaymentReceipt, TranscriptionPayment
 from tests.chat.helpers import add_space, space_id_for
 from tests.discord.conftest import SEGMENTS
-from tests.payments.conftest import signed_payload
+from tests.payments.conftest import make_async_client, signed_payload
 from tests.payments.test_x402_idempotency import _siwx
 from tests.stand_ins.chain import Chain, free_port
 
@@ -50,24 +47,6 @@ TOOLS = {
     "get_transcript",
 }
 Connect = AbstractAsyncContextManager[ClientSession]
-
-
-def payment_client(chain: Chain, account: Any) -> x402Client:
-    """The agent's wallet: x402's async client, exact EVM, the test token allowed."""
-    client = x402Client()
-    client.register(chain.anvil.network, ExactEvmClientScheme(signer=EthAccountSigner(account)))
-    client.set_spend_controls(
-        {
-            "allowed_assets": [
-                {
-                    "network": chain.anvil.network,
-                    "asset": chain.token_address,
-                    "max_amount_per_payment": "10000000",
-                }
-            ]
-        }
-    )
-    return client
 
 
 async def library(ctx: Context) -> None:
@@ -155,7 +134,7 @@ async def agent_journey(session: ClientSession, chain: Chain, account: Any) -> N
     status = await session.call_tool("space_status", {"space": SID})
     assert status.structuredContent["status"] == "completed"  # type: ignore[index]
 
-    agent = x402MCPSession(session, payment_client(chain, account))
+    agent = x402MCPSession(session, make_async_client(chain, account))
     bought = await agent.call_tool("buy_transcript", {"space": f"https://x.com/i/spaces/{SID}"})
     assert bought.payment_made and not bought.is_error, bought.content
     assert isinstance(bought.payment_response, SettleResponse)

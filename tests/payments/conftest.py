@@ -14,13 +14,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from pydantic import SecretStr
-from x402 import x402ClientSync
+from x402 import x402Client, x402ClientSync
 from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentRequired, PaymentRequirements
@@ -52,8 +52,21 @@ async def pay_ctx(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Co
         await c.close()
 
 
+Client = TypeVar("Client", x402Client, x402ClientSync)
+
+
 def make_client(chain: Chain, account: Any) -> x402ClientSync:
-    client = x402ClientSync()
+    return _wallet(x402ClientSync(), chain, account)
+
+
+def make_async_client(chain: Chain, account: Any) -> x402Client:
+    """For x402's MCP session, which takes the async client."""
+    return _wallet(x402Client(), chain, account)
+
+
+def _wallet(client: Client, chain: Chain, account: Any) -> Client:
+    """The buyer's wallet in the official client: exact EVM on the test chain, the test
+    token allowed."""
     client.register(chain.anvil.network, ExactEvmClientScheme(signer=EthAccountSigner(account)))
     client.set_spend_controls(
         {
