@@ -25,6 +25,7 @@ from core.db import (
     StarPayment,
     TranscriptionPayment,
     User,
+    WebSession,
     X402Request,
     utcnow,
 )
@@ -112,6 +113,14 @@ async def _populate_every_table(ctx: Context) -> None:
             )
         )
         s.add(SiwxNonce(nonce="copytestnonce01", wallet_address=token))
+        s.add(
+            WebSession(
+                token_hash="ab" * 32,
+                wallet_address=token,
+                csrf_token="copytestcsrf01",
+                expires_at=utcnow(),
+            )
+        )
         s.add(
             SpaceEnrichment(
                 space_id=space.id,
