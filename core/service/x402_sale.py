@@ -121,15 +121,7 @@ async def sell(
         money_may_move = True
         out = await purchases.x402_buy(ctx, req.kind, req.space_ids, payer, p, req.payload)
         if isinstance(out, Paid):
-            answer: dict[str, Any] = {
-                "paid": True,
-                "transaction": out.transaction_hash,
-                "payer": out.payer,
-            }
-            if out.result is not None:
-                answer["answer"] = out.result
-            if req.kind != "chat_query":
-                answer.update(await space_body(ctx, req.space_ids[0]))
+            answer = await _paid_body(ctx, req, out.transaction_hash, out.payer, out.result)
             resp = render.answer(200, answer, out.settlement)
             await idem.finish(ctx, held, resp)
             return resp
@@ -148,19 +140,27 @@ async def sell(
         raise
 
 
+async def _paid_body(
+    ctx: Context,
+    req: SaleRequest,
+    transaction: str | None,
+    payer: str | None,
+    result: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The body of a paid answer, whether it was just paid or replayed from its receipt."""
+    answer: dict[str, Any] = {"paid": True, "transaction": transaction, "payer": payer}
+    if result is not None:
+        answer["answer"] = result
+    if req.kind != "chat_query":
+        answer.update(await space_body(ctx, req.space_ids[0]))
+    return answer
+
+
 async def _prior_paid(
     ctx: Context, req: SaleRequest, p: PaymentPayload, prior: idem.PriorPayment, render: Render
 ) -> idem.StoredResponse:
     """The answer of a paid request whose process died before answering (from its receipt)."""
-    answer: dict[str, Any] = {
-        "paid": True,
-        "transaction": prior.transaction_hash,
-        "payer": prior.payer,
-    }
-    if prior.result is not None:
-        answer["answer"] = prior.result
-    if req.kind != "chat_query":
-        answer.update(await space_body(ctx, req.space_ids[0]))
+    answer = await _paid_body(ctx, req, prior.transaction_hash, prior.payer, prior.result)
     settled = SettleResponse(
         success=True,
         transaction=prior.transaction_hash or "",
