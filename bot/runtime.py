@@ -86,7 +86,10 @@ class Scheduler:
     def add_job(
         self, func: Callable[..., Any], trigger: str, args: list[Any], job_id: str, seconds: float
     ) -> None:
-        """A periodic job; never two runs of it at once, late runs coalesced."""
+        """A periodic job; never two runs of it at once, late runs coalesced. Roles that
+        share a job (the outbox drain of the web and bots roles) add it once: the first wins."""
+        if self.scheduler.get_job(job_id) is not None:
+            return
         self.scheduler.add_job(
             func,
             trigger,
