@@ -34,12 +34,14 @@ run: setup node_modules/.installed
 	@bash scripts/ensure-run-deps.sh
 	$(BIN)/spacescribe run
 
+# lint-imports: the layer contracts of pyproject.toml ([tool.importlinter])
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: setup
-	$(BIN)/mypy core
+	$(BIN)/mypy core adapters bot
 
 pytest: setup-test
 	@set +e; $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \

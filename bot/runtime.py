@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.errors import ConfigError
 from core.logging import get_logger
@@ -49,7 +49,7 @@ class WebServer:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.app = create_app(ctx)
+        self.app = web_app(ctx)
         cfg = uvicorn.Config(
             self.app,
             host=ctx.settings.web.host,
@@ -196,11 +196,11 @@ def _worker(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[Statu
 
 
 def _telegram(ctx: Context, _sched: Scheduler) -> Component:
-    from adapters.telegram.bot import TelegramBot
+    from bot.wiring import telegram_bot
 
     assert ctx.secrets.telegram_token is not None
     secret = ctx.secrets.telegram_webhook_secret
-    return TelegramBot(
+    return telegram_bot(
         ctx,
         ctx.secrets.telegram_token.get_secret_value(),
         secret.get_secret_value() if secret else None,

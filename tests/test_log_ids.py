@@ -9,7 +9,7 @@ import httpx
 import structlog
 from structlog.testing import capture_logs
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.logging import get_logger
 from core.worker import Worker
@@ -19,7 +19,7 @@ log = get_logger("test")
 
 
 async def test_every_request_has_an_id_on_its_log_lines_and_in_its_response(ctx: Context) -> None:
-    app = create_app(ctx)
+    app = web_app(ctx)
 
     async def noisy() -> dict[str, str]:
         log.info("inside the request")

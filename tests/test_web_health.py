@@ -9,7 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core import health
 from core.context import Context
 from core.db import ProcessingJob, Space, utcnow
@@ -41,7 +41,7 @@ async def test_readyz_and_metrics(ctx: Context, rpc_url: str) -> None:
         s.add(sp)
         await s.flush()
         s.add(ProcessingJob(space_id=sp.id, queued_at=utcnow()))
-    transport = httpx.ASGITransport(app=create_app(ctx))
+    transport = httpx.ASGITransport(app=web_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         r = await client.get("/readyz")

@@ -23,11 +23,11 @@ from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.mcp import MCP_PAYMENT_META_KEY, MCP_PAYMENT_RESPONSE_META_KEY
 from x402.schemas import PaymentPayload, ResourceInfo, SettleResponse
 
-from adapters.web.discovery import SERVICE_NAME, SERVICE_TAGS
 from core.context import Context
 from core.payments import siwx as siwx_auth
 from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.idempotency import StoredResponse
+from core.service.listing import SERVICE_NAME, SERVICE_TAGS
 
 MCP_PATH = "/mcp"
 

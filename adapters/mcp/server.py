@@ -20,13 +20,13 @@ from x402.extensions.bazaar import DeclareMcpDiscoveryConfig, OutputConfig
 from x402.extensions.bazaar import declare_mcp_discovery_extension as declare
 
 from adapters.mcp.payments import McpRender, from_stored, payment_of, refusal, result_json
-from adapters.web.discovery import EXAMPLES, OUTPUTS
 from core.context import Context
 from core.errors import InvalidInput
 from core.payments import siwx as siwx_auth
 from core.results import Caller, Refused
 from core.service import catalog, purchases
 from core.service.chat import search
+from core.service.listing import EXAMPLES, OUTPUTS
 from core.service.views import format_problem, space_json
 from core.service.x402_sale import SaleRequest, chat_request, payer_of, sell
 from core.spaces import parse_space

@@ -8,9 +8,9 @@ from the outbox.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import (
     BotCommand,
@@ -37,7 +37,6 @@ from telegram.ext import (
 )
 
 from adapters.telegram import texts
-from adapters.web import webhooks
 from core import health, outbox
 from core.context import Context
 from core.errors import ConfigError, InvalidInput
@@ -79,6 +78,16 @@ INLINE_CACHE_SECONDS = 30  # Telegram may reuse an inline answer this long (pric
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 
 
+class Webhooks(Protocol):
+    """Where webhook updates arrive: the web server's route, given by the wiring (``bot/``)."""
+
+    def register(
+        self, platform: str, secret: str, receiver: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> None: ...
+
+    def unregister(self, platform: str) -> None: ...
+
+
 def _with_update_id(fn: Handler) -> Handler:
     """Every log line a command emits carries its update id."""
 
@@ -92,11 +101,20 @@ def _with_update_id(fn: Handler) -> Handler:
 class TelegramBot:
     name = "telegram"
 
-    def __init__(self, ctx: Context, token: str, webhook_secret: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        token: str,
+        webhook_secret: str | None = None,
+        webhooks: Webhooks | None = None,
+    ) -> None:
         self.ctx = ctx
         self.webhook_secret = webhook_secret
+        self.webhooks = webhooks
         if ctx.settings.telegram.mode == "webhook" and not webhook_secret:
             raise ConfigError("TELEGRAM_WEBHOOK_SECRET is not set (telegram.mode = webhook)")
+        if ctx.settings.telegram.mode == "webhook" and webhooks is None:
+            raise ConfigError("telegram.mode = webhook needs the web server's webhook route")
         b = Application.builder().token(token)
         if ctx.settings.telegram.base_url:
             base = ctx.settings.telegram.base_url.rstrip("/")
@@ -172,9 +190,10 @@ class TelegramBot:
             log.info("telegram inline mode is off; BotFather /setinline turns it on")
         await self.app.start()
         if self.webhook_secret and self.ctx.settings.telegram.mode == "webhook":
+            assert self.webhooks is not None  # checked in __init__
             url = self.ctx.settings.web.public_url.rstrip("/") + WEBHOOK_PATH
             # Updates arrive on the web server (same process) and join the update queue.
-            webhooks.register("telegram", self.webhook_secret, self.receive)
+            self.webhooks.register("telegram", self.webhook_secret, self.receive)
             await bot.set_webhook(url, secret_token=self.webhook_secret)
             log.info("telegram webhook set", url=url)
         else:
@@ -197,7 +216,8 @@ class TelegramBot:
 
     async def stop(self) -> None:
         outbox.unregister_sender("telegram")
-        webhooks.unregister("telegram")
+        if self.webhooks is not None:
+            self.webhooks.unregister("telegram")
         health.forget("telegram")
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()

@@ -1,13 +1,13 @@
-"""The app's web server: the storefront, pay and wallet-link pages, x402 API, MCP, health,
-metrics, Telegram webhook."""
+"""The app's web server: the storefront, pay and wallet-link pages, x402 API, health, metrics.
+
+Routes served by other adapters (MCP at ``/mcp``, the Telegram webhook) are added by the
+wiring in ``bot/wiring.py``: an adapter imports no other adapter."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from adapters.mcp.http import McpEndpoint
-from adapters.mcp.server import build_server
-from adapters.web import errors, health, link, pay, store, webhooks, x402_api
+from adapters.web import errors, health, link, pay, store, x402_api
 from adapters.web.docs import add_docs
 from adapters.web.pages import static_files
 from adapters.web.request_ids import RequestIds
@@ -31,11 +31,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(x402_api.router)
     app.include_router(pay.router)
     app.include_router(link.router)
-    app.include_router(webhooks.router)
     app.include_router(store.router)  # the storefront: /, /spaces/…, /session
-    # MCP tools over streamable HTTP (stateless; JSON answers); stdio: `spacescribe mcp`
-    mcp = McpEndpoint(build_server(ctx))  # an ASGI app: Starlette routes to it as it is
-    app.add_route("/mcp", mcp, methods=["POST"])  # type: ignore[arg-type]
     app.mount("/static", static_files, name="static")
     app.add_middleware(x402_api.BodyLimit, max_body=ctx.settings.web.max_body_bytes)
     app.add_middleware(RequestIds)  # outermost: refusals by BodyLimit carry an id too

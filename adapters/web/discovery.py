@@ -4,7 +4,8 @@ Facilitators that run a catalogue read ``extensions.bazaar`` (``x402.extensions.
 input schema, body type, output example) and the service metadata on ``resource``
 (``serviceName``, ``tags``), so agents can find spacescribe and call it without being told
 the routes. The input schemas come from the same pydantic models and configured limits as
-``/openapi.json`` (``tests/payments/test_x402_discovery.py`` compares them).
+``/openapi.json`` (``tests/payments/test_x402_discovery.py`` compares them); the examples and
+service metadata are the core's (``core/service/listing.py``), shared with the MCP tools.
 """
 
 from __future__ import annotations
@@ -17,57 +18,9 @@ from x402.extensions.bazaar import BAZAAR, OutputConfig, declare_discovery_exten
 from x402.extensions.bazaar.server import bazaar_resource_server_extension
 
 from core.config import Settings
+from core.service.listing import EXAMPLES, OUTPUTS
 
-SERVICE_NAME = "spacescribe"
-SERVICE_TAGS = ["transcripts", "x-spaces", "podcasts", "ai-chat", "usdc"]
 TRANSCRIPT_ROUTE = "/api/spaces/:space_id/transcript"
-
-_SPACE = "1RDxlAoOeQRKL"
-_WALLET = "0x" + "ab" * 20
-_TX = "0x" + "cd" * 32
-_VIEW = {
-    "space_id": _SPACE,
-    "url": f"https://x.com/i/spaces/{_SPACE}",
-    "title": "Weekly markets call",
-    "status": "completed",
-    "creator": "host",
-    "duration_seconds": 3600,
-    "participants": ["host", "guest"],
-    "queue_position": None,
-    "error": None,
-    "completed_at": "2026-11-30T12:00:00+00:00",
-    "chapters": ["Opening", "Rates"],
-}
-_PAID = {"paid": True, "transaction": _TX, "payer": _WALLET}
-OUTPUTS: dict[str, dict[str, Any]] = {
-    "transcription": {**_PAID, "space": _VIEW},
-    "chat_unlock": {**_PAID, "space": _VIEW},
-    "chat_query": {
-        **_PAID,
-        "answer": {
-            "session_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
-            "question": "What was decided about rates?",
-            "answer": "They agreed to hold rates [1].",
-            "sources": [
-                {
-                    "spaceId": _SPACE,
-                    "start": 754.0,
-                    "end": 771.5,
-                    "speaker": "host",
-                    "excerpt": "we hold rates until March",
-                    "url": f"https://x.com/i/spaces/{_SPACE}",
-                }
-            ],
-            "model": "gpt-4o",
-            "tokens_used": 812,
-        },
-    },
-}
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "transcription": {"space": f"https://x.com/i/spaces/{_SPACE}"},
-    "chat_unlock": {"space": _SPACE},
-    "chat_query": {"question": "What was decided about rates?", "spaces": [_SPACE]},
-}
 
 
 def body_schema(model: type[BaseModel], settings: Settings) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from datetime import UTC
-from typing import Any
+from typing import Any, TypedDict
 
 import segno
 from eth_utils import to_checksum_address
@@ -85,9 +85,16 @@ def return_link(inv: Invoice, acc: Account | None) -> str | None:
     return None
 
 
-async def _load(
-    ctx: Context, public_id: str
-) -> tuple[Invoice, Account | None, list[dict[str, str]]]:
+class _SpaceCard(TypedDict):
+    """A Space as the pay page lists it."""
+
+    id: str
+    title: str
+    url: str
+    teaser: list[str]
+
+
+async def _load(ctx: Context, public_id: str) -> tuple[Invoice, Account | None, list[_SpaceCard]]:
     async with ctx.db.read() as s:
         inv = await get_invoice(s, public_id)
         if inv is None:
@@ -97,7 +104,7 @@ async def _load(
         rows = (await s.execute(select(Space).where(Space.space_id.in_(ids)))).scalars().all()
         views = {r.space_id: space_view(r) for r in rows}
     payload: dict[str, Any] = json.loads(inv.payload) if inv.payload else {}
-    spaces = []
+    spaces: list[_SpaceCard] = []
     for sid in ids:
         v = views.get(sid)
         spaces.append(
@@ -244,7 +251,9 @@ async def _typed_authorization(
 def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | str:
     """The signed authorization from the page (shape checked by the payments core), or why
     it cannot be read."""
-    auth, sig = body.get("authorization"), body.get("signature")
+    # JSON values of any type until authorization_problem has checked them
+    auth: Any = body.get("authorization")
+    sig: Any = body.get("signature")
     problem = eip3009.authorization_problem(auth, sig)
     if problem:
         return problem

@@ -43,7 +43,7 @@ from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.wallet_proof import transcript_message, verify_wallet_proof
 from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused
-from core.service import purchases
+from core.service import listing, purchases
 from core.service.catalog import find_space
 from core.service.views import FORMATS, format_problem, space_json, space_view
 from core.service.x402_sale import SaleRequest, chat_request, payer_of, sell
@@ -157,8 +157,8 @@ def _payment_required(
         url=str(request.url),
         description=description,
         mime_type="application/json",
-        service_name=discovery.SERVICE_NAME,
-        tags=discovery.SERVICE_TAGS,
+        service_name=listing.SERVICE_NAME,
+        tags=listing.SERVICE_TAGS,
     )
     pr = gw.payment_required(reqs, resource, error)
     pr.extensions = _extensions(ctx, request.url.path, siwx)

@@ -31,7 +31,7 @@ from sqlalchemy import insert, select, update
 from x402.schemas import PaymentRequirements
 
 from adapters.telegram.bot import TelegramBot
-from adapters.web.app import create_app
+from bot.wiring import telegram_bot, web_app
 from core.accounts import user_id_of_wallet
 from core.context import Context
 from core.db import (
@@ -277,7 +277,7 @@ async def world(engine: str, db_url: str, tmp: Path, chain: Chain) -> AsyncItera
         stack.callback(restore)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+                web_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
             )
         )
         task = asyncio.create_task(server.serve())
@@ -292,7 +292,7 @@ async def world(engine: str, db_url: str, tmp: Path, chain: Chain) -> AsyncItera
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=60))
         api = await stack.enter_async_context(bot_api())
         settings.telegram.base_url = api.url
-        tg = TelegramBot(ctx, api.token, webhook_secret=WEBHOOK_SECRET)
+        tg = telegram_bot(ctx, api.token, webhook_secret=WEBHOOK_SECRET)
         await tg.start()
         stack.push_async_callback(tg.stop)
         dapi, _ = await stack.enter_async_context(running(ctx))

@@ -34,7 +34,7 @@ from telegram.ext import CommandHandler
 from x402.http.utils import encode_payment_signature_header
 from x402.schemas import PaymentPayload
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core import outbox
 from core.context import Context
 from core.payments.wallet_proof import transcript_message
@@ -661,7 +661,7 @@ def check_storefront(
 
 async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> None:  # noqa: F811
     world = await build_world(shop, chain)
-    app = create_app(shop)
+    app = web_app(shop)
     transport = httpx.ASGITransport(app=app)
     async with (
         bot_api() as tg_api,

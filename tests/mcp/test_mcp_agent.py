@@ -26,7 +26,7 @@ from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.mcp import MCP_PAYMENT_META_KEY, x402MCPSession
 from x402.schemas import PaymentRequired, SettleResponse
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.db import ChatSession, ChatUnlock, PaymentReceipt, TranscriptionPayment
 from tests.chat.helpers import add_space, space_id_for
@@ -65,7 +65,7 @@ async def http_session(ctx: Context) -> AsyncIterator[ClientSession]:
 
     register_fulfiller()
     port = free_port()
-    cfg = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_config=None)
+    cfg = uvicorn.Config(web_app(ctx), host="127.0.0.1", port=port, log_config=None)
     cfg.lifespan = "off"  # /mcp needs no lifespan: one stateless exchange per request
     srv = uvicorn.Server(cfg)
     task = asyncio.create_task(srv.serve())

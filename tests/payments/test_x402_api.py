@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from x402.http.clients.requests import wrapRequestsWithPayment
 from x402.http.utils import decode_payment_response_header
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.db import ProcessingJob, Space, TranscriptionPayment
 from core.payments.wallet_proof import transcript_message
@@ -34,7 +34,7 @@ SPACE = "1RDxlAoOeQRKL"
 async def server(pay_ctx: Context) -> AsyncIterator[str]:
     port = free_port()
     cfg = uvicorn.Config(
-        create_app(pay_ctx), host="127.0.0.1", port=port, log_config=None, lifespan="off"
+        web_app(pay_ctx), host="127.0.0.1", port=port, log_config=None, lifespan="off"
     )
     srv = uvicorn.Server(cfg)
     task = asyncio.create_task(srv.serve())
@@ -219,7 +219,7 @@ async def test_unlock_without_transcript_is_refused_before_charging(
 
 async def test_unconfigured_payments_answer_503(ctx: Context) -> None:
     """No relayer key and no facilitator URL: a clear 503, never a 500, nothing recorded."""
-    transport = httpx.ASGITransport(app=create_app(ctx))
+    transport = httpx.ASGITransport(app=web_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         r = await c.post("/x402/transcribe", json={"space": SPACE})
     assert r.status_code == 503 and r.json()["error"] == "payments_unavailable"

@@ -17,7 +17,7 @@ from x402.extensions.bazaar import (
 )
 from x402.schemas import PaymentRequired
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 
 SPACE = "1RDxlAoOeQRKL"
@@ -65,7 +65,7 @@ async def test_every_paid_route_declares_bazaar_discovery_that_matches_openapi(
     db_url: str,
     pay_ctx: Context,
 ) -> None:
-    app = create_app(pay_ctx)
+    app = web_app(pay_ctx)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080"
     ) as web:
@@ -110,7 +110,7 @@ async def test_a_facilitator_extracts_the_resource_from_a_paid_request(
     does); the facilitator's ``validate_and_extract`` then lists the route."""
     from tests.payments.conftest import make_client
 
-    app = create_app(pay_ctx)
+    app = web_app(pay_ctx)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080"
     ) as web:

@@ -27,7 +27,7 @@ from x402.extensions.sign_in_with_x import (
 from x402.http.utils import encode_payment_signature_header
 from x402.schemas import PaymentRequired
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.db import Database, PaymentReceipt, SiwxNonce, Space, X402Request
 from tests.payments.conftest import chain_secrets, make_client
@@ -39,7 +39,7 @@ PUBLIC = "http://127.0.0.1:8080"  # pay_ctx's web.public_url: what SIWX messages
 
 async def _serve(ctx: Context) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     port = free_port()
-    cfg = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_config=None)
+    cfg = uvicorn.Config(web_app(ctx), host="127.0.0.1", port=port, log_config=None)
     cfg.lifespan = "off"
     srv = uvicorn.Server(cfg)
     task = asyncio.create_task(srv.serve())

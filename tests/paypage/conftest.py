@@ -1,6 +1,6 @@
 """The real web server (uvicorn on a free loopback port) and headless Debian Chromium.
 
-- ``web``: a :class:`WebServer` serving ``create_app(ctx)`` for a Context on ``db_url``
+- ``web``: a :class:`WebServer` serving ``web_app(ctx)`` for a Context on ``db_url``
   whose payments point at the session anvil chain (in-process settlement by the relayer).
 - ``browser``: Chromium via Playwright (``executable_path=/usr/bin/chromium``; nothing
   downloaded), shared by the session.
@@ -25,7 +25,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from playwright.async_api import Browser, Page, async_playwright
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.db import Database
 from tests.conftest import make_settings
@@ -61,7 +61,7 @@ async def web(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[WebSer
     )
     ctx = Context(settings, chain_secrets(chain), Database(db_url), instance="test:web")
     config = uvicorn.Config(
-        create_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        web_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from adapters.web.app import create_app
 from bot.testmode import LocalChain, local_chain_context, start_test_chain
+from bot.wiring import web_app
 from core.config import Secrets
 from core.context import Context
 from core.db import Database, TranscriptionPayment
@@ -41,7 +41,7 @@ async def test_mode_web(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[WebS
         Context(settings, Secrets.model_construct(), Database(db_url), instance="test:tm"), chain
     )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(web_app(ctx), host="127.0.0.1", port=port, log_level="warning")
     )
     task = asyncio.create_task(server.serve())
     for _ in range(200):

@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.context import Context
 from core.money import to_units
 from core.payments import create_invoice
@@ -39,7 +39,7 @@ async def test_malformed_pay_and_link_requests(ctx: Context) -> None:
             payload={"question": "<script>alert(1)</script> who spoke?", "title": "<b>x</b>"},
         )
     assert isinstance(q, Quote) and isinstance(q2, Quote)
-    app = create_app(ctx)
+    app = web_app(ctx)
     before = await snapshot(ctx)
     good_auth = {
         "from": "0x" + "11" * 20,

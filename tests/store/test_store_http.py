@@ -18,7 +18,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, insert, select, update
 
-from adapters.web.app import create_app
+from bot.wiring import web_app
 from core.accounts import get_or_create_account, get_or_create_user, link_account
 from core.config import Secrets
 from core.context import Context
@@ -36,7 +36,7 @@ SEGMENTS = [
 
 def _client(ctx: Context, base: str = PUBLIC) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(ctx)), base_url=base, timeout=30
+        transport=httpx.ASGITransport(app=web_app(ctx)), base_url=base, timeout=30
     )
 
 

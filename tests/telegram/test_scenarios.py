@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.telegram.bot import TelegramBot
-from adapters.web.app import create_app
+from bot.wiring import telegram_bot, web_app
 from core import outbox
 from core.config import Secrets
 from core.context import Context
@@ -60,13 +60,13 @@ async def shop(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Conte
 
 async def running(ctx: Context, api: BotAPI, secret: str | None = None) -> TelegramBot:
     ctx.settings.telegram.base_url = api.url
-    bot = TelegramBot(ctx, api.token, secret)
+    bot = telegram_bot(ctx, api.token, secret)
     await bot.start()
     return bot
 
 
 def web(ctx: Context) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(ctx)), base_url=PUBLIC)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=web_app(ctx)), base_url=PUBLIC)
 
 
 @asynccontextmanager
