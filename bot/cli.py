@@ -94,6 +94,7 @@ def run(
     In test mode (no payments.pay_to) it also starts the local test chain (see README)."""
     from bot import testmode
     from bot.runtime import Runtime, StatusLine, parse_roles
+    from core import transcripts
     from core.db import migrate as m
 
     try:
@@ -119,6 +120,8 @@ def run(
             _fail(str(e))
         label, why = testmode.payments_status(ctx, chain, problem)
         status = [*rt.status, StatusLine("Payments", label != "off", why, label)]
+        if copied := await transcripts.backfill(ctx):  # Spaces made before migration 0011
+            status.append(StatusLine("Transcripts", True, _copied_line(copied)))
         if chain is not None:
             status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
             if "web" in role_list:  # something to buy on a fresh machine, made once
@@ -145,6 +148,13 @@ def run(
     finally:
         if chain is not None:
             chain.stop()
+
+
+def _copied_line(space_ids: list[str]) -> str:
+    shown = ", ".join(space_ids[:5]) + (", …" if len(space_ids) > 5 else "")
+    return (
+        f"{len(space_ids)} made before the database held them copied in from this machine ({shown})"
+    )
 
 
 @app.command()
