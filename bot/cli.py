@@ -197,13 +197,18 @@ def mcp() -> None:
 
 
 @app.command()
-def doctor() -> None:
+def doctor(
+    roles: str = typer.Option(
+        None, "--roles", help="Check only what these roles need (e.g. worker); default all"
+    ),
+) -> None:
     """Check configuration, database, data directory and tools; print fixes."""
     from bot.doctor import run_checks
+    from bot.runtime import parse_roles
 
     try:
-        rows = asyncio.run(run_checks())
-    except SpacescribeError as e:
+        rows = asyncio.run(run_checks(parse_roles(roles) if roles is not None else None))
+    except (ValueError, SpacescribeError) as e:
         _fail(str(e))
     table = Table(title="spacescribe doctor")
     table.add_column("check")
