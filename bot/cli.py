@@ -120,8 +120,12 @@ def run(
             _fail(str(e))
         label, why = testmode.payments_status(ctx, chain, problem)
         status = [*rt.status, StatusLine("Payments", label != "off", why, label)]
-        if copied := await transcripts.backfill(ctx):  # Spaces made before migration 0011
-            status.append(StatusLine("Transcripts", True, _copied_line(copied)))
+        try:  # Spaces made before migration 0011, if this machine has their files
+            if copied := await transcripts.backfill(ctx):
+                status.append(StatusLine("Transcripts", True, _copied_line(copied)))
+        except Exception as e:  # the database is down: the roles wait for it, this says so
+            why = f"could not copy local transcripts into the database ({type(e).__name__})"
+            status.append(StatusLine("Transcripts", False, why))
         if chain is not None:
             status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
             if "web" in role_list:  # something to buy on a fresh machine, made once
