@@ -94,6 +94,7 @@ def run(
     In test mode (no payments.pay_to) it also starts the local test chain (see README)."""
     from bot import testmode
     from bot.runtime import Runtime, StatusLine, parse_roles
+    from core import transcripts
     from core.db import migrate as m
 
     try:
@@ -119,6 +120,12 @@ def run(
             _fail(str(e))
         label, why = testmode.payments_status(ctx, chain, problem)
         status = [*rt.status, StatusLine("Payments", label != "off", why, label)]
+        try:  # Spaces made before migration 0011, if this machine has their files
+            if copied := await transcripts.backfill(ctx):
+                status.append(StatusLine("Transcripts", True, _copied_line(copied)))
+        except Exception as e:  # the database is down: the roles wait for it, this says so
+            why = f"could not copy local transcripts into the database ({type(e).__name__})"
+            status.append(StatusLine("Transcripts", False, why))
         if chain is not None:
             status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
             if "web" in role_list:  # something to buy on a fresh machine, made once
@@ -145,6 +152,13 @@ def run(
     finally:
         if chain is not None:
             chain.stop()
+
+
+def _copied_line(space_ids: list[str]) -> str:
+    shown = ", ".join(space_ids[:5]) + (", …" if len(space_ids) > 5 else "")
+    return (
+        f"{len(space_ids)} made before the database held them copied in from this machine ({shown})"
+    )
 
 
 @app.command()
@@ -187,13 +201,18 @@ def mcp() -> None:
 
 
 @app.command()
-def doctor() -> None:
+def doctor(
+    roles: str = typer.Option(
+        None, "--roles", help="Check only what these roles need (e.g. worker); default all"
+    ),
+) -> None:
     """Check configuration, database, data directory and tools; print fixes."""
     from bot.doctor import run_checks
+    from bot.runtime import parse_roles
 
     try:
-        rows = asyncio.run(run_checks())
-    except SpacescribeError as e:
+        rows = asyncio.run(run_checks(parse_roles(roles) if roles is not None else None))
+    except (ValueError, SpacescribeError) as e:
         _fail(str(e))
     table = Table(title="spacescribe doctor")
     table.add_column("check")

@@ -252,7 +252,10 @@ async def _discord(settings: Settings, secrets: Secrets) -> Row:
         return ("discord", False, f"Discord API unreachable ({type(exc).__name__})")
 
 
-async def run_checks() -> list[Row]:
+async def run_checks(roles: list[str] | None = None) -> list[Row]:
+    """Every check, or (``roles``) what those process roles need. A worker needs only the
+    configuration, the database at the newest migration, its data directory and ffmpeg:
+    ``spacescribe doctor --roles worker`` is the worker containers' health check."""
     settings = load_settings()  # raises ConfigError naming the bad key
     secrets = load_secrets()
     check_secrets(settings, secrets)  # e.g. an anvil test key in live mode: ConfigError
@@ -261,6 +264,8 @@ async def run_checks() -> list[Row]:
     rows.append(_data_dir(settings))
     ff = ffmpeg_path()
     rows.append(("ffmpeg", bool(ff), ff or "install ffmpeg or the imageio-ffmpeg package"))
+    if roles is not None and set(roles) <= {"worker"}:
+        return rows
     rows += await _payments(settings, secrets)
     rows.append(await _openai(secrets))
     rows.append(await _telegram(settings, secrets))

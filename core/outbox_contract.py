@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 # Message kinds (outbox.kind) and their payload keys (JSON):
 #   payment_confirmed  {invoice_id, kind, space_ids, amount} (+ {currency: "XTR", stars}
 #                      when paid in Telegram Stars; amount is then "0.0" USDC)
-#   transcript_ready   {space_id}              -> attach data/spaces/<id>/transcript.md
+#   transcript_ready   {space_id}              -> attach its transcript.md (core.transcripts)
 #   chat_answer        {session_id}            -> render the chat_sessions row
 #                      or {invoice_id}         -> an owed answer, produced when it is sent;
 #                      one that cannot be produced (last attempt, or refused for good) is

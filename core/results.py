@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 
@@ -53,10 +52,10 @@ class SpaceView:
 
 @dataclass(frozen=True)
 class Transcript:
-    """A transcript the caller may receive: the file to attach and a short header."""
+    """A transcript the caller may receive: the document to attach and a short header."""
 
     space: SpaceView
-    path: Path  # data/spaces/<space_id>/transcript.<format>
+    content: bytes  # the document (UTF-8), as stored in transcript_documents
     speakers: list[str] = field(default_factory=list)
     format: str = "md"  # md | json | srt | vtt
     overview: Any = None  # core.enrich.model.Enrichment when the Space has one

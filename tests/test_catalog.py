@@ -73,5 +73,5 @@ async def test_transcript_for_checks_ownership(ctx: Context) -> None:
     path = ctx.spaces_dir / A / "transcript.md"
     path.parent.mkdir(parents=True)
     path.write_text("# T\n")
-    t = await catalog.transcript_for(ctx, caller, A)
-    assert not isinstance(t, Refused) and t.path == path
+    t = await catalog.transcript_for(ctx, caller, A)  # made before 0011: this machine's file
+    assert not isinstance(t, Refused) and t.content == b"# T\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from core import accounts, outbox, queue, wallet_link
+from core import accounts, outbox, queue, transcripts, wallet_link
 from core.chat.index import index_segments
 from core.chat.retrieve import retrieve
 from core.config import Secrets
@@ -121,6 +121,8 @@ async def _populate_every_table(ctx: Context) -> None:
                 expires_at=utcnow(),
             )
         )
+        # the transcript's documents, as the pipeline stores them (non-ASCII text included)
+        await transcripts.store(s, space.id, {"md": "# Zeppelin hour – Ada\n", "json": "{}"})
         s.add(
             SpaceEnrichment(
                 space_id=space.id,

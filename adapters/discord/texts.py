@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import discord
@@ -58,7 +57,7 @@ class Out:
     content: str | None = None
     embed: discord.Embed | None = None
     links: tuple[tuple[str, str], ...] = ()  # (label, url) link buttons
-    attachment: tuple[str, Path | bytes] | None = None
+    attachment: tuple[str, bytes] | None = None
     items: tuple[discord.ui.Item[Any], ...] = ()  # buttons the bot answers (persistent)
 
     def kwargs(self) -> dict[str, Any]:
@@ -76,8 +75,7 @@ class Out:
             out["view"] = view
         if self.attachment is not None:
             name, data = self.attachment
-            raw = data.read_bytes() if isinstance(data, Path) else data
-            out["file"] = discord.File(io.BytesIO(raw), filename=name)
+            out["file"] = discord.File(io.BytesIO(data), filename=name)
         return out
 
 
@@ -154,7 +152,7 @@ def transcript(t: res.Transcript, intro: str = "") -> Out:
             enrichment_overview(t.overview, CONTENT_MAX, bold=lambda s: f"**{s}**", escape=esc)
             or None
         )
-    return Out(content=content, embed=embed, attachment=(f"transcript.{t.format}", t.path))
+    return Out(content=content, embed=embed, attachment=(f"transcript.{t.format}", t.content))
 
 
 def owned(o: res.AlreadyOwned) -> Out:

@@ -220,7 +220,7 @@ def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
             return tools.render("get_transcript", "transcription", siwx=True).required(t.message)
         if isinstance(t, Refused):
             return refusal(t.code, t.message)
-        text = t.path.read_text(encoding="utf-8")
+        text = t.content.decode()
         return CallToolResult(content=[TextContent(type="text", text=text)], isError=False)
 
     async def _with_text(out: CallToolResult, sid: str, payer: str, fmt: str) -> CallToolResult:
@@ -228,7 +228,7 @@ def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
         if not isinstance(t, Refused):
             out.content = [
                 *out.content,
-                TextContent(type="text", text=t.path.read_text(encoding="utf-8")),
+                TextContent(type="text", text=t.content.decode()),
             ]
         return out
 

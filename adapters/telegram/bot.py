@@ -303,14 +303,13 @@ class TelegramBot:
             await self.app.bot.send_message(
                 chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
             )
-        with t.path.open("rb") as f:
-            await self.app.bot.send_document(
-                chat_id,
-                f,
-                filename=f"transcript.{t.format}",
-                caption=texts.transcript_caption(t),
-                parse_mode=ParseMode.HTML,
-            )
+        await self.app.bot.send_document(
+            chat_id,
+            t.content,
+            filename=f"transcript.{t.format}",
+            caption=texts.transcript_caption(t),
+            parse_mode=ParseMode.HTML,
+        )
 
     def args(self, context: ContextTypes.DEFAULT_TYPE) -> str:
         return " ".join(context.args or []).strip()

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+
+from core.results import Transcript
+from core.transcripts import FORMATS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -79,3 +82,12 @@ async def read_json(request: Request, limit: int = MAX_PAGE_BODY) -> dict[str, A
     except ValueError:
         return "the body is not JSON"
     return data if isinstance(data, dict) else "the body is not a JSON object"
+
+
+def document_response(t: Transcript, filename: str, headers: dict[str, str] | None) -> Response:
+    """A transcript document as a download (its content comes from the database)."""
+    return Response(
+        t.content,
+        media_type=FORMATS[t.format],
+        headers={**(headers or {}), "Content-Disposition": f'attachment; filename="{filename}"'},
+    )

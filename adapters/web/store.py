@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
-from adapters.web.pages import json_response, page, read_json
+from adapters.web.pages import document_response, json_response, page, read_json
 from core.context import Context
 from core.results import AlreadyOwned, Granted, Quote, Refused, SearchHit
 from core.service import catalog, purchases, storefront
@@ -198,11 +198,10 @@ async def transcript(request: Request, space_id: str, fmt: str) -> Response:
     t = await catalog.transcript_for(_ctx(request), buyer.caller, space_id, fmt)
     if isinstance(t, Refused):
         return _refusal_page(request, t, buyer, "/")
-    return FileResponse(
-        t.path,
-        media_type=FORMATS[fmt],
-        filename=f"{t.space.space_id}.{fmt}",
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    return document_response(
+        t,
+        f"{t.space.space_id}.{fmt}",
+        {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 from x402.extensions.payment_identifier import (
@@ -35,6 +35,7 @@ from x402.http.utils import (
 from x402.schemas import PaymentPayload, ResourceInfo, SettleResponse
 
 from adapters.web import discovery
+from adapters.web.pages import document_response
 from core.context import Context
 from core.errors import InvalidInput
 from core.payments import idempotency as idem
@@ -45,7 +46,7 @@ from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused
 from core.service import listing, purchases
 from core.service.catalog import find_space
-from core.service.views import FORMATS, format_problem, space_json, space_view
+from core.service.views import format_problem, space_json, space_view
 from core.service.x402_sale import SaleRequest, chat_request, payer_of, sell
 from core.spaces import parse_space, validate_id
 
@@ -417,9 +418,7 @@ async def get_transcript(
     if isinstance(t, Refused):
         return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
     headers = {"Deprecation": "true"} if deprecated else None
-    return FileResponse(
-        t.path, media_type=FORMATS[format], filename=f"{sid}.{format}", headers=headers
-    )
+    return document_response(t, f"{sid}.{format}", headers)
 
 
 @router.get("/api/spaces/{rest:path}", include_in_schema=False)

@@ -1,5 +1,5 @@
-"""(Re-)index completed Spaces from their transcript.json: for Spaces transcribed before the
-chat index existed, or after a change of passage windows. Idempotent."""
+"""(Re-)index completed Spaces from their transcript.json (stored in the database): for Spaces
+transcribed before the chat index existed, or after a change of passage windows. Idempotent."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import exists, select
 
+from core import transcripts
 from core.chat.index import index_segments
 from core.context import Context
 from core.db import Passage, Space
-from core.pipeline.storage import SpaceFiles
 
 
 @dataclass
@@ -34,10 +34,10 @@ async def backfill(
         todo = [(int(pk), str(sid)) for pk, sid in (await s.execute(q.order_by(Space.id))).all()]
     report = BackfillReport()
     for pk, sid in todo:
-        path = SpaceFiles.of(ctx.spaces_dir, sid).json
+        raw = await transcripts.json_of(ctx, pk)
         try:
-            segments = json.loads(path.read_text(encoding="utf-8"))["segments"]
-        except (OSError, ValueError, KeyError):
+            segments = json.loads(raw or "")["segments"]
+        except (ValueError, KeyError, TypeError):
             report.missing.append(sid)
             continue
         async with ctx.db.session() as s:

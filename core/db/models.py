@@ -543,3 +543,24 @@ class SpaceEnrichment(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime | None] = _ts(default=True)
     updated_at: Mapped[datetime | None] = _ts(default=True)
+
+
+class TranscriptDocument(Base):
+    """A transcript document of a Space (``format``: md, json, srt or vtt), stored whole.
+
+    The database is the only thing the machines of one installation share: the worker that
+    made a transcript stores its documents here before the Space is marked completed, and
+    every surface serves them from here (``core/transcripts.py``). Audio and chunk files stay
+    in the worker's own ``data/``. One row per Space and format; a re-run replaces it."""
+
+    __tablename__ = "transcript_documents"
+    __table_args__ = (UniqueConstraint("space_id", "format"), _AUTOINC)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    space_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False
+    )
+    format: Mapped[str] = mapped_column(Text, nullable=False)  # md | json | srt | vtt
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime | None] = _ts(default=True)
+    updated_at: Mapped[datetime | None] = _ts(default=True)

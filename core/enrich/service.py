@@ -1,8 +1,9 @@
-"""Enriching a Space: compute, verify, store with the Space, render into its files.
+"""Enriching a Space: compute, verify, store with the Space, render into its documents.
 
 Called by the pipeline when a transcript is complete (a failure is recorded, never raised:
 the transcript is delivered anyway), by the periodic retry of failed enrichments, and by
-``spacescribe enrich`` for Spaces completed before enrichment existed.
+``spacescribe enrich`` for Spaces completed before enrichment existed. The documents are
+read from and stored in the database (``core.transcripts``), so any machine can enrich.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import transcripts
 from core.context import Context
 from core.db import Space, SpaceEnrichment, utcnow
 from core.db.upsert import dialect_name
@@ -24,9 +26,8 @@ from core.enrich.model import Chapter, Enrichment, normalise_chapters
 from core.logging import get_logger, redact
 from core.metrics import CHAT_TOKENS
 from core.pipeline.hooks import register_on_completed
-from core.pipeline.render import doc_from_json, to_json, to_markdown
+from core.pipeline.render import doc_from_json, documents
 from core.pipeline.storage import SpaceFiles, atomic_write
-from core.pipeline.subtitles import to_srt, to_vtt
 
 log = get_logger(__name__)
 
@@ -104,23 +105,26 @@ async def _record(
             row.status, row.error = "failed", redact(error or "")[:500]
 
 
-def write_files(files: SpaceFiles, result: Enrichment | None) -> int:
-    """transcript.json and .md with the enrichment; .srt and .vtt (made if missing).
-    Returns the Markdown's length."""
-    doc = doc_from_json(files.json.read_text(encoding="utf-8"))
+def enriched_documents(transcript_json: str, result: Enrichment | None) -> dict[str, str]:
+    """Every document of a transcript (md, json, srt, vtt) rendered again from its
+    transcript.json, with the enrichment."""
+    doc = doc_from_json(transcript_json)
     if result is not None:
-        from dataclasses import replace
-
         doc = replace(doc, enrichment=result.to_json())
-    md = to_markdown(doc)
-    atomic_write(files.json, to_json(doc))
-    atomic_write(files.markdown, md)
-    segs = [s.to_json() for s in doc.segments]
-    if not files.srt.exists():
-        atomic_write(files.srt, to_srt(segs))
-    if not files.vtt.exists():
-        atomic_write(files.vtt, to_vtt(segs))
-    return len(md)
+    return documents(doc)
+
+
+def write_files(files: SpaceFiles, result: Enrichment | None) -> int:
+    """``spacescribe transcribe`` (files only, no database): the Space folder's documents
+    with the enrichment. Returns the Markdown's length."""
+    docs = enriched_documents(files.json.read_text(encoding="utf-8"), result)
+    _write(files, docs)
+    return len(docs["md"])
+
+
+def _write(files: SpaceFiles, docs: dict[str, str]) -> None:
+    for fmt in ("json", "srt", "vtt", "md"):
+        atomic_write(files.root / f"transcript.{fmt}", docs[fmt])
 
 
 @dataclass
@@ -133,11 +137,13 @@ class EnrichReport:
 
 async def enrich_space(ctx: Context, space_pk: int, space_id: str) -> Enrichment | str:
     """Enrich one Space now: the enrichment, or why not (recorded for a later retry)."""
-    files = SpaceFiles.of(ctx.spaces_dir, space_id)
+    raw = await transcripts.json_of(ctx, space_pk)
+    if raw is None:
+        return "no transcript.json stored"
     try:
-        doc = json.loads(files.json.read_text(encoding="utf-8"))
+        doc = json.loads(raw)
         segments, duration = doc["segments"], float(doc["duration_seconds"])
-    except (OSError, ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         return f"no readable transcript.json ({type(e).__name__})"
     t0 = time.perf_counter()
     try:
@@ -149,13 +155,22 @@ async def enrich_space(ctx: Context, space_pk: int, space_id: str) -> Enrichment
     if result.tokens_used:
         CHAT_TOKENS.labels(model=result.model).inc(result.tokens_used)
     try:
-        chars = await asyncio.to_thread(write_files, files, result)
-    except (OSError, ValueError, KeyError) as e:
+        docs = await asyncio.to_thread(enriched_documents, raw, result)
+    except (ValueError, KeyError, TypeError) as e:
         await _record(ctx, space_pk, result=None, tokens=result.tokens_used, error=str(e))
-        return f"could not write the files ({type(e).__name__})"
-    await _record(ctx, space_pk, result=result, tokens=result.tokens_used, error=None)
+        return f"could not render the documents ({type(e).__name__})"
     async with ctx.db.session() as s:
-        await s.execute(update(Space).where(Space.id == space_pk).values(transcript_length=chars))
+        await transcripts.store(s, space_pk, docs)
+        await s.execute(
+            update(Space).where(Space.id == space_pk).values(transcript_length=len(docs["md"]))
+        )
+    await _record(ctx, space_pk, result=result, tokens=result.tokens_used, error=None)
+    files = SpaceFiles.of(ctx.spaces_dir, space_id)
+    if files.json.is_file():  # this machine made it: its own copy follows (never served)
+        try:
+            await asyncio.to_thread(_write, files, docs)
+        except OSError as e:
+            log.warning("could not update the local transcript copy", error=e.strerror)
     log.info(
         "enriched",
         space_pk=space_pk,
@@ -207,7 +222,7 @@ async def backfill(
         if status == "completed" and not force:
             report.skipped.append(sid)
             continue
-        if not SpaceFiles.of(ctx.spaces_dir, sid).json.is_file():
+        if await transcripts.json_of(ctx, int(pk)) is None:
             report.missing.append(sid)
             continue
         out = await enrich_space(ctx, int(pk), str(sid))

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.enrich.text import markdown_block
 from core.pipeline.speakers import UNKNOWN
+from core.pipeline.subtitles import to_srt, to_vtt
 from core.pipeline.transcribe.base import Segment, ends_sentence
 
 PARAGRAPH_GAP = 2.0  # seconds of silence that start a new paragraph for the same speaker
@@ -126,3 +127,15 @@ def doc_from_json(raw: str) -> TranscriptDoc:
         segments=[Segment.from_json(s) for s in d["segments"]],
         enrichment=d.get("enrichment"),
     )
+
+
+def documents(doc: TranscriptDoc) -> dict[str, str]:
+    """Every document of a transcript by format (md, json, srt, vtt): what is written to
+    the Space's folder and stored in ``transcript_documents``."""
+    segments = [s.to_json() for s in doc.segments]
+    return {
+        "md": to_markdown(doc),
+        "json": to_json(doc),
+        "srt": to_srt(segments),
+        "vtt": to_vtt(segments),
+    }

@@ -1,7 +1,8 @@
 """The pipeline, end to end, resumable: every finished step is a file that is reused.
 
 ``transcribe_audio`` works on files only (``spacescribe transcribe`` uses it directly);
-``process_space`` wraps it for a queued Space: metadata, download, the seed's columns.
+``process_space`` wraps it for a queued Space: metadata, download, the seed's columns, and
+the transcript documents stored in the database (``core.transcripts``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
+from core import transcripts
 from core.config import Secrets, Settings
 from core.context import Context
 from core.db import Space
@@ -23,10 +25,9 @@ from core.pipeline import hooks, media
 from core.pipeline.errors import PipelineError, SpaceUnavailable
 from core.pipeline.ffmpeg import probe_duration
 from core.pipeline.merge import merge
-from core.pipeline.render import TranscriptDoc, to_json, to_markdown
+from core.pipeline.render import TranscriptDoc, documents
 from core.pipeline.speakers import participants, profiles
 from core.pipeline.storage import SpaceFiles, atomic_write
-from core.pipeline.subtitles import to_srt, to_vtt
 from core.pipeline.transcribe import Segment, Transcriber, make_transcriber
 from core.pipeline.xspaces import (
     USER_TEXT,
@@ -55,8 +56,12 @@ class Progress:
 class TranscriptResult:
     files: SpaceFiles
     doc: TranscriptDoc
-    markdown_chars: int
+    documents: dict[str, str]  # format → text (render.documents)
     audio_bytes: int
+
+    @property
+    def markdown_chars(self) -> int:
+        return len(self.documents["md"])
 
 
 async def _chunk_segments(
@@ -147,13 +152,10 @@ async def transcribe_audio(
         segments=segments,
     )
     progress.stage("render")
-    md = to_markdown(doc)
-    atomic_write(files.json, to_json(doc))
-    seg_json = [s.to_json() for s in segments]
-    atomic_write(files.srt, to_srt(seg_json))
-    atomic_write(files.vtt, to_vtt(seg_json))
-    atomic_write(files.markdown, md)
-    return TranscriptResult(files, doc, len(md), files.audio.stat().st_size)
+    docs = documents(doc)
+    for fmt in ("json", "srt", "vtt", "md"):  # transcript.md last: "all written" (the drills)
+        atomic_write(files.root / f"transcript.{fmt}", docs[fmt])
+    return TranscriptResult(files, doc, docs, files.audio.stat().st_size)
 
 
 async def resolve_space(ctx: Context, space_id: str) -> media.SpaceMeta:
@@ -315,5 +317,8 @@ async def process_space(
                 speaker_profiles=json.dumps(doc.speaker_profiles),
             )
         )
+        # the documents go with the row, before the job marks the Space completed: served
+        # from the database, whichever machine delivers them (idempotent: a re-run replaces)
+        await transcripts.store(s, space_pk, result.documents)
     await hooks.on_completed(ctx, space_pk, [s.to_json() for s in doc.segments])
     return result

@@ -152,7 +152,7 @@ async def transcript_for(
                 "not_owned",
                 f"You have not bought the transcript of Space {sid}. Use /transcribe {sid}.",
             )
-        t = transcript_of(ctx, space, fmt)
+        t = await transcript_of(s, ctx, space, fmt)
         if t is not None:
             return replace(t, overview=await enrichment_of(s, space.id))
         if t is None:

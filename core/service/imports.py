@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import queue
+from core import queue, transcripts
 from core.context import Context
 from core.db import ProcessingJob, Space, utcnow
 from core.db.upsert import insert_ignore
@@ -152,6 +152,7 @@ async def _record(
         refused = _refusal(space, await _busy(session, space.id), force)
         if refused is not None:
             return refused
+        await transcripts.forget(session, space.id)  # made from the audio being replaced
     given = {
         k: v
         for k, v in (

@@ -148,7 +148,9 @@ async def request_transcription(
             if space.status == "failed":  # paid, never refunded (no credit policy): again, free
                 await retry_failed_space(s, ctx, space.id)
                 space.status, space.error_message = "pending", None
-            return AlreadyOwned("transcription", space_view(space), transcript_of(ctx, space))
+            return AlreadyOwned(
+                "transcription", space_view(space), await transcript_of(s, ctx, space)
+            )
     checked = await (check_space or default_check_space())(ctx, sid)
     if isinstance(checked, Refused):
         return checked
@@ -226,7 +228,9 @@ async def x402_preflight(
         if kind == "transcription":
             space = await find_space(s, space_ids[0])
             if space is not None and await owns(s, user_id, space.id):
-                return AlreadyOwned("transcription", space_view(space), transcript_of(ctx, space))
+                return AlreadyOwned(
+                    "transcription", space_view(space), await transcript_of(s, ctx, space)
+                )
             return None
         if kind == "chat_unlock":
             space = await find_space(s, space_ids[0])
@@ -278,7 +282,7 @@ async def transcript_for_wallet(
         user_id = await user_id_of_wallet(s, wallet)
         if space is None or not await owns(s, user_id, space.id):
             return Refused("not_owned", f"This wallet has not bought Space {space_id}.")
-    t = transcript_of(ctx, space, fmt)
+        t = await transcript_of(s, ctx, space, fmt)
     if t is None:
         return Refused("not_ready", f"The transcript is not ready (status: {space.status}).")
     return t

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from core import transcripts
 from core.accounts import user_id_for
 from core.context import Context
 from core.db import Space
@@ -19,7 +20,7 @@ from core.service.catalog import find_space, owns, parse_or_refuse, popular
 from core.service.chat import answers_on
 from core.service.demo_space import is_demo
 from core.service.purchases import unlocked
-from core.service.views import FORMATS, space_view, transcript_path
+from core.service.views import space_view
 from core.spaces import canonical_url
 
 RECENT_LIMIT = 12
@@ -47,7 +48,7 @@ class SpacePage:
     demo: bool
     owned: bool = False
     chat_unlocked: bool = False
-    formats: list[str] = field(default_factory=list)  # transcript files on disk, if owned
+    formats: list[str] = field(default_factory=list)  # transcript formats held, if owned
     answers: list[Answer] = field(default_factory=list)
 
 
@@ -87,9 +88,9 @@ async def space_page(ctx: Context, caller: Caller | None, text: str) -> SpacePag
         uid = await user_id_for(s, caller) if caller is not None else None
         owned = await owns(s, uid, space.id)
         is_unlocked = owned and await unlocked(s, uid, space.id)
-    formats = []
-    if owned and space.status == "completed":
-        formats = [f for f in FORMATS if transcript_path(ctx, sid, f).is_file()]
+        formats = []
+        if owned and space.status == "completed":
+            formats = await transcripts.formats(s, ctx.spaces_dir, space)
     answers = await answers_on(ctx, caller, sid) if caller is not None and owned else []
     return SpacePage(
         sid,

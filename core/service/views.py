@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import transcripts
 from core.context import Context
 from core.db import Space
 from core.results import Refused, SpaceView, Transcript
-from core.spaces import space_dir
+from core.transcripts import FORMATS
 
 
 def _names(raw: str | None) -> list[str]:
@@ -41,19 +43,6 @@ def space_view(space: Space, queue_position: int | None = None) -> SpaceView:
     )
 
 
-# what an owner may download: transcript.<format>, and its media type
-FORMATS = {
-    "md": "text/markdown",
-    "json": "application/json",
-    "srt": "application/x-subrip",
-    "vtt": "text/vtt",
-}
-
-
-def transcript_path(ctx: Context, space_id: str, fmt: str = "md") -> Path:
-    return space_dir(ctx.spaces_dir, space_id) / f"transcript.{fmt}"
-
-
 def format_problem(fmt: str) -> Refused | None:
     if fmt in FORMATS:
         return None
@@ -62,15 +51,18 @@ def format_problem(fmt: str) -> Refused | None:
     )
 
 
-def transcript_of(ctx: Context, space: Space, fmt: str = "md") -> Transcript | None:
-    """The transcript file of a completed Space in ``fmt`` (one of FORMATS), if on disk."""
+async def transcript_of(
+    session: AsyncSession, ctx: Context, space: Space, fmt: str = "md"
+) -> Transcript | None:
+    """The transcript of a completed Space in ``fmt`` (one of FORMATS), from the database
+    (:mod:`core.transcripts`): what every delivery and download sends."""
     if space.status != "completed" or fmt not in FORMATS:
         return None
-    path = transcript_path(ctx, space.space_id, fmt)
-    if not path.is_file():
+    content = await transcripts.read(session, ctx.spaces_dir, space, fmt)
+    if content is None:
         return None
     view = space_view(space)
-    return Transcript(space=view, path=path, speakers=view.participants, format=fmt)
+    return Transcript(space=view, content=content, speakers=view.participants, format=fmt)
 
 
 def space_json(v: SpaceView) -> dict[str, Any]:

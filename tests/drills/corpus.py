@@ -1124,6 +1124,8 @@ CLI: list[Case] = [
          "yesterday"], "--started-at must be an ISO 8601"),
     Case("cli", "import over-long --title", ["import", UNKNOWN, str(HERE), "--title", "t" * 301],
          "--title must be 1 to 300 characters"),
+    Case("cli", "doctor unknown role", ["doctor", "--roles", "worker,miner"],
+         "unknown role(s) miner; choose from bots, web, scheduler, worker"),
 ]  # fmt: skip
 
 

@@ -326,13 +326,13 @@ class _XDown:
 
 
 async def _complete(ctx: Context, space_id: str) -> None:
-    """The Space's transcript is made (as the worker leaves it)."""
-    from core.service.views import transcript_path
+    """The Space's transcript is made (as the worker leaves it: stored in the database)."""
+    from core import transcripts
 
-    path = transcript_path(ctx, space_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("# transcript\n")
     async with ctx.db.session() as s:
+        pk = await s.scalar(select(Space.id).where(Space.space_id == space_id))
+        assert pk is not None
+        await transcripts.store(s, pk, {"md": "# transcript\n"})
         await s.execute(update(ProcessingJob).values(status="completed", completed_at=utcnow()))
         await s.execute(
             update(Space)

@@ -10,7 +10,7 @@ import srt
 import webvtt
 from sqlalchemy import select
 
-from core import accounts
+from core import accounts, transcripts
 from core.context import Context
 from core.db import Outbox, Space, SpaceEnrichment, TranscriptionPayment
 from core.results import Caller
@@ -50,6 +50,9 @@ async def test_offline_job_delivers_overview_and_subtitles(
     md = (root / "transcript.md").read_text()
     assert "## Overview" in md and "Extractive overview" in md
     assert sp.transcript_length == len(md)
+    async with ctx.db.read() as s:  # what is served: the database's copy, all four formats
+        stored = {f: await transcripts.read(s, ctx.spaces_dir, sp, f) for f in transcripts.FORMATS}
+    assert stored == {f: (root / f"transcript.{f}").read_bytes() for f in transcripts.FORMATS}
     assert json.loads((root / "transcript.json").read_text())["enrichment"] == data
     subs = list(srt.parse((root / "transcript.srt").read_text()))
     vtt = webvtt.from_buffer(io.StringIO((root / "transcript.vtt").read_text()))
@@ -83,3 +86,6 @@ async def test_a_failing_summary_model_never_fails_the_transcript(
     async with ctx.db.session() as s:
         row = (await s.execute(select(SpaceEnrichment))).scalar_one()
     assert (row.status, row.attempts, row.method) == ("completed", 2, "extractive")
+    async with ctx.db.read() as s:  # the scheduler's retry stored the enriched document
+        md = await transcripts.read(s, ctx.spaces_dir, sp, "md")
+    assert md is not None and b"## Overview" in md
