@@ -173,12 +173,13 @@ async def peers(chain: Chain) -> AsyncIterator[tuple[EchoingOpenAI, FlakyRPC]]:
 
 @asynccontextmanager
 async def launched(
-    hls: str, env: dict[str, str], roles: str, log: Path, *extra: str
+    hls: str, env: dict[str, str], args: list[str], log: Path
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``spacescribe run`` writing stdout and stderr to ``log``; SIGTERM on the way out."""
+    """``spacescribe <args>`` (X at the local HLS server) writing stdout and stderr to
+    ``log``; SIGTERM on the way out."""
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
-            *LAUNCH, hls, "run", "--roles", roles, *extra, env=env, stdout=out, stderr=out
+            *LAUNCH, hls, *args, env=env, stdout=out, stderr=out
         )
         try:
             yield proc
@@ -375,11 +376,13 @@ async def engine_day(db_url: str, tmp: Path, chain: Chain, hls: str, refusals: b
         ] if refusals else []  # fmt: skip
 
         async def refused_start(env: dict[str, str], log: Path) -> int:
-            async with launched(hls, env, "bots", log, "--no-migrate") as p:
+            async with launched(hls, env, ["run", "--roles", "bots", "--no-migrate"], log) as p:
                 await asyncio.wait_for(p.wait(), 60)
             return int(p.returncode or 0)
 
-        async with launched(hls, main, "bots,web,scheduler,worker", logs[0]) as proc:
+        async with launched(
+            hls, main, ["run", "--roles", "bots,web,scheduler,worker"], logs[0]
+        ) as proc:
             # the refused starts run beside the day (their own stand-ins, nothing to deliver)
             starts = asyncio.gather(*(refused_start(e, log) for e, log in refused))
             try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -40,7 +39,7 @@ from core.payments.wallet_proof import transcript_message
 from core.results import Quote
 from core.service.purchases import price_units
 from tests.drills.figures import record
-from tests.drills.test_secrets import LAUNCH
+from tests.drills.test_secrets import launched
 from tests.drills.test_sigkill import PEOPLE, Buyers
 from tests.pipeline.conftest import LocalResolver, hls_root, hls_url, resolver, speech  # noqa: F401
 from tests.stand_ins.discord_api import DiscordAPI, discord_api
@@ -108,23 +107,6 @@ def _discord_files(dc: DiscordAPI) -> Counter[tuple[str, str, str]]:
                 found = SPACE_OF.search(content)
                 out[(str(users[channel]), found.group(1) if found else "?", content)] += 1
     return out
-
-
-@asynccontextmanager
-async def launched(
-    hls: str, env: dict[str, str], args: list[str], log: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``spacescribe <args>`` (X at the local HLS server) logging to ``log``; SIGTERM after."""
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *LAUNCH, hls, *args, env=env, stdout=out, stderr=out
-        )
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 60)
 
 
 @asynccontextmanager
