@@ -145,12 +145,8 @@ def _bots(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusL
         if token is None or not token.get_secret_value():
             lines.append(StatusLine(platform, False, f"{env} not set"))
             continue
-        builder = BOT_BUILDERS.get(platform)
-        if builder is None:
-            lines.append(StatusLine(platform, False, "adapter not available in this build"))
-            continue
         try:
-            comps.append(builder(ctx, sched))
+            comps.append(BOT_BUILDERS[platform](ctx, sched))
         except ConfigError as e:  # e.g. webhook mode without its secret: say why, run the rest
             lines.append(StatusLine(platform, False, str(e)))
             continue
@@ -188,11 +184,7 @@ def _scheduler_role(ctx: Context, sched: Scheduler) -> tuple[list[Component], li
 def _worker(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
     from core.worker import Worker
 
-    try:
-        worker = Worker(ctx)
-    except ImportError:
-        return [], [StatusLine("Worker", False, "processing pipeline not available in this build")]
-    return [worker], [StatusLine("Worker", True, f"instance {ctx.instance}")]
+    return [Worker(ctx)], [StatusLine("Worker", True, f"instance {ctx.instance}")]
 
 
 def _telegram(ctx: Context, _sched: Scheduler) -> Component:
@@ -218,10 +210,6 @@ BOT_BUILDERS: dict[str, Callable[[Context, Scheduler], Component]] = {
     "Telegram": _telegram,
     "Discord": _discord,
 }
-# Periodic jobs of the scheduler role: id → (async function of ctx, interval in seconds).
-PERIODIC_JOBS: dict[
-    str, tuple[Callable[[Context], Awaitable[Any]], Callable[[Context], float]]
-] = {}
 
 
 async def _retry_enrichments(ctx: Context) -> None:
@@ -230,7 +218,10 @@ async def _retry_enrichments(ctx: Context) -> None:
     await retry_failed(ctx)
 
 
-PERIODIC_JOBS["enrich-retry"] = (_retry_enrichments, lambda c: c.settings.enrichment.retry_seconds)
+# Periodic jobs of the scheduler role: id → (async function of ctx, interval in seconds).
+PERIODIC_JOBS: dict[str, tuple[Callable[[Context], Awaitable[Any]], Callable[[Context], float]]] = {
+    "enrich-retry": (_retry_enrichments, lambda c: c.settings.enrichment.retry_seconds),
+}
 ROLE_BUILDERS: dict[str, RoleBuilder] = {
     "web": _web,
     "bots": _bots,

@@ -104,13 +104,6 @@ async def link_account(session: AsyncSession, account_id: int, user_id: int) -> 
     )
 
 
-async def accounts_of_user(session: AsyncSession, user_id: int) -> list[Account]:
-    rows = await session.execute(
-        select(Account).where(Account.user_id == user_id).order_by(Account.id)
-    )
-    return list(rows.scalars())
-
-
 def walletless_key(platform: str, platform_user_id: str) -> str:
     return f"{platform}:{platform_user_id}"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -434,8 +433,3 @@ def check_secrets(settings: Settings, secrets: Secrets) -> None:
             "SPACESCRIBE_RELAYER_KEY is one of anvil's public test keys; live mode on "
             f"{p.network} refuses it: use a key of your own"
         )
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()

@@ -94,10 +94,6 @@ class Worker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def wake(self) -> None:
-        """Look for work now (e.g. after an enqueue in this process)."""
-        self._wake.set()
-
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="spacescribe-worker")
 

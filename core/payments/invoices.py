@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
@@ -174,10 +174,6 @@ async def discard_invoice(ctx: Context, public_id: str) -> None:
                 ~exists().where(PaymentReceipt.invoice_id == Invoice.id),
             )
         )
-
-
-def is_payable(inv: Invoice, now: datetime | None = None) -> bool:
-    return inv.status == "open" and inv.expires_at > (now or utcnow())
 
 
 async def expire_invoices(ctx: Context) -> int:

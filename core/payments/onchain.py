@@ -81,9 +81,6 @@ class ChainReader:
     async def block_number(self) -> int:
         return int(await self._call(self.w3.eth.block_number))
 
-    async def chain_id_matches(self) -> bool:
-        return int(await self._call(self.w3.eth.chain_id)) == self.chain_id
-
     def _parse_transfer(self, log: Any) -> TransferLog | None:
         topics = log["topics"]
         if (
