@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import backoff
 from core.config import OutboxSettings
 from core.db import Database, Outbox, utcnow
 from core.db.upsert import dialect_name, insert_ignore, insert_ignore_many
@@ -118,8 +119,8 @@ async def release_undelivered(session: AsyncSession, platform: str, recipient: s
 def retry_delay(attempts: int, policy: OutboxSettings = DEFAULT_POLICY) -> float:
     """Backoff for transient delivery errors: 5 s, 10 s, 20 s … capped at 15 minutes
     (``[outbox]`` in config.toml)."""
-    return float(
-        min(policy.retry_max_seconds, policy.retry_base_seconds * 2 ** max(0, attempts - 1))
+    return backoff.exponential(
+        max(1, attempts), policy.retry_base_seconds, policy.retry_max_seconds
     )
 
 

@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import backoff
 from core.db import Account, Invoice, ProcessingJob, Space, TranscriptionPayment, utcnow
 from core.db.upsert import dialect_name, insert_ignore
 
@@ -68,9 +69,7 @@ class Payer:
 
 def backoff_seconds(retry_count: int, base: float, cap: float) -> float:
     """Exponential backoff before attempt ``retry_count + 1``: base × 2^(retry_count − 1)."""
-    if retry_count <= 0:
-        return 0.0
-    return float(min(cap, base * 2 ** (retry_count - 1)))
+    return backoff.exponential(retry_count, base, cap)
 
 
 def should_retry(retry_count: int, max_retries: int, retryable: bool) -> bool:

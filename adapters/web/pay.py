@@ -44,7 +44,7 @@ from core.payments.outcomes import PaymentRefused
 from core.payments.pay import unreadable
 from core.service.notices import teaser
 from core.service.views import space_view
-from core.spaces import SPACE_ID_RE
+from core.spaces import SPACE_ID_RE, canonical_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,7 +111,7 @@ async def _load(ctx: Context, public_id: str) -> tuple[Invoice, Account | None, 
             {
                 "id": sid,
                 "title": (v.title if v else None) or str(payload.get("title") or "X Space"),
-                "url": f"https://x.com/i/spaces/{sid}",
+                "url": canonical_url(sid),
                 # the free teaser (completed Spaces): never takeaways, quotes or text
                 "teaser": teaser(v, lambda s: s) if v else [],
             }

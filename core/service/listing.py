@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.spaces import canonical_url
+
 SERVICE_NAME = "spacescribe"
 SERVICE_TAGS = ["transcripts", "x-spaces", "podcasts", "ai-chat", "usdc"]
 
@@ -14,7 +16,7 @@ _WALLET = "0x" + "ab" * 20
 _TX = "0x" + "cd" * 32
 _VIEW = {
     "space_id": _SPACE,
-    "url": f"https://x.com/i/spaces/{_SPACE}",
+    "url": canonical_url(_SPACE),
     "title": "Weekly markets call",
     "status": "completed",
     "creator": "host",
@@ -42,7 +44,7 @@ OUTPUTS: dict[str, dict[str, Any]] = {
                     "end": 771.5,
                     "speaker": "host",
                     "excerpt": "we hold rates until March",
-                    "url": f"https://x.com/i/spaces/{_SPACE}",
+                    "url": canonical_url(_SPACE),
                 }
             ],
             "model": "gpt-4o",
@@ -51,7 +53,7 @@ OUTPUTS: dict[str, dict[str, Any]] = {
     },
 }
 EXAMPLES: dict[str, dict[str, Any]] = {
-    "transcription": {"space": f"https://x.com/i/spaces/{_SPACE}"},
+    "transcription": {"space": canonical_url(_SPACE)},
     "chat_unlock": {"space": _SPACE},
     "chat_query": {"question": "What was decided about rates?", "spaces": [_SPACE]},
 }
