@@ -134,8 +134,13 @@ def deploy_chain(anvil: Anvil) -> Chain:
         other=Account.from_key(DEV_KEYS[8]),
     )
     chain.payers = [Account.from_key(k) for k in DEV_KEYS[1:6]]
-    for p in chain.payers + [chain.other]:
-        chain.mint(p.address, 1000 * USDC)
+    mint_token(
+        anvil.w3,
+        chain.token,
+        relayer,
+        [p.address for p in chain.payers + [chain.other]],
+        1000 * USDC,
+    )
     return chain
 
 
