@@ -104,6 +104,7 @@ class Granted:
 
     kind: str
     space_ids: list[str]
+    invoice_pk: int  # the credited invoice (``invoices.id``)
     transcript: Transcript | None = None
 
 

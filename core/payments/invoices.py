@@ -260,5 +260,5 @@ async def create_invoice(
         res = await credit_invoice(
             session, ctx, inv, payer=None, transaction_hash=None, receipt_id=None
         )
-        return Granted(kind=kind, space_ids=res.granted or space_ids)
+        return Granted(kind=kind, space_ids=res.granted or space_ids, invoice_pk=inv.id)
     return quote_for(ctx, inv)

@@ -21,8 +21,9 @@ from core.db import ChatSession, Database, Outbox
 from core.money import to_units
 from core.payments import Paid, PaymentRefused, pay_invoice
 from core.payments.fulfil import FULFILLERS
-from core.results import Granted, Quote
+from core.results import Granted, Quote, Refused
 from core.service import chat
+from core.service.chat import asking
 from tests.chat.helpers import member
 from tests.chat.test_service import LAST_HOUR_FACT, two_spaces
 from tests.conftest import make_settings
@@ -166,7 +167,7 @@ async def test_question_quoted_after_its_credit_went_is_answered_when_paid_by_tr
                 await add_credit(s, uid, -1_100_000, "spent", "invoice:elsewhere")
         return await produce(*args, **kw)
 
-    monkeypatch.setattr(chat, "answer", spent_meanwhile)
+    monkeypatch.setattr(asking, "answer", spent_meanwhile)  # what ask() calls
     q = await chat.ask(chat_ctx, caller, QUESTION, ids)
     assert isinstance(q, Quote) and q.amount == Decimal("1.1") and spent, q
     async with chat_ctx.db.session() as s:
@@ -182,7 +183,7 @@ async def test_question_quoted_after_its_credit_went_is_answered_when_paid_by_tr
     assert inv.status == "credited"
     assert [json.loads(m.payload) for m in msgs] == [{"invoice_id": q.invoice_id}]
     shown = await chat.delivered_answer(chat_ctx, json.loads(msgs[0].payload))
-    assert shown is not None and not isinstance(shown, chat.Refused), shown
+    assert shown is not None and not isinstance(shown, Refused), shown
     assert shown.sources[0].space_id == ids[0] and LAST_HOUR_FACT in shown.sources[0].excerpt
     async with chat_ctx.db.session() as s:
         row = (await s.execute(select(ChatSession))).scalar_one()

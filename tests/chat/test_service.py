@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 from pydantic import SecretStr
@@ -20,8 +19,10 @@ from core.config import Secrets
 from core.context import Context
 from core.db import ChatSession, Invoice, Outbox, utcnow
 from core.money import chat_price, to_units
+from core.payments.fulfil import FulfilRequest
 from core.results import Caller, Refused
 from core.service import chat
+from core.service.chat import fulfilment
 from tests.chat.helpers import add_space, counts, member, space_id_for
 from tests.chat.synth import make_space
 from tests.stand_ins.openai_chat import OpenAIChat, openai_chat, passages_in
@@ -266,7 +267,7 @@ async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: 
             .returning(Invoice.id)
         )
         inv_pk = int(res.scalar_one())
-    req = SimpleNamespace(
+    req = FulfilRequest(
         invoice_pk=inv_pk,
         invoice_id="inv-1",
         kind="chat_query",
@@ -275,12 +276,12 @@ async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: 
         payer=None,
         amount_units=units,
     )
-    result = await chat._fulfil_answer(ctx, req)
+    result = await fulfilment._fulfil_answer(ctx, req)
     assert isinstance(result, dict) and result["model"] == "extractive"
     assert json.loads(json.dumps(result)) == result  # stored by payments between the steps
     assert await counts(ctx) == (0, 1)  # answered, nothing recorded before settlement
     async with ctx.db.session() as s:
-        await chat._fulfil_record(s, ctx, req, result, uid, "0x" + "cd" * 32)
+        await fulfilment._fulfil_record(s, ctx, req, result, uid, "0x" + "cd" * 32)
     async with ctx.db.session() as s:
         row = (await s.execute(select(ChatSession))).scalar_one()
     assert row.invoice_id == inv_pk and row.amount_usdc == "1.1" and row.num_spaces == 2
@@ -297,5 +298,5 @@ async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: 
     assert LAST_HOUR_FACT in json.loads(row.sources or "[]")[0]["excerpt"]
     async with ctx.db.session() as s:  # one invoice records once (invoice_id UNIQUE)
         with pytest.raises(IntegrityError):
-            await chat._fulfil_record(s, ctx, req, result, uid, "0x" + "cd" * 32)
+            await fulfilment._fulfil_record(s, ctx, req, result, uid, "0x" + "cd" * 32)
     assert await counts(ctx) == (1, 1)
