@@ -27,6 +27,8 @@ def main() -> int:
     names = os.environ.get("MUTANTS", "").split()
     jobs = os.environ.get("MUTANTS_JOBS", "2")
     run = [MUTMUT, "run", "--max-children", jobs]
+    # the type check pre-filter runs `python -m mypy` ([tool.mutmut]): the project's own
+    os.environ["PATH"] = f"{ROOT / '.venv/bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     if os.environ.get("MUTANTS_RECHECK") and (todo := recheck(results(), names)):
         # mutmut keeps a verdict until the mutated function changes: after new tests are
         # written, only naming the survivors makes it try them again
