@@ -15,10 +15,11 @@ from typing import Any
 import discord
 import yarl
 from discord import app_commands
+from discord.ext.commands import Bot, when_mentioned
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord import commands, texts
+from adapters.discord import commands, replies
 from adapters.discord.sender import DiscordSender
 from core import health, outbox
 from core.context import Context
@@ -42,31 +43,38 @@ class Tree(app_commands.CommandTree["SpacescribeClient"]):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        """A command failed: log it with context, tell the member nothing was charged."""
-        name = interaction.command.name if interaction.command else None
-        log.error("discord command failed", command=name, error=repr(error)[:300])
-        if interaction.type is not discord.InteractionType.application_command:
+        """The cog answers its commands' failures (:meth:`Commands.cog_app_command_error`);
+        this answers the rest: a command Discord still offers that the bot no longer has."""
+        if interaction.command is not None:
             return
-        with contextlib.suppress(discord.HTTPException):
-            await commands.send(interaction, texts.failure())
+        if interaction.type is not discord.InteractionType.application_command:
+            log.error("discord interaction failed", error=repr(error)[:300])
+            return
+        await replies.failed(interaction, error)
 
 
-class SpacescribeClient(discord.Client):
+class SpacescribeClient(Bot):
+    """discord.py's Bot, for its cogs: the slash commands are one cog. No prefix commands
+    (no message content is asked for), so no help command either."""
+
     def __init__(self, bot: DiscordBot) -> None:
         # the bot never joins voice channels: no warning about voice libraries
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
+            command_prefix=when_mentioned,
+            help_command=None,
+            tree_cls=Tree,
+            allowed_installs=commands.INSTALLS,
+            allowed_contexts=commands.CONTEXTS,
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             max_ratelimit_timeout=RATE_LIMIT_WAIT_SECONDS,
         )
         self.bot = bot
-        self.tree = Tree(
-            self, allowed_installs=commands.INSTALLS, allowed_contexts=commands.CONTEXTS
-        )
         self.gateway_up = asyncio.Event()
 
     async def setup_hook(self) -> None:
+        await self.add_cog(commands.Commands(self.bot))
         await self.bot.sync_commands()
 
     async def on_connect(self) -> None:
@@ -93,8 +101,6 @@ class DiscordBot:
                 "discord /chat names at most 24 Spaces (Discord allows 25 options)",
                 configured=max_spaces,
             )
-        for cmd in commands.build(max_spaces):
-            self.client.tree.add_command(cmd)
         self.client.add_dynamic_items(commands.AnswerButton)  # presses of earlier messages too
         self.sender = DiscordSender(self)
         self._task: asyncio.Task[None] | None = None
