@@ -16,10 +16,11 @@ import discord
 import yarl
 from discord import app_commands
 from discord.ext.commands import Bot, when_mentioned
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
+from discord.state import ConnectionState
+from discord.webhook.async_ import async_context
 
 from adapters.discord import commands, replies
+from adapters.discord.endpoints import Endpoints, RebasedHTTPClient, RebasedWebhooks
 from adapters.discord.sender import DiscordSender
 from core import health, outbox
 from core.context import Context
@@ -60,6 +61,7 @@ class SpacescribeClient(Bot):
     def __init__(self, bot: DiscordBot) -> None:
         # the bot never joins voice channels: no warning about voice libraries
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        self.endpoints = Endpoints(bot.ctx.settings.discord.api_url)
         super().__init__(
             command_prefix=when_mentioned,
             help_command=None,
@@ -72,6 +74,20 @@ class SpacescribeClient(Bot):
         )
         self.bot = bot
         self.gateway_up = asyncio.Event()
+
+    def _get_state(self, **options: Any) -> ConnectionState[Any]:
+        # discord.Client's hook for its connection state, which (like the command tree after
+        # it) keeps the client's HTTP client: ours is put in place first
+        self.http = RebasedHTTPClient(
+            self.loop, self.endpoints, max_ratelimit_timeout=self.http.max_ratelimit_timeout
+        )
+        return super()._get_state(**options)
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        # interaction responses go through discord.py's webhook adapter, a context variable:
+        # set in this (the gateway's) task, it is this client's interactions' only
+        async_context.set(RebasedWebhooks(self.endpoints))
+        await super().connect(reconnect=reconnect)
 
     async def setup_hook(self) -> None:
         await self.add_cog(commands.Commands(self.bot))
@@ -108,9 +124,6 @@ class DiscordBot:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        api_url = self.ctx.settings.discord.api_url.rstrip("/")
-        if api_url:  # discord.py keeps its endpoints on the classes: one bot per process
-            Route.BASE = api_url
         try:
             await self.client.login(self._token)  # REST: who we are; setup_hook syncs commands
         except discord.LoginFailure as exc:
@@ -119,9 +132,9 @@ class DiscordBot:
                 "DISCORD_TOKEN was refused by Discord (401): copy the token again from "
                 "Bot → Reset Token in the Developer Portal"
             ) from exc
-        if api_url:
+        if self.client.endpoints.api:  # its gateway, for this client only
             _shards, gateway, _limits = await self.client.http.get_bot_gateway()
-            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+            self.client.endpoints.gateway = yarl.URL(gateway)
         self._task = asyncio.create_task(self.client.connect(), name="discord-gateway")
         self._task.add_done_callback(_gateway_ended)
         waiter = asyncio.create_task(self.client.gateway_up.wait())
