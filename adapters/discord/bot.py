@@ -1,4 +1,6 @@
-"""The Discord bot: a discord.py client with an application command tree.
+"""The Discord bot: a discord.py client whose slash commands are one cog
+(:class:`~adapters.discord.commands.Commands`), talking to Discord, or to ``discord.api_url``
+through this client only (:mod:`adapters.discord.endpoints`).
 
 Only the non-privileged ``guilds`` intent is asked for: slash commands need no message
 content, and the guild cache gives the roles that may use /revenue. Commands are synced
@@ -47,11 +49,11 @@ class Tree(app_commands.CommandTree["SpacescribeClient"]):
         """The cog answers its commands' failures (:meth:`Commands.cog_app_command_error`);
         this answers the rest: a command Discord still offers that the bot no longer has."""
         if interaction.command is not None:
-            return
-        if interaction.type is not discord.InteractionType.application_command:
-            log.error("discord interaction failed", error=repr(error)[:300])
-            return
-        await replies.failed(interaction, error)
+            return  # the cog's
+        if interaction.type is discord.InteractionType.application_command:
+            await replies.failed(interaction, error)
+        else:  # an autocomplete: there is no answer to give
+            log.error("discord command failed", command=None, error=repr(error)[:300])
 
 
 class SpacescribeClient(Bot):
