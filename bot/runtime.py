@@ -7,9 +7,8 @@ run one web+bots process and several ``worker`` processes sharing one PostgreSQL
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -255,6 +254,16 @@ def feature_lines(ctx: Context) -> list[StatusLine]:
     ]
 
 
+async def stop_each(components: Iterable[Component]) -> None:
+    """Stop every component, in the order given. One that fails to stop does not keep the
+    others running: its exception is logged, with the component's name, and passed over."""
+    for c in components:
+        try:
+            await c.stop()
+        except Exception as exc:
+            log.exception("component failed to stop", component=c.name, error=repr(exc)[:300])
+
+
 class Runtime:
     def __init__(self, ctx: Context, roles: list[str]) -> None:
         self.ctx = ctx
@@ -290,9 +299,7 @@ class Runtime:
             log.info("component started", component=c.name)
 
     async def stop(self) -> None:
-        for c in reversed(self.components):
-            with contextlib.suppress(Exception):
-                await c.stop()
+        await stop_each(reversed(self.components))
         if self.sched.scheduler.running:
             await self.sched.stop()
 

@@ -105,3 +105,5 @@ def get_logger(name: str) -> Any:
 # Ids that every log line emitted inside the block carries (request_id, job, update, …).
 # contextvars: each asyncio task has its own copy, so concurrent requests and jobs never mix.
 log_context = structlog.contextvars.bound_contextvars
+# The same ids for the rest of the current task (e.g. a Discord interaction's own task).
+bind_log_context = structlog.contextvars.bind_contextvars

@@ -1,4 +1,6 @@
-"""The Discord bot: a discord.py client with an application command tree.
+"""The Discord bot: a discord.py client whose slash commands are one cog
+(:class:`~adapters.discord.commands.Commands`), talking to Discord, or to ``discord.api_url``
+through this client only (:mod:`adapters.discord.endpoints`).
 
 Only the non-privileged ``guilds`` intent is asked for: slash commands need no message
 content, and the guild cache gives the roles that may use /revenue. Commands are synced
@@ -15,10 +17,12 @@ from typing import Any
 import discord
 import yarl
 from discord import app_commands
-from discord.gateway import DiscordWebSocket
-from discord.http import Route
+from discord.ext.commands import Bot, when_mentioned
+from discord.state import ConnectionState
+from discord.webhook.async_ import async_context
 
-from adapters.discord import commands, texts
+from adapters.discord import commands, replies
+from adapters.discord.endpoints import Endpoints, RebasedHTTPClient, RebasedWebhooks
 from adapters.discord.sender import DiscordSender
 from core import health, outbox
 from core.context import Context
@@ -42,31 +46,53 @@ class Tree(app_commands.CommandTree["SpacescribeClient"]):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        """A command failed: log it with context, tell the member nothing was charged."""
-        name = interaction.command.name if interaction.command else None
-        log.error("discord command failed", command=name, error=repr(error)[:300])
-        if interaction.type is not discord.InteractionType.application_command:
-            return
-        with contextlib.suppress(discord.HTTPException):
-            await commands.send(interaction, texts.failure())
+        """The cog answers its commands' failures (:meth:`Commands.cog_app_command_error`);
+        this answers the rest: a command Discord still offers that the bot no longer has."""
+        if interaction.command is not None:
+            return  # the cog's
+        if interaction.type is discord.InteractionType.application_command:
+            await replies.failed(interaction, error)
+        else:  # an autocomplete: there is no answer to give
+            log.error("discord command failed", command=None, error=repr(error)[:300])
 
 
-class SpacescribeClient(discord.Client):
+class SpacescribeClient(Bot):
+    """discord.py's Bot, for its cogs: the slash commands are one cog. No prefix commands
+    (no message content is asked for), so no help command either."""
+
     def __init__(self, bot: DiscordBot) -> None:
         # the bot never joins voice channels: no warning about voice libraries
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        self.endpoints = Endpoints(bot.ctx.settings.discord.api_url)
         super().__init__(
+            command_prefix=when_mentioned,
+            help_command=None,
+            tree_cls=Tree,
+            allowed_installs=commands.INSTALLS,
+            allowed_contexts=commands.CONTEXTS,
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             max_ratelimit_timeout=RATE_LIMIT_WAIT_SECONDS,
         )
         self.bot = bot
-        self.tree = Tree(
-            self, allowed_installs=commands.INSTALLS, allowed_contexts=commands.CONTEXTS
-        )
         self.gateway_up = asyncio.Event()
 
+    def _get_state(self, **options: Any) -> ConnectionState[Any]:
+        # discord.Client's hook for its connection state, which (like the command tree after
+        # it) keeps the client's HTTP client: ours is put in place first
+        self.http = RebasedHTTPClient(
+            self.loop, self.endpoints, max_ratelimit_timeout=self.http.max_ratelimit_timeout
+        )
+        return super()._get_state(**options)
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        # interaction responses go through discord.py's webhook adapter, a context variable:
+        # set in this (the gateway's) task, it is this client's interactions' only
+        async_context.set(RebasedWebhooks(self.endpoints))
+        await super().connect(reconnect=reconnect)
+
     async def setup_hook(self) -> None:
+        await self.add_cog(commands.Commands(self.bot))
         await self.bot.sync_commands()
 
     async def on_connect(self) -> None:
@@ -93,8 +119,6 @@ class DiscordBot:
                 "discord /chat names at most 24 Spaces (Discord allows 25 options)",
                 configured=max_spaces,
             )
-        for cmd in commands.build(max_spaces):
-            self.client.tree.add_command(cmd)
         self.client.add_dynamic_items(commands.AnswerButton)  # presses of earlier messages too
         self.sender = DiscordSender(self)
         self._task: asyncio.Task[None] | None = None
@@ -102,9 +126,6 @@ class DiscordBot:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        api_url = self.ctx.settings.discord.api_url.rstrip("/")
-        if api_url:  # discord.py keeps its endpoints on the classes: one bot per process
-            Route.BASE = api_url
         try:
             await self.client.login(self._token)  # REST: who we are; setup_hook syncs commands
         except discord.LoginFailure as exc:
@@ -113,9 +134,9 @@ class DiscordBot:
                 "DISCORD_TOKEN was refused by Discord (401): copy the token again from "
                 "Bot → Reset Token in the Developer Portal"
             ) from exc
-        if api_url:
+        if self.client.endpoints.api:  # its gateway, for this client only
             _shards, gateway, _limits = await self.client.http.get_bot_gateway()
-            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+            self.client.endpoints.gateway = yarl.URL(gateway)
         self._task = asyncio.create_task(self.client.connect(), name="discord-gateway")
         self._task.add_done_callback(_gateway_ended)
         waiter = asyncio.create_task(self.client.gateway_up.wait())

@@ -13,21 +13,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 import discord
 
 from adapters.discord import texts
 from adapters.discord.commands import AnswerButton
+from adapters.discord.replies import Host
 from core.logging import get_logger
 from core.outbox_contract import Delivery, OutboundMessage
 from core.results import Caller, Refused
 from core.service import catalog, notices
 from core.service import chat as chat_service
-
-if TYPE_CHECKING:
-    from adapters.discord.bot import DiscordBot
 
 log = get_logger("spacescribe.discord")
 
@@ -35,7 +31,7 @@ log = get_logger("spacescribe.discord")
 class DiscordSender:
     platform = "discord"
 
-    def __init__(self, bot: DiscordBot) -> None:
+    def __init__(self, bot: Host) -> None:
         self.bot = bot
 
     async def render(
