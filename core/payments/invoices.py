@@ -199,7 +199,8 @@ async def expire_invoices(ctx: Context) -> int:
                 .where(Invoice.id == inv.id, Invoice.status == "open")
                 .values(status="expired")
             )
-            if not getattr(res, "rowcount", 0):
+            expired = getattr(res, "rowcount", 0)  # pragma: no mutate (UPDATE has rowcount)
+            if not expired:
                 continue  # paid (or expired by another process) since it was read
             n += 1
             if inv.credit_units and inv.user_id is not None:

@@ -259,7 +259,8 @@ async def _refund(
         .where(StarPayment.id == sp.id, StarPayment.status.in_(("received", "credited")))
         .values(status="refund_due", refund_reason=reason[:500])
     )
-    if not getattr(moved, "rowcount", 0):
+    moved_rows = getattr(moved, "rowcount", 0)  # pragma: no mutate (an UPDATE always has rowcount)
+    if not moved_rows:
         return False
     space_id = None
     if sp.invoice_id is not None:

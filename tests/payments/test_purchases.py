@@ -4,13 +4,28 @@ expiry, notifications, the chat fulfiller (verify → answer → settle). Both e
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
+from core.accounts import get_or_create_account, get_or_create_user
 from core.context import Context
-from core.db import ChatSession, Credit, Invoice, Outbox, ProcessingJob, Space, utcnow
+from core.db import (
+    Account,
+    ChatSession,
+    ChatUnlock,
+    Credit,
+    Invoice,
+    Outbox,
+    ProcessingJob,
+    Space,
+    TranscriptionPayment,
+    User,
+    utcnow,
+)
 from core.money import to_units
 from core.payments import (
     FunctionFulfiller,
@@ -20,10 +35,12 @@ from core.payments import (
     expire_invoices,
     pay_invoice,
 )
+from core.payments.credit import CreditResult, credit_invoice
 from core.payments.fulfil import FULFILLERS, register_fulfiller
-from core.payments.invoices import credit_balance
-from core.results import AlreadyOwned, Granted, Quote, Refused
+from core.payments.invoices import credit_balance, insert_invoice
+from core.results import AlreadyOwned, Caller, Granted, Quote, Refused
 from core.service.purchases import request_transcription, request_unlock
+from core.spaces import canonical_url
 from tests.factories import completed_space
 from tests.payments.conftest import client_payload
 from tests.payments.test_x402_pay import ALICE, SPACE, _reqs
@@ -392,3 +409,339 @@ async def test_ask_again_after_a_failure(pay_ctx: Context, chain: Chain, fresh_p
         assert await settle_failed_space(s, pay_ctx.settings, pk) == 0  # once
     kinds = [k for k, _, _ in await _outbox(pay_ctx)]
     assert kinds.count("refunded") == 2 and kinds.count("job_failed") == 2
+
+
+# ------------------------------------------------- crediting, column by column (issue #22)
+#
+# Direct calls of credit_invoice / insert_invoice / expire_invoices with the clock fixed, so
+# every column a transition writes is pinned to an exact value (mutation testing).
+
+NOW = datetime(2026, 3, 4, 5, 6, 7)
+WALLET = "0x" + "a1" * 20
+TX = "0x" + "7e" * 32
+A, B, C = "1AAAAAAAAAAAA", "1BBBBBBBBBBBB", "1CCCCCCCCCCCC"
+TG = Caller("telegram", "1001", "Alice", chat_id="-500")
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    for mod in ("core.payments.credit", "core.payments.invoices"):
+        monkeypatch.setattr(f"{mod}.utcnow", lambda: NOW)
+    return NOW
+
+
+async def _new_invoice(ctx: Context, **kw: Any) -> Invoice:
+    async with ctx.db.session() as s:
+        values: dict[str, Any] = {"kind": "transcription", "account_id": None, "user_id": None}
+        inv = await insert_invoice(s, ctx, **(values | kw))
+        s.expunge(inv)
+        return inv
+
+
+async def _credit(ctx: Context, public_id: str, **kw: Any) -> CreditResult:
+    async with ctx.db.session() as s:
+        inv = (await s.execute(select(Invoice).where(Invoice.public_id == public_id))).scalar_one()
+        values: dict[str, Any] = {"payer": None, "transaction_hash": None, "receipt_id": None}
+        return await credit_invoice(s, ctx, inv, **(values | kw))
+
+
+async def _user(ctx: Context, wallet: str = WALLET) -> int:
+    async with ctx.db.session() as s:
+        return int((await get_or_create_user(s, wallet)).id)
+
+
+async def _rows(ctx: Context, model: Any, *cols: Any, order: Any = None) -> list[tuple[Any, ...]]:
+    async with ctx.db.session() as s:
+        rows = await s.execute(select(*cols).order_by(order if order is not None else model.id))
+        return [tuple(r) for r in rows]
+
+
+async def _space_pks(ctx: Context) -> dict[str, int]:
+    async with ctx.db.session() as s:
+        return {sid: pk for sid, pk in await s.execute(select(Space.space_id, Space.id))}
+
+
+async def test_crediting_a_transcription_writes_every_column(
+    ctx: Context, frozen: datetime
+) -> None:
+    ctx.settings.queue.max_retries = 7
+    async with ctx.db.session() as s:
+        s.add(completed_space(B, "Done"))
+        s.add(
+            completed_space(C, "Broken", status="failed", error_message="gone", completed_at=None)
+        )
+        acc = await get_or_create_account(s, TG)
+        account_id = acc.id
+    payload = {
+        "chat_id": "-500",
+        "title": "The title",
+        "creator": "@creator",
+        "started_at": "2026-01-02T03:04:05",
+        "duration_seconds": 3600,
+    }
+    invs = {
+        sid: await _new_invoice(
+            ctx, account_id=account_id, space_ids=[sid], amount_units=600_000, payload=payload
+        )
+        for sid in (A, B, C)
+    }
+    # the first payment links the paying wallet to the account that asked
+    res = await _credit(ctx, invs[A].public_id, payer=WALLET, transaction_hash=TX)
+    async with ctx.db.session() as s:
+        user = (await s.execute(select(User))).scalar_one()
+        acc_row = await s.get(Account, account_id)
+        assert acc_row is not None and (acc_row.user_id, acc_row.linked_at) == (user.id, NOW)
+        assert user.wallet_address == WALLET and user.last_seen_at == NOW
+        row = await s.get(Invoice, invs[A].id)
+        assert row is not None
+        assert (row.status, row.paid_at, row.credited_at) == ("credited", NOW, NOW)
+        assert (row.payer_address, row.transaction_hash, row.user_id) == (WALLET, TX, user.id)
+    assert res == CreditResult(invs[A].public_id, "transcription", user.id, [A], 0, True)
+    for sid in (B, C):  # the account's purchases now follow its wallet, whoever pays
+        res = await _credit(ctx, invs[sid].public_id, payer="0x" + "c3" * 20, transaction_hash=TX)
+        assert res == CreditResult(invs[sid].public_id, "transcription", user.id, [sid], 0, True)
+    pks = await _space_pks(ctx)
+    cols = (
+        TranscriptionPayment.user_id,
+        TranscriptionPayment.space_id,
+        TranscriptionPayment.amount_usdc,
+        TranscriptionPayment.transaction_hash,
+        TranscriptionPayment.payment_verified,
+        TranscriptionPayment.paid_at,
+        TranscriptionPayment.verified_at,
+        TranscriptionPayment.invoice_id,
+        TranscriptionPayment.refunded_at,
+    )
+    assert await _rows(ctx, TranscriptionPayment, *cols) == [
+        (user.id, pks[sid], "0.6", TX, True, NOW, NOW, invs[sid].id, None) for sid in (A, B, C)
+    ]
+    async with ctx.db.session() as s:
+        new = (await s.execute(select(Space).where(Space.space_id == A))).scalar_one()
+        assert (new.space_url, new.title, new.creator) == (
+            canonical_url(A),
+            "The title",
+            "@creator",
+        )
+        assert new.space_started_at == datetime(2026, 1, 2, 3, 4, 5)
+        assert (new.audio_duration_seconds, new.status, new.first_requested_at) == (
+            3600,
+            "pending",
+            NOW,
+        )
+        spaces = {
+            sp.space_id: (sp.status, sp.error_message, sp.transcription_count, sp.chat_unlock_count)
+            for sp in (await s.execute(select(Space))).scalars()
+        }
+    assert spaces == {
+        A: ("pending", None, 1, 0),
+        B: ("completed", None, 1, 0),
+        C: ("pending", None, 1, 0),  # failed, asked again: pending, queued
+    }
+    assert await _rows(
+        ctx, ProcessingJob, ProcessingJob.space_id, ProcessingJob.status, ProcessingJob.max_retries
+    ) == [(pks[A], "queued", 7), (pks[C], "queued", 7)]
+
+    def confirmed(sid: str) -> tuple[Any, ...]:
+        pid = invs[sid].public_id
+        body = {"invoice_id": pid, "kind": "transcription", "space_ids": [sid], "amount": "0.6"}
+        return (
+            "payment_confirmed",
+            "telegram",
+            "1001",
+            "-500",
+            None,
+            body | {"transaction_hash": TX},
+            f"payment_confirmed:{pid}",
+        )
+
+    out = [
+        (k, p, r, o, sp, json.loads(pl), d)
+        for k, p, r, o, sp, pl, d in await _rows(
+            ctx,
+            Outbox,
+            Outbox.kind,
+            Outbox.platform,
+            Outbox.recipient,
+            Outbox.origin_chat_id,
+            Outbox.space_id,
+            Outbox.payload,
+            Outbox.dedupe_key,
+        )
+    ]
+    ready = (
+        "transcript_ready",
+        "telegram",
+        "1001",
+        "-500",
+        pks[B],
+        {"invoice_id": invs[B].public_id, "kind": "transcription", "space_id": B},
+        f"transcript_ready:{invs[B].public_id}:{B}",
+    )
+    assert out == [confirmed(A), ready, confirmed(B), confirmed(C)]
+    # crediting again: nothing more, and it says so
+    again = await _credit(ctx, invs[A].public_id, payer=WALLET, transaction_hash=TX)
+    assert again == CreditResult(invs[A].public_id, "transcription", user.id, [], 0, False)
+    assert len(await _rows(ctx, Outbox, Outbox.id)) == 4
+
+
+async def test_a_space_row_made_at_payment_without_what_the_check_learnt(
+    ctx: Context, frozen: datetime
+) -> None:
+    uid = await _user(ctx)
+    for sid, payload in (
+        (A, None),
+        (B, {"title": "", "started_at": "not a date", "duration_seconds": "3600"}),
+        (C, {"started_at": 20260102, "creator": ""}),
+    ):
+        inv = await _new_invoice(ctx, user_id=uid, space_ids=[sid], amount_units=1, payload=payload)
+        await _credit(ctx, inv.public_id)
+    async with ctx.db.session() as s:
+        rows = (await s.execute(select(Space).order_by(Space.id))).scalars().all()
+        assert [
+            (r.space_id, r.title, r.creator, r.space_started_at, r.audio_duration_seconds)
+            for r in rows
+        ] == [(sid, f"X Space {sid}", None, None, None) for sid in (A, B, C)]
+
+
+async def test_an_unlock_of_spaces_partly_owned_credits_the_owned_share(
+    ctx: Context, frozen: datetime
+) -> None:
+    uid = await _user(ctx)
+    other = await _user(ctx, "0x" + "b2" * 20)
+    # B is unlocked already by this user; A only by somebody else
+    for sid in (A, B):
+        async with ctx.db.session() as s:
+            s.add(Space(space_id=sid, space_url=canonical_url(sid), title="t", status="completed"))
+    pks = await _space_pks(ctx)
+    async with ctx.db.session() as s:
+        for who, sid in ((uid, B), (other, A)):
+            s.add(ChatUnlock(user_id=who, space_id=pks[sid], amount_usdc="0.5"))
+    inv = await _new_invoice(
+        ctx, kind="chat_unlock", user_id=uid, space_ids=[A, B], amount_units=1_000_001
+    )
+    res = await _credit(ctx, inv.public_id, transaction_hash=TX)
+    assert res == CreditResult(inv.public_id, "chat_unlock", uid, [A], 500_000, True)
+    assert isinstance(res.to_credit_units, int)
+    assert await _rows(
+        ctx,
+        Credit,
+        Credit.user_id,
+        Credit.amount_units,
+        Credit.reason,
+        Credit.reference,
+        Credit.created_at,
+    ) == [(uid, 500_000, "overpaid", f"invoice:{inv.public_id}", NOW)]
+    async with ctx.db.session() as s:
+        assert await credit_balance(s, uid) == 500_000
+        mine = (
+            await s.execute(
+                select(ChatUnlock).where(ChatUnlock.user_id == uid, ChatUnlock.space_id == pks[A])
+            )
+        ).scalar_one()
+        assert (mine.amount_usdc, mine.transaction_hash, mine.payment_verified) == (
+            "1.000001",
+            TX,
+            True,
+        )
+        assert (mine.unlocked_at, mine.verified_at, mine.invoice_id) == (NOW, NOW, inv.id)
+        counts = {
+            sp.space_id: (sp.transcription_count, sp.chat_unlock_count)
+            for sp in (await s.execute(select(Space))).scalars()
+        }
+        assert counts == {A: (0, 1), B: (0, 0)}
+        assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 0
+    assert await _rows(ctx, Outbox, Outbox.id) == []  # no account: the API answers itself
+    # everything owned already: the whole price becomes credit again
+    whole = await _new_invoice(
+        ctx, kind="chat_unlock", user_id=uid, space_ids=[B], amount_units=300_000
+    )
+    assert whole.credit_units == 300_000  # the balance pays it; the spent row is reserved
+    res = await _credit(ctx, whole.public_id)
+    assert res == CreditResult(whole.public_id, "chat_unlock", uid, [], 300_000, True)
+    async with ctx.db.session() as s:
+        assert await credit_balance(s, uid) == 500_000
+
+
+async def test_a_refunded_transcription_bought_again_is_granted_anew(
+    ctx: Context, frozen: datetime
+) -> None:
+    uid = await _user(ctx)
+    other = await _user(ctx, "0x" + "b2" * 20)
+    async with ctx.db.session() as s:
+        for sid in (A, B):
+            s.add(Space(space_id=sid, space_url=canonical_url(sid), title="t", status="failed"))
+    pks = await _space_pks(ctx)
+    old = datetime(2025, 1, 1)
+    async with ctx.db.session() as s:
+        for who, sid in ((uid, A), (other, A), (uid, B)):
+            s.add(
+                TranscriptionPayment(
+                    user_id=who,
+                    space_id=pks[sid],
+                    amount_usdc="0.2",
+                    transaction_hash="0xold",
+                    payment_verified=False,
+                    paid_at=old,
+                    verified_at=old,
+                    refunded_at=old,
+                )
+            )
+    inv = await _new_invoice(ctx, user_id=uid, space_ids=[A], amount_units=250_000)
+    res = await _credit(ctx, inv.public_id, transaction_hash=TX, payer=WALLET)
+    assert res == CreditResult(inv.public_id, "transcription", uid, [A], 0, True)
+    cols = (
+        TranscriptionPayment.user_id,
+        TranscriptionPayment.space_id,
+        TranscriptionPayment.amount_usdc,
+        TranscriptionPayment.transaction_hash,
+        TranscriptionPayment.payment_verified,
+        TranscriptionPayment.paid_at,
+        TranscriptionPayment.verified_at,
+        TranscriptionPayment.invoice_id,
+        TranscriptionPayment.refunded_at,
+    )
+    assert await _rows(ctx, TranscriptionPayment, *cols) == [
+        (uid, pks[A], "0.25", TX, True, NOW, NOW, inv.id, None),
+        (other, pks[A], "0.2", "0xold", False, old, old, None, old),
+        (uid, pks[B], "0.2", "0xold", False, old, old, None, old),
+    ]
+    assert await _rows(ctx, Credit, Credit.id) == []
+    async with ctx.db.session() as s:
+        sp = await s.get(Space, pks[A])
+        assert sp is not None and (sp.status, sp.transcription_count) == ("pending", 1)
+
+
+async def test_stars_grant_records_no_usdc_and_leave_the_owned_part_to_the_caller(
+    ctx: Context, frozen: datetime
+) -> None:
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, TG)
+        account_id = acc.id
+        uid = int((await get_or_create_user(s, WALLET)).id)
+        s.add(Space(space_id=B, space_url=canonical_url(B), title="t", status="processing"))
+    pks = await _space_pks(ctx)
+    async with ctx.db.session() as s:
+        s.add(TranscriptionPayment(user_id=uid, space_id=pks[B], amount_usdc="0.2"))
+    inv = await _new_invoice(
+        ctx, account_id=account_id, user_id=uid, space_ids=[A, B], amount_units=400_000
+    )
+    res = await _credit(ctx, inv.public_id, stars=30)
+    assert res == CreditResult(inv.public_id, "transcription", uid, [A], 200_000, True)
+    assert await _rows(ctx, Credit, Credit.id) == []  # Stars go back as Stars, by the caller
+    async with ctx.db.session() as s:
+        grant = (
+            await s.execute(
+                select(TranscriptionPayment).where(TranscriptionPayment.invoice_id == inv.id)
+            )
+        ).scalar_one()
+        assert (grant.amount_usdc, grant.transaction_hash) == ("0.0", None)
+        payload = json.loads((await s.execute(select(Outbox.payload))).scalar_one())
+    assert payload == {
+        "invoice_id": inv.public_id,
+        "kind": "transcription",
+        "space_ids": [A],
+        "amount": "0.0",
+        "currency": "XTR",
+        "stars": 30,
+        "transaction_hash": None,
+    }
