@@ -4,12 +4,13 @@ expiry, notifications, the chat fulfiller (verify → answer → settle). Both e
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy import insert as sa_insert
 
 from core.accounts import get_or_create_account, get_or_create_user
 from core.context import Context
@@ -20,6 +21,7 @@ from core.db import (
     Credit,
     Invoice,
     Outbox,
+    PaymentReceipt,
     ProcessingJob,
     Space,
     TranscriptionPayment,
@@ -36,9 +38,16 @@ from core.payments import (
     pay_invoice,
 )
 from core.payments.credit import CreditResult, credit_invoice
-from core.payments.fulfil import FULFILLERS, register_fulfiller
-from core.payments.invoices import credit_balance, insert_invoice
-from core.results import AlreadyOwned, Caller, Granted, Quote, Refused
+from core.payments.fulfil import FULFILLERS, FulfilRequest, register_fulfiller
+from core.payments.invoices import (
+    add_credit,
+    credit_balance,
+    discard_invoice,
+    get_invoice,
+    insert_invoice,
+    valid_public_id,
+)
+from core.results import AlreadyOwned, Caller, DirectTransfer, Granted, Quote, Refused
 from core.service.purchases import request_transcription, request_unlock
 from core.spaces import canonical_url
 from tests.factories import completed_space
@@ -745,3 +754,446 @@ async def test_stars_grant_records_no_usdc_and_leave_the_owned_part_to_the_calle
         "stars": 30,
         "transaction_hash": None,
     }
+
+
+def _invoice_row(public_id: str, status: str, expires_at: datetime, **kw: Any) -> dict[str, Any]:
+    return {
+        "public_id": public_id,
+        "kind": "transcription",
+        "space_ids": json.dumps([A]),
+        "amount_units": 200_000,
+        "credit_units": 0,
+        "network": "eip155:8453",
+        "token_address": "0x" + "00" * 20,
+        "pay_to": "0x" + "11" * 20,
+        "status": status,
+        "created_at": NOW - timedelta(hours=1),
+        "expires_at": expires_at,
+    } | kw
+
+
+async def test_expiry_expires_the_due_open_invoices_and_returns_their_credit(
+    ctx: Context, frozen: datetime
+) -> None:
+    uid = await _user(ctx)
+    second = timedelta(seconds=1)
+    async with ctx.db.session() as s:
+        await s.execute(
+            sa_insert(Invoice),
+            [
+                _invoice_row("raced-invoice-0000001", "open", NOW - 2 * second),
+                _invoice_row(
+                    "reserved-invoice-00001", "open", NOW - second, user_id=uid, credit_units=70_000
+                ),
+                _invoice_row("due-now-invoice-000001", "open", NOW, user_id=uid),
+                _invoice_row("future-invoice-000001", "open", NOW + second),
+                _invoice_row("paid-invoice-00000001", "credited", NOW - second, user_id=uid),
+            ],
+        )
+    fired: list[str] = []
+
+    def paid_meanwhile(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        """The first invoice is credited between expiry's read and its conditional update."""
+        if fired or not statement.lstrip().upper().startswith("UPDATE INVOICES SET STATUS"):
+            return
+        fired.append(statement)
+        conn.execute(
+            update(Invoice)
+            .where(Invoice.public_id == "raced-invoice-0000001")
+            .values(status="credited")
+        )
+
+    event.listen(ctx.db.engine.sync_engine, "before_cursor_execute", paid_meanwhile)
+    try:
+        assert await expire_invoices(ctx) == 2
+    finally:
+        event.remove(ctx.db.engine.sync_engine, "before_cursor_execute", paid_meanwhile)
+    assert fired
+    assert dict(await _rows(ctx, Invoice, Invoice.public_id, Invoice.status)) == {
+        "raced-invoice-0000001": "credited",
+        "reserved-invoice-00001": "expired",
+        "due-now-invoice-000001": "expired",
+        "future-invoice-000001": "open",
+        "paid-invoice-00000001": "credited",
+    }
+    assert await _rows(
+        ctx,
+        Credit,
+        Credit.user_id,
+        Credit.amount_units,
+        Credit.reason,
+        Credit.reference,
+        Credit.created_at,
+    ) == [(uid, 70_000, "released", "invoice:reserved-invoice-00001", NOW)]
+    assert await expire_invoices(ctx) == 0
+
+
+async def test_expiry_works_in_batches_of_500_open_invoices(ctx: Context, frozen: datetime) -> None:
+    past = NOW - timedelta(minutes=1)
+    async with ctx.db.session() as s:
+        await s.execute(
+            sa_insert(Invoice),
+            [_invoice_row(f"credited-{i:012d}", "credited", past) for i in range(500)]
+            + [_invoice_row(f"open-inv-{i:012d}", "open", past) for i in range(501)],
+        )
+    assert [await expire_invoices(ctx) for _ in range(3)] == [500, 1, 0]
+
+
+async def _receipt(ctx: Context, inv: Invoice, payer: str, units: int, status: str) -> int:
+    async with ctx.db.session() as s:
+        r = PaymentReceipt(
+            invoice_id=inv.id,
+            method="transfer",
+            network=inv.network,
+            token_address=inv.token_address,
+            payer_address=payer,
+            pay_to=inv.pay_to,
+            amount_units=units,
+            transaction_hash=TX,
+            log_index=units,
+            status=status,
+            created_at=NOW,
+        )
+        s.add(r)
+        await s.flush()
+        return int(r.id)
+
+
+async def test_receipts_are_credited_once_and_late_money_is_the_payers_credit(
+    ctx: Context, frozen: datetime
+) -> None:
+    inv = await _new_invoice(ctx, space_ids=[A], amount_units=200_000)
+    first = await _receipt(ctx, inv, WALLET, 200_000, "confirmed")
+    res = await _credit(ctx, inv.public_id, payer=WALLET, transaction_hash=TX, receipt_id=first)
+    uid = await _user(ctx)
+    assert res == CreditResult(inv.public_id, "transcription", uid, [A], 0, True)
+    receipt_cols = (PaymentReceipt.id, PaymentReceipt.status, PaymentReceipt.credited_at)
+    assert await _rows(ctx, PaymentReceipt, *receipt_cols) == [(first, "credited", NOW)]
+    # the same receipt again: it is credited already, nothing happens
+    res = await _credit(ctx, inv.public_id, payer=WALLET, transaction_hash=TX, receipt_id=first)
+    assert res == CreditResult(inv.public_id, "transcription", uid, [], 0, False)
+    # another wallet's money for the invoice already credited: that wallet's credit
+    late_payer = "0x" + "d4" * 20
+    late = await _receipt(ctx, inv, late_payer, 123_456, "confirmed")
+    res = await _credit(ctx, inv.public_id, payer=late_payer, transaction_hash=TX, receipt_id=late)
+    async with ctx.db.session() as s:
+        late_uid = int((await s.execute(select(User.id).where(User.id != uid))).scalar_one())
+    assert res == CreditResult(inv.public_id, "transcription", late_uid, [], 123_456, False)
+    assert await _rows(ctx, PaymentReceipt, *receipt_cols) == [
+        (first, "credited", NOW),
+        (late, "credited", NOW),
+    ]
+    assert await _rows(
+        ctx, Credit, Credit.user_id, Credit.amount_units, Credit.reason, Credit.reference
+    ) == [(late_uid, 123_456, "overpaid", f"receipt:{late}")]
+    assert await _rows(ctx, TranscriptionPayment, TranscriptionPayment.user_id) == [(uid,)]
+    # a receipt not (or no longer) confirmed credits nothing, whoever asked
+    other = await _new_invoice(ctx, space_ids=[B], amount_units=200_000)
+    done = await _receipt(ctx, other, WALLET, 1, "credited")
+    res = await _credit(ctx, other.public_id, payer=WALLET, transaction_hash=TX, receipt_id=done)
+    assert res == CreditResult(other.public_id, "transcription", 0, [], 0, False)
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(Invoice.status).where(Invoice.id == other.id)) == "open"
+
+
+async def test_the_buyer_of_an_invoice(ctx: Context, frozen: datetime) -> None:
+    nobody = await _new_invoice(ctx, space_ids=[A], amount_units=1)
+    with pytest.raises(
+        ValueError, match="^an invoice without a buyer cannot be credited without a payer$"
+    ):
+        await _credit(ctx, nobody.public_id)
+    # an account linked to a wallet buys for that wallet, whoever pays
+    owner = await _user(ctx)
+    linked_at = datetime(2025, 5, 5)
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, TG)
+        acc.user_id, acc.linked_at = owner, linked_at
+        account_id = acc.id
+    inv = await _new_invoice(ctx, account_id=account_id, space_ids=[A], amount_units=1)
+    res = await _credit(ctx, inv.public_id, payer="0x" + "e5" * 20)
+    assert res.user_id == owner
+    async with ctx.db.session() as s:
+        acc_row = await s.get(Account, account_id)
+        assert acc_row is not None and (acc_row.user_id, acc_row.linked_at) == (owner, linked_at)
+        assert await s.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetime) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    async def answer(ctx: Context, req: FulfilRequest) -> dict[str, Any] | Refused:
+        raise AssertionError("crediting never answers")
+
+    async def record(
+        s: Any, c: Context, req: FulfilRequest, result: dict[str, Any], uid: int, tx: str | None
+    ) -> None:
+        assert c is ctx
+        calls.append(("record", req, result, uid, tx))
+
+    async def owed(s: Any, c: Context, req: FulfilRequest, uid: int) -> None:
+        assert c is ctx
+        calls.append(("owed", req, uid))
+
+    uid = await _user(ctx)
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, TG)
+        account_id = acc.id
+    question = {"question": "Who spoke?", "chat_id": "-500"}
+    invs = [
+        await _new_invoice(
+            ctx,
+            kind="chat_query",
+            account_id=account_id,
+            user_id=uid,
+            space_ids=[A, B],
+            amount_units=1_100_000,
+            payload=question,
+        )
+        for _ in range(3)
+    ]
+    async with ctx.db.session() as s:
+        s.add(
+            ChatSession(
+                session_id="chat-session-1",
+                user_id=uid,
+                space_ids=json.dumps([A, B]),
+                question="Who spoke?",
+                answer="Alice",
+                num_spaces=2,
+                amount_usdc="1.1",
+                invoice_id=invs[0].id,
+            )
+        )
+
+    def req(inv: Invoice, payer: str | None) -> FulfilRequest:
+        return FulfilRequest(
+            inv.id, inv.public_id, "chat_query", [A, B], question, payer, 1_100_000
+        )
+
+    saved = dict(FULFILLERS)
+    register_fulfiller("chat_query", FunctionFulfiller(answer, record, owed))
+    try:
+        fulfilment = {"answer": "Alice"}
+        res = await _credit(
+            ctx, invs[0].public_id, payer=WALLET, transaction_hash=TX, fulfilment=fulfilment
+        )
+        assert res == CreditResult(invs[0].public_id, "chat_query", uid, [], 0, True)
+        res = await _credit(ctx, invs[1].public_id, payer=WALLET, transaction_hash=TX)
+        assert res == CreditResult(invs[1].public_id, "chat_query", uid, [], 0, True)
+        FULFILLERS.clear()  # no fulfiller: credited all the same
+        res = await _credit(ctx, invs[2].public_id, fulfilment=fulfilment)
+        assert res == CreditResult(invs[2].public_id, "chat_query", uid, [], 0, True)
+    finally:
+        FULFILLERS.clear()
+        FULFILLERS.update(saved)
+    assert calls == [
+        ("record", req(invs[0], WALLET), fulfilment, uid, TX),
+        ("owed", req(invs[1], WALLET), uid),
+    ]
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(ChatSession.transaction_hash)) == TX
+        assert await s.scalar(select(func.count()).select_from(Space)) == 0  # no grant rows
+    out = [
+        (k, r, o, sp, json.loads(pl), d)
+        for k, r, o, sp, pl, d in await _rows(
+            ctx,
+            Outbox,
+            Outbox.kind,
+            Outbox.recipient,
+            Outbox.origin_chat_id,
+            Outbox.space_id,
+            Outbox.payload,
+            Outbox.dedupe_key,
+        )
+    ]
+    assert out == [
+        (
+            "payment_confirmed",
+            "1001",
+            "-500",
+            None,
+            {
+                "invoice_id": inv.public_id,
+                "kind": "chat_query",
+                "space_ids": [A, B],
+                "amount": "1.1",
+            },
+            f"payment_confirmed:{inv.public_id}",
+        )
+        for inv in invs
+    ]
+
+
+async def test_an_invoice_quotes_what_is_left_after_account_credit(
+    ctx: Context, frozen: datetime
+) -> None:
+    p = ctx.settings.payments
+    p.pay_to = "0x" + "Ab" * 20
+    p.network = "eip155:84532"
+    p.invoice_ttl_seconds = 600
+    ctx.settings.web.public_url = "https://spaces.example/"
+    uid = await _user(ctx)
+    caller = Caller("telegram", "1001", "Alice", chat_id="-500", back=(("bot_username", "bot"),))
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, caller)
+        acc.user_id = uid
+        account_id = acc.id
+        await add_credit(s, uid, 50_000, "refund", "test:1")
+    async with ctx.db.session() as s:
+        q = await create_invoice(
+            s,
+            ctx,
+            caller=caller,
+            user_id=None,
+            kind="transcription",
+            space_ids=[A],
+            amount_units=200_000,
+            payload={"title": "T"},
+        )
+    assert isinstance(q, Quote)
+    assert valid_public_id(q.invoice_id) and len(q.invoice_id) == 24
+    token = p.token_address
+    assert q == Quote(
+        invoice_id=q.invoice_id,
+        kind="transcription",
+        space_ids=[A],
+        amount=Decimal("0.15"),
+        pay_url=f"https://spaces.example/pay/{q.invoice_id}",
+        expires_at=NOW + timedelta(seconds=600),
+        direct=DirectTransfer(
+            p.pay_to,
+            token,
+            84532,
+            150_000,
+            f"ethereum:{token}@84532/transfer?address={p.pay_to}&uint256=150000",
+        ),
+        credit_applied=Decimal("0.05"),
+    )
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, q.invoice_id)
+        assert inv is not None
+        assert (inv.kind, inv.account_id, inv.user_id, inv.space_ids) == (
+            "transcription",
+            account_id,
+            uid,
+            json.dumps([A]),
+        )
+        assert json.loads(inv.payload or "") == {
+            "bot_username": "bot",
+            "chat_id": "-500",
+            "title": "T",
+        }
+        assert (inv.amount_units, inv.credit_units, inv.status, inv.payer_address) == (
+            200_000,
+            50_000,
+            "open",
+            None,
+        )
+        assert (inv.network, inv.token_address, inv.pay_to) == (
+            "eip155:84532",
+            token.lower(),
+            p.pay_to.lower(),
+        )
+        assert (inv.created_at, inv.expires_at) == (NOW, NOW + timedelta(seconds=600))
+        assert await credit_balance(s, uid) == 0
+    assert await _rows(
+        ctx,
+        Credit,
+        Credit.user_id,
+        Credit.amount_units,
+        Credit.reason,
+        Credit.reference,
+        Credit.created_at,
+    ) == [
+        (uid, 50_000, "refund", "test:1", NOW),
+        (uid, -50_000, "spent", f"invoice:{q.invoice_id}", NOW),
+    ]
+    # more credit than the price: the price is spent, not the balance (issue 22, mutation 5)
+    async with ctx.db.session() as s:
+        await add_credit(s, uid, 300_000, "refund", "test:2")
+        g = await create_invoice(
+            s,
+            ctx,
+            caller=caller,
+            user_id=None,
+            kind="chat_unlock",
+            space_ids=[B],
+            amount_units=200_000,
+        )
+        assert g == Granted(kind="chat_unlock", space_ids=[B])
+        assert await credit_balance(s, uid) == 100_000
+
+
+async def test_telegram_without_usdc_spends_credit_only_on_a_whole_price(ctx: Context) -> None:
+    ctx.settings.telegram.usdc_enabled = False
+    uid = await _user(ctx)
+    tg = Caller("telegram", "1001")
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, tg)
+        acc.user_id = uid
+        await add_credit(s, uid, 150_000, "refund", "test:1")
+
+    async def buy(caller: Caller, units: int) -> Quote | Granted:
+        async with ctx.db.session() as s:
+            return await create_invoice(
+                s,
+                ctx,
+                caller=caller,
+                user_id=uid,
+                kind="transcription",
+                space_ids=[A],
+                amount_units=units,
+            )
+
+    q = await buy(tg, 200_000)  # credit would pay only part: not used
+    assert isinstance(q, Quote) and (q.amount, q.credit_applied) == (Decimal("0.2"), 0)
+    assert q.direct is None  # no pay_to configured
+    dc = Caller("discord", "2002")  # elsewhere part-payment is fine
+    q = await buy(dc, 200_000)
+    assert isinstance(q, Quote) and (q.amount, q.credit_applied) == (
+        Decimal("0.05"),
+        Decimal("0.15"),
+    )
+    async with ctx.db.session() as s:
+        inv = await get_invoice(s, q.invoice_id)
+        assert inv is not None and inv.payload is None  # nothing to remember of a bare caller
+        await add_credit(s, uid, 150_000, "refund", "test:2")
+    g = await buy(tg, 150_000)  # the whole price from credit: fine on Telegram too
+    assert g == Granted(kind="transcription", space_ids=[A])
+
+
+async def test_invoice_rules_and_ids(ctx: Context) -> None:
+    uid = await _user(ctx)  # no credit at all: no ledger row either
+    for kind, units, message in (
+        ("bogus", 1, "^unknown invoice kind 'bogus'$"),
+        ("transcription", 0, "^an invoice is for a positive amount$"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            await _new_invoice(ctx, kind=kind, user_id=uid, space_ids=[A], amount_units=units)
+    inv = await _new_invoice(ctx, user_id=uid, space_ids=[A], amount_units=1)
+    assert inv.credit_units == 0
+    assert await _rows(ctx, Credit, Credit.id) == []
+    for text, ok in (("a" * 15, False), ("a" * 16, True), ("a" * 64, True), ("a" * 65, False)):
+        assert valid_public_id(text) is ok
+    assert not valid_public_id("a" * 15 + "!") and not valid_public_id(12345678901234567)  # type: ignore[arg-type]
+    assert valid_public_id("Az09-_" * 3)
+    async with ctx.db.session() as s:
+        assert await get_invoice(s, inv.public_id) is not None
+        assert await get_invoice(s, "x") is None
+
+
+async def test_discarding_drops_only_a_bare_open_invoice(ctx: Context) -> None:
+    uid = await _user(ctx)
+    bare, other, paid, reserved, received = [
+        await _new_invoice(ctx, space_ids=[A], amount_units=1) for _ in range(5)
+    ]
+    async with ctx.db.session() as s:
+        await s.execute(update(Invoice).where(Invoice.id == paid.id).values(status="credited"))
+        await s.execute(
+            update(Invoice).where(Invoice.id == reserved.id).values(credit_units=1, user_id=uid)
+        )
+    await _receipt(ctx, received, WALLET, 1, "settling")
+    for inv in (bare, paid, reserved, received):
+        await discard_invoice(ctx, inv.public_id)
+    left = [pid for (pid,) in await _rows(ctx, Invoice, Invoice.public_id)]
+    assert left == [other.public_id, paid.public_id, reserved.public_id, received.public_id]
