@@ -24,6 +24,7 @@ from core.db import (
     PaymentReceipt,
     ProcessingJob,
     Space,
+    StarPayment,
     TranscriptionPayment,
     User,
     utcnow,
@@ -36,6 +37,7 @@ from core.payments import (
     create_invoice,
     expire_invoices,
     pay_invoice,
+    stars,
 )
 from core.payments.credit import CreditResult, credit_invoice
 from core.payments.fulfil import FULFILLERS, FulfilRequest, register_fulfiller
@@ -1197,3 +1199,287 @@ async def test_discarding_drops_only_a_bare_open_invoice(ctx: Context) -> None:
         await discard_invoice(ctx, inv.public_id)
     left = [pid for (pid,) in await _rows(ctx, Invoice, Invoice.public_id)]
     assert left == [other.public_id, paid.public_id, reserved.public_id, received.public_id]
+
+
+# ------------------------------------------------- Telegram Stars, function by function (#22)
+
+TG_BOB = Caller("telegram", "2002", "Bob", chat_id="-700")
+
+
+@pytest.fixture
+def stars_frozen(frozen: datetime, monkeypatch: pytest.MonkeyPatch) -> datetime:
+    monkeypatch.setattr("core.payments.stars.utcnow", lambda: NOW)
+    return NOW
+
+
+async def _tg_invoice(
+    ctx: Context, caller: Caller = TG, kind: str = "transcription", **kw: Any
+) -> Invoice:
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, caller)
+        account_id = acc.id
+    values: dict[str, Any] = {"space_ids": [A], "amount_units": 200_000}
+    return await _new_invoice(ctx, kind=kind, account_id=account_id, **(values | kw))
+
+
+def test_stars_prices_and_when_they_are_offered(ctx: Context) -> None:
+    prices = ctx.settings.prices
+    assert stars.stars_price(prices, "transcription", 5) == 15
+    assert stars.stars_price(prices, "chat_unlock", 5) == 40
+    assert stars.stars_price(prices, "chat_query", 3) == 70 + 8 * 3
+    assert stars.stars_price(prices, "chat_query") == 78
+    assert stars.offers_stars(ctx.settings, False) is True
+    assert stars.offers_stars(ctx.settings, True) is False
+    ctx.settings.telegram.stars_enabled = False
+    assert stars.offers_stars(ctx.settings, False) is False
+
+
+async def test_a_stars_offer_and_its_refusals(ctx: Context, stars_frozen: datetime) -> None:
+    msgs = stars.MESSAGES
+    inv = await _tg_invoice(ctx, space_ids=[A], payload={"title": "Morning show"})
+    assert await stars.offer(ctx, TG, inv.public_id) == stars.StarsOffer(
+        invoice_id=inv.public_id,
+        title="Transcript",
+        description=f"Transcript of X Space {A} (Morning show)",
+        label="Transcript",
+        amount=15,
+    )
+    ask = await _tg_invoice(ctx, kind="chat_query", space_ids=[A, B], payload={"title": "x" * 300})
+    offer = await stars.offer(ctx, TG, ask.public_id)
+    assert isinstance(offer, stars.StarsOffer) and offer.amount == 86
+    assert offer.description == f"Question of X Space {A}, {B} ({'x' * 300})"[:255]
+    assert len(offer.description) == 255 and (offer.title, offer.label) == ("Question", "Question")
+    bare = await _tg_invoice(ctx, kind="chat_unlock", space_ids=[B])
+    offer = await stars.offer(ctx, TG, bare.public_id)
+    assert isinstance(offer, stars.StarsOffer)
+    assert (offer.description, offer.amount) == (f"Chat unlock of X Space {B}", 40)
+
+    def refused(code: str) -> Refused:
+        return Refused(code, msgs[code])
+
+    assert await stars.offer(ctx, TG, "NoSuchInvoiceAtAll12345") == refused("unknown_invoice")
+    assert await stars.offer(ctx, TG, "bad id!") == refused("unknown_invoice")
+    assert await stars.offer(ctx, TG_BOB, inv.public_id) == refused("not_yours")
+    async with ctx.db.session() as s:
+        await get_or_create_account(s, TG_BOB)
+    assert await stars.offer(ctx, TG_BOB, inv.public_id) == refused("not_yours")
+    for status, code in (
+        ("paid", "already_paid"),
+        ("credited", "already_paid"),
+        ("expired", "expired"),
+    ):
+        async with ctx.db.session() as s:
+            await s.execute(update(Invoice).where(Invoice.id == inv.id).values(status=status))
+        assert await stars.offer(ctx, TG, inv.public_id) == refused(code)
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Invoice).where(Invoice.id == inv.id).values(status="open", expires_at=NOW)
+        )
+    assert await stars.offer(ctx, TG, inv.public_id) == refused("expired")
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Invoice)
+            .where(Invoice.id == inv.id)
+            .values(expires_at=NOW + timedelta(seconds=1), credit_units=1)
+        )
+    assert await stars.offer(ctx, TG, inv.public_id) == refused("credit_applied")
+    ctx.settings.telegram.stars_enabled = False
+    assert await stars.offer(ctx, TG, bare.public_id) == refused("stars_off")
+    assert await stars.pre_checkout(ctx, TG, bare.public_id, "XTR", 40) == refused("stars_off")
+
+
+async def test_owning_the_space_stops_a_stars_payment(ctx: Context, stars_frozen: datetime) -> None:
+    uid = await _user(ctx)
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, TG)
+        acc.user_id = uid  # linked: the invoice itself names no user
+        for sid in (A, B):
+            s.add(Space(space_id=sid, space_url=canonical_url(sid), title="t", status="completed"))
+    pks = await _space_pks(ctx)
+    async with ctx.db.session() as s:
+        s.add(TranscriptionPayment(user_id=uid, space_id=pks[B], amount_usdc="0.2"))
+        s.add(ChatUnlock(user_id=uid, space_id=pks[A], amount_usdc="0.5"))
+        other = int((await get_or_create_user(s, "0x" + "b2" * 20)).id)
+        s.add(TranscriptionPayment(user_id=other, space_id=pks[A], amount_usdc="0.2"))
+    owned = Refused("owned", stars.MESSAGES["owned"])
+    for kind, sid, expected in (
+        ("transcription", B, owned),
+        ("transcription", A, None),  # unlocked, and bought by somebody else: not owned
+        ("chat_unlock", A, owned),
+        ("chat_unlock", B, None),
+    ):
+        inv = await _tg_invoice(ctx, kind=kind, space_ids=[sid])
+        price = 15 if kind == "transcription" else 40
+        assert await stars.pre_checkout(ctx, TG, inv.public_id, "XTR", price) == expected, (
+            kind,
+            sid,
+        )
+
+
+async def test_pre_checkout_answers(ctx: Context, stars_frozen: datetime) -> None:
+    inv = await _tg_invoice(ctx)
+    assert await stars.pre_checkout(ctx, TG, inv.public_id, "XTR", 15) is None
+    assert await stars.pre_checkout(ctx, TG, inv.public_id, "XTR", 14) == Refused(
+        "price_changed", stars.MESSAGES["price_changed"]
+    )
+    assert await stars.pre_checkout(ctx, TG, inv.public_id, "USD", 15) == Refused(
+        "currency", stars.MESSAGES["currency"]
+    )
+    assert await stars.pre_checkout(ctx, TG_BOB, inv.public_id, "XTR", 15) == Refused(
+        "not_yours", stars.MESSAGES["not_yours"]
+    )
+
+
+async def _star_rows(ctx: Context) -> list[tuple[Any, ...]]:
+    return await _rows(
+        ctx,
+        StarPayment,
+        StarPayment.telegram_payment_charge_id,
+        StarPayment.provider_payment_charge_id,
+        StarPayment.invoice_id,
+        StarPayment.telegram_user_id,
+        StarPayment.currency,
+        StarPayment.amount,
+        StarPayment.status,
+        StarPayment.refund_reason,
+        StarPayment.created_at,
+        StarPayment.credited_at,
+        StarPayment.refunded_at,
+    )
+
+
+async def _outbox_rows(ctx: Context) -> list[tuple[Any, ...]]:
+    return [
+        (k, p, r, o, json.loads(pl), d)
+        for k, p, r, o, pl, d in await _rows(
+            ctx,
+            Outbox,
+            Outbox.kind,
+            Outbox.platform,
+            Outbox.recipient,
+            Outbox.origin_chat_id,
+            Outbox.payload,
+            Outbox.dedupe_key,
+        )
+    ]
+
+
+async def test_a_stars_payment_grants_once(ctx: Context, stars_frozen: datetime) -> None:
+    inv = await _tg_invoice(ctx, payload={"chat_id": "-500"})
+    async with ctx.db.session() as s:
+        await s.execute(update(Invoice).where(Invoice.id == inv.id).values(expires_at=NOW))
+    # approved at pre-checkout a moment ago: the expiry since then does not matter
+    kw: dict[str, Any] = {"payload": inv.public_id, "currency": "XTR", "total_amount": 15}
+    out = await stars.paid(ctx, TG, charge_id="charge-1", provider_charge_id="prov-1", **kw)
+    assert out == stars.StarsPaid("granted", inv.public_id)
+    async with ctx.db.session() as s:
+        acc = (await s.execute(select(Account))).scalar_one()
+        user_id = acc.user_id
+        assert user_id is not None  # the account's own wallet-less user is the buyer
+        row = await s.get(Invoice, inv.id)
+        assert row is not None and (row.status, row.user_id) == ("credited", user_id)
+        grant = (await s.execute(select(TranscriptionPayment))).scalar_one()
+        assert (grant.user_id, grant.amount_usdc, grant.invoice_id) == (user_id, "0.0", inv.id)
+    assert await _star_rows(ctx) == [
+        ("charge-1", "prov-1", inv.id, "1001", "XTR", 15, "credited", None, NOW, NOW, None)
+    ]
+    again = await stars.paid(ctx, TG, charge_id="charge-1", **kw)
+    assert again == stars.StarsPaid("duplicate", inv.public_id)
+    assert [k for k, *_ in await _outbox_rows(ctx)] == ["payment_confirmed"]
+    for bad in ("", "c" * 257):
+        with pytest.raises(ValueError, match="carries a telegram_payment_charge_id"):
+            await stars.paid(ctx, TG, charge_id=bad, **kw)
+    longest = await stars.paid(ctx, TG, charge_id="c" * 256, **kw)
+    assert longest.outcome == "refunded"  # a second payment of a paid invoice goes back
+
+
+async def test_a_stars_payment_that_cannot_be_honoured_is_refunded_in_stars(
+    ctx: Context, stars_frozen: datetime
+) -> None:
+    inv = await _tg_invoice(ctx, space_ids=[A])
+    msgs = stars.MESSAGES
+    cases = (
+        ("c-currency", TG, inv.public_id, "USD", 15, msgs["currency"]),
+        ("c-price", TG, inv.public_id, "XTR", 16, msgs["price_changed"]),
+        ("c-other", TG_BOB, inv.public_id, "XTR", 15, msgs["not_yours"]),
+        ("c-unknown", TG_BOB, "NoSuchInvoiceAtAll12345", "XTR", 9, msgs["unknown_invoice"]),
+        ("c-junk", TG_BOB, "junk!", "XTR", 9, msgs["unknown_invoice"]),
+    )
+    for charge, who, payload, currency, amount, reason in cases:
+        out = await stars.paid(
+            ctx, who, payload=payload, currency=currency, total_amount=amount, charge_id=charge
+        )
+        known = inv.public_id if payload == inv.public_id else None
+        assert out == stars.StarsPaid("refunded", known, reason), charge
+    rows = await _star_rows(ctx)
+    assert [r[:8] for r in rows] == [
+        (
+            charge,
+            None,
+            inv.id if payload == inv.public_id else None,
+            who.platform_user_id,
+            currency,
+            amount,
+            "refund_due",
+            reason,
+        )
+        for charge, who, payload, currency, amount, reason in cases
+    ]
+    assert await _outbox_rows(ctx) == [
+        (
+            "stars_refund",
+            "telegram",
+            who.platform_user_id,
+            who.chat_id,
+            {"charge_id": charge, "stars": amount, "reason": reason}
+            | ({"space_id": A} if payload == inv.public_id else {}),
+            f"stars_refund:{charge}",
+        )
+        for charge, who, payload, currency, amount, reason in cases
+    ]
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(Invoice.status).where(Invoice.id == inv.id)) == "open"
+    # Telegram confirms the refund: refunded, once
+    await stars.mark_refunded(ctx, "c-price")
+    await stars.mark_refunded(ctx, "no-such-charge")
+    rows = {r[0]: (r[6], r[10]) for r in await _star_rows(ctx)}
+    assert rows["c-price"] == ("refunded", NOW) and rows["c-currency"] == ("refund_due", None)
+
+
+async def test_stars_of_failed_purchases_go_back_once(ctx: Context, stars_frozen: datetime) -> None:
+    invs = [await _tg_invoice(ctx, space_ids=[sid]) for sid in (A, B, C)]
+    for i, inv in enumerate(invs):
+        out = await stars.paid(
+            ctx, TG, payload=inv.public_id, currency="XTR", total_amount=15, charge_id=f"ch-{i}"
+        )
+        assert out.outcome == "granted"
+    pks = [inv.id for inv in invs]
+    async with ctx.db.session() as s:
+        assert await stars.refund_for_invoices(s, [], "why") == {}
+        assert await stars.stars_invoice_pks(s, []) == set()
+        assert await stars.stars_invoice_pks(s, [*pks, 999]) == set(pks)
+        assert await stars.refund_for_invoices(s, pks[:2], "The Space failed.") == {
+            pks[0]: 15,
+            pks[1]: 15,
+        }
+        assert await stars.refund_for_invoices(s, pks[:2], "again") == {}
+        # refunded ones were paid in Stars all the same
+        assert await stars.stars_invoice_pks(s, pks) == set(pks)
+    rows = await _star_rows(ctx)
+    assert [(r[0], r[6], r[7]) for r in rows] == [
+        ("ch-0", "refund_due", "The Space failed."),
+        ("ch-1", "refund_due", "The Space failed."),
+        ("ch-2", "credited", None),
+    ]
+    refunds = [r for r in await _outbox_rows(ctx) if r[0] == "stars_refund"]
+    assert refunds == [
+        (
+            "stars_refund",
+            "telegram",
+            "1001",
+            None,
+            {"charge_id": f"ch-{i}", "stars": 15, "reason": "The Space failed.", "space_id": sid},
+            f"stars_refund:ch-{i}",
+        )
+        for i, sid in ((0, A), (1, B))
+    ]
