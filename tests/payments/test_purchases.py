@@ -1483,3 +1483,29 @@ async def test_stars_of_failed_purchases_go_back_once(ctx: Context, stars_frozen
         )
         for i, sid in ((0, A), (1, B))
     ]
+
+
+async def test_crediting_reads_the_space_afresh_under_its_lock(
+    ctx: Context, frozen: datetime
+) -> None:
+    """The session may hold an older copy of the Space (read before the lock was taken): the
+    grant acts on the row as it is now, completed since, not on that copy."""
+    inv = await _tg_invoice(ctx, space_ids=[C])
+    async with ctx.db.session() as s:
+        s.add(completed_space(C, "Was failing", status="failed", completed_at=None))
+    async with ctx.db.session() as s:
+        stale = (await s.execute(select(Space).where(Space.space_id == C))).scalar_one()
+        assert stale.status == "failed"
+        await s.execute(
+            update(Space)
+            .where(Space.space_id == C)
+            .values(status="completed")
+            .execution_options(synchronize_session=False)
+        )
+        row = (await s.execute(select(Invoice).where(Invoice.id == inv.id))).scalar_one()
+        res = await credit_invoice(s, ctx, row, payer=WALLET, transaction_hash=TX, receipt_id=None)
+    assert res.granted == [C]
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(Space.status)) == "completed"
+        assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 0
+    assert [k for k, *_ in await _outbox_rows(ctx)] == ["transcript_ready", "payment_confirmed"]
