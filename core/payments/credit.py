@@ -313,12 +313,9 @@ async def credit_invoice(
             await queue.enqueue(session, space.id, max_retries=ctx.settings.queue.max_retries)
         if inv.kind == "transcription" and space.status == "completed":
             await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
-    to_credit = 0
-    if owned_already and not granted:
-        # everything was already owned: the whole payment (and reserved credit) returns
-        to_credit = int(inv.amount_units)
-    elif owned_already:
-        to_credit = int(inv.amount_units) * owned_already // len(json.loads(inv.space_ids))
+    # the share of what was already owned returns as credit: all of the payment (and of the
+    # reserved credit) when everything was owned
+    to_credit = int(inv.amount_units) * owned_already // len(json.loads(inv.space_ids))
     if to_credit and stars is None:
         await add_credit(session, user_id, to_credit, "overpaid", f"invoice:{inv.public_id}")
     # one confirmation per invoice; "credit" tells what became account credit instead

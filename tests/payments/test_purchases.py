@@ -431,6 +431,7 @@ NOW = datetime(2026, 3, 4, 5, 6, 7)
 WALLET = "0x" + "a1" * 20
 TX = "0x" + "7e" * 32
 A, B, C = "1AAAAAAAAAAAA", "1BBBBBBBBBBBB", "1CCCCCCCCCCCC"
+D, E = "1DDDDDDDDDDDD", "1EEEEEEEEEEEE"
 TG = Caller("telegram", "1001", "Alice", chat_id="-500")
 
 
@@ -481,6 +482,8 @@ async def test_crediting_a_transcription_writes_every_column(
         s.add(
             completed_space(C, "Broken", status="failed", error_message="gone", completed_at=None)
         )
+        s.add(completed_space(D, "Other", status="failed", error_message="gone", completed_at=None))
+        s.add(completed_space(E, "Running", status="processing", completed_at=None))
         acc = await get_or_create_account(s, TG)
         account_id = acc.id
     payload = {
@@ -494,7 +497,7 @@ async def test_crediting_a_transcription_writes_every_column(
         sid: await _new_invoice(
             ctx, account_id=account_id, space_ids=[sid], amount_units=600_000, payload=payload
         )
-        for sid in (A, B, C)
+        for sid in (A, B, C, E)
     }
     # the first payment links the paying wallet to the account that asked
     res = await _credit(ctx, invs[A].public_id, payer=WALLET, transaction_hash=TX)
@@ -508,7 +511,7 @@ async def test_crediting_a_transcription_writes_every_column(
         assert (row.status, row.paid_at, row.credited_at) == ("credited", NOW, NOW)
         assert (row.payer_address, row.transaction_hash, row.user_id) == (WALLET, TX, user.id)
     assert res == CreditResult(invs[A].public_id, "transcription", user.id, [A], 0, True)
-    for sid in (B, C):  # the account's purchases now follow its wallet, whoever pays
+    for sid in (B, C, E):  # the account's purchases now follow its wallet, whoever pays
         res = await _credit(ctx, invs[sid].public_id, payer="0x" + "c3" * 20, transaction_hash=TX)
         assert res == CreditResult(invs[sid].public_id, "transcription", user.id, [sid], 0, True)
     pks = await _space_pks(ctx)
@@ -524,7 +527,7 @@ async def test_crediting_a_transcription_writes_every_column(
         TranscriptionPayment.refunded_at,
     )
     assert await _rows(ctx, TranscriptionPayment, *cols) == [
-        (user.id, pks[sid], "0.6", TX, True, NOW, NOW, invs[sid].id, None) for sid in (A, B, C)
+        (user.id, pks[sid], "0.6", TX, True, NOW, NOW, invs[sid].id, None) for sid in (A, B, C, E)
     ]
     async with ctx.db.session() as s:
         new = (await s.execute(select(Space).where(Space.space_id == A))).scalar_one()
@@ -547,6 +550,8 @@ async def test_crediting_a_transcription_writes_every_column(
         A: ("pending", None, 1, 0),
         B: ("completed", None, 1, 0),
         C: ("pending", None, 1, 0),  # failed, asked again: pending, queued
+        D: ("failed", "gone", 0, 0),  # nobody asked
+        E: ("processing", None, 1, 0),  # being transcribed: not queued again
     }
     assert await _rows(
         ctx, ProcessingJob, ProcessingJob.space_id, ProcessingJob.status, ProcessingJob.max_retries
@@ -588,11 +593,11 @@ async def test_crediting_a_transcription_writes_every_column(
         {"invoice_id": invs[B].public_id, "kind": "transcription", "space_id": B},
         f"transcript_ready:{invs[B].public_id}:{B}",
     )
-    assert out == [confirmed(A), ready, confirmed(B), confirmed(C)]
+    assert out == [confirmed(A), ready, confirmed(B), confirmed(C), confirmed(E)]
     # crediting again: nothing more, and it says so
     again = await _credit(ctx, invs[A].public_id, payer=WALLET, transaction_hash=TX)
     assert again == CreditResult(invs[A].public_id, "transcription", user.id, [], 0, False)
-    assert len(await _rows(ctx, Outbox, Outbox.id)) == 4
+    assert len(await _rows(ctx, Outbox, Outbox.id)) == 5
 
 
 async def test_a_space_row_made_at_payment_without_what_the_check_learnt(
@@ -619,16 +624,28 @@ async def test_an_unlock_of_spaces_partly_owned_credits_the_owned_share(
 ) -> None:
     uid = await _user(ctx)
     other = await _user(ctx, "0x" + "b2" * 20)
-    # B is unlocked already by this user; A only by somebody else
-    for sid in (A, B):
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, TG)
+        acc.user_id = uid
+        account_id = acc.id
+    # B is unlocked already by this user (its transcript was refunded); A only by somebody else
+    for sid, status in ((A, "completed"), (B, "completed"), (C, "failed")):
         async with ctx.db.session() as s:
-            s.add(Space(space_id=sid, space_url=canonical_url(sid), title="t", status="completed"))
+            s.add(Space(space_id=sid, space_url=canonical_url(sid), title="t", status=status))
     pks = await _space_pks(ctx)
     async with ctx.db.session() as s:
         for who, sid in ((uid, B), (other, A)):
             s.add(ChatUnlock(user_id=who, space_id=pks[sid], amount_usdc="0.5"))
+        s.add(
+            TranscriptionPayment(user_id=uid, space_id=pks[B], amount_usdc="0.2", refunded_at=NOW)
+        )
     inv = await _new_invoice(
-        ctx, kind="chat_unlock", user_id=uid, space_ids=[A, B], amount_units=1_000_001
+        ctx,
+        kind="chat_unlock",
+        account_id=account_id,
+        user_id=uid,
+        space_ids=[A, B],
+        amount_units=1_000_001,
     )
     res = await _credit(ctx, inv.public_id, transaction_hash=TX)
     assert res == CreditResult(inv.public_id, "chat_unlock", uid, [A], 500_000, True)
@@ -659,10 +676,35 @@ async def test_an_unlock_of_spaces_partly_owned_credits_the_owned_share(
             sp.space_id: (sp.transcription_count, sp.chat_unlock_count)
             for sp in (await s.execute(select(Space))).scalars()
         }
-        assert counts == {A: (0, 1), B: (0, 0)}
+        assert counts == {A: (0, 1), B: (0, 0), C: (0, 0)}
         assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 0
-    assert await _rows(ctx, Outbox, Outbox.id) == []  # no account: the API answers itself
+    assert [(k, pl) for k, _, _, _, pl, _ in await _outbox_rows(ctx)] == [
+        (
+            "payment_confirmed",
+            {
+                "invoice_id": inv.public_id,
+                "kind": "chat_unlock",
+                "space_ids": [A],
+                "amount": "1.000001",
+                "transaction_hash": TX,
+                "credit": "0.5",
+            },
+        )
+    ]
+    # unlocking a failed Space neither revives nor queues it
+    failed = await _new_invoice(
+        ctx, kind="chat_unlock", user_id=uid, space_ids=[C], amount_units=600_000
+    )
+    assert failed.credit_units == 500_000
+    res = await _credit(ctx, failed.public_id)
+    assert res == CreditResult(failed.public_id, "chat_unlock", uid, [C], 0, True)
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(Space.status).where(Space.id == pks[C])) == "failed"
+        assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 0
+        assert await credit_balance(s, uid) == 0
     # everything owned already: the whole price becomes credit again
+    async with ctx.db.session() as s:
+        await add_credit(s, uid, 300_000, "refund", "test:1")
     whole = await _new_invoice(
         ctx, kind="chat_unlock", user_id=uid, space_ids=[B], amount_units=300_000
     )
@@ -670,7 +712,7 @@ async def test_an_unlock_of_spaces_partly_owned_credits_the_owned_share(
     res = await _credit(ctx, whole.public_id)
     assert res == CreditResult(whole.public_id, "chat_unlock", uid, [], 300_000, True)
     async with ctx.db.session() as s:
-        assert await credit_balance(s, uid) == 500_000
+        assert await credit_balance(s, uid) == 300_000
 
 
 async def test_a_refunded_transcription_bought_again_is_granted_anew(
@@ -865,12 +907,19 @@ async def test_receipts_are_credited_once_and_late_money_is_the_payers_credit(
     ctx: Context, frozen: datetime
 ) -> None:
     inv = await _new_invoice(ctx, space_ids=[A], amount_units=200_000)
+    other = await _new_invoice(ctx, space_ids=[B], amount_units=200_000)
+    waiting = await _receipt(ctx, other, WALLET, 7, "confirmed")  # another's: left alone
     first = await _receipt(ctx, inv, WALLET, 200_000, "confirmed")
+    async with ctx.db.session() as s:  # being settled (x402): "paid", then credited
+        await s.execute(update(Invoice).where(Invoice.id == inv.id).values(status="paid"))
     res = await _credit(ctx, inv.public_id, payer=WALLET, transaction_hash=TX, receipt_id=first)
     uid = await _user(ctx)
     assert res == CreditResult(inv.public_id, "transcription", uid, [A], 0, True)
     receipt_cols = (PaymentReceipt.id, PaymentReceipt.status, PaymentReceipt.credited_at)
-    assert await _rows(ctx, PaymentReceipt, *receipt_cols) == [(first, "credited", NOW)]
+    assert await _rows(ctx, PaymentReceipt, *receipt_cols) == [
+        (waiting, "confirmed", None),
+        (first, "credited", NOW),
+    ]
     # the same receipt again: it is credited already, nothing happens
     res = await _credit(ctx, inv.public_id, payer=WALLET, transaction_hash=TX, receipt_id=first)
     assert res == CreditResult(inv.public_id, "transcription", uid, [], 0, False)
@@ -882,6 +931,7 @@ async def test_receipts_are_credited_once_and_late_money_is_the_payers_credit(
         late_uid = int((await s.execute(select(User.id).where(User.id != uid))).scalar_one())
     assert res == CreditResult(inv.public_id, "transcription", late_uid, [], 123_456, False)
     assert await _rows(ctx, PaymentReceipt, *receipt_cols) == [
+        (waiting, "confirmed", None),
         (first, "credited", NOW),
         (late, "credited", NOW),
     ]
@@ -890,12 +940,16 @@ async def test_receipts_are_credited_once_and_late_money_is_the_payers_credit(
     ) == [(late_uid, 123_456, "overpaid", f"receipt:{late}")]
     assert await _rows(ctx, TranscriptionPayment, TranscriptionPayment.user_id) == [(uid,)]
     # a receipt not (or no longer) confirmed credits nothing, whoever asked
-    other = await _new_invoice(ctx, space_ids=[B], amount_units=200_000)
     done = await _receipt(ctx, other, WALLET, 1, "credited")
     res = await _credit(ctx, other.public_id, payer=WALLET, transaction_hash=TX, receipt_id=done)
     assert res == CreditResult(other.public_id, "transcription", 0, [], 0, False)
     async with ctx.db.session() as s:
         assert await s.scalar(select(Invoice.status).where(Invoice.id == other.id)) == "open"
+        await s.execute(update(Invoice).where(Invoice.id == other.id).values(status="expired"))
+    # nor does crediting an expired invoice without a receipt
+    res = await _credit(ctx, other.public_id, payer=WALLET, transaction_hash=TX)
+    assert res == CreditResult(other.public_id, "transcription", 0, [], 0, False)
+    assert await _rows(ctx, TranscriptionPayment, TranscriptionPayment.invoice_id) == [(inv.id,)]
 
 
 async def test_the_buyer_of_an_invoice(ctx: Context, frozen: datetime) -> None:
