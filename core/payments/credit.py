@@ -89,7 +89,7 @@ async def _space_row(session: AsyncSession, space_id: str, payload: dict[str, An
             "transcription_count": 0,
             "chat_unlock_count": 0,
         },
-        index_elements=["space_id"],
+        index_elements=["space_id"],  # pragma: no mutate (sole unique key)
     )
     # Row locks order this purchase with a job completing the Space: either the completion
     # sees this payment (and notifies this payer), or this sees "completed". Workers lock

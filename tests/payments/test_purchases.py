@@ -29,7 +29,7 @@ from core.db import (
     User,
     utcnow,
 )
-from core.money import to_units
+from core.money import from_units, to_units
 from core.payments import (
     FunctionFulfiller,
     Paid,
@@ -47,6 +47,7 @@ from core.payments.invoices import (
     discard_invoice,
     get_invoice,
     insert_invoice,
+    quote_for,
     valid_public_id,
 )
 from core.results import AlreadyOwned, Caller, DirectTransfer, Granted, Quote, Refused
@@ -433,6 +434,7 @@ TX = "0x" + "7e" * 32
 A, B, C = "1AAAAAAAAAAAA", "1BBBBBBBBBBBB", "1CCCCCCCCCCCC"
 D, E = "1DDDDDDDDDDDD", "1EEEEEEEEEEEE"
 TG = Caller("telegram", "1001", "Alice", chat_id="-500")
+TG_BOB = Caller("telegram", "2002", "Bob", chat_id="-700")
 
 
 @pytest.fixture
@@ -486,6 +488,7 @@ async def test_crediting_a_transcription_writes_every_column(
         s.add(completed_space(E, "Running", status="processing", completed_at=None))
         acc = await get_or_create_account(s, TG)
         account_id = acc.id
+        bob = (await get_or_create_account(s, TG_BOB)).id  # another account, never linked here
     payload = {
         "chat_id": "-500",
         "title": "The title",
@@ -505,6 +508,8 @@ async def test_crediting_a_transcription_writes_every_column(
         user = (await s.execute(select(User))).scalar_one()
         acc_row = await s.get(Account, account_id)
         assert acc_row is not None and (acc_row.user_id, acc_row.linked_at) == (user.id, NOW)
+        bob_row = await s.get(Account, bob)
+        assert bob_row is not None and (bob_row.user_id, bob_row.linked_at) == (None, None)
         assert user.wallet_address == WALLET and user.last_seen_at == NOW
         row = await s.get(Invoice, invs[A].id)
         assert row is not None
@@ -1007,6 +1012,9 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
         )
         for _ in range(3)
     ]
+    bare = await _new_invoice(
+        ctx, kind="chat_query", user_id=uid, space_ids=[A], amount_units=1_000_000
+    )
     async with ctx.db.session() as s:
         s.add(
             ChatSession(
@@ -1036,6 +1044,8 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
         assert res == CreditResult(invs[0].public_id, "chat_query", uid, [], 0, True)
         res = await _credit(ctx, invs[1].public_id, payer=WALLET, transaction_hash=TX)
         assert res == CreditResult(invs[1].public_id, "chat_query", uid, [], 0, True)
+        res = await _credit(ctx, bare.public_id)
+        assert res == CreditResult(bare.public_id, "chat_query", uid, [], 0, True)
         FULFILLERS.clear()  # no fulfiller: credited all the same
         res = await _credit(ctx, invs[2].public_id, fulfilment=fulfilment)
         assert res == CreditResult(invs[2].public_id, "chat_query", uid, [], 0, True)
@@ -1045,6 +1055,11 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
     assert calls == [
         ("record", req(invs[0], WALLET), fulfilment, uid, TX),
         ("owed", req(invs[1], WALLET), uid),
+        (
+            "owed",
+            FulfilRequest(bare.id, bare.public_id, "chat_query", [A], {}, None, 1_000_000),
+            uid,
+        ),
     ]
     async with ctx.db.session() as s:
         assert await s.scalar(select(ChatSession.transaction_hash)) == TX
@@ -1176,7 +1191,20 @@ async def test_an_invoice_quotes_what_is_left_after_account_credit(
             space_ids=[B],
             amount_units=200_000,
         )
-        assert g == Granted(kind="chat_unlock", space_ids=[B])
+        assert isinstance(g, Granted) and (g.kind, g.space_ids) == ("chat_unlock", [B])
+        assert await credit_balance(s, uid) == 100_000
+    # owned already: still "granted" (what was asked for is the caller's); the price returns
+    async with ctx.db.session() as s:
+        g = await create_invoice(
+            s,
+            ctx,
+            caller=caller,
+            user_id=None,
+            kind="chat_unlock",
+            space_ids=[B],
+            amount_units=100_000,
+        )
+        assert isinstance(g, Granted) and (g.kind, g.space_ids) == ("chat_unlock", [B])
         assert await credit_balance(s, uid) == 100_000
 
 
@@ -1215,7 +1243,7 @@ async def test_telegram_without_usdc_spends_credit_only_on_a_whole_price(ctx: Co
         assert inv is not None and inv.payload is None  # nothing to remember of a bare caller
         await add_credit(s, uid, 150_000, "refund", "test:2")
     g = await buy(tg, 150_000)  # the whole price from credit: fine on Telegram too
-    assert g == Granted(kind="transcription", space_ids=[A])
+    assert isinstance(g, Granted) and (g.kind, g.space_ids) == ("transcription", [A])
 
 
 async def test_invoice_rules_and_ids(ctx: Context) -> None:
@@ -1233,6 +1261,25 @@ async def test_invoice_rules_and_ids(ctx: Context) -> None:
         assert valid_public_id(text) is ok
     assert not valid_public_id("a" * 15 + "!") and not valid_public_id(12345678901234567)  # type: ignore[arg-type]
     assert valid_public_id("Az09-_" * 3)
+    every = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    assert len(every) == 64 and valid_public_id(every)
+    # the payload is stored with sorted keys; a single unit of credit is credit too
+    async with ctx.db.session() as s:
+        await add_credit(s, uid, 1, "refund", "test:1")
+    inv = await _new_invoice(
+        ctx, user_id=uid, space_ids=[A], amount_units=200_000, payload={"z": 1, "a": [2]}
+    )
+    assert inv.payload == '{"a": [2], "z": 1}' and inv.credit_units == 1
+    # the direct-transfer fallback is offered for any amount still due, none when nothing is
+    ctx.settings.payments.pay_to = "0x" + "ab" * 20
+    for due, offered in ((1, True), (0, False)):
+        inv.credit_units = inv.amount_units - due
+        q = quote_for(ctx, inv)
+        assert (q.direct is not None, q.amount, q.credit_applied) == (
+            offered,
+            from_units(due),
+            from_units(200_000 - due),
+        )
     async with ctx.db.session() as s:
         assert await get_invoice(s, inv.public_id) is not None
         assert await get_invoice(s, "x") is None
@@ -1256,8 +1303,6 @@ async def test_discarding_drops_only_a_bare_open_invoice(ctx: Context) -> None:
 
 
 # ------------------------------------------------- Telegram Stars, function by function (#22)
-
-TG_BOB = Caller("telegram", "2002", "Bob", chat_id="-700")
 
 
 @pytest.fixture
