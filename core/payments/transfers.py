@@ -72,20 +72,22 @@ async def _credit_transfer(ctx: Context, inv: Invoice, t: TransferLog) -> Paymen
         )
         if not added:
             return PaymentRefused("tx_already_used", "This transfer was already credited.")
-        rid = await s.scalar(
-            select(PaymentReceipt.id).where(
-                PaymentReceipt.network == inv.network,
-                PaymentReceipt.transaction_hash == t.transaction_hash,
-                PaymentReceipt.log_index == t.log_index,
+        rid = (
+            await s.execute(
+                select(PaymentReceipt.id).where(
+                    PaymentReceipt.network == inv.network,
+                    PaymentReceipt.transaction_hash == t.transaction_hash,
+                    PaymentReceipt.log_index == t.log_index,
+                )
             )
-        )
+        ).scalar_one()  # just added
         res = await credit_invoice(
             s,
             ctx,
             inv,
             payer=t.sender,
             transaction_hash=t.transaction_hash,
-            receipt_id=int(rid or 0),
+            receipt_id=int(rid),
         )
     return Paid(
         inv.public_id, inv.kind, t.transaction_hash, t.sender, res.granted, res.to_credit_units

@@ -390,6 +390,7 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     r.head = 100
     stranger = await _invoice_of(ctx, wallet=THEIRS)  # same price, another wallet's
     mine = await _invoice_of(ctx, space_ids=[SPACE_B])
+    unlock = await _invoice_of(ctx, kind="chat_unlock", space_ids=[SPACE_B], units=500_000)
     assert stranger.id < mine.id
     r.pay(1, 199_999)  # a unit short
     r.pay(2, 200_001)  # a unit over
@@ -397,16 +398,20 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     r.pay(4, 200_000, token="0x" + "ee" * 20)  # another token
     r.pay(5, 200_000, sender="0x" + "f6" * 20)  # nobody's
     paid = r.pay(6, 200_000)
+    r.pay(8, 500_000)
     with capture_logs() as logs:
-        assert await watch_transfers(ctx, r) == 1
+        assert await watch_transfers(ctx, r) == 2
     assert [(e["event"], e.get("tx")) for e in logs] == [
         ("transfer to pay_to matches no open invoice", _h(n)) for n in (1, 2, 4, 5)
     ]
-    assert [c for c in r.calls if c[0] == "check"] == [("check", _h(n)) for n in range(1, 7)]
+    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8)]
+    assert [c for c in r.calls if c[0] == "check"] == checked
     async with ctx.db.session() as s:
         statuses = dict((await s.execute(select(Invoice.id, Invoice.status))).tuples().all())
-        assert statuses == {stranger.id: "open", mine.id: "credited"}
-        rc = (await s.execute(select(PaymentReceipt))).scalar_one()
+        assert statuses == {stranger.id: "open", mine.id: "credited", unlock.id: "credited"}
+        rc = (
+            await s.execute(select(PaymentReceipt).where(PaymentReceipt.invoice_id == mine.id))
+        ).scalar_one()
         assert (rc.invoice_id, rc.transaction_hash, rc.log_index) == (
             mine.id,
             paid.transaction_hash,
