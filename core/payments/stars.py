@@ -36,7 +36,7 @@ from core.db import (
 )
 from core.db.upsert import insert_ignore
 from core.payments.credit import credit_invoice
-from core.payments.invoices import get_invoice, valid_public_id
+from core.payments.invoices import get_invoice
 from core.results import Caller, Refused
 
 CURRENCY = "XTR"
@@ -131,10 +131,11 @@ async def _payable(
     s: AsyncSession, ctx: Context, caller: Caller, public_id: str
 ) -> Invoice | Refused:
     """The caller's invoice ``public_id`` if it may be paid in Stars now, else why not."""
-    inv = await get_invoice(s, public_id) if valid_public_id(public_id) else None
+    inv = await get_invoice(s, public_id)  # None for a malformed id too
     problem = await _problem(s, ctx, caller, inv)
-    if problem is not None or inv is None:
-        return problem or _refuse("unknown_invoice")
+    if problem is not None:
+        return problem
+    assert inv is not None  # _problem refuses an unknown invoice
     return inv
 
 
@@ -197,7 +198,7 @@ async def paid(
     if not charge_id or len(charge_id) > MAX_CHARGE_ID:
         raise ValueError("a successful_payment carries a telegram_payment_charge_id")
     async with ctx.db.session() as s:
-        inv = await get_invoice(s, payload) if valid_public_id(payload) else None
+        inv = await get_invoice(s, payload)  # None for a malformed id too
         added = await insert_ignore(
             s,
             StarPayment,
@@ -226,10 +227,10 @@ async def paid(
             problem = _refuse("currency")
         if problem is None and inv is not None and total_amount != _price_of(ctx, inv):
             problem = _refuse("price_changed")
-        if problem is not None or inv is None:
-            reason = (problem or _refuse("unknown_invoice")).message
-            await _refund(s, sp, reason, caller.chat_id)
-            return StarsPaid("refunded", inv.public_id if inv else None, reason)
+        if problem is not None:
+            await _refund(s, sp, problem.message, caller.chat_id)
+            return StarsPaid("refunded", inv.public_id if inv else None, problem.message)
+        assert inv is not None  # _problem refuses an unknown invoice
         acc = await s.get(Account, inv.account_id)
         assert acc is not None  # _problem checked the invoice is this caller's
         if inv.user_id is None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy import insert as sa_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import get_or_create_account, get_or_create_user
 from core.context import Context
@@ -40,7 +41,7 @@ from core.payments import (
     stars,
 )
 from core.payments.credit import CreditResult, credit_invoice
-from core.payments.fulfil import FULFILLERS, FulfilRequest, register_fulfiller
+from core.payments.fulfil import FULFILLERS, FulfilRequest, fulfiller_for, register_fulfiller
 from core.payments.invoices import (
     add_credit,
     credit_balance,
@@ -988,11 +989,11 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
     async def record(
         s: Any, c: Context, req: FulfilRequest, result: dict[str, Any], uid: int, tx: str | None
     ) -> None:
-        assert c is ctx
+        assert c is ctx and isinstance(s, AsyncSession)
         calls.append(("record", req, result, uid, tx))
 
     async def owed(s: Any, c: Context, req: FulfilRequest, uid: int) -> None:
-        assert c is ctx
+        assert c is ctx and isinstance(s, AsyncSession)
         calls.append(("owed", req, uid))
 
     uid = await _user(ctx)
@@ -1500,7 +1501,7 @@ async def test_a_stars_payment_that_cannot_be_honoured_is_refunded_in_stars(
     cases = (
         ("c-currency", TG, inv.public_id, "USD", 15, msgs["currency"]),
         ("c-price", TG, inv.public_id, "XTR", 16, msgs["price_changed"]),
-        ("c-other", TG_BOB, inv.public_id, "XTR", 15, msgs["not_yours"]),
+        ("c-other", TG_BOB, inv.public_id, "XTR", 16, msgs["not_yours"]),
         ("c-unknown", TG_BOB, "NoSuchInvoiceAtAll12345", "XTR", 9, msgs["unknown_invoice"]),
         ("c-junk", TG_BOB, "junk!", "XTR", 9, msgs["unknown_invoice"]),
     )
@@ -1538,6 +1539,10 @@ async def test_a_stars_payment_that_cannot_be_honoured_is_refunded_in_stars(
     ]
     async with ctx.db.session() as s:
         assert await s.scalar(select(Invoice.status).where(Invoice.id == inv.id)) == "open"
+    again = await stars.paid(
+        ctx, TG_BOB, payload="junk!", currency="XTR", total_amount=9, charge_id="c-junk"
+    )
+    assert again == stars.StarsPaid("duplicate", None)
     # Telegram confirms the refund: refunded, once
     await stars.mark_refunded(ctx, "c-price")
     await stars.mark_refunded(ctx, "no-such-charge")
@@ -1553,10 +1558,17 @@ async def test_stars_of_failed_purchases_go_back_once(ctx: Context, stars_frozen
         )
         assert out.outcome == "granted"
     pks = [inv.id for inv in invs]
+    refused = await _tg_invoice(ctx, space_ids=[D])
+    out = await stars.paid(
+        ctx, TG, payload=refused.public_id, currency="XTR", total_amount=16, charge_id="ch-bad"
+    )
+    assert out.outcome == "refunded"
     async with ctx.db.session() as s:
         assert await stars.refund_for_invoices(s, [], "why") == {}
+        assert await stars.refund_for_invoices(s, [refused.id], "why") == {}
         assert await stars.stars_invoice_pks(s, []) == set()
-        assert await stars.stars_invoice_pks(s, [*pks, 999]) == set(pks)
+        assert await stars.stars_invoice_pks(s, [*pks, refused.id, 999]) == set(pks)
+        assert await stars.stars_invoice_pks(s, [pks[1]]) == {pks[1]}
         assert await stars.refund_for_invoices(s, pks[:2], "The Space failed.") == {
             pks[0]: 15,
             pks[1]: 15,
@@ -1564,23 +1576,30 @@ async def test_stars_of_failed_purchases_go_back_once(ctx: Context, stars_frozen
         assert await stars.refund_for_invoices(s, pks[:2], "again") == {}
         # refunded ones were paid in Stars all the same
         assert await stars.stars_invoice_pks(s, pks) == set(pks)
+        # a reason is stored to 500 characters, and told in full
+        assert await stars.refund_for_invoices(s, [pks[2]], "y" * 600) == {pks[2]: 15}
     rows = await _star_rows(ctx)
     assert [(r[0], r[6], r[7]) for r in rows] == [
         ("ch-0", "refund_due", "The Space failed."),
         ("ch-1", "refund_due", "The Space failed."),
-        ("ch-2", "credited", None),
+        ("ch-2", "refund_due", "y" * 500),
+        ("ch-bad", "refund_due", stars.MESSAGES["price_changed"]),
     ]
     refunds = [r for r in await _outbox_rows(ctx) if r[0] == "stars_refund"]
-    assert refunds == [
+    assert refunds[1:] == [
         (
             "stars_refund",
             "telegram",
             "1001",
             None,
-            {"charge_id": f"ch-{i}", "stars": 15, "reason": "The Space failed.", "space_id": sid},
+            {"charge_id": f"ch-{i}", "stars": 15, "reason": reason, "space_id": sid},
             f"stars_refund:ch-{i}",
         )
-        for i, sid in ((0, A), (1, B))
+        for i, sid, reason in (
+            (0, A, "The Space failed."),
+            (1, B, "The Space failed."),
+            (2, C, "y" * 600),
+        )
     ]
 
 
@@ -1608,3 +1627,65 @@ async def test_crediting_reads_the_space_afresh_under_its_lock(
         assert await s.scalar(select(Space.status)) == "completed"
         assert await s.scalar(select(func.count()).select_from(ProcessingJob)) == 0
     assert [k for k, *_ in await _outbox_rows(ctx)] == ["transcript_ready", "payment_confirmed"]
+
+
+async def test_a_stars_payment_overtaken_by_another_is_refunded(
+    ctx: Context, stars_frozen: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked, then overtaken before the grant (paid meanwhile, or the Space bought
+    meanwhile): the crediting itself tells, and the Stars go back."""
+    uid = await _user(ctx)
+    async with ctx.db.session() as s:
+        acc = await get_or_create_account(s, TG)
+        acc.user_id = uid
+        s.add(Space(space_id=B, space_url=canonical_url(B), title="t", status="completed"))
+    paid_meanwhile = await _tg_invoice(ctx, space_ids=[A])
+    await _credit(ctx, paid_meanwhile.public_id)
+    owned_meanwhile = await _tg_invoice(ctx, space_ids=[B])
+    async with ctx.db.session() as s:
+        s.add(
+            TranscriptionPayment(
+                user_id=uid, space_id=(await _space_pks(ctx))[B], amount_usdc="0.2"
+            )
+        )
+
+    async def overtaken(*_: Any, **__: Any) -> None:
+        return None  # what the check saw a moment before
+
+    monkeypatch.setattr("core.payments.stars._problem", overtaken)
+    for charge, inv, why in (
+        ("late-1", paid_meanwhile, "already_paid"),
+        ("late-2", owned_meanwhile, "owned"),
+    ):
+        out = await stars.paid(
+            ctx, TG, payload=inv.public_id, currency="XTR", total_amount=15, charge_id=charge
+        )
+        assert out == stars.StarsPaid("refunded", inv.public_id, stars.MESSAGES[why])
+    assert [(r[0], r[6], r[7], r[9]) for r in await _star_rows(ctx)] == [
+        ("late-1", "refund_due", stars.MESSAGES["already_paid"], None),
+        ("late-2", "refund_due", stars.MESSAGES["owned"], None),
+    ]
+    assert await _rows(ctx, Credit, Credit.id) == []  # Stars go back as Stars, not as credit
+
+
+async def test_a_function_fulfiller(ctx: Context) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    async def answer(c: Context, req: FulfilRequest) -> dict[str, Any] | Refused:
+        seen.append((c, req))
+        return {"answer": 42}
+
+    req = FulfilRequest(1, "x" * 24, "chat_query", [A], {}, None, 1)
+    bare = FunctionFulfiller(answer)
+    assert await bare.answer(ctx, req) == {"answer": 42} and seen == [(ctx, req)]
+    async with ctx.db.session() as s:  # without record or owed functions: nothing to do
+        await bare.record(s, ctx, req, {}, 1, None)
+        await bare.owed(s, ctx, req, 1)
+    saved = dict(FULFILLERS)
+    try:
+        register_fulfiller("test_kind", bare)
+        assert fulfiller_for("test_kind") is bare
+    finally:
+        FULFILLERS.clear()
+        FULFILLERS.update(saved)
+    assert fulfiller_for("test_kind") is None
