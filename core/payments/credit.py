@@ -279,6 +279,8 @@ async def credit_invoice(
     counter = "transcription_count" if inv.kind == "transcription" else "chat_unlock_count"
     for sid in json.loads(inv.space_ids):
         space = await _space_row(session, sid, payload)
+        # the only key that can conflict (grants are made for one-Space invoices, credited
+        # once: the UNIQUE invoice_id never does); SQLite matches its names in any case
         added = await insert_ignore(
             session,
             model,
@@ -292,7 +294,7 @@ async def credit_invoice(
                 "verified_at": now,
                 "invoice_id": inv.id,
             },
-            index_elements=["user_id", "space_id"],
+            index_elements=["user_id", "space_id"],  # pragma: no mutate (see above)
         )
         if not added and inv.kind == "transcription":
             added = await _regrant(session, inv, user_id, space.id, amount, transaction_hash, now)
