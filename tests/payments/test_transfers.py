@@ -311,6 +311,15 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
         "tx_already_used", "This transfer was already credited."
     )
     assert await snapshot_counts(ctx) == (1, 1)
+    async with ctx.db.session() as s:
+        row = await s.get(Invoice, inv.id)
+        assert row is not None and row.payer_address == MINE
+    # paid for what is owned already: it becomes the payer's credit, and the outcome says so
+    owned = await _invoice_of(ctx, units=100_000)
+    r.pay(14, 100_000)
+    assert await submit(_h(14), owned.public_id) == Paid(
+        owned.public_id, "transcription", _h(14), MINE, [], 100_000
+    )
     # an expired invoice, or one made for another network, is refused
     expired = PaymentRefused("invoice_expired", "This invoice has expired; ask for a new one.")
     async with ctx.db.session() as s:
@@ -391,24 +400,51 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     stranger = await _invoice_of(ctx, wallet=THEIRS)  # same price, another wallet's
     mine = await _invoice_of(ctx, space_ids=[SPACE_B])
     unlock = await _invoice_of(ctx, kind="chat_unlock", space_ids=[SPACE_B], units=500_000)
+    ask = await _invoice_of(ctx, space_ids=["1CCCCCCCCCCCC"], units=700_000)
     assert stranger.id < mine.id
+    async with ctx.db.session() as s:  # the same hash and log index on another chain
+        s.add(
+            PaymentReceipt(
+                invoice_id=None,
+                method="transfer",
+                network="eip155:1",
+                token_address=TOKEN,
+                payer_address=MINE,
+                pay_to=PAY_TO.lower(),
+                amount_units=1,
+                transaction_hash=_h(6),
+                log_index=6,
+                status="confirmed",
+            )
+        )
     r.pay(1, 199_999)  # a unit short
     r.pay(2, 200_001)  # a unit over
     r.pay(3, 200_000, tx_from=THEIRS)  # a relayer's: x402 settlements are not plain transfers
     r.pay(4, 200_000, token="0x" + "ee" * 20)  # another token
     r.pay(5, 200_000, sender="0x" + "f6" * 20)  # nobody's
     paid = r.pay(6, 200_000)
-    r.pay(8, 500_000)
+    # one transaction, two transfers: the first at paid's log index (another transaction)
+    both = [
+        TransferLog(_h(8), 6, 50, TOKEN, MINE, PAY_TO.lower(), 500_000),
+        TransferLog(_h(8), 9, 50, TOKEN, MINE, PAY_TO.lower(), 700_000),
+    ]
+    r.logs += both
+    r.txs[_h(8)] = TxCheck("ok", both, 50, 1, MINE)
     with capture_logs() as logs:
-        assert await watch_transfers(ctx, r) == 2
+        assert await watch_transfers(ctx, r) == 3
     assert [(e["event"], e.get("tx")) for e in logs] == [
         ("transfer to pay_to matches no open invoice", _h(n)) for n in (1, 2, 4, 5)
     ]
-    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8)]
+    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8, 8)]
     assert [c for c in r.calls if c[0] == "check"] == checked
     async with ctx.db.session() as s:
         statuses = dict((await s.execute(select(Invoice.id, Invoice.status))).tuples().all())
-        assert statuses == {stranger.id: "open", mine.id: "credited", unlock.id: "credited"}
+        assert statuses == {
+            stranger.id: "open",
+            mine.id: "credited",
+            unlock.id: "credited",
+            ask.id: "credited",
+        }
         rc = (
             await s.execute(select(PaymentReceipt).where(PaymentReceipt.invoice_id == mine.id))
         ).scalar_one()
