@@ -1193,6 +1193,7 @@ async def test_an_invoice_quotes_what_is_left_after_account_credit(
             amount_units=200_000,
         )
         assert isinstance(g, Granted) and (g.kind, g.space_ids) == ("chat_unlock", [B])
+        assert g.invoice_pk == await s.scalar(select(func.max(Invoice.id)))
         assert await credit_balance(s, uid) == 100_000
     # owned already: still "granted" (what was asked for is the caller's); the price returns
     async with ctx.db.session() as s:
