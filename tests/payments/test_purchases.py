@@ -1690,3 +1690,31 @@ async def test_a_function_fulfiller(ctx: Context) -> None:
         FULFILLERS.clear()
         FULFILLERS.update(saved)
     assert fulfiller_for("test_kind") is None
+
+
+async def test_stars_refunded_meanwhile_are_not_refunded_again(
+    ctx: Context, stars_frozen: datetime
+) -> None:
+    inv = await _tg_invoice(ctx, space_ids=[E])
+    out = await stars.paid(
+        ctx, TG, payload=inv.public_id, currency="XTR", total_amount=15, charge_id="ch-e"
+    )
+    assert out.outcome == "granted"
+    fired: list[str] = []
+
+    def refunded_meanwhile(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        """Another process refunds the payment between the read and the conditional update."""
+        if fired or not statement.lstrip().upper().startswith("UPDATE STAR_PAYMENTS"):
+            return
+        fired.append(statement)
+        conn.execute(update(StarPayment).values(status="refund_due", refund_reason="other"))
+
+    event.listen(ctx.db.engine.sync_engine, "before_cursor_execute", refunded_meanwhile)
+    try:
+        async with ctx.db.session() as s:
+            assert await stars.refund_for_invoices(s, [inv.id], "The Space failed.") == {}
+    finally:
+        event.remove(ctx.db.engine.sync_engine, "before_cursor_execute", refunded_meanwhile)
+    assert fired
+    assert [(r[6], r[7]) for r in await _star_rows(ctx)] == [("refund_due", "other")]
+    assert [k for k, *_ in await _outbox_rows(ctx)] == ["payment_confirmed"]
