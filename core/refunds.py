@@ -105,8 +105,8 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
             index_elements=["reason", "reference"],
         )
     for p in people:
-        if p.user_id in stars_payers and p.user_id not in refunded:
-            continue
+        if p.user_id in stars_payers:
+            continue  # told by stars_refund (one payment per user and Space: no USDC credit)
         await add_message(
             session,
             kind="refunded",

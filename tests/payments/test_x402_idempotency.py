@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from eth_account import Account as EthAccount
 from sqlalchemy import func, select, update
 from x402.extensions.payment_identifier import (
     PAYMENT_IDENTIFIER,
@@ -23,6 +24,7 @@ from x402.extensions.payment_identifier import (
 )
 from x402.extensions.sign_in_with_x import (
     SIGN_IN_WITH_X,
+    build_siwx_schema,
     create_siwx_payload,
     encode_siwx_header,
 )
@@ -33,6 +35,8 @@ from bot.wiring import web_app
 from core.context import Context
 from core.db import Database, PaymentReceipt, SiwxNonce, Space, X402Request, utcnow
 from core.payments import idempotency as idem
+from core.payments import siwx
+from core.results import Refused
 from tests.payments.conftest import chain_secrets, make_client
 from tests.stand_ins.chain import Chain, free_port
 
@@ -690,3 +694,120 @@ async def test_paid_answer_is_the_wallets_latest_200_for_that_body(ctx: Context)
     await row()  # n=7
     got = await idem.paid_answer(ctx, "/x402/chat", PAYER.upper().replace("0X", "0x"), bh)
     assert got == idem.StoredResponse(200, b'{"n": 7}', {"H": "v"})
+
+
+# --- Sign-In-With-X itself, without a server (fast; found by `make mutants`)
+
+WALLET = EthAccount.from_key("0x" + "42" * 32)
+SIWX_PATH = "/api/spaces/1RDxlAoOeQRKL/transcript"
+
+
+async def _signed(ctx: Context, account: Any = WALLET, **change: Any) -> dict[str, Any]:
+    decl = siwx.declaration(ctx, SIWX_PATH)
+    info = {**decl["info"], "chainId": ctx.settings.payments.network, "type": "eip191", **change}
+    payload = await create_siwx_payload(info, account, info["uri"])
+    return payload.model_dump(by_alias=True, exclude_none=True)
+
+
+def _header(doc: dict[str, Any], size: int | None = None) -> str:
+    raw = json.dumps(doc)
+    if size is not None:  # pad the JSON with spaces to a header of exactly `size` characters
+        raw += " " * (size * 3 // 4 - len(raw.encode()))
+    return base64.b64encode(raw.encode()).decode()
+
+
+def test_siwx_declaration_is_a_fresh_challenge(ctx: Context) -> None:
+    assert siwx.origin(ctx) == "http://127.0.0.1:8080"
+    before = datetime.now(UTC)
+    decl = siwx.declaration(ctx, SIWX_PATH)
+    info = decl["info"]
+    uri = "http://127.0.0.1:8080" + SIWX_PATH
+    assert {k: v for k, v in info.items() if k not in ("nonce", "issuedAt", "expirationTime")} == {
+        "domain": "127.0.0.1:8080",
+        "uri": uri,
+        "statement": "Sign in to spacescribe to get what this wallet already paid for.",
+        "version": "1",
+        "resources": [uri],
+    }
+    assert len(info["nonce"]) == 32 and int(info["nonce"], 16) >= 0
+    assert info["nonce"] != siwx.declaration(ctx, SIWX_PATH)["info"]["nonce"]
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    assert len(info["issuedAt"]) == len("2026-01-01T00:00:00.000Z")
+    issued = datetime.strptime(info["issuedAt"], fmt).replace(tzinfo=UTC)
+    expires = datetime.strptime(info["expirationTime"], fmt).replace(tzinfo=UTC)
+    assert before - timedelta(seconds=1) <= issued <= datetime.now(UTC)
+    assert expires - issued == timedelta(seconds=300)
+    assert decl["supportedChains"] == [{"chainId": "eip155:8453", "type": "eip191"}]
+    assert decl["schema"] == build_siwx_schema()
+
+
+async def test_siwx_sign_in_once_per_message(ctx: Context) -> None:
+    doc = await _signed(ctx)
+    header = _header(doc, size=8192)  # the longest header read
+    assert len(header) == 8192
+    assert await siwx.sign_in(ctx, header) == WALLET.address.lower()
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(SiwxNonce))).scalar_one()
+    assert (row.nonce, row.wallet_address) == (doc["nonce"], WALLET.address.lower())
+    assert row.used_at is not None and abs(row.used_at - utcnow()) < timedelta(seconds=60)
+    assert await siwx.sign_in(ctx, _header(doc)) == Refused(
+        "invalid_siwx_nonce_used", "This signed message was already used; sign a new one."
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("too_long", "invalid_siwx_header", siwx.MESSAGES["invalid_siwx_header"]),
+        ("not_base64", "invalid_siwx_header", siwx.MESSAGES["invalid_siwx_header"]),
+        ("not_a_payload", "invalid_siwx_header", siwx.MESSAGES["invalid_siwx_header"]),
+        ("domain", "invalid_siwx_domain_mismatch", "The signed message is for another website."),
+        (
+            "chain",
+            "invalid_siwx_chain_mismatch",
+            "The signed message is for another chain than this server's.",
+        ),
+        (
+            "forged",
+            "invalid_siwx_signature",
+            "The signature does not match the message's address.",
+        ),
+        (
+            "wallet",
+            "invalid_wallet",
+            "The signed message's address is not an Ethereum address.",
+        ),
+    ],
+)
+async def test_siwx_refusals(ctx: Context, case: str, code: str, message: str) -> None:
+    if case == "too_long":
+        header = _header(await _signed(ctx), size=8196)
+    elif case == "not_base64":
+        header = "not base64 at all!"
+    elif case == "not_a_payload":
+        header = base64.b64encode(b'{"hello": 1}').decode()
+    elif case == "domain":
+        evil = "http://evil.example" + SIWX_PATH
+        header = _header(await _signed(ctx, domain="evil.example", uri=evil))
+    elif case == "chain":
+        header = _header(await _signed(ctx, chainId="eip155:1"))
+    elif case == "forged":
+        doc = await _signed(ctx)
+        doc["address"] = EthAccount.from_key("0x" + "43" * 32).address
+        header = _header(doc)
+    else:
+        doc = await _signed(ctx)
+        doc["address"] = "0x1234"
+        header = _header(doc)
+    assert await siwx.sign_in(ctx, header) == Refused(code, message)
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(SiwxNonce)) == 0
+
+
+def test_siwx_unknown_reasons_read_as_a_bad_signature() -> None:
+    assert siwx._refuse("invalid_siwx_something_new") == Refused(
+        "invalid_siwx_something_new", "The signature does not match the message's address."
+    )
+    assert siwx._refuse("invalid_siwx_expired") == Refused(
+        "invalid_siwx_expired", "The signed message has expired; sign again."
+    )
