@@ -24,6 +24,7 @@ from x402.extensions.payment_identifier import (
 )
 from x402.extensions.sign_in_with_x import (
     SIGN_IN_WITH_X,
+    SIWxValidationResult,
     build_siwx_schema,
     create_siwx_payload,
     encode_siwx_header,
@@ -810,4 +811,16 @@ def test_siwx_unknown_reasons_read_as_a_bad_signature() -> None:
     )
     assert siwx._refuse("invalid_siwx_expired") == Refused(
         "invalid_siwx_expired", "The signed message has expired; sign again."
+    )
+
+
+async def test_siwx_a_refusal_without_a_reason_reads_as_a_bad_signature(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def invalid(*_: Any) -> SIWxValidationResult:
+        return SIWxValidationResult(is_valid=False)
+
+    monkeypatch.setattr(siwx, "validate_siwx_message", invalid)
+    assert await siwx.sign_in(ctx, _header(await _signed(ctx))) == Refused(
+        "invalid_siwx_signature", "The signature does not match the message's address."
     )

@@ -169,18 +169,36 @@ async def _credits(ctx: Context) -> list[tuple[Any, ...]]:
 async def test_a_failed_space_gives_usdc_back_as_credit_and_stars_as_stars(ctx: Context) -> None:
     sid = "1Q00000000005"
     pk = await _space(ctx, 5)
+    other = await _space(ctx, 7, payers=1)  # failed too, and never touched here
     async with ctx.db.session() as s:
         await s.execute(
             update(Space).where(Space.id == pk).values(status="failed", error_message="HTTP 500")
         )
-        s.add(ProcessingJob(space_id=pk, status="failed"))  # its first failure
-        usdc_user, _ = await _payer(s, "t1")
+        s.add_all(
+            [
+                ProcessingJob(space_id=pk, status="completed"),  # an earlier, finished job
+                ProcessingJob(space_id=pk, status="failed"),  # its first failure
+                ProcessingJob(space_id=other, status="failed"),
+                ProcessingJob(space_id=other, status="failed"),
+            ]
+        )
         stars_user, _ = await _payer(s, "t2")
+        usdc_user, _ = await _payer(s, "t1")
+        usdc_user2, _ = await _payer(s, "t4")
         usdc_inv = _invoice("inv_usdc_1", payload='{"chat_id": -100}')
         stars_inv = _invoice("inv_stars_1")
         s.add_all([usdc_inv, stars_inv])
         await s.flush()
         s.add(_stars(stars_inv.id, "charge-2", "t2"))
+        tp2 = TranscriptionPayment(  # the Stars payment first: the loops go on past it
+            user_id=stars_user,
+            space_id=pk,
+            amount_usdc="0.5",
+            payment_verified=True,
+            invoice_id=stars_inv.id,
+        )
+        s.add(tp2)
+        await s.flush()
         tp1 = TranscriptionPayment(
             user_id=usdc_user,
             space_id=pk,
@@ -188,36 +206,45 @@ async def test_a_failed_space_gives_usdc_back_as_credit_and_stars_as_stars(ctx: 
             payment_verified=True,
             invoice_id=usdc_inv.id,
         )
-        tp2 = TranscriptionPayment(
-            user_id=stars_user,
-            space_id=pk,
-            amount_usdc="0.5",
-            payment_verified=True,
-            invoice_id=stars_inv.id,
-        )
-        s.add_all([tp1, tp2])
+        s.add(tp1)
         await s.flush()
-        tp1_id, tp2_id = tp1.id, tp2.id
+        tp4 = TranscriptionPayment(
+            user_id=usdc_user2, space_id=pk, amount_usdc="0.25", payment_verified=True
+        )
+        s.add(tp4)
+        await s.flush()
+        tp1_id, tp2_id, tp4_id = tp1.id, tp2.id, tp4.id
     before = utcnow()
     async with ctx.db.session() as s:
-        assert await settle_failed_space(s, ctx.settings, pk) == 200_000
+        total = await settle_failed_space(s, ctx.settings, pk)
+    assert total == 450_000 and type(total) is int
     assert await _credits(ctx) == [
-        (usdc_user, 200_000, "refund", f"refund:transcription_payment:{tp1_id}", True)
+        (usdc_user, 200_000, "refund", f"refund:transcription_payment:{tp1_id}", True),
+        (usdc_user2, 250_000, "refund", f"refund:transcription_payment:{tp4_id}", True),
     ]
     async with ctx.db.session() as s:
         refunded_at = [
             (await s.get(TranscriptionPayment, i)).refunded_at  # type: ignore[union-attr]
-            for i in (tp1_id, tp2_id)
+            for i in (tp1_id, tp2_id, tp4_id)
         ]
+        untouched = (
+            await s.execute(
+                select(TranscriptionPayment.refunded_at).where(
+                    TranscriptionPayment.space_id == other
+                )
+            )
+        ).scalar_one()
         star = (await s.execute(select(StarPayment))).scalar_one()
-        credit_at = (await s.execute(select(Credit.created_at))).scalar_one()
-    assert refunded_at[0] is not None and refunded_at[0] == refunded_at[1] == credit_at
-    assert refunded_at[0] >= before
+        credit_at = (await s.execute(select(Credit.created_at).limit(1))).scalar_one()
+    assert untouched is None
+    assert refunded_at[0] is not None and len(set(refunded_at)) == 1
+    assert refunded_at[0] == credit_at and refunded_at[0] >= before
     assert (star.status, star.refund_reason) == ("refund_due", f"Space {sid}: HTTP 500")
     failed = {"space_id": sid, "error": "HTTP 500"}
     assert await _outbox(ctx) == [
-        ("job_failed", "telegram", "t1", f"job_failed:{sid}:telegram:t1", "-100", pk, failed),
         ("job_failed", "telegram", "t2", f"job_failed:{sid}:telegram:t2", None, pk, failed),
+        ("job_failed", "telegram", "t1", f"job_failed:{sid}:telegram:t1", "-100", pk, failed),
+        ("job_failed", "telegram", "t4", f"job_failed:{sid}:telegram:t4", None, pk, failed),
         (
             "stars_refund",
             "telegram",
@@ -237,11 +264,20 @@ async def test_a_failed_space_gives_usdc_back_as_credit_and_stars_as_stars(ctx: 
             pk,
             {"space_id": sid, "reason": "HTTP 500", "amount": "0.2"},
         ),
+        (
+            "refunded",
+            "telegram",
+            "t4",
+            f"refunded:{sid}:telegram:t4",
+            None,
+            pk,
+            {"space_id": sid, "reason": "HTTP 500", "amount": "0.25"},
+        ),
     ]
     told = await _outbox(ctx)
 
     # asked again, paid again (in USDC; the same payment row), failed again: a second
-    # failure, with its own keys
+    # failure, with its own keys; what was refunded before stays as it was
     async with ctx.db.session() as s:
         s.add(ProcessingJob(space_id=pk, status="failed"))
         await s.execute(
@@ -249,12 +285,17 @@ async def test_a_failed_space_gives_usdc_back_as_credit_and_stars_as_stars(ctx: 
             .where(TranscriptionPayment.id == tp1_id)
             .values(amount_usdc="0.3", refunded_at=None)
         )
-    tp3_id = tp1_id
     async with ctx.db.session() as s:
         assert await settle_failed_space(s, ctx.settings, pk) == 300_000
-    assert (await _credits(ctx))[1:] == [
-        (usdc_user, 300_000, "refund", f"refund:transcription_payment:{tp3_id}:2", True)
+    assert (await _credits(ctx))[2:] == [
+        (usdc_user, 300_000, "refund", f"refund:transcription_payment:{tp1_id}:2", True)
     ]
+    async with ctx.db.session() as s:
+        again = [
+            (await s.get(TranscriptionPayment, i)).refunded_at  # type: ignore[union-attr]
+            for i in (tp2_id, tp4_id)
+        ]
+    assert again == refunded_at[1:]
     assert (await _outbox(ctx))[len(told) :] == [
         ("job_failed", "telegram", "t1", f"job_failed:{sid}:telegram:t1:2", "-100", pk, failed),
         (
@@ -328,6 +369,7 @@ async def test_an_unanswered_usdc_question_becomes_credit_once(ctx: Context) -> 
     assert len(await _credits(ctx)) == 1 and len(await _outbox(ctx)) == 1
     # no account to tell, no origin chat: credited all the same
     bare, user2 = await _question(ctx, "inv_q_2", account_id=None, payload=None)
+    assert await _refunded(ctx, bare) is False  # another question's credit is not its own
     assert await _settle_question(ctx, bare) is True
     assert (await _credits(ctx))[1] == (
         user2,
@@ -379,21 +421,40 @@ async def test_a_question_not_refunded(ctx: Context, change: dict[str, Any]) -> 
 
 
 async def test_an_unanswered_stars_question_goes_back_as_stars(ctx: Context) -> None:
-    pk, _ = await _question(ctx, "inv_q_4")
+    pk, user = await _question(ctx, "inv_q_4")
+    other, _ = await _question(ctx, "inv_q_5")
     async with ctx.db.session() as s:
         s.add(_stars(pk, "charge-q", "q-inv_q_4"))
+        s.add(_stars(other, "charge-o", "q-inv_q_5", status="refunded"))
+        # a credit under its reference but for another reason is no unanswered refund
+        s.add(
+            Credit(
+                user_id=user,
+                amount_units=1,
+                reason="refund",
+                reference="unanswered:invoice:inv_q_4",
+            )
+        )
     assert await _refunded(ctx, pk) is False  # credited Stars: not refunded (yet)
     assert await _settle_question(ctx, pk, "no model") is True
     async with ctx.db.session() as s:
-        star = (await s.execute(select(StarPayment))).scalar_one()
+        star = (
+            await s.execute(
+                select(StarPayment).where(StarPayment.telegram_payment_charge_id == "charge-q")
+            )
+        ).scalar_one()
     assert (star.status, star.refund_reason) == (
         "refund_due",
         "your question could not be answered (no model)",
     )
-    assert await _credits(ctx) == []
+    assert [c[2] for c in await _credits(ctx)] == ["refund"]
     assert [m[0] for m in await _outbox(ctx)] == ["stars_refund"]
     assert await _refunded(ctx, pk) is True
     assert await _settle_question(ctx, pk) is False
     async with ctx.db.session() as s:
-        await s.execute(update(StarPayment).values(status="refunded"))
+        await s.execute(
+            update(StarPayment)
+            .where(StarPayment.telegram_payment_charge_id == "charge-q")
+            .values(status="refunded")
+        )
     assert await _refunded(ctx, pk) is True
