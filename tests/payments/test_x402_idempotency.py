@@ -7,7 +7,8 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -717,7 +718,17 @@ def _header(doc: dict[str, Any], size: int | None = None) -> str:
     return base64.b64encode(raw.encode()).decode()
 
 
-def test_siwx_declaration_is_a_fresh_challenge(ctx: Context) -> None:
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone 9 hours away from UTC."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_siwx_declaration_is_a_fresh_challenge(ctx: Context, far_from_utc: None) -> None:
     assert siwx.origin(ctx) == "http://127.0.0.1:8080"
     before = datetime.now(UTC)
     decl = siwx.declaration(ctx, SIWX_PATH)
