@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 DECIMALS = 6
 UNIT = Decimal(10) ** DECIMALS
+STEP = Decimal(1).scaleb(-DECIMALS)  # 0.000001, the smallest amount (quantize reads its exponent)
 MAX_USDC = Decimal("1000000000")  # far above any price; bounds parsing of hostile input
 
 
@@ -48,7 +49,7 @@ def parse_usdc(value: str | int | Decimal) -> Decimal:
         raise MoneyError("amount cannot be negative")
     if d > MAX_USDC:
         raise MoneyError("amount is too large")
-    if d != d.quantize(Decimal(1).scaleb(-DECIMALS)):
+    if d != d.quantize(STEP):
         raise MoneyError("USDC has 6 decimals; the amount has more")
     return d
 
@@ -69,7 +70,8 @@ def from_units(units: int) -> Decimal:
 def canonical(amount: str | int | Decimal) -> str:
     """The seed's canonical string: "0.2", "1.0", "1.1", "0.000001"."""
     d = parse_usdc(amount)
-    s = format(d.normalize(), "f")
+    # "F" would differ from "f" only for NaN and Infinity, which parse_usdc refuses
+    s = format(d.normalize(), "f")  # pragma: no mutate
     if "." not in s:
         s += ".0"
     return s

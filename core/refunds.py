@@ -36,12 +36,14 @@ from core.queue import payers
 
 async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:
     """ "" for a Space's first failure (the keys it always had), ":<n>" for the n-th."""
-    n = await session.scalar(
-        select(func.count())
-        .select_from(ProcessingJob)
-        .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == "failed")
-    )
-    return f":{n}" if (n or 0) > 1 else ""
+    n = (
+        await session.execute(
+            select(func.count())
+            .select_from(ProcessingJob)
+            .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == "failed")
+        )
+    ).scalar_one()
+    return f":{n}" if n > 1 else ""
 
 
 async def settle_failed_space(session: AsyncSession, settings: Settings, space_pk: int) -> int:
@@ -102,11 +104,14 @@ async def settle_failed_space(session: AsyncSession, settings: Settings, space_p
                 "reference": f"refund:transcription_payment:{tp.id}{suffix}",
                 "created_at": now,
             },
-            index_elements=["reason", "reference"],
+            # (reason, reference) is the only unique key besides the id, and SQLite (the mutation
+            # run's engine) reads column names case-insensitively: no change to this conflict
+            # target differs there (a wrong name fails the PostgreSQL tests)
+            index_elements=["reason", "reference"],  # pragma: no mutate
         )
     for p in people:
-        if p.user_id in stars_payers and p.user_id not in refunded:
-            continue
+        if p.user_id in stars_payers:
+            continue  # told by stars_refund (one payment per user and Space: no USDC credit)
         await add_message(
             session,
             kind="refunded",
@@ -174,9 +179,15 @@ async def settle_unanswered_question(
             "reference": _unanswered_reference(inv),
             "created_at": utcnow(),
         },
-        index_elements=["reason", "reference"],
+        # (reason, reference) is the only unique key besides the id, and SQLite (the mutation
+        # run's engine) reads column names case-insensitively: no change to this conflict
+        # target differs there (a wrong name fails the PostgreSQL tests)
+        index_elements=["reason", "reference"],  # pragma: no mutate
     )
-    acc = await session.get(Account, inv.account_id) if inv.account_id else None
+    acc = None
+    # pragma: without this test, session.get(Account, None) is None as well (it only warns)
+    if inv.account_id:  # pragma: no mutate
+        acc = await session.get(Account, inv.account_id)
     if added and acc is not None:
         payload = json.loads(inv.payload) if inv.payload else {}
         await add_message(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.config import load_settings
-from core.money import MoneyError, canonical, chat_price, from_units
+from core.money import MoneyError, canonical, chat_price, from_units, parse_usdc
 
 
 @pytest.mark.parametrize("n", [0, -1, True, 1.0, "2"])
@@ -40,3 +40,42 @@ def test_negative_units_are_refused() -> None:
     assert str(e.value) == "amount cannot be negative"
     assert from_units(0) == 0 and from_units(1) == Decimal("0.000001")
     assert canonical(from_units(1_100_000)) == "1.1"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0.2, "amounts must be decimal strings, never floats"),
+        (True, "amounts must be decimal strings, never floats"),
+        ("", "amount must be a decimal number such as 0.2"),
+        ("   ", "amount must be a decimal number such as 0.2"),
+        ("1." + "0" * 39, "amount must be a decimal number such as 0.2"),  # 41 characters
+        ("abcdefghijklmnopqrstuvwxyz", "not a decimal amount: 'abcdefghijklmnopqrst'"),
+        ([], "unsupported amount type list"),
+        ("NaN", "amount must be a finite number"),
+        ("-Infinity", "amount must be a finite number"),
+        ("-0.1", "amount cannot be negative"),
+        (-1, "amount cannot be negative"),
+        ("1000000000.000001", "amount is too large"),
+        ("0.0000001", "USDC has 6 decimals; the amount has more"),
+    ],
+)
+def test_parse_usdc_refusals_are_exact(value: Any, message: str) -> None:
+    with pytest.raises(MoneyError) as e:
+        parse_usdc(value)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (5, Decimal(5)),
+        (0, Decimal(0)),
+        (" 0.5 ", Decimal("0.5")),
+        ("1." + "0" * 38, Decimal(1)),  # 40 characters: the longest accepted
+        ("1000000000", Decimal("1000000000")),
+        (Decimal("0.000001"), Decimal("0.000001")),
+    ],
+)
+def test_parse_usdc_accepts(value: Any, expected: Decimal) -> None:
+    assert parse_usdc(value) == expected

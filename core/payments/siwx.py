@@ -129,7 +129,10 @@ async def sign_in_payload(ctx: Context, payload: SIWxPayload) -> str | Refused:
             s,
             SiwxNonce,
             {"nonce": payload.nonce, "wallet_address": wallet, "used_at": utcnow()},
-            index_elements=["nonce"],
+            # nonce is the only unique key besides the id, and SQLite (the mutation run's
+            # engine) reads column names case-insensitively: no change to this conflict
+            # target differs there (a wrong name fails the PostgreSQL tests)
+            index_elements=["nonce"],  # pragma: no mutate
         )
     if not fresh:
         return _refuse("invalid_siwx_nonce_used")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,22 +16,29 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from eth_account import Account as EthAccount
 from sqlalchemy import func, select, update
 from x402.extensions.payment_identifier import (
     PAYMENT_IDENTIFIER,
     append_payment_identifier_to_extensions,
+    declare_payment_identifier_extension,
 )
 from x402.extensions.sign_in_with_x import (
     SIGN_IN_WITH_X,
+    SIWxValidationResult,
+    build_siwx_schema,
     create_siwx_payload,
     encode_siwx_header,
 )
 from x402.http.utils import encode_payment_signature_header
-from x402.schemas import PaymentRequired
+from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements
 
 from bot.wiring import web_app
 from core.context import Context
-from core.db import Database, PaymentReceipt, SiwxNonce, Space, X402Request
+from core.db import Database, PaymentReceipt, SiwxNonce, Space, X402Request, utcnow
+from core.payments import idempotency as idem
+from core.payments import siwx
+from core.results import Refused
 from tests.payments.conftest import chain_secrets, make_client
 from tests.stand_ins.chain import Chain, free_port
 
@@ -316,3 +325,513 @@ async def test_sign_in_with_x_returns_what_the_wallet_bought(
     finally:
         FULFILLERS.clear()
         FULFILLERS.update(saved)
+
+
+# --- the reservation record itself, without a chain or a server (fast; found by `make mutants`)
+
+PAYER = "0xAbCdEf0000000000000000000000000000000001"
+TOKEN = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+NETWORK = "eip155:84532"
+
+
+def _payload(
+    nonce: str | None = "0xABCDEF",
+    payment_id: str | None = None,
+    amount: str = "200000",
+    signed: bool = True,
+) -> PaymentPayload:
+    auth: dict[str, Any] = {"from": PAYER, "value": amount}
+    if nonce is not None:
+        auth["nonce"] = nonce
+    inner: dict[str, Any] = {"signature": "0x00"}
+    if signed:
+        inner["authorization"] = auth
+    ext = None
+    if payment_id is not None:
+        ext = append_payment_identifier_to_extensions(
+            {PAYMENT_IDENTIFIER: declare_payment_identifier_extension()}, payment_id
+        )
+    return PaymentPayload(
+        x402_version=2,
+        payload=inner,
+        accepted=PaymentRequirements(
+            scheme="exact",
+            network=NETWORK,
+            asset=TOKEN,
+            amount=amount,
+            pay_to="0x00000000000000000000000000000000000000aa",
+            max_timeout_seconds=60,
+            extra={},
+        ),
+        extensions=ext,
+    )
+
+
+def _key(payment_id: str | None = None, body: dict[str, Any] | None = None, **kw: Any) -> Any:
+    p = _payload(payment_id=payment_id, **kw)
+    return idem.request_key("/x402/transcribe", body or {"space": SPACE}, p, PAYER, payment_id)
+
+
+async def _row(ctx: Context, row_id: int) -> X402Request:
+    async with ctx.db.session() as s:
+        row = await s.get(X402Request, row_id)
+        assert row is not None
+        return row
+
+
+def test_payment_identifier_none_valid_or_malformed() -> None:
+    assert idem.payment_identifier(_payload()) is None
+    assert idem.payment_identifier(_payload(payment_id="pay_0123456789abcdef")) == (
+        "pay_0123456789abcdef"
+    )
+    bad = _payload(payment_id="pay_0123456789abcdef")
+    assert bad.extensions is not None
+    bad.extensions[PAYMENT_IDENTIFIER]["info"]["id"] = "short"
+    assert idem.payment_identifier(bad) == idem.Conflict(
+        "invalid_payment_identifier",
+        "The payment-identifier extension is malformed: its id must be 16-128 characters of "
+        "letters, digits, '-' and '_'.",
+    )
+
+
+def test_request_key_names_the_authorization_and_hashes_the_request() -> None:
+    body = {"space": SPACE, "a": 1}
+    p = _payload(payment_id="pay_0123456789abcdef")
+    k = idem.request_key("/x402/chat", body, p, PAYER, "pay_0123456789abcdef")
+    assert k.payment_id == "pay_0123456789abcdef"
+    assert k.authorization_key == f"{NETWORK}:{TOKEN.lower()}:{PAYER.lower()}:0xabcdef"
+    assert (k.route, k.payer, k.nonce) == ("/x402/chat", PAYER.lower(), "0xabcdef")
+    text = '{"body":{"a":1,"space":"' + SPACE + '"},"route":"/x402/chat"}'
+    assert k.body_hash == hashlib.sha256(text.encode()).hexdigest()
+    assert idem.body_hash("/x402/chat", {"a": 1, "space": SPACE}) == k.body_hash
+    signed = p.model_dump(mode="json", by_alias=True, exclude_none=True)
+    signed.pop("extensions")
+    assert "x402Version" in signed and "payTo" in signed["accepted"]
+    text = json.dumps(
+        {"route": "/x402/chat", "body": body, "payment": signed},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    assert k.request_hash == hashlib.sha256(text.encode()).hexdigest()
+    # the payment-identifier is not part of the request; the payment and the body are
+    bare = idem.request_key("/x402/chat", body, _payload(), PAYER, None)
+    assert bare.request_hash == k.request_hash and bare.payment_id is None
+    assert _key(amount="300000").request_hash != _key().request_hash
+    assert _key(body={"space": "1YqJDqWqbNVGV"}).request_hash != _key().request_hash
+    # an authorization without a nonce still names one key (an empty nonce)
+    assert _key(nonce=None).authorization_key == f"{NETWORK}:{TOKEN.lower()}:{PAYER.lower()}:"
+    assert _key(nonce=None).nonce == ""
+    assert _key(signed=False).authorization_key == f"{NETWORK}:{TOKEN.lower()}:{PAYER.lower()}:"
+
+
+async def test_writes_touch_only_their_own_row(ctx: Context) -> None:
+    """Two reservations that happen to share a lease instant: each write names its row."""
+    lease = utcnow() - timedelta(seconds=1)
+    ids = []
+    async with ctx.db.session() as s:
+        for n in (1, 2):
+            row = X402Request(
+                authorization_key=f"k{n}",
+                request_hash=f"r{n}",
+                body_hash="b",
+                route="/x402/chat",
+                payer_address=PAYER.lower(),
+                state="unknown",
+                lease_until=lease,
+            )
+            s.add(row)
+            await s.flush()
+            ids.append(row.id)
+    assert await idem._set(ctx, idem.Reserved(ids[1], lease), state="in_flight") is True
+    assert ((await _row(ctx, ids[0])).state, (await _row(ctx, ids[1])).state) == (
+        "unknown",
+        "in_flight",
+    )
+    first = await _row(ctx, ids[0])
+    assert await idem._take_over(ctx, first, utcnow() + timedelta(seconds=60)) is True
+    assert (await _row(ctx, ids[1])).lease_until == lease
+    async with ctx.db.session() as s:
+        await s.execute(update(X402Request).values(lease_until=lease))
+    await idem.release(ctx, idem.Reserved(ids[0], lease))
+    async with ctx.db.session() as s:
+        assert await s.get(X402Request, ids[0]) is None
+        assert await s.get(X402Request, ids[1]) is not None
+
+
+async def test_reserve_writes_the_row_and_fences_every_later_write(ctx: Context) -> None:
+    key = _key("pay_0123456789abcdef")
+    t0 = utcnow()
+    held = await idem.reserve(ctx, key, wait_seconds=0)
+    assert isinstance(held, idem.Reserved) and held.taken_over is False
+    assert timedelta(seconds=119) < held.lease - t0 < timedelta(seconds=121)
+    row = await _row(ctx, held.row_id)
+    assert (
+        row.payment_id,
+        row.authorization_key,
+        row.request_hash,
+        row.body_hash,
+        row.route,
+        row.payer_address,
+        row.state,
+        row.lease_until,
+        row.response_status,
+    ) == (
+        "pay_0123456789abcdef",
+        key.authorization_key,
+        key.request_hash,
+        key.body_hash,
+        "/x402/transcribe",
+        PAYER.lower(),
+        "in_flight",
+        held.lease,
+        None,
+    )
+    assert row.created_at is not None and t0 <= row.created_at <= utcnow()
+    assert row.updated_at is not None and t0 <= row.updated_at <= utcnow()
+    # the same request while it is held: in progress, retry in 2 s
+    again = await idem.reserve(ctx, key, wait_seconds=0)
+    assert again == idem.InProgress()
+    assert (again.code, again.retry_after) == ("request_in_progress", 2)
+    assert again.message == (
+        "The first request with this payment is still being processed; retry with the same "
+        "payment to get its answer."
+    )
+    # a stale lease writes nothing
+    stale = idem.Reserved(held.row_id, held.lease - timedelta(seconds=1))
+    assert await idem._set(ctx, stale, state="unknown") is False
+    await idem.mark_unknown(ctx, stale)
+    await idem.finish(ctx, stale, idem.StoredResponse(500, b"x", {}))
+    await idem.still_unknown(ctx, stale)
+    await idem.release(ctx, stale)
+    row = await _row(ctx, held.row_id)
+    assert (row.state, row.lease_until, row.response_status) == ("in_flight", held.lease, None)
+    # the owner's writes land
+    await idem.mark_unknown(ctx, held)
+    assert (await _row(ctx, held.row_id)).state == "unknown"
+    before = utcnow()
+    await idem.finish(ctx, held, idem.StoredResponse(201, b'{"ok":1}', {"X-A": "b"}))
+    row = await _row(ctx, held.row_id)
+    assert (row.state, row.response_status, row.response_body, row.response_headers) == (
+        "done",
+        201,
+        '{"ok":1}',
+        '{"X-A": "b"}',
+    )
+    assert row.lease_until == held.lease and row.updated_at is not None
+    assert row.updated_at >= before
+    assert await idem._set(ctx, held, state="done") is True
+    # every retry now gets exactly that answer, under the id or the bare authorization
+    want = idem.Replay(idem.StoredResponse(201, b'{"ok":1}', {"X-A": "b"}))
+    assert await idem.reserve(ctx, key, wait_seconds=0) == want
+    assert await idem.reserve(ctx, _key(None), wait_seconds=0) == want
+
+
+async def test_a_stored_answer_defaults_to_an_empty_200(ctx: Context) -> None:
+    held = await idem.reserve(ctx, _key(), wait_seconds=0)
+    assert isinstance(held, idem.Reserved)
+    await idem._set(ctx, held, state="done")
+    got = await idem.reserve(ctx, _key(), wait_seconds=0)
+    assert got == idem.Replay(idem.StoredResponse(200, b"", {}))
+
+
+async def test_conflicts_name_the_id_or_the_authorization(ctx: Context) -> None:
+    held = await idem.reserve(ctx, _key("pay_0123456789abcdef"), wait_seconds=0)
+    assert isinstance(held, idem.Reserved)
+    by_id = await idem.reserve(
+        ctx, _key("pay_0123456789abcdef", nonce="0x01"), wait_seconds=0
+    )  # same id, another authorization
+    assert by_id == idem.Conflict(
+        "payment_id_conflict",
+        "This payment-identifier was already used for a different request or payment; "
+        "use a new id for a new payment.",
+    )
+    other_body = _key(body={"space": "1YqJDqWqbNVGV"})  # same authorization, no id
+    assert await idem.reserve(ctx, other_body, wait_seconds=0) == idem.Conflict(
+        "authorization_conflict",
+        "This payment authorization was already used for a different request; sign a new one.",
+    )
+    other_id = _key("pay_fedcba9876543210", body={"space": "1YqJDqWqbNVGV"})
+    got = await idem.reserve(ctx, other_id, wait_seconds=0)
+    assert isinstance(got, idem.Conflict) and got.code == "authorization_conflict"
+    # an id and an authorization held by two different rows, even of the very same request:
+    # a conflict, never a replay
+    both = _key("pay_second_0000000001")  # the first row's authorization, another id
+    async with ctx.db.session() as s:
+        s.add(
+            X402Request(
+                payment_id="pay_second_0000000001",
+                authorization_key="another",
+                request_hash=both.request_hash,
+                body_hash=both.body_hash,
+                route=both.route,
+                payer_address=both.payer,
+                state="in_flight",
+                lease_until=held.lease,
+            )
+        )
+    got = await idem.reserve(ctx, both, wait_seconds=0)
+    assert isinstance(got, idem.Conflict)
+    assert isinstance(await idem.reserve(ctx, _key(), wait_seconds=0), idem.InProgress)
+
+
+async def test_a_dead_owners_row_is_taken_over_once(ctx: Context) -> None:
+    key = _key("pay_0123456789abcdef")
+    held = await idem.reserve(ctx, key, wait_seconds=0)
+    assert isinstance(held, idem.Reserved)
+    await idem.still_unknown(ctx, held)  # paid, not confirmed: the lease ends now
+    row = await _row(ctx, held.row_id)
+    assert row.state == "unknown" and row.lease_until <= utcnow()
+    t0 = utcnow()
+    took = await idem.reserve(ctx, key, wait_seconds=0)
+    assert isinstance(took, idem.Reserved)
+    assert (took.row_id, took.taken_over) == (held.row_id, True)
+    assert timedelta(seconds=119) < took.lease - t0 < timedelta(seconds=121)
+    row2 = await _row(ctx, held.row_id)
+    assert (row2.lease_until, row2.state) == (took.lease, "unknown")
+    assert row2.updated_at is not None and row2.updated_at >= t0
+    # the old owner is fenced out; a second claim on the old lease loses
+    assert await idem._take_over(ctx, row, utcnow()) is False
+    assert await idem._set(ctx, held, state="done") is False
+    assert isinstance(await idem.reserve(ctx, key, wait_seconds=0), idem.InProgress)
+    # a done row is never taken over, even with its lease gone
+    await idem.finish(ctx, took, idem.StoredResponse(200, b"{}", {}))
+    done = await _row(ctx, held.row_id)
+    assert await idem._take_over(ctx, done, utcnow()) is False
+    assert (await _row(ctx, held.row_id)).lease_until == took.lease
+
+
+async def test_release_forgets_and_a_waiting_retry_then_owns(ctx: Context) -> None:
+    key = _key("pay_0123456789abcdef")
+    held = await idem.reserve(ctx, key, wait_seconds=0)
+    assert isinstance(held, idem.Reserved)
+
+    async def release_soon() -> None:
+        await asyncio.sleep(0.15)
+        await idem.release(ctx, held)
+
+    waiter, _ = await asyncio.gather(idem.reserve(ctx, key, wait_seconds=10), release_soon())
+    assert isinstance(waiter, idem.Reserved)
+    assert waiter.row_id != held.row_id and waiter.taken_over is False
+    async with ctx.db.session() as s:
+        assert await s.get(X402Request, held.row_id) is None
+    await idem.release(ctx, waiter)
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(X402Request)) == 0
+
+
+async def _receipt(ctx: Context, **kw: Any) -> None:
+    values: dict[str, Any] = {
+        "method": "x402",
+        "network": NETWORK,
+        "token_address": TOKEN.lower(),
+        "payer_address": PAYER.lower(),
+        "pay_to": "0x00000000000000000000000000000000000000aa",
+        "amount_units": 200_000,
+        "authorization_nonce": "0xabcdef",
+        "status": "credited",
+        "transaction_hash": "0x" + "ab" * 32,
+    }
+    values.update(kw)
+    async with ctx.db.session() as s:
+        s.add(PaymentReceipt(**values))
+
+
+async def test_prior_payment_reads_the_authorizations_receipt(ctx: Context) -> None:
+    key = _key()
+    assert await idem.prior_payment(ctx, key, NETWORK) is None
+    await _receipt(ctx, network="eip155:1", payload='{"fulfilment": {"x": 1}}')
+    await _receipt(ctx, payer_address="0x" + "11" * 20, payload='{"fulfilment": {"x": 2}}')
+    await _receipt(ctx, authorization_nonce="0x01", payload='{"fulfilment": {"x": 3}}')
+    assert await idem.prior_payment(ctx, key, NETWORK) is None
+    await _receipt(ctx, payload='{"fulfilment": {"answer": "hi"}, "other": 1}')
+    assert await idem.prior_payment(ctx, key, NETWORK) == idem.PriorPayment(
+        "credited", "0x" + "ab" * 32, PAYER.lower(), {"answer": "hi"}
+    )
+    assert await idem.prior_payment(ctx, key, "eip155:1") == idem.PriorPayment(
+        "credited", "0x" + "ab" * 32, PAYER.lower(), {"x": 1}
+    )
+
+
+@pytest.mark.parametrize("payload", [None, "not json", "{}"])
+async def test_prior_payment_without_a_stored_answer(ctx: Context, payload: str | None) -> None:
+    await _receipt(ctx, status="settling", transaction_hash=None, payload=payload)
+    assert await idem.prior_payment(ctx, _key(), NETWORK) == idem.PriorPayment(
+        "settling", None, PAYER.lower(), None
+    )
+
+
+async def test_paid_answer_is_the_wallets_latest_200_for_that_body(ctx: Context) -> None:
+    bh = idem.body_hash("/x402/chat", {"q": 1})
+    n = 0
+
+    async def row(**kw: Any) -> None:
+        nonlocal n
+        n += 1
+        values: dict[str, Any] = {
+            "payment_id": None,
+            "authorization_key": f"k{n}",
+            "request_hash": f"r{n}",
+            "body_hash": bh,
+            "route": "/x402/chat",
+            "payer_address": PAYER.lower(),
+            "state": "done",
+            "lease_until": utcnow(),
+            "response_status": 200,
+            "response_body": f'{{"n": {n}}}',
+            "response_headers": '{"H": "v"}',
+        }
+        values.update(kw)
+        async with ctx.db.session() as s:
+            s.add(X402Request(**values))
+
+    assert await idem.paid_answer(ctx, "/x402/chat", PAYER, bh) is None
+    await row()  # n=1: the one to find, until a later one is stored
+    await row(route="/x402/transcribe")
+    await row(payer_address="0x" + "11" * 20)
+    await row(body_hash="other")
+    await row(state="unknown")
+    await row(response_status=402)
+    want = idem.StoredResponse(200, b'{"n": 1}', {"H": "v"})
+    assert await idem.paid_answer(ctx, "/x402/chat", PAYER, bh) == want
+    await row()  # n=7
+    got = await idem.paid_answer(ctx, "/x402/chat", PAYER.upper().replace("0X", "0x"), bh)
+    assert got == idem.StoredResponse(200, b'{"n": 7}', {"H": "v"})
+
+
+# --- Sign-In-With-X itself, without a server (fast; found by `make mutants`)
+
+WALLET = EthAccount.from_key("0x" + "42" * 32)
+SIWX_PATH = "/api/spaces/1RDxlAoOeQRKL/transcript"
+
+
+async def _signed(ctx: Context, account: Any = WALLET, **change: Any) -> dict[str, Any]:
+    decl = siwx.declaration(ctx, SIWX_PATH)
+    info = {**decl["info"], "chainId": ctx.settings.payments.network, "type": "eip191", **change}
+    payload = await create_siwx_payload(info, account, info["uri"])
+    return payload.model_dump(by_alias=True, exclude_none=True)
+
+
+def _header(doc: dict[str, Any], size: int | None = None) -> str:
+    raw = json.dumps(doc)
+    if size is not None:  # pad the JSON with spaces to a header of exactly `size` characters
+        raw += " " * (size * 3 // 4 - len(raw.encode()))
+    return base64.b64encode(raw.encode()).decode()
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone 9 hours away from UTC."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_siwx_declaration_is_a_fresh_challenge(ctx: Context, far_from_utc: None) -> None:
+    assert siwx.origin(ctx) == "http://127.0.0.1:8080"
+    before = datetime.now(UTC)
+    decl = siwx.declaration(ctx, SIWX_PATH)
+    info = decl["info"]
+    uri = "http://127.0.0.1:8080" + SIWX_PATH
+    assert {k: v for k, v in info.items() if k not in ("nonce", "issuedAt", "expirationTime")} == {
+        "domain": "127.0.0.1:8080",
+        "uri": uri,
+        "statement": "Sign in to spacescribe to get what this wallet already paid for.",
+        "version": "1",
+        "resources": [uri],
+    }
+    assert len(info["nonce"]) == 32 and int(info["nonce"], 16) >= 0
+    assert info["nonce"] != siwx.declaration(ctx, SIWX_PATH)["info"]["nonce"]
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    assert len(info["issuedAt"]) == len("2026-01-01T00:00:00.000Z")
+    issued = datetime.strptime(info["issuedAt"], fmt).replace(tzinfo=UTC)
+    expires = datetime.strptime(info["expirationTime"], fmt).replace(tzinfo=UTC)
+    assert before - timedelta(seconds=1) <= issued <= datetime.now(UTC)
+    assert expires - issued == timedelta(seconds=300)
+    assert decl["supportedChains"] == [{"chainId": "eip155:8453", "type": "eip191"}]
+    assert decl["schema"] == build_siwx_schema()
+
+
+async def test_siwx_sign_in_once_per_message(ctx: Context) -> None:
+    doc = await _signed(ctx)
+    header = _header(doc, size=8192)  # the longest header read
+    assert len(header) == 8192
+    assert await siwx.sign_in(ctx, header) == WALLET.address.lower()
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(SiwxNonce))).scalar_one()
+    assert (row.nonce, row.wallet_address) == (doc["nonce"], WALLET.address.lower())
+    assert row.used_at is not None and abs(row.used_at - utcnow()) < timedelta(seconds=60)
+    assert await siwx.sign_in(ctx, _header(doc)) == Refused(
+        "invalid_siwx_nonce_used", "This signed message was already used; sign a new one."
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("too_long", "invalid_siwx_header", siwx.MESSAGES["invalid_siwx_header"]),
+        ("not_base64", "invalid_siwx_header", siwx.MESSAGES["invalid_siwx_header"]),
+        ("not_a_payload", "invalid_siwx_header", siwx.MESSAGES["invalid_siwx_header"]),
+        ("domain", "invalid_siwx_domain_mismatch", "The signed message is for another website."),
+        (
+            "chain",
+            "invalid_siwx_chain_mismatch",
+            "The signed message is for another chain than this server's.",
+        ),
+        (
+            "forged",
+            "invalid_siwx_signature",
+            "The signature does not match the message's address.",
+        ),
+        (
+            "wallet",
+            "invalid_wallet",
+            "The signed message's address is not an Ethereum address.",
+        ),
+    ],
+)
+async def test_siwx_refusals(ctx: Context, case: str, code: str, message: str) -> None:
+    if case == "too_long":
+        header = _header(await _signed(ctx), size=8196)
+    elif case == "not_base64":
+        header = "not base64 at all!"
+    elif case == "not_a_payload":
+        header = base64.b64encode(b'{"hello": 1}').decode()
+    elif case == "domain":
+        evil = "http://evil.example" + SIWX_PATH
+        header = _header(await _signed(ctx, domain="evil.example", uri=evil))
+    elif case == "chain":
+        header = _header(await _signed(ctx, chainId="eip155:1"))
+    elif case == "forged":
+        doc = await _signed(ctx)
+        doc["address"] = EthAccount.from_key("0x" + "43" * 32).address
+        header = _header(doc)
+    else:
+        doc = await _signed(ctx)
+        doc["address"] = "0x1234"
+        header = _header(doc)
+    assert await siwx.sign_in(ctx, header) == Refused(code, message)
+    async with ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(SiwxNonce)) == 0
+
+
+def test_siwx_unknown_reasons_read_as_a_bad_signature() -> None:
+    assert siwx._refuse("invalid_siwx_something_new") == Refused(
+        "invalid_siwx_something_new", "The signature does not match the message's address."
+    )
+    assert siwx._refuse("invalid_siwx_expired") == Refused(
+        "invalid_siwx_expired", "The signed message has expired; sign again."
+    )
+
+
+async def test_siwx_a_refusal_without_a_reason_reads_as_a_bad_signature(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def invalid(*_: Any) -> SIWxValidationResult:
+        return SIWxValidationResult(is_valid=False)
+
+    monkeypatch.setattr(siwx, "validate_siwx_message", invalid)
+    assert await siwx.sign_in(ctx, _header(await _signed(ctx))) == Refused(
+        "invalid_siwx_signature", "The signature does not match the message's address."
+    )
