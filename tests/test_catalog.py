@@ -3,8 +3,11 @@
 from core import accounts
 from core.context import Context
 from core.db import ProcessingJob, Space, TranscriptionPayment, utcnow
+from core.queue import position
 from core.results import Caller, Refused
 from core.service import catalog
+from core.service.views import space_json, space_view
+from tests.factories import completed_space
 
 A, B, C = "1AAAAAAAAAAAA", "1BBBBBBBBBBBB", "1CCCCCCCCCCCC"
 
@@ -75,3 +78,53 @@ async def test_transcript_for_checks_ownership(ctx: Context) -> None:
     path.write_text("# T\n")
     t = await catalog.transcript_for(ctx, caller, A)  # made before 0011: this machine's file
     assert not isinstance(t, Refused) and t.content == b"# T\n"
+
+
+async def test_space_status_is_the_orm_view_for_every_status(ctx: Context) -> None:
+    """``space_status`` (one statement, no ORM object) shows exactly what ``space_view`` of the
+    ORM row with ``queue.position`` shows: queued, processing, failed (its error), completed
+    (chapters, participants, times) and a job that finished (no position)."""
+    await _seed(ctx)
+    now = utcnow()
+    async with ctx.db.session() as s:
+        s.add(
+            completed_space(
+                "1DDDDDDDDDDDD",
+                "Done",
+                participants='["Ann", "Bo"]',
+                chapter_titles='["Intro", "Q&A"]',
+                space_started_at=now,
+                audio_duration_seconds=61,
+                chat_unlock_count=2,
+            )
+        )
+        failed = Space(
+            space_id="1EEEEEEEEEEEE",
+            space_url="https://x.com/i/spaces/1EEEEEEEEEEEE",
+            title="Broke",
+            status="failed",
+            error_message="no audio",
+            chapter_titles='["hidden unless completed"]',
+        )
+        s.add(failed)
+        s.add(
+            Space(
+                space_id="1FFFFFFFFFFFF",
+                space_url="https://x.com/i/spaces/1FFFFFFFFFFFF",
+                title="Going",
+                status="processing",
+                error_message="an earlier attempt's error, not shown",
+            )
+        )
+        await s.flush()
+        s.add(ProcessingJob(space_id=failed.id, status="failed", queued_at=now))
+    for sid in (A, B, C, "1DDDDDDDDDDDD", "1EEEEEEEEEEEE", "1FFFFFFFFFFFF"):
+        async with ctx.db.read() as s:
+            fast = await catalog.space_status(s, sid)
+            space = await catalog.find_space(s, sid)
+            assert space is not None
+            orm = space_view(space, await position(s, space.id))
+        assert fast == orm, sid
+        assert space_json(fast) == space_json(orm)
+    async with ctx.db.read() as s:
+        assert await catalog.space_status(s, "1ZZZZZZZZZZZZ") is None

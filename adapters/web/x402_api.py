@@ -42,11 +42,10 @@ from core.payments import idempotency as idem
 from core.payments import siwx as siwx_auth
 from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.wallet_proof import transcript_message, verify_wallet_proof
-from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused
 from core.service import listing, purchases
-from core.service.catalog import find_space
-from core.service.views import format_problem, space_json, space_view
+from core.service.catalog import space_status
+from core.service.views import format_problem, space_json
 from core.service.x402_sale import SaleRequest, chat_request, payer_of, sell
 from core.spaces import parse_space, validate_id
 
@@ -351,10 +350,10 @@ async def get_space(request: Request, space_id: str) -> Response:
     if isinstance(sid, Response):
         return sid
     async with _ctx(request).db.read() as s:
-        space = await find_space(s, sid)
-        if space is None:
-            return _error(404, "unknown_space", f"Space {sid} has not been requested yet.")
-        return JSONResponse(space_json(space_view(space, await queue_position(s, space.id))))
+        view = await space_status(s, sid)
+    if view is None:
+        return _error(404, "unknown_space", f"Space {sid} has not been requested yet.")
+    return JSONResponse(space_json(view))
 
 
 @router.get(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import user_id_for
 from core.context import Context
-from core.db import ChatUnlock, Space, TranscriptionPayment
+from core.db import ChatUnlock, ProcessingJob, Space, TranscriptionPayment
 from core.enrich.service import enrichment_of
 from core.errors import InvalidInput
 from core.queue import position
@@ -34,18 +34,57 @@ async def find_space(session: AsyncSession, space_id: str) -> Space | None:
     ).scalar_one_or_none()
 
 
+# A Space's status (``/status``, ``GET /api/spaces/<id>``, the MCP tool) in one statement:
+# only the columns the view shows, no ORM object, and the Space's queued job joined (at most
+# one: the unique index uq_processing_queue_live_space), so that ``position`` is asked only for
+# a Space that has one. Built once; the status read is the web server's hottest path.
+_STATUS = (
+    select(
+        Space.id,
+        Space.space_id,
+        Space.space_url,
+        Space.title,
+        Space.status,
+        Space.creator,
+        Space.audio_duration_seconds,
+        Space.participants,
+        Space.transcription_count,
+        Space.chat_unlock_count,
+        Space.error_message,
+        Space.completed_at,
+        Space.chapter_titles,
+        Space.space_started_at,
+        ProcessingJob.id.label("queued_job"),
+    )
+    .outerjoin(
+        ProcessingJob,
+        (ProcessingJob.space_id == Space.id) & (ProcessingJob.status == "queued"),
+    )
+    .where(Space.space_id == bindparam("space_id"))
+)
+
+
+async def space_status(session: AsyncSession, space_id: str) -> SpaceView | None:
+    """The Space's view with its queue position, or None if it was never requested."""
+    row = (await session.execute(_STATUS, {"space_id": space_id})).one_or_none()
+    if row is None:
+        return None
+    pos = await position(session, row.id) if row.queued_job is not None else None
+    return space_view(row, pos)
+
+
 async def status(ctx: Context, text: str) -> SpaceView | Refused:
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
     async with ctx.db.read() as s:
-        space = await find_space(s, sid)
-        if space is None:
-            return Refused(
-                "unknown_space",
-                f"Space {sid} has not been requested yet. Use /transcribe to order its transcript.",
-            )
-        return space_view(space, await position(s, space.id))
+        view = await space_status(s, sid)
+    if view is None:
+        return Refused(
+            "unknown_space",
+            f"Space {sid} has not been requested yet. Use /transcribe to order its transcript.",
+        )
+    return view
 
 
 async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:

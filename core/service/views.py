@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,38 @@ def _names(raw: str | None) -> list[str]:
     return [str(x) for x in data] if isinstance(data, list) else []
 
 
-def space_view(space: Space, queue_position: int | None = None) -> SpaceView:
+class SpaceFields(Protocol):
+    """What :func:`space_view` reads: a ``Space`` or a row of just these columns."""
+
+    @property
+    def space_id(self) -> str: ...
+    @property
+    def space_url(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def creator(self) -> str | None: ...
+    @property
+    def audio_duration_seconds(self) -> int | None: ...
+    @property
+    def participants(self) -> str | None: ...
+    @property
+    def transcription_count(self) -> int | None: ...
+    @property
+    def chat_unlock_count(self) -> int | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def chapter_titles(self) -> str | None: ...
+    @property
+    def space_started_at(self) -> datetime | None: ...
+
+
+def space_view(space: SpaceFields, queue_position: int | None = None) -> SpaceView:
     return SpaceView(
         space_id=space.space_id,
         url=space.space_url,

@@ -23,12 +23,11 @@ from core.errors import InvalidInput
 from core.payments import idempotency as idem
 from core.payments.fulfil import fulfiller_for
 from core.payments.outcomes import Paid, PaymentPending
-from core.queue import position as queue_position
 from core.results import AlreadyOwned, Refused
 from core.service import purchases
-from core.service.catalog import find_space
+from core.service.catalog import space_status
 from core.service.chat import clean_question
-from core.service.views import space_json, space_view
+from core.service.views import space_json
 from core.spaces import parse_space
 
 
@@ -70,11 +69,9 @@ def payer_of(p: PaymentPayload) -> str | None:
 
 
 async def space_body(ctx: Context, sid: str) -> dict[str, Any]:
-    async with ctx.db.session() as s:
-        space = await find_space(s, sid)
-        if space is None:
-            return {}
-        return {"space": space_json(space_view(space, await queue_position(s, space.id)))}
+    async with ctx.db.read() as s:
+        view = await space_status(s, sid)
+    return {} if view is None else {"space": space_json(view)}
 
 
 async def sell(
