@@ -14,7 +14,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +45,9 @@ from core.money import canonical_units, chat_price, parse_usdc, to_units
 from core.results import Answer, Caller, Granted, Quote, Refused, SearchHit, Source
 from core.service.views import space_view
 from core.spaces import canonical_url, parse_space
+
+if TYPE_CHECKING:
+    from core.payments.fulfil import FunctionFulfiller
 
 RETRIEVE_LIMIT = 24
 SEARCH_LIMIT = 10
@@ -523,12 +526,12 @@ def _answer_view(row: ChatSession) -> Answer:
     )
 
 
-def register_fulfiller() -> None:
-    """Payments' "chat_query" fulfiller: verify → this answer → settle → record."""
+def fulfiller() -> FunctionFulfiller:
+    """Payments' "chat_query" fulfiller: verify → this answer → settle → record (the wiring
+    adds it to ``ctx.wiring.fulfillers``)."""
     from core.payments.fulfil import FunctionFulfiller
-    from core.payments.fulfil import register_fulfiller as register
 
-    register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed))
+    return FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed)
 
 
 async def titled(s: AsyncSession, ws: list[str], limit: int = SEARCH_LIMIT) -> list[Space]:

@@ -14,7 +14,6 @@ from adapters.discord import texts
 from adapters.discord.bot import DiscordBot
 from core import health
 from core.context import Context
-from core.pipeline import media
 from core.pipeline.media import SpaceMeta
 from core.results import Caller
 from tests.chat.helpers import add_space, member, space_id_for
@@ -73,12 +72,9 @@ async def running(ctx: Context, **discord: Any) -> AsyncIterator[tuple[DiscordAP
 @pytest.fixture
 async def dc(ctx: Context, endpoints: None) -> AsyncIterator[tuple[DiscordAPI, DiscordBot]]:
     ctx.settings.payments.pay_to = "0x" + "22" * 20
-    media.use_resolver(Recorded())
-    try:
-        async with running(ctx) as pair:
-            yield pair
-    finally:
-        media.use_resolver(None)
+    ctx.wiring.resolver = Recorded()
+    async with running(ctx) as pair:
+        yield pair
 
 
 async def owned_space(

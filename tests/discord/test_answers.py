@@ -74,7 +74,7 @@ async def test_closed_dms_answer_is_shown_by_the_button_to_its_payer_only(
             await api.interact("chat", {"question": QUESTION, "space1": a, "space2": b})
         )
         await _pay(ctx, chain, fresh_payer, quote.buttons[0]["url"], 1_100_000)
-        assert await outbox.drain_once(ctx.db, "w") == 2  # the answer and the confirmation
+        assert await outbox.drain_once(ctx, "w") == 2  # the answer and the confirmation
         assert api.dms(ANN) == []
         async with ctx.db.session() as s:
             (row,) = (await s.execute(select(ChatSession))).scalars()

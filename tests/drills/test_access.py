@@ -308,7 +308,7 @@ async def answer_notice(w: World, ctx: Context, api: DiscordAPI) -> dict[str, An
             dedupe_key=f"chat_answer:drill:{w.answer_id}",
             origin_chat_id=str(CHANNEL_ID),
         )
-    assert await outbox.drain_once(ctx.db, "drill") == 1
+    assert await outbox.drain_once(ctx, "drill") == 1
     (notice,) = api.channel()
     assert ANSWERED not in json.dumps(notice) and w.answer_id in json.dumps(notice)
     return notice
@@ -672,7 +672,7 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
         try:
             tg = await telegram_matrix(world, tg_api, web)
             # each role's stray Stars charge went back to that role, in Stars, once
-            assert await outbox.drain_once(shop.db, "drill-stars") == len(ROLES)
+            assert await outbox.drain_once(shop, "drill-stars") == len(ROLES)
             refunds = sorted(r["user_id"] for r in tg_api.sent("refundStarPayment"))
             assert refunds == sorted(TG_IDS[role] for role in ROLES), refunds
             dc, suggestions = await discord_matrix(world, shop, dc_api)

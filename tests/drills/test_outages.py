@@ -139,7 +139,7 @@ async def draining(ctx: Context) -> AsyncIterator[None]:
 
     async def loop() -> None:
         while not stop.is_set():
-            await outbox.drain_once(ctx.db, "drill", policy=FAST_RETRY)
+            await outbox.drain_once(ctx, "drill", policy=FAST_RETRY)
             try:
                 await asyncio.wait_for(stop.wait(), 0.05)
             except TimeoutError:

@@ -422,7 +422,7 @@ async def _drill(
     for sender in senders:
         outbox.register_sender(sender)
     try:
-        while await outbox.drain_once(ctx.db, "drill-drain"):
+        while await outbox.drain_once(ctx, "drill-drain"):
             pass
     finally:
         for sender in senders:

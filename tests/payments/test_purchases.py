@@ -20,7 +20,6 @@ from core.payments import (
     expire_invoices,
     pay_invoice,
 )
-from core.payments.fulfil import FULFILLERS, register_fulfiller
 from core.payments.invoices import credit_balance
 from core.results import AlreadyOwned, Granted, Quote, Refused
 from core.service.purchases import request_transcription, request_unlock
@@ -177,40 +176,35 @@ async def test_chat_query_answer_before_settle(pay_ctx: Context, chain: Chain, f
             )
         )
 
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer, record))
-    try:
-        before = chain.balance(chain.pay_to)
-        for question, ok in (("please fail", False), ("what is it?", True)):
-            async with pay_ctx.db.session() as s:
-                q = await create_invoice(
-                    s,
-                    pay_ctx,
-                    caller=None,
-                    user_id=None,
-                    kind="chat_query",
-                    space_ids=[SPACE],
-                    amount_units=1_000_000,
-                    payload={"question": question},
-                )
-            assert isinstance(q, Quote)
-            payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 1_000_000))
-            snap = await snapshot(pay_ctx)
-            out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-            if not ok:
-                assert await snapshot(pay_ctx) == snap  # unanswered: nothing kept
-                assert isinstance(out, PaymentRefused) and out.code == "no_answer"
-                assert chain.balance(chain.pay_to) == before  # nothing settled
-                continue
-            assert isinstance(out, Paid) and out.result == {"answer": "42", "sources": []}
-        assert chain.balance(chain.pay_to) == before + 1_000_000
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer, record))
+    before = chain.balance(chain.pay_to)
+    for question, ok in (("please fail", False), ("what is it?", True)):
         async with pay_ctx.db.session() as s:
-            cs = (await s.execute(select(ChatSession))).scalar_one()
-            assert cs.answer == "42" and cs.transaction_hash and cs.question == "what is it?"
-        assert calls == ["please fail", "what is it?"]
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+            q = await create_invoice(
+                s,
+                pay_ctx,
+                caller=None,
+                user_id=None,
+                kind="chat_query",
+                space_ids=[SPACE],
+                amount_units=1_000_000,
+                payload={"question": question},
+            )
+        assert isinstance(q, Quote)
+        payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 1_000_000))
+        snap = await snapshot(pay_ctx)
+        out = await pay_invoice(pay_ctx, q.invoice_id, payload)
+        if not ok:
+            assert await snapshot(pay_ctx) == snap  # unanswered: nothing kept
+            assert isinstance(out, PaymentRefused) and out.code == "no_answer"
+            assert chain.balance(chain.pay_to) == before  # nothing settled
+            continue
+        assert isinstance(out, Paid) and out.result == {"answer": "42", "sources": []}
+    assert chain.balance(chain.pay_to) == before + 1_000_000
+    async with pay_ctx.db.session() as s:
+        cs = (await s.execute(select(ChatSession))).scalar_one()
+        assert cs.answer == "42" and cs.transaction_hash and cs.question == "what is it?"
+    assert calls == ["please fail", "what is it?"]
 
 
 async def test_rpc_down_at_confirmation_is_finished_later(
@@ -307,9 +301,7 @@ async def test_pipeline_metadata_check_before_paying(
         async def resolve(self, space_id: str) -> Any:
             raise ConnectionError("x.com unreachable")
 
-    from core.pipeline import media
-
-    media.use_resolver(Down())
+    pay_ctx.wiring.resolver = Down()
     out = await request_transcription(pay_ctx, ALICE, "1AbCdEfGhIjKl")
     assert isinstance(out, Refused) and out.code in ("metadata_unavailable", "space_unreachable")
 
@@ -344,7 +336,6 @@ async def _complete(ctx: Context, space_id: str) -> None:
 async def test_library_space_sold_and_delivered_with_x_unreachable(
     pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.pipeline import media
     from core.results import Caller
 
     q = await request_transcription(pay_ctx, ALICE, SPACE)
@@ -352,7 +343,7 @@ async def test_library_space_sold_and_delivered_with_x_unreachable(
     await _pay(pay_ctx, chain, fresh_payer, q)
     await _complete(pay_ctx, SPACE)
     down = _XDown()
-    media.use_resolver(down)
+    pay_ctx.wiring.resolver = down
     bob = Caller("telegram", "2002", "Bob", chat_id="-700")
     q2 = await request_transcription(pay_ctx, bob, SPACE)
     assert isinstance(q2, Quote) and q2.space is not None, q2

@@ -201,118 +201,107 @@ async def _siwx(account: Any, pr: PaymentRequired, *, url: str, **change: Any) -
 async def test_sign_in_with_x_returns_what_the_wallet_bought(
     server: str, pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.payments import FunctionFulfiller, register_fulfiller
-    from core.payments.fulfil import FULFILLERS
+    from core.payments import FunctionFulfiller
 
     async def answer(ctx: Context, req: Any) -> dict[str, Any]:
         return {"answer": f"about {req.space_ids[0]}: {req.payload['question']}"}
 
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer))
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer))
     path = f"/api/spaces/{SPACE}/transcript"
-    try:
-        async with httpx.AsyncClient(base_url=server, timeout=60) as c:
-            # buy the transcript and one answer
-            pr = _required(await c.post("/x402/transcribe", json={"space": SPACE}))
-            h, _ = _signature(chain, fresh_payer, pr, None)
-            assert (
-                await c.post(
-                    "/x402/transcribe", json={"space": SPACE}, headers={"PAYMENT-SIGNATURE": h}
-                )
-            ).status_code == 200
-            q = {"question": "who spoke?", "spaces": [SPACE]}
-            pr = _required(await c.post("/x402/chat", json=q))
-            assert SIGN_IN_WITH_X in (pr.extensions or {})
-            h, _ = _signature(chain, fresh_payer, pr, None)
-            paid = await c.post("/x402/chat", json=q, headers={"PAYMENT-SIGNATURE": h})
-            assert paid.status_code == 200, paid.text
-            async with pay_ctx.db.session() as s:
-                await s.execute(update(Space).values(status="completed"))
-            doc = pay_ctx.spaces_dir / SPACE / "transcript.md"
-            doc.parent.mkdir(parents=True, exist_ok=True)
-            doc.write_text("# Transcript\n\nhello\n")
-            spent = chain.balance(chain.pay_to)
-
-            # the transcript: 402 with a SIWX challenge bound to web.public_url
-            pr = _required(await c.get(path))
-            info = pr.extensions[SIGN_IN_WITH_X]["info"]  # type: ignore[index]
-            assert info["domain"] == "127.0.0.1:8080" and info["uri"] == PUBLIC + path
-            assert (
-                pr.extensions[SIGN_IN_WITH_X]["supportedChains"][0]["chainId"]
-                == chain.anvil.network
-            )  # type: ignore[index]
-            signed = await _siwx(fresh_payer, pr, url=PUBLIC + path)
-            got = await c.get(path, headers={"SIGN-IN-WITH-X": signed})
-            assert got.status_code == 200 and "hello" in got.text
-            # replayed, expired, wrong domain, wrong chain: each its own refusal
-            replay = await c.get(path, headers={"SIGN-IN-WITH-X": signed})
-            assert replay.status_code == 401 and replay.json()["error"] == "invalid_siwx_nonce_used"
-            now = datetime.now(UTC)
-            old = await _siwx(
-                fresh_payer,
-                pr,
-                url=PUBLIC + path,
-                nonce="expired0000000001",
-                issuedAt=(now - timedelta(seconds=30)).isoformat().replace("+00:00", "Z"),
-                expirationTime=(now - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+    async with httpx.AsyncClient(base_url=server, timeout=60) as c:
+        # buy the transcript and one answer
+        pr = _required(await c.post("/x402/transcribe", json={"space": SPACE}))
+        h, _ = _signature(chain, fresh_payer, pr, None)
+        assert (
+            await c.post(
+                "/x402/transcribe", json={"space": SPACE}, headers={"PAYMENT-SIGNATURE": h}
             )
-            r = await c.get(path, headers={"SIGN-IN-WITH-X": old})
-            assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_expired"
-            stale = await _siwx(
-                fresh_payer,
-                pr,
-                url=PUBLIC + path,
-                nonce="stale000000000001",
-                issuedAt=(now - timedelta(minutes=6)).isoformat().replace("+00:00", "Z"),
-                expirationTime=None,
-            )
-            r = await c.get(path, headers={"SIGN-IN-WITH-X": stale})
-            assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_issued_at_too_old"
-            evil = "http://evil.example"
-            wrong = await _siwx(
-                fresh_payer, pr, url=evil + path, domain="evil.example", uri=evil + path
-            )
-            r = await c.get(path, headers={"SIGN-IN-WITH-X": wrong})
-            assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_domain_mismatch"
-            mainnet = await _siwx(fresh_payer, pr, url=PUBLIC + path, chainId="eip155:1")
-            r = await c.get(path, headers={"SIGN-IN-WITH-X": mainnet})
-            assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_chain_mismatch"
-            forged = json.loads(base64.b64decode(await _siwx(fresh_payer, pr, url=PUBLIC + path)))
-            forged["address"] = chain.other.address  # someone else's wallet, our signature
-            r = await c.get(
-                path,
-                headers={"SIGN-IN-WITH-X": base64.b64encode(json.dumps(forged).encode()).decode()},
-            )
-            assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_signature"
-            # a stranger signs in fine but owns nothing: 402, pay to get it
-            stranger = await _siwx(chain.other, pr, url=PUBLIC + path, nonce="stranger000000001")
-            r = await c.get(path, headers={"SIGN-IN-WITH-X": stranger})
-            assert r.status_code == 402 and "not bought" in r.json()["error"]
-
-            # the paid answer, again, by signing in on /x402/chat
-            pr = _required(await c.post("/x402/chat", json=q))
-            signed = await _siwx(fresh_payer, pr, url=PUBLIC + "/x402/chat")
-            again = await c.post("/x402/chat", json=q, headers={"SIGN-IN-WITH-X": signed})
-            assert again.status_code == 200 and again.content == paid.content
-            # a question it did not pay for: 402
-            signed = await _siwx(
-                fresh_payer, pr, url=PUBLIC + "/x402/chat", nonce="otherq00000000001"
-            )
-            other_q = {"question": "what else?", "spaces": [SPACE]}
-            assert (
-                await c.post("/x402/chat", json=other_q, headers={"SIGN-IN-WITH-X": signed})
-            ).status_code == 402
-            # the transcript purchase route: already owned, no payment
-            pr = _required(await c.post("/x402/transcribe", json={"space": SPACE}))
-            signed = await _siwx(fresh_payer, pr, url=PUBLIC + "/x402/transcribe")
-            owned = await c.post(
-                "/x402/transcribe", json={"space": SPACE}, headers={"SIGN-IN-WITH-X": signed}
-            )
-            assert owned.status_code == 200 and owned.json()["already_owned"] is True
-            assert owned.json()["transcript_url"] == path
-        assert chain.balance(chain.pay_to) == spent
+        ).status_code == 200
+        q = {"question": "who spoke?", "spaces": [SPACE]}
+        pr = _required(await c.post("/x402/chat", json=q))
+        assert SIGN_IN_WITH_X in (pr.extensions or {})
+        h, _ = _signature(chain, fresh_payer, pr, None)
+        paid = await c.post("/x402/chat", json=q, headers={"PAYMENT-SIGNATURE": h})
+        assert paid.status_code == 200, paid.text
         async with pay_ctx.db.session() as s:
-            assert await s.scalar(select(func.count()).select_from(SiwxNonce)) == 5
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+            await s.execute(update(Space).values(status="completed"))
+        doc = pay_ctx.spaces_dir / SPACE / "transcript.md"
+        doc.parent.mkdir(parents=True, exist_ok=True)
+        doc.write_text("# Transcript\n\nhello\n")
+        spent = chain.balance(chain.pay_to)
+
+        # the transcript: 402 with a SIWX challenge bound to web.public_url
+        pr = _required(await c.get(path))
+        info = pr.extensions[SIGN_IN_WITH_X]["info"]  # type: ignore[index]
+        assert info["domain"] == "127.0.0.1:8080" and info["uri"] == PUBLIC + path
+        assert pr.extensions[SIGN_IN_WITH_X]["supportedChains"][0]["chainId"] == chain.anvil.network  # type: ignore[index]
+        signed = await _siwx(fresh_payer, pr, url=PUBLIC + path)
+        got = await c.get(path, headers={"SIGN-IN-WITH-X": signed})
+        assert got.status_code == 200 and "hello" in got.text
+        # replayed, expired, wrong domain, wrong chain: each its own refusal
+        replay = await c.get(path, headers={"SIGN-IN-WITH-X": signed})
+        assert replay.status_code == 401 and replay.json()["error"] == "invalid_siwx_nonce_used"
+        now = datetime.now(UTC)
+        old = await _siwx(
+            fresh_payer,
+            pr,
+            url=PUBLIC + path,
+            nonce="expired0000000001",
+            issuedAt=(now - timedelta(seconds=30)).isoformat().replace("+00:00", "Z"),
+            expirationTime=(now - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+        )
+        r = await c.get(path, headers={"SIGN-IN-WITH-X": old})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_expired"
+        stale = await _siwx(
+            fresh_payer,
+            pr,
+            url=PUBLIC + path,
+            nonce="stale000000000001",
+            issuedAt=(now - timedelta(minutes=6)).isoformat().replace("+00:00", "Z"),
+            expirationTime=None,
+        )
+        r = await c.get(path, headers={"SIGN-IN-WITH-X": stale})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_issued_at_too_old"
+        evil = "http://evil.example"
+        wrong = await _siwx(
+            fresh_payer, pr, url=evil + path, domain="evil.example", uri=evil + path
+        )
+        r = await c.get(path, headers={"SIGN-IN-WITH-X": wrong})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_domain_mismatch"
+        mainnet = await _siwx(fresh_payer, pr, url=PUBLIC + path, chainId="eip155:1")
+        r = await c.get(path, headers={"SIGN-IN-WITH-X": mainnet})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_chain_mismatch"
+        forged = json.loads(base64.b64decode(await _siwx(fresh_payer, pr, url=PUBLIC + path)))
+        forged["address"] = chain.other.address  # someone else's wallet, our signature
+        r = await c.get(
+            path,
+            headers={"SIGN-IN-WITH-X": base64.b64encode(json.dumps(forged).encode()).decode()},
+        )
+        assert r.status_code == 401 and r.json()["error"] == "invalid_siwx_signature"
+        # a stranger signs in fine but owns nothing: 402, pay to get it
+        stranger = await _siwx(chain.other, pr, url=PUBLIC + path, nonce="stranger000000001")
+        r = await c.get(path, headers={"SIGN-IN-WITH-X": stranger})
+        assert r.status_code == 402 and "not bought" in r.json()["error"]
+
+        # the paid answer, again, by signing in on /x402/chat
+        pr = _required(await c.post("/x402/chat", json=q))
+        signed = await _siwx(fresh_payer, pr, url=PUBLIC + "/x402/chat")
+        again = await c.post("/x402/chat", json=q, headers={"SIGN-IN-WITH-X": signed})
+        assert again.status_code == 200 and again.content == paid.content
+        # a question it did not pay for: 402
+        signed = await _siwx(fresh_payer, pr, url=PUBLIC + "/x402/chat", nonce="otherq00000000001")
+        other_q = {"question": "what else?", "spaces": [SPACE]}
+        assert (
+            await c.post("/x402/chat", json=other_q, headers={"SIGN-IN-WITH-X": signed})
+        ).status_code == 402
+        # the transcript purchase route: already owned, no payment
+        pr = _required(await c.post("/x402/transcribe", json={"space": SPACE}))
+        signed = await _siwx(fresh_payer, pr, url=PUBLIC + "/x402/transcribe")
+        owned = await c.post(
+            "/x402/transcribe", json={"space": SPACE}, headers={"SIGN-IN-WITH-X": signed}
+        )
+        assert owned.status_code == 200 and owned.json()["already_owned"] is True
+        assert owned.json()["transcript_url"] == path
+    assert chain.balance(chain.pay_to) == spent
+    async with pay_ctx.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(SiwxNonce)) == 5
