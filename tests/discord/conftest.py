@@ -12,7 +12,6 @@ from discord.http import Route
 
 from adapters.discord import texts
 from adapters.discord.bot import DiscordBot
-from core import health
 from core.context import Context
 from core.pipeline.media import SpaceMeta
 from core.results import Caller
@@ -49,7 +48,7 @@ async def started(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
         yield bot
     finally:
         await bot.stop()
-        assert "discord" not in health.adapters()  # a stopped bot leaves readiness alone
+        assert "discord" not in bot.ctx.wiring.bots()  # a stopped bot leaves readiness alone
 
 
 @asynccontextmanager

@@ -25,7 +25,6 @@ from core.db import ChatSession, Invoice, Outbox, Space
 from core.results import Caller
 from core.service import chat
 from tests.chat.helpers import member
-from tests.chat.test_paid_chat import _chat_fulfiller  # noqa: F401  (autouse fixture)
 from tests.discord.conftest import ANN, BOB, owned_space, running, started
 from tests.discord.test_end_to_end import _pay
 from tests.payments.conftest import pay_ctx  # noqa: F401  (fixture)

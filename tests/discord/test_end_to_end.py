@@ -17,7 +17,6 @@ from core.context import Context
 from core.db import Account, Invoice
 from core.payments import Paid, pay_invoice
 from core.worker import Worker
-from tests.chat.test_paid_chat import _chat_fulfiller  # noqa: F401  (autouse fixture)
 from tests.discord.conftest import ANN, BOB, owned_space, running
 from tests.payments.conftest import client_payload, pay_ctx  # noqa: F401  (fixture)
 from tests.payments.test_x402_pay import _reqs
@@ -31,9 +30,9 @@ SID = "1DISCORDE2E01"
 
 
 @pytest.fixture
-def resolver(ctx: Context, hls_url: str) -> LocalResolver:  # noqa: F811
+def resolver(pay_ctx: Context, hls_url: str) -> LocalResolver:  # noqa: F811
     r = LocalResolver(hls_url)
-    ctx.wiring.resolver = r
+    pay_ctx.wiring.resolver = r
     return r
 
 

@@ -38,7 +38,6 @@ from bot.wiring import web_app
 from core import outbox
 from core.context import Context
 from core.payments.wallet_proof import transcript_message
-from core.pipeline import media
 from tests.discord.conftest import Recorded, endpoints, running  # noqa: F401 (fixture)
 from tests.drills.access_mcp import check_mcp, listed_tools, mcp_entries, mcp_matrix
 from tests.drills.access_world import (
@@ -85,11 +84,10 @@ async def shop(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Conte
         payments=chain.payment_settings(),
         telegram={"mode": "webhook", "admin_ids": [TG_IDS["admin"]]},
     )
-    media.use_resolver(Recorded())
+    ctx.wiring.resolver = Recorded()
     try:
         yield ctx
     finally:
-        media.use_resolver(None)
         await ctx.close()
 
 
