@@ -188,8 +188,7 @@ async def drain_once(
     in another: a crash in between leaves it 'sending' until the lease ends, then it is
     tried again — delivery is at-least-once at the transport, once per ``dedupe_key``.
     """
-    senders = dict(ctx.wiring.senders)  # as they are now: an adapter may stop meanwhile
-    platforms = sorted(senders)
+    platforms = sorted(ctx.wiring.senders)
     if not platforms:
         return 0
     async with ctx.db.session() as s:
@@ -206,7 +205,7 @@ async def drain_once(
             last_attempt=row.attempts >= policy.max_attempts,
         )
         try:
-            result = await senders[row.platform].deliver(msg)
+            result = await ctx.wiring.senders[row.platform].deliver(msg)
         except Exception as exc:  # an adapter bug must not stop the drain
             log.exception("outbox delivery raised", message_id=row.id, kind=row.kind)
             result = Delivery("retry", detail=f"{type(exc).__name__}: {exc}"[:500])
