@@ -18,7 +18,6 @@ from core.config import Secrets, load_settings
 from core.context import Context
 from core.db import Database
 from core.db.migrate import upgrade
-from core.pipeline import media
 from core.results import Caller, Quote
 from core.service.purchases import request_transcription
 from tests.factories import completed_space
@@ -59,7 +58,7 @@ async def run(n: int) -> None:
             s.add(completed_space(SID))
         hls = root / "hls"
         make_hls(tone_wav(4, root / "t.wav"), hls / "space")
-        media.use_resolver(None)  # production: yt-dlp's X Spaces extractor
+        # a fresh context: ctx.wiring.resolver is None, the production one (yt-dlp, X Spaces)
         try:
             await _quotes(ctx, 20, 1)  # warm-up
             async with x_stand_in(hls) as x:

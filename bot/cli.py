@@ -174,7 +174,7 @@ def mcp() -> None:
     The same tools answer over streamable HTTP at /mcp in the web role; paid tools use
     x402's MCP transport and the payment settings of ``config.toml`` (README "For agents")."""
     from adapters.mcp.server import build_server
-    from core.service.chat import register_fulfiller as register_chat_fulfiller
+    from bot.wiring import wire
 
     try:
         ctx = _context()  # logs go to stderr: stdout carries the protocol
@@ -185,7 +185,7 @@ def mcp() -> None:
             "mcp: test mode (no payments.pay_to): paid tools answer payments_unavailable; "
             "use /mcp of `make run` to pay on its local chain"
         )
-    register_chat_fulfiller()
+    wire(ctx)  # paid tools answer before settlement
     server = build_server(ctx)
 
     async def main() -> None:
@@ -458,6 +458,7 @@ def import_(
         return
 
     async def main() -> int:
+        from bot.wiring import wire
         from core.results import Refused
         from core.worker import Worker
 
@@ -475,7 +476,7 @@ def import_(
             if background:
                 console.print("queued: the running worker transcribes it")
                 return 0
-            ran = await Worker(ctx).run_space(v.space_id)
+            ran = await Worker(wire(ctx)).run_space(v.space_id)  # index, enrich on completion
             async with ctx.db.read() as s:
                 from core.service.catalog import find_space
 

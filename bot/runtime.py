@@ -15,11 +15,10 @@ from typing import Any, Protocol
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.wiring import web_app
+from bot.wiring import web_app, wire
 from core.context import Context
 from core.errors import ConfigError
 from core.logging import get_logger
-from core.service.chat import register_fulfiller as register_chat_fulfiller
 
 log = get_logger("spacescribe.runtime")
 
@@ -113,12 +112,11 @@ RoleBuilder = Callable[[Context, Scheduler], tuple[list[Component], list[StatusL
 
 def _web(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLine]]:
     from adapters.web.sender import WebSender
-    from core import outbox
 
     w = ctx.settings.web
     # the storefront's buyers' messages: drained here (the same job id as the bots' drain,
     # so a process running both has one drain for every sender)
-    outbox.register_sender(WebSender(ctx))
+    ctx.wiring.add_sender(WebSender(ctx))
     sched.add_job(_drain_outbox, "interval", [ctx], "outbox-drain", OUTBOX_DRAIN_SECONDS)
     return [WebServer(ctx)], [
         StatusLine("Web", True, f"http://{w.host}:{w.port} — storefront at {w.public_url}/")
@@ -128,7 +126,7 @@ def _web(ctx: Context, sched: Scheduler) -> tuple[list[Component], list[StatusLi
 async def _drain_outbox(ctx: Context) -> None:
     from core.outbox import drain_once
 
-    while await drain_once(ctx.db, ctx.instance, policy=ctx.settings.outbox):
+    while await drain_once(ctx, ctx.instance, policy=ctx.settings.outbox):
         pass
 
 
@@ -278,8 +276,9 @@ class Runtime:
                 "telegram.mode = webhook: run the bots and web roles in one process "
                 "(updates arrive at the web server's /telegram/webhook)"
             )
-        # Any role may credit a paid question (web, the recovery job): all can answer it.
-        register_chat_fulfiller()
+        # The application object first: any role may credit a paid question (web, the
+        # recovery job) and a worker's completed Spaces get their index; then the roles.
+        wire(ctx)
         self.sched = Scheduler()
         self.components: list[Component] = []
         self.status: list[StatusLine] = []

@@ -1,4 +1,5 @@
-"""What every use case needs: settings, secrets, the database. Built once per process."""
+"""What every use case needs: settings, secrets, the database, and the application object
+(:class:`~core.wiring.Wiring`) joining the process's parts. Built once per process."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from core.config import Secrets, Settings, check_secrets, load_secrets, load_settings
 from core.db import Database
+from core.wiring import Wiring
 
 
 @dataclass
@@ -15,6 +17,7 @@ class Context:
     secrets: Secrets
     db: Database
     instance: str = field(default="")  # process identity, e.g. for queue leases
+    wiring: Wiring = field(default_factory=Wiring)  # this process's parts, filled by bot/wiring
 
     @property
     def spaces_dir(self) -> Path:

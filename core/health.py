@@ -1,4 +1,5 @@
-"""Readiness of the parts of this process that talk to the outside (bots, RPC)."""
+"""Readiness of the parts of this process that talk to the outside. The bots' connection
+state is on the application object (``ctx.wiring.connected``)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.context import Context
-
-_connected: dict[str, bool] = {}
-
-
-def set_connected(name: str, connected: bool) -> None:
-    """Adapters call this when they connect to (or lose) their platform."""
-    _connected[name] = connected
-
-
-def adapters() -> dict[str, bool]:
-    return dict(_connected)
-
-
-def forget(name: str) -> None:
-    """An adapter that stopped (process shutting down) no longer counts for readiness."""
-    _connected.pop(name, None)
 
 
 async def x_refusal(ctx: Context) -> str | None:

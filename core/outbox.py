@@ -1,24 +1,27 @@
 """The outbox: every outbound message is a row written with the change that causes it.
 
 A scheduler job drains it through the :class:`~core.outbox_contract.MessageSender` each
-adapter registers for its platform; see :func:`drain_once` for the delivery guarantees.
+running adapter adds for its platform to the application object (``ctx.wiring``); see :func:`drain_once` for the delivery guarantees.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import backoff
 from core.config import OutboxSettings
-from core.db import Database, Outbox, utcnow
+from core.db import Outbox, utcnow
 from core.db.upsert import dialect_name, insert_ignore, insert_ignore_many
 from core.logging import get_logger
-from core.outbox_contract import Delivery, MessageSender, OutboundMessage
+from core.outbox_contract import Delivery, OutboundMessage
+
+if TYPE_CHECKING:
+    from core.context import Context
 
 log = get_logger("spacescribe.outbox")
 
@@ -82,18 +85,8 @@ async def add_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> int
 
 # ---------------------------------------------------------------- draining
 
-_senders: dict[str, MessageSender] = {}
 DEFAULT_POLICY = OutboxSettings()
 SEND_LEASE_SECONDS = 120.0
-
-
-def register_sender(sender: MessageSender) -> None:
-    """Adapters register the sender of their platform when they start."""
-    _senders[sender.platform] = sender
-
-
-def unregister_sender(platform: str) -> None:
-    _senders.pop(platform, None)
 
 
 REDELIVER_WITHIN = timedelta(days=30)
@@ -186,18 +179,19 @@ async def _record(
 
 
 async def drain_once(
-    db: Database, worker: str, limit: int = 20, policy: OutboxSettings = DEFAULT_POLICY
+    ctx: Context, worker: str, limit: int = 20, policy: OutboxSettings = DEFAULT_POLICY
 ) -> int:
-    """Deliver due messages through the registered senders. Returns how many were handled.
+    """Deliver due messages through the senders of the running adapters
+    (``ctx.wiring.senders``). Returns how many were handled.
 
     A row is claimed (status 'sending', lease) in one transaction and its outcome recorded
     in another: a crash in between leaves it 'sending' until the lease ends, then it is
     tried again — delivery is at-least-once at the transport, once per ``dedupe_key``.
     """
-    platforms = sorted(_senders)
+    platforms = sorted(ctx.wiring.senders)
     if not platforms:
         return 0
-    async with db.session() as s:
+    async with ctx.db.session() as s:
         rows = await _claim(s, worker, platforms, limit)
     for row in rows:
         msg = OutboundMessage(
@@ -211,10 +205,10 @@ async def drain_once(
             last_attempt=row.attempts >= policy.max_attempts,
         )
         try:
-            result = await _senders[row.platform].deliver(msg)
+            result = await ctx.wiring.senders[row.platform].deliver(msg)
         except Exception as exc:  # an adapter bug must not stop the drain
             log.exception("outbox delivery raised", message_id=row.id, kind=row.kind)
             result = Delivery("retry", detail=f"{type(exc).__name__}: {exc}"[:500])
-        async with db.session() as s:
+        async with ctx.db.session() as s:
             await _record(s, row, worker, result, policy)
     return len(rows)

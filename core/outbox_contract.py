@@ -2,8 +2,9 @@
 
 Core code never talks to Discord or Telegram: it writes an ``outbox`` row in the same
 transaction as the change that causes it (payment credited, transcript ready, job failed,
-refund). A scheduler job drains the outbox through the :class:`MessageSender` registered for
-the row's platform, and records what happened, so a crash never loses nor repeats a message.
+refund). A scheduler job drains the outbox through the :class:`MessageSender` the running
+adapter of the row's platform added to ``ctx.wiring.senders``, and records what happened, so a
+crash never loses nor repeats a message.
 """
 
 from __future__ import annotations

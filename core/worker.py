@@ -31,12 +31,9 @@ Processor = Callable[[Context, int], Coroutine[Any, Any, None]]
 
 
 def default_processor() -> Processor:
-    from core.chat.index import register as index_for_chat
-    from core.enrich.service import register as enrich_completed
+    """The pipeline; what follows a completed Space (the chat index, enrichment) is on
+    ``ctx.wiring.on_completed``, filled by the wiring."""
     from core.pipeline.run import process_space
-
-    index_for_chat()  # completed Spaces get their chat passage index
-    enrich_completed()  # and their summary, chapters and quotes (never failing the job)
 
     async def run(ctx: Context, space_pk: int) -> None:
         await process_space(ctx, space_pk)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from bot.wiring import wire
 from core.config import Secrets, Settings, load_settings
 from core.context import Context
 from core.db import Base, Database
@@ -131,7 +132,7 @@ def secrets() -> Secrets:
 @pytest.fixture
 async def ctx(db_url: str, tmp_path: Path, secrets: Secrets) -> AsyncIterator[Context]:
     settings = make_settings(db_url, tmp_path / "data")
-    c = Context(settings, secrets, Database(db_url), instance="test:1")
+    c = wire(Context(settings, secrets, Database(db_url), instance="test:1"))  # as a process
     try:
         yield c
     finally:

@@ -10,7 +10,6 @@ import pytest
 from aiohttp import web
 
 from bot.wiring import web_app
-from core import health
 from core.context import Context
 from core.db import ProcessingJob, Space, utcnow
 
@@ -46,14 +45,11 @@ async def test_readyz_and_metrics(ctx: Context, rpc_url: str) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         r = await client.get("/readyz")
         assert r.status_code == 200, r.text
-        health.set_connected("telegram", False)
-        try:
-            r = await client.get("/readyz")
-            assert r.status_code == 503 and "no bot connected" in json.dumps(r.json())
-            health.set_connected("telegram", True)
-            assert (await client.get("/readyz")).status_code == 200
-        finally:
-            health._connected.clear()
+        ctx.wiring.set_connected("telegram", False)
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and "no bot connected" in json.dumps(r.json())
+        ctx.wiring.set_connected("telegram", True)
+        assert (await client.get("/readyz")).status_code == 200
         text = (await client.get("/metrics")).text
         assert 'spacescribe_queue_jobs{status="queued"} 1.0' in text
         assert "spacescribe_outbox_messages" in text

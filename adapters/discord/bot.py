@@ -24,7 +24,6 @@ from discord.webhook.async_ import async_context
 from adapters.discord import commands, replies
 from adapters.discord.endpoints import Endpoints, RebasedHTTPClient, RebasedWebhooks
 from adapters.discord.sender import DiscordSender
-from core import health, outbox
 from core.context import Context
 from core.errors import ConfigError
 from core.logging import get_logger
@@ -96,14 +95,14 @@ class SpacescribeClient(Bot):
         await self.bot.sync_commands()
 
     async def on_connect(self) -> None:
-        health.set_connected("discord", True)
+        self.bot.ctx.wiring.set_connected("discord", True)
         self.gateway_up.set()
 
     async def on_resumed(self) -> None:
-        health.set_connected("discord", True)
+        self.bot.ctx.wiring.set_connected("discord", True)
 
     async def on_disconnect(self) -> None:
-        health.set_connected("discord", False)
+        self.bot.ctx.wiring.set_connected("discord", False)
 
 
 class DiscordBot:
@@ -148,7 +147,7 @@ class DiscordBot:
             self._task.result()  # the gateway refused us (bad token, intents): say why
         if not self.client.gateway_up.is_set():
             log.warning("discord gateway not connected yet; retrying in the background")
-        outbox.register_sender(self.sender)
+        self.ctx.wiring.add_sender(self.sender)
         server, user = invite_links(self.client.application_id or 0)
         log.info(
             "discord bot started",
@@ -159,7 +158,7 @@ class DiscordBot:
         )
 
     async def stop(self) -> None:
-        outbox.unregister_sender("discord")
+        self.ctx.wiring.remove_sender("discord")
         await self.client.close()
         if self._task is not None:
             # after an outage the gateway task may be sleeping out a reconnect backoff
@@ -167,7 +166,7 @@ class DiscordBot:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):
                 await self._task
-        health.forget("discord")  # last: closing dispatches a disconnect that would set it
+        self.ctx.wiring.forget("discord")  # last: closing dispatches a disconnect that would set it
 
     async def sync_commands(self) -> None:
         """Global sync (Discord may take a while to show changes), or per configured guild."""

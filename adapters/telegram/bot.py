@@ -37,7 +37,6 @@ from telegram.ext import (
 )
 
 from adapters.telegram import texts
-from core import health, outbox
 from core.context import Context
 from core.errors import ConfigError, InvalidInput
 from core.logging import get_logger, log_context
@@ -79,13 +78,14 @@ Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None
 
 
 class Webhooks(Protocol):
-    """Where webhook updates arrive: the web server's route, given by the wiring (``bot/``)."""
+    """Where webhook updates arrive: the receivers the web server's route reads, given by the
+    wiring (``bot/``): the application object, ``ctx.wiring``."""
 
-    def register(
-        self, platform: str, secret: str, receiver: Callable[[dict[str, Any]], Awaitable[None]]
+    def add_webhook(
+        self, platform: str, secret: str, receive: Callable[[dict[str, Any]], Awaitable[None]]
     ) -> None: ...
 
-    def unregister(self, platform: str) -> None: ...
+    def remove_webhook(self, platform: str) -> None: ...
 
 
 def _with_update_id(fn: Handler) -> Handler:
@@ -193,14 +193,14 @@ class TelegramBot:
             assert self.webhooks is not None  # checked in __init__
             url = self.ctx.settings.web.public_url.rstrip("/") + WEBHOOK_PATH
             # Updates arrive on the web server (same process) and join the update queue.
-            self.webhooks.register("telegram", self.webhook_secret, self.receive)
+            self.webhooks.add_webhook("telegram", self.webhook_secret, self.receive)
             await bot.set_webhook(url, secret_token=self.webhook_secret)
             log.info("telegram webhook set", url=url)
         else:
             assert self.app.updater is not None
             await self.app.updater.start_polling(drop_pending_updates=False)
-        outbox.register_sender(self.sender)
-        health.set_connected("telegram", True)
+        self.ctx.wiring.add_sender(self.sender)
+        self.ctx.wiring.set_connected("telegram", True)
         log.info(
             "telegram bot started", username=bot.username, mode=self.ctx.settings.telegram.mode
         )
@@ -215,10 +215,10 @@ class TelegramBot:
             await self.app.update_queue.put(update)
 
     async def stop(self) -> None:
-        outbox.unregister_sender("telegram")
+        self.ctx.wiring.remove_sender("telegram")
         if self.webhooks is not None:
-            self.webhooks.unregister("telegram")
-        health.forget("telegram")
+            self.webhooks.remove_webhook("telegram")
+        self.ctx.wiring.forget("telegram")
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:

@@ -1,7 +1,8 @@
 """The app's web server: the storefront, pay and wallet-link pages, x402 API, health, metrics.
 
 Routes served by other adapters (MCP at ``/mcp``, the Telegram webhook) are added by the
-wiring in ``bot/wiring.py``: an adapter imports no other adapter."""
+wiring in ``bot/wiring.py``: an adapter imports no other adapter. What answers paid questions
+(``ctx.wiring.fulfillers``) is set by the wiring too, before the server starts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from adapters.web.docs import add_docs
 from adapters.web.pages import static_files
 from adapters.web.request_ids import RequestIds
 from core.context import Context
-from core.service.chat import register_fulfiller as register_chat_fulfiller
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -26,7 +26,6 @@ def create_app(ctx: Context) -> FastAPI:
     add_docs(app)
     app.state.ctx = ctx
     errors.install(app, ctx.settings)  # one error shape; the published limits are enforced ones
-    register_chat_fulfiller()  # /x402/chat and pay pages answer before settlement
     app.include_router(health.router)
     app.include_router(x402_api.router)
     app.include_router(pay.router)

@@ -51,7 +51,7 @@ async def readyz(request: Request) -> JSONResponse:
     ctx: Context = request.app.state.ctx
     db, rpc = await asyncio.gather(_database(ctx), _rpc(ctx))
     checks = {"database": db, "rpc": rpc}
-    bots = health.adapters()
+    bots = ctx.wiring.bots()
     if bots:
         checks["adapters"] = "ok" if any(bots.values()) else "error: no bot connected"
     ok = all(v == "ok" for v in checks.values())

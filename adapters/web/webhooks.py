@@ -1,14 +1,13 @@
 """Bot webhooks served by the app's web server.
 
-A bot in webhook mode registers a receiver with its secret; the route checks Telegram's
+A bot in webhook mode adds its receiver and secret to the application object
+(``ctx.wiring.webhooks``, given to it by ``bot/wiring.py``); the route checks Telegram's
 ``X-Telegram-Bot-Api-Secret-Token`` header in constant time before anything is parsed.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -19,39 +18,28 @@ from core.logging import get_logger
 log = get_logger("spacescribe.webhooks")
 router = APIRouter()
 
-Receiver = Callable[[dict[str, Any]], Awaitable[None]]
-_RECEIVERS: dict[str, tuple[str, Receiver]] = {}  # platform → (secret, receiver)
-
-
-def register(platform: str, secret: str, receiver: Receiver) -> None:
-    _RECEIVERS[platform] = (secret, receiver)
-
-
-def unregister(platform: str) -> None:
-    _RECEIVERS.pop(platform, None)
-
 
 @router.post("/telegram/webhook", include_in_schema=False)
 async def telegram_webhook(request: Request) -> Response:
-    entry = _RECEIVERS.get("telegram")
-    if entry is None:
+    ctx = request.app.state.ctx
+    hook = ctx.wiring.webhooks.get("telegram")
+    if hook is None:
         return json_response(
             {"error": "webhook_off", "message": "The Telegram bot is not in webhook mode here."},
             404,
         )
-    secret, receive = entry
     given = request.headers.get("x-telegram-bot-api-secret-token", "")
-    if not hmac.compare_digest(given.encode(), secret.encode()):
+    if not hmac.compare_digest(given.encode(), hook.secret.encode()):
         log.warning("telegram webhook: wrong secret token", client=_client(request))
         return json_response({"error": "forbidden", "message": "Wrong secret token."}, 403)
     # an update carries at most a 4096-character message: the API body limit fits it
-    update = await read_json(request, request.app.state.ctx.settings.web.max_body_bytes)
+    update = await read_json(request, ctx.settings.web.max_body_bytes)
     if isinstance(update, str):
         return _invalid(update, 413 if update.startswith(TOO_LARGE) else 400)
     if not isinstance(update.get("update_id"), int):
         return _invalid("it has no update_id")
     try:
-        await receive(update)
+        await hook.receive(update)
     except InvalidInput as exc:  # the bot's library could not read it
         return _invalid(str(exc))
     return json_response({"ok": True})

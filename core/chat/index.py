@@ -16,7 +16,6 @@ from core.chat.passages import group
 from core.context import Context
 from core.db import Passage
 from core.logging import get_logger
-from core.pipeline.hooks import register_on_completed
 
 log = get_logger(__name__)
 
@@ -54,8 +53,3 @@ async def on_space_completed(ctx: Context, space_pk: int, segments: list[dict[st
     async with ctx.db.session() as s:
         n = await index_segments(s, space_pk, segments)
     log.info("chat_index", space_pk=space_pk, passages=n)
-
-
-def register() -> None:
-    """Index every Space the pipeline completes (idempotent registration)."""
-    register_on_completed(on_space_completed)

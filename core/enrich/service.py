@@ -25,7 +25,6 @@ from core.enrich import extractive, structured
 from core.enrich.model import Chapter, Enrichment, normalise_chapters
 from core.logging import get_logger, redact
 from core.metrics import CHAT_TOKENS
-from core.pipeline.hooks import register_on_completed
 from core.pipeline.render import doc_from_json, documents
 from core.pipeline.storage import SpaceFiles, atomic_write
 
@@ -198,10 +197,6 @@ async def on_space_completed(ctx: Context, space_pk: int, _segments: list[dict[s
             await _record(ctx, space_pk, result=None, tokens=0, error=f"{type(e).__name__}: {e}")
         except Exception:
             log.exception("could not record the enrichment failure", space_pk=space_pk)
-
-
-def register() -> None:
-    register_on_completed(on_space_completed)
 
 
 async def backfill(

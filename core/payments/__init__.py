@@ -6,7 +6,7 @@ Entry points: :func:`create_invoice`, :func:`pay_invoice` (pay page and HTTP API
 """
 
 from core.payments.confirm import recover_payments
-from core.payments.fulfil import FulfilRequest, FunctionFulfiller, register_fulfiller
+from core.payments.fulfil import FulfilRequest, FunctionFulfiller
 from core.payments.invoices import create_invoice, expire_invoices, get_invoice
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
 from core.payments.pay import invoice_requirements, pay_invoice
@@ -25,7 +25,6 @@ __all__ = [
     "invoice_requirements",
     "pay_invoice",
     "recover_payments",
-    "register_fulfiller",
     "submit_transaction_hash",
     "watch_transfers",
 ]

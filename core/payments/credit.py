@@ -34,7 +34,7 @@ from core.db import (
 )
 from core.db.upsert import insert_ignore
 from core.money import canonical_units
-from core.payments.fulfil import FulfilRequest, fulfiller_for
+from core.payments.fulfil import FulfilRequest
 from core.payments.invoices import add_credit
 from core.spaces import canonical_url
 
@@ -249,7 +249,7 @@ async def credit_invoice(
     granted: list[str] = []
     owned_already = 0
     if inv.kind == "chat_query":
-        f = fulfiller_for("chat_query")
+        f = ctx.wiring.fulfiller_for("chat_query")
         if f is not None and fulfilment is not None:
             await f.record(
                 session,

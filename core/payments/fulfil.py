@@ -3,7 +3,7 @@
 ``answer`` runs after the payment is verified and before it is settled; if it fails or
 refuses, nothing is settled (an unanswered question is not charged). ``record`` runs inside
 the crediting transaction, once, with the buyer's user id and the transaction hash.
-The chat module registers the real one for "chat_query".
+The wiring (``bot/wiring.py``) adds the chat module's for "chat_query" to ``ctx.wiring``.
 """
 
 from __future__ import annotations
@@ -84,14 +84,3 @@ class FunctionFulfiller:
     ) -> None:
         if self.owed_fn is not None:
             await self.owed_fn(session, ctx, req, user_id)
-
-
-FULFILLERS: dict[str, Fulfiller] = {}
-
-
-def register_fulfiller(kind: str, fulfiller: Fulfiller) -> None:
-    FULFILLERS[kind] = fulfiller
-
-
-def fulfiller_for(kind: str) -> Fulfiller | None:
-    return FULFILLERS.get(kind)

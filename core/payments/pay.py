@@ -35,7 +35,6 @@ from core.logging import get_logger
 from core.payments import eip3009
 from core.payments.confirm import finish_receipt, recover_payments, release_claim
 from core.payments.credit import fulfil_request
-from core.payments.fulfil import fulfiller_for
 from core.payments.gateway import GatewayUnavailable, PaymentGateway, gateway_for
 from core.payments.invoices import due_units, get_invoice
 from core.payments.onchain import (
@@ -234,7 +233,7 @@ async def _pay_invoice(
         return claim
     receipt_id = claim
     result: dict[str, Any] | None = None
-    fulfiller = fulfiller_for(inv.kind)
+    fulfiller = ctx.wiring.fulfiller_for(inv.kind)
     if fulfiller is not None:
         try:
             answered = await fulfiller.answer(ctx, fulfil_request(inv, payer))

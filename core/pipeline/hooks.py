@@ -9,14 +9,9 @@ if TYPE_CHECKING:
     from core.context import Context
 
 OnCompleted = Callable[["Context", int, list[dict[str, Any]]], Awaitable[None]]
-_on_completed: list[OnCompleted] = []
-
-
-def register_on_completed(callback: OnCompleted) -> None:
-    if callback not in _on_completed:
-        _on_completed.append(callback)
 
 
 async def on_completed(ctx: Context, space_pk: int, segments: list[dict[str, Any]]) -> None:
-    for cb in list(_on_completed):
+    """The callbacks the wiring added (``ctx.wiring.on_completed``), in order."""
+    for cb in list(ctx.wiring.on_completed):
         await cb(ctx, space_pk, segments)

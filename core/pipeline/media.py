@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.pipeline import xspaces
 from core.pipeline.errors import PipelineError
@@ -20,6 +20,9 @@ from core.pipeline.ffmpeg import ffmpeg_exe, run
 from core.pipeline.storage import DOWNLOAD_DIR
 from core.pipeline.xspaces import Outcome
 from core.spaces import canonical_url, validate_id
+
+if TYPE_CHECKING:
+    from core.context import Context
 
 
 @dataclass(frozen=True)
@@ -210,14 +213,6 @@ async def download(meta: SpaceMeta, target: Path, cookies_file: str = "") -> Pat
     return target
 
 
-_resolver: MediaResolver | None = None
-
-
-def use_resolver(resolver: MediaResolver | None) -> None:
-    """Inject a resolver (tests); None restores the production one."""
-    global _resolver
-    _resolver = resolver
-
-
-def resolver(cookies_file: str = "") -> MediaResolver:
-    return _resolver or XSpacesResolver(cookies_file)
+def resolver(ctx: Context) -> MediaResolver:
+    """The one the wiring set (``ctx.wiring.resolver``: tests, drills), else X's."""
+    return ctx.wiring.resolver or XSpacesResolver(ctx.settings.transcription.cookies_file)

@@ -161,7 +161,7 @@ async def transcribe_audio(
 async def resolve_space(ctx: Context, space_id: str) -> media.SpaceMeta:
     """Metadata of a Space whose replay can be downloaded now; raises the pipeline error of
     any other outcome (``spacescribe transcribe`` uses it directly)."""
-    meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space_id)
+    meta = await media.resolver(ctx).resolve(space_id)
     if meta.state is not Outcome.READY:
         raise error_for(meta.state, since=meta.started_ts)
     return meta
@@ -215,7 +215,7 @@ async def check_space(ctx: Context, space_id: str) -> Refused | Checked:
                 from_library=True,
             )
     try:
-        meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space_id)
+        meta = await media.resolver(ctx).resolve(space_id)
     except SpaceUnavailable as e:
         return Refused(e.code, str(e))
     except PipelineError as e:
@@ -243,7 +243,7 @@ async def _metadata(
     refused, unreachable)."""
     if files.audio.exists():
         return space.title, space.creator, space.space_started_at, ()
-    meta = await media.resolver(ctx.settings.transcription.cookies_file).resolve(space.space_id)
+    meta = await media.resolver(ctx).resolve(space.space_id)
     state = meta.state
     if state in WAITING:
         since = meta.started_ts

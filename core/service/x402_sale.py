@@ -21,7 +21,6 @@ from core.accounts import normalize_wallet
 from core.context import Context
 from core.errors import InvalidInput
 from core.payments import idempotency as idem
-from core.payments.fulfil import fulfiller_for
 from core.payments.outcomes import Paid, PaymentPending
 from core.results import AlreadyOwned, Refused
 from core.service import purchases
@@ -181,6 +180,6 @@ def chat_request(ctx: Context, question: str, spaces: list[str]) -> list[str] | 
         sids = list(dict.fromkeys(parse_space(s) for s in spaces))
     except InvalidInput as exc:
         return Refused("invalid_space", str(exc))
-    if fulfiller_for("chat_query") is None:
+    if ctx.wiring.fulfiller_for("chat_query") is None:
         return Refused("chat_unavailable", "Chat is not available on this server.")
     return sids

@@ -64,9 +64,9 @@ async def test_reindex_is_idempotent(ctx: Context) -> None:
 
 
 async def test_pipeline_hook_indexes_completed_space(ctx: Context) -> None:
-    index.register()
-    index.register()  # idempotent registration
-    assert hooks._on_completed.count(index.on_space_completed) == 1
+    ctx.wiring.add_on_completed(index.on_space_completed)
+    ctx.wiring.add_on_completed(index.on_space_completed)  # idempotent (the wiring added it too)
+    assert ctx.wiring.on_completed.count(index.on_space_completed) == 1
     pk = await add_space(ctx, 2, [])
     segs = [{"start": 0.0, "end": 5.0, "speaker": "Ann", "text": "hello marmalade world"}]
     await hooks.on_completed(ctx, pk, segs)

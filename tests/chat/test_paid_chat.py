@@ -6,7 +6,8 @@ settlement; charged exactly once; recorded once. With no OpenAI key: the extract
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from core.context import Context
 from core.db import ChatSession, Database, Outbox
 from core.money import to_units
 from core.payments import Paid, PaymentRefused, pay_invoice
-from core.payments.fulfil import FULFILLERS
 from core.results import Granted, Quote, Refused
 from core.service import chat
 from core.service.chat import asking
@@ -44,19 +44,11 @@ async def chat_ctx(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[C
         web={"public_url": "http://127.0.0.1:8080"},
     )
     c = Context(settings, chain_secrets(chain), Database(db_url), instance="test:chat")
+    c.wiring.add_fulfiller("chat_query", chat.fulfiller())  # as the wiring does
     try:
         yield c
     finally:
         await c.close()
-
-
-@pytest.fixture(autouse=True)
-def _chat_fulfiller() -> Iterator[None]:
-    saved = dict(FULFILLERS)
-    chat.register_fulfiller()
-    yield
-    FULFILLERS.clear()
-    FULFILLERS.update(saved)
 
 
 @pytest.mark.parametrize("with_key", [True, False], ids=["openai", "extractive"])
@@ -76,7 +68,7 @@ async def test_two_space_question_answered_cited_and_charged_once(
                 openai_api_key=SecretStr("sk-test"),
                 openai_base_url=stand_in.url,
             )
-        ctx = Context(chat_ctx.settings, secrets, chat_ctx.db, chat_ctx.instance)
+        ctx = replace(chat_ctx, secrets=secrets)  # the same process, maybe with a model
         q = await chat.ask(ctx, caller, QUESTION, ids)
         assert isinstance(q, Quote) and q.kind == "chat_query" and q.amount == Decimal("1.1")
         before = chain.balance(chain.pay_to)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -43,7 +44,7 @@ async def two_spaces(ctx: Context) -> tuple[list[int], list[str]]:
 
 def with_openai(ctx: Context, url: str) -> Context:
     secrets = Secrets.model_construct(openai_api_key=SecretStr("sk-test"), openai_base_url=url)
-    return Context(ctx.settings, secrets, ctx.db, ctx.instance)
+    return replace(ctx, secrets=secrets)  # the same process (its wiring too), another key
 
 
 async def test_refusals_are_specific_and_record_nothing(ctx: Context) -> None:

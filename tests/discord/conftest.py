@@ -12,9 +12,7 @@ from discord.http import Route
 
 from adapters.discord import texts
 from adapters.discord.bot import DiscordBot
-from core import health
 from core.context import Context
-from core.pipeline import media
 from core.pipeline.media import SpaceMeta
 from core.results import Caller
 from tests.chat.helpers import add_space, member, space_id_for
@@ -50,7 +48,7 @@ async def started(bot: DiscordBot) -> AsyncIterator[DiscordBot]:
         yield bot
     finally:
         await bot.stop()
-        assert "discord" not in health.adapters()  # a stopped bot leaves readiness alone
+        assert "discord" not in bot.ctx.wiring.bots()  # a stopped bot leaves readiness alone
 
 
 @asynccontextmanager
@@ -73,12 +71,9 @@ async def running(ctx: Context, **discord: Any) -> AsyncIterator[tuple[DiscordAP
 @pytest.fixture
 async def dc(ctx: Context, endpoints: None) -> AsyncIterator[tuple[DiscordAPI, DiscordBot]]:
     ctx.settings.payments.pay_to = "0x" + "22" * 20
-    media.use_resolver(Recorded())
-    try:
-        async with running(ctx) as pair:
-            yield pair
-    finally:
-        media.use_resolver(None)
+    ctx.wiring.resolver = Recorded()
+    async with running(ctx) as pair:
+        yield pair
 
 
 async def owned_space(

@@ -25,7 +25,6 @@ from core.db import ChatSession, Invoice, Outbox, Space
 from core.results import Caller
 from core.service import chat
 from tests.chat.helpers import member
-from tests.chat.test_paid_chat import _chat_fulfiller  # noqa: F401  (autouse fixture)
 from tests.discord.conftest import ANN, BOB, owned_space, running, started
 from tests.discord.test_end_to_end import _pay
 from tests.payments.conftest import pay_ctx  # noqa: F401  (fixture)
@@ -74,7 +73,7 @@ async def test_closed_dms_answer_is_shown_by_the_button_to_its_payer_only(
             await api.interact("chat", {"question": QUESTION, "space1": a, "space2": b})
         )
         await _pay(ctx, chain, fresh_payer, quote.buttons[0]["url"], 1_100_000)
-        assert await outbox.drain_once(ctx.db, "w") == 2  # the answer and the confirmation
+        assert await outbox.drain_once(ctx, "w") == 2  # the answer and the confirmation
         assert api.dms(ANN) == []
         async with ctx.db.session() as s:
             (row,) = (await s.execute(select(ChatSession))).scalars()

@@ -6,7 +6,6 @@ import pytest
 
 from adapters.discord import commands
 from adapters.discord.bot import DiscordBot
-from core import health
 from core.context import Context
 from core.errors import ConfigError
 from core.service import catalog
@@ -25,7 +24,7 @@ async def test_commands_synced_with_descriptions_over_a_compressed_gateway(
     assert identify["intents"] & PRIVILEGED_INTENTS == 0 and identify["intents"] & 1  # guilds
     assert api.gateways[0].deflate is not None  # zlib-stream, as discord.py asks for
     assert api.gateways[0].heartbeats >= 1  # the first heartbeat follows HELLO at once
-    assert health.adapters()["discord"] is True
+    assert ctx.wiring.bots()["discord"] is True
     synced = {c["name"]: c for c in api.commands[None]}  # global: no guild ids configured
     assert set(synced) == {
         "transcribe", "unlock", "chat", "myspaces", "status",

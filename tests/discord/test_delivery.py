@@ -41,7 +41,7 @@ async def test_dms_closed_told_in_the_channel_and_kept_in_myspaces(
     sid = await owned_space(ctx, 1, ANN, title="Weekly weather")
     api.dms_closed.add(ANN)
     await _queue(ctx, sid)
-    assert await outbox.drain_once(ctx.db, "w") == 1
+    assert await outbox.drain_once(ctx, "w") == 1
     assert await _rows(ctx) == [("fallback", "50007: Cannot send messages to this user")]
     assert api.dms(ANN) == []
     (told,) = api.channel(CHANNEL_ID)
@@ -49,7 +49,7 @@ async def test_dms_closed_told_in_the_channel_and_kept_in_myspaces(
     # the mention pings the member, and only them
     (sent,) = [c for c in api.sent("POST", rf"/channels/{CHANNEL_ID}/messages")]
     assert sent.body["allowed_mentions"] == {"parse": [], "users": [ANN]}
-    assert await outbox.drain_once(ctx.db, "w") == 0  # not retried
+    assert await outbox.drain_once(ctx, "w") == 0  # not retried
     # /myspaces hands the file over right there, only to them
     again = await api.reply(await api.interact("myspaces", {"space": sid}, user_id=ANN))
     assert again.ephemeral and again.files[0]["filename"] == "transcript.md"
@@ -64,7 +64,7 @@ async def test_dm_with_transcript_429_honoured_and_no_duplicate_after_a_crash(
     sid = await owned_space(ctx, 1, ANN, title="Weekly weather")
     api.rate_limited, api.retry_after = 1, 0.3
     await _queue(ctx, sid)
-    assert await outbox.drain_once(ctx.db, "w") == 1
+    assert await outbox.drain_once(ctx, "w") == 1
     (dm,) = api.dms(ANN)
     tries = api.sent("POST", rf"/channels/{dm['channel_id']}/messages")
     assert [t.status for t in tries] == [429, 200]
@@ -81,7 +81,7 @@ async def test_dm_with_transcript_429_honoured_and_no_duplicate_after_a_crash(
         await s.execute(
             update(Outbox).values(status="sending", available_at=utcnow() - timedelta(seconds=1))
         )
-    assert await outbox.drain_once(ctx.db, "w2") == 1
+    assert await outbox.drain_once(ctx, "w2") == 1
     assert len(api.sent("POST", rf"/channels/{dm['channel_id']}/messages")) == 3
     assert len(api.dms(ANN)) == 1  # Discord kept one message: enforce_nonce
     assert await _rows(ctx) == [("sent", None)]

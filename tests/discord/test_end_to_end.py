@@ -6,7 +6,6 @@ And /chat across two Spaces: quote 1.10 USDC, paid, the cited answer by DM."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,9 +16,7 @@ from core import outbox
 from core.context import Context
 from core.db import Account, Invoice
 from core.payments import Paid, pay_invoice
-from core.pipeline import media
 from core.worker import Worker
-from tests.chat.test_paid_chat import _chat_fulfiller  # noqa: F401  (autouse fixture)
 from tests.discord.conftest import ANN, BOB, owned_space, running
 from tests.payments.conftest import client_payload, pay_ctx  # noqa: F401  (fixture)
 from tests.payments.test_x402_pay import _reqs
@@ -33,11 +30,10 @@ SID = "1DISCORDE2E01"
 
 
 @pytest.fixture
-def resolver(hls_url: str) -> Iterator[LocalResolver]:  # noqa: F811
+def resolver(pay_ctx: Context, hls_url: str) -> LocalResolver:  # noqa: F811
     r = LocalResolver(hls_url)
-    media.use_resolver(r)
-    yield r
-    media.use_resolver(None)
+    pay_ctx.wiring.resolver = r
+    return r
 
 
 async def _pay(ctx: Context, chain: Chain, payer: Any, pay_url: str, units: int) -> str:
@@ -75,15 +71,15 @@ async def test_transcribe_pay_on_chain_then_dm_with_the_transcript(
             acc = await s.get(Account, inv.account_id)
             assert return_link(inv, acc) == f"https://discord.com/channels/{GUILD_ID}/{CHANNEL_ID}"
         assert api.dms(ANN) == []  # nothing is said before the outbox is drained
-        await outbox.drain_once(ctx.db, "w")
+        await outbox.drain_once(ctx, "w")
         (confirmed,) = api.dms(ANN)
         assert confirmed["content"].startswith(f"✅ Payment received: 0.20 USDC for `{SID}`")
 
         use_openai(ctx, stt.url)
         ctx.settings.transcription.chunk_seconds = 600  # one chunk: the Space is short
         assert await Worker(ctx, worker_id="w").run_one()  # the real pipeline
-        assert await outbox.drain_once(ctx.db, "w") == 1
-        assert await outbox.drain_once(ctx.db, "w") == 0
+        assert await outbox.drain_once(ctx, "w") == 1
+        assert await outbox.drain_once(ctx, "w") == 0
         confirmed, delivered = api.dms(ANN)
         (file,) = delivered["_files"]
         assert file["filename"] == "transcript.md"
@@ -100,17 +96,16 @@ async def test_transcribe_pay_on_chain_then_dm_with_the_transcript(
 
         # X becomes unreachable (yt-dlp's own requests fail): Bob still buys the Space from
         # the library and gets the same transcript by DM
-        from core.pipeline import media as media_
         from tests.payments.conftest import chain_secrets
         from tests.stand_ins.x_spaces import x_unreachable
 
         ctx.secrets = chain_secrets(chain)  # the relayer again (the STT stand-in is done)
-        media_.use_resolver(None)
+        ctx.wiring.resolver = None  # the production one
         async with x_unreachable():
             bob = await api.reply(await api.interact("transcribe", {"space": SID}, user_id=BOB))
             assert "Amount: **0.20 USDC**" in bob.text, bob.text
             await _pay(ctx, chain, chain.new_funded_account(), bob.buttons[0]["url"], 200_000)
-            while await outbox.drain_once(ctx.db, "w"):
+            while await outbox.drain_once(ctx, "w"):
                 pass
         files = [f for m in api.dms(BOB) for f in m.get("_files", [])]
         assert [f["content"] for f in files] == [file["content"]]
@@ -134,7 +129,7 @@ async def test_chat_across_two_spaces_paid_and_answered_by_dm(
         assert quote.ephemeral and "Amount: **1.10 USDC**" in quote.text
         assert f"`{a}`, `{b}`" in quote.text
         await _pay(ctx, chain, fresh_payer, quote.buttons[0]["url"], 1_100_000)
-        assert await outbox.drain_once(ctx.db, "w") == 2
+        assert await outbox.drain_once(ctx, "w") == 2
     texts = {m["content"] or m["embeds"][0]["title"]: m for m in api.dms(ANN)}
     assert any(t.startswith("✅ Payment received: 1.10 USDC") for t in texts)
     (answer,) = texts[question]["embeds"]

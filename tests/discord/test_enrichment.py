@@ -44,7 +44,7 @@ async def test_transcript_dm_carries_the_overview_and_formats(
     api, _ = dc
     sid, e = await enriched_space(ctx)
     await _queue(ctx, sid)
-    assert await outbox.drain_once(ctx.db, "w") == 1
+    assert await outbox.drain_once(ctx, "w") == 1
     (dm,) = api.dms(ANN)
     assert "**Key takeaways**" in dm["content"] and "**Chapters**" in dm["content"]
     assert len(dm["content"]) <= 2000 and e.chapters[0].title in dm["content"]

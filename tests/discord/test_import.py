@@ -15,7 +15,6 @@ from sqlalchemy import select
 from core import outbox
 from core.context import Context
 from core.db import Space
-from core.pipeline import media
 from core.results import Caller
 from core.worker import Worker
 from tests.chat.helpers import member
@@ -29,12 +28,9 @@ from tests.stand_ins.discord_api import ADMIN_ROLE_ID, CHANNEL_ID, DiscordAPI, U
 async def api(ctx: Context, endpoints: None) -> AsyncIterator[DiscordAPI]:
     ctx.settings.transcription.backend = "offline"
     ctx.settings.transcription.chunk_seconds = 30
-    media.use_resolver(NoX())
-    try:
-        async with running(ctx) as (a, _bot):
-            yield a
-    finally:
-        media.use_resolver(None)
+    ctx.wiring.resolver = NoX()
+    async with running(ctx) as (a, _bot):
+        yield a
 
 
 async def test_admin_import_serves_the_waiting_member_once(
@@ -55,11 +51,11 @@ async def test_admin_import_serves_the_waiting_member_once(
     async with ctx.db.session() as s:
         row = (await s.execute(select(Space))).scalar_one()
     assert (row.status, row.title) == ("completed", "Launch talk"), row.error_message
-    while await outbox.drain_once(ctx.db, "test"):
+    while await outbox.drain_once(ctx, "test"):
         pass
     dms = api.dms(ANN)
     assert len(dms) == 1, dms
-    assert await outbox.drain_once(ctx.db, "test") == 0 and len(api.dms(ANN)) == 1  # once
+    assert await outbox.drain_once(ctx, "test") == 0 and len(api.dms(ANN)) == 1  # once
 
 
 async def test_an_admin_by_role_may_import(ctx: Context, api: DiscordAPI, speech: Path) -> None:

@@ -8,11 +8,25 @@ operator gets; only the Space metadata and audio come from the test's HLS server
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from bot.cli import app
-from core.pipeline import media
+from core.context import Context
 from tests.pipeline.conftest import LocalResolver
 
+
+def _with_local_x(create: Any) -> Any:
+    """``Context.create`` whose contexts resolve Spaces at the HLS server (the seam is the
+    context's application object, ``ctx.wiring.resolver``)."""
+
+    def made(*args: Any, **kwargs: Any) -> Context:
+        ctx: Context = create(*args, **kwargs)
+        ctx.wiring.resolver = LocalResolver(sys.argv[1])
+        return ctx
+
+    return staticmethod(made)
+
+
 if __name__ == "__main__":
-    media.use_resolver(LocalResolver(sys.argv[1]))
+    Context.create = _with_local_x(Context.create)  # type: ignore[method-assign]
     app(args=sys.argv[2:], prog_name="spacescribe")

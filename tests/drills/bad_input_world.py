@@ -31,7 +31,7 @@ from sqlalchemy import insert, select, update
 from x402.schemas import PaymentRequirements
 
 from adapters.telegram.bot import TelegramBot
-from bot.wiring import telegram_bot, web_app
+from bot.wiring import telegram_bot, web_app, wire
 from core.accounts import user_id_of_wallet
 from core.context import Context
 from core.db import (
@@ -47,7 +47,6 @@ from core.db import (
 from core.money import to_units
 from core.payments import create_invoice
 from core.payments.gateway import gateway_for
-from core.pipeline import media
 from core.results import Caller, Quote
 from core.service.wallet import wallet
 from core.wallet_link import SiweRequest, hash_token, issue_nonce, link_wallet
@@ -265,11 +264,11 @@ async def world(engine: str, db_url: str, tmp: Path, chain: Chain) -> AsyncItera
         telegram={"mode": "webhook", "admin_ids": [TG_ADMIN]},
     )
     ctx = Context(settings, chain_secrets(chain), Database(db_url), instance="drill:bad-input")
+    wire(ctx)  # as `spacescribe run` does
+    ctx.wiring.resolver = XSpaces()
     saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-    media.use_resolver(XSpaces())
     async with AsyncExitStack() as stack:
         stack.push_async_callback(ctx.close)
-        stack.callback(media.use_resolver, None)
 
         def restore() -> None:
             Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved

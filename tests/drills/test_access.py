@@ -38,7 +38,6 @@ from bot.wiring import web_app
 from core import outbox
 from core.context import Context
 from core.payments.wallet_proof import transcript_message
-from core.pipeline import media
 from tests.discord.conftest import Recorded, endpoints, running  # noqa: F401 (fixture)
 from tests.drills.access_mcp import check_mcp, listed_tools, mcp_entries, mcp_matrix
 from tests.drills.access_world import (
@@ -85,11 +84,10 @@ async def shop(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Conte
         payments=chain.payment_settings(),
         telegram={"mode": "webhook", "admin_ids": [TG_IDS["admin"]]},
     )
-    media.use_resolver(Recorded())
+    ctx.wiring.resolver = Recorded()
     try:
         yield ctx
     finally:
-        media.use_resolver(None)
         await ctx.close()
 
 
@@ -308,7 +306,7 @@ async def answer_notice(w: World, ctx: Context, api: DiscordAPI) -> dict[str, An
             dedupe_key=f"chat_answer:drill:{w.answer_id}",
             origin_chat_id=str(CHANNEL_ID),
         )
-    assert await outbox.drain_once(ctx.db, "drill") == 1
+    assert await outbox.drain_once(ctx, "drill") == 1
     (notice,) = api.channel()
     assert ANSWERED not in json.dumps(notice) and w.answer_id in json.dumps(notice)
     return notice
@@ -672,7 +670,7 @@ async def test_access_matrix(shop: Context, chain: Chain, endpoints: None) -> No
         try:
             tg = await telegram_matrix(world, tg_api, web)
             # each role's stray Stars charge went back to that role, in Stars, once
-            assert await outbox.drain_once(shop.db, "drill-stars") == len(ROLES)
+            assert await outbox.drain_once(shop, "drill-stars") == len(ROLES)
             refunds = sorted(r["user_id"] for r in tg_api.sent("refundStarPayment"))
             assert refunds == sorted(TG_IDS[role] for role in ROLES), refunds
             dc, suggestions = await discord_matrix(world, shop, dc_api)

@@ -26,6 +26,7 @@ from x402.http.utils import encode_payment_signature_header
 from x402.schemas import PaymentPayload
 
 from adapters.discord.bot import DiscordBot
+from bot.wiring import wire
 from core import outbox, queue
 from core.config import OutboxSettings, Secrets
 from core.context import Context
@@ -51,12 +52,9 @@ from core.payments import (
     submit_transaction_hash,
     watch_transfers,
 )
-from core.payments.fulfil import FULFILLERS
-from core.pipeline import media
 from core.pipeline.transcribe import openai_stt
 from core.results import Caller, Quote
 from core.service import chat
-from core.service.chat import register_fulfiller as register_chat_fulfiller
 from core.spaces import canonical_url
 from core.worker import Worker
 from tests.chat.helpers import add_space, member, space_id_for
@@ -139,7 +137,7 @@ async def draining(ctx: Context) -> AsyncIterator[None]:
 
     async def loop() -> None:
         while not stop.is_set():
-            await outbox.drain_once(ctx.db, "drill", policy=FAST_RETRY)
+            await outbox.drain_once(ctx, "drill", policy=FAST_RETRY)
             try:
                 await asyncio.wait_for(stop.wait(), 0.05)
             except TimeoutError:
@@ -176,7 +174,6 @@ async def test_rpc_node_outage_delays_payments_and_loses_none(
     node took the transaction, its answer never came back), three are submitted while it is
     down (pay page, x402 API, a plain transfer). None is credited while the node is away;
     each is credited once when it is back; the chain and the database agree to the unit."""
-    media.use_resolver(RecordedSpaces())
     payers = [chain.new_funded_account() for _ in range(4)]
     page_payer, api_payer, transfer_payer, settling_payer = payers
     bob = Caller("telegram", "2002", "bob", chat_id="-600")
@@ -187,7 +184,8 @@ async def test_rpc_node_outage_delays_payments_and_loses_none(
             payments=chain.payment_settings(rpc_url=node.url),
             web={"public_url": "http://shop.test"},
         )
-        ctx = Context(settings, chain_secrets(chain), Database(db_url), instance="drill:rpc")
+        ctx = wire(Context(settings, chain_secrets(chain), Database(db_url), instance="drill:rpc"))
+        ctx.wiring.resolver = RecordedSpaces()
         try:
             async with web(ctx) as client:
                 await _link(ctx, bob, transfer_payer.address)
@@ -277,7 +275,6 @@ async def test_rpc_node_outage_delays_payments_and_loses_none(
             assert await _count(ctx, TranscriptionPayment) == 4
             assert await _count(ctx, ProcessingJob) == 4
         finally:
-            media.use_resolver(None)
             await ctx.close()
     record(
         "outages",
@@ -314,7 +311,6 @@ async def test_openai_outage_transcription_jobs_retried_and_completed_once(
     # the client's own retries (5 in production) would ride out a short outage by
     # themselves; one retry leaves the rest to the queue, which is what is drilled here
     monkeypatch.setattr(openai_stt, "MAX_RETRIES", 1)
-    media.use_resolver(LocalResolver(hls_url))
     async with openai_audio() as stt:
         with proxy(stt.url.removesuffix("/v1")) as api:
             settings = make_settings(
@@ -336,7 +332,8 @@ async def test_openai_outage_transcription_jobs_retried_and_completed_once(
                     "concurrency": 2,
                 },
             )
-            ctx = Context(settings, _openai_secrets(api.url), Database(db_url), "drill:stt")
+            ctx = wire(Context(settings, _openai_secrets(api.url), Database(db_url), "drill:stt"))
+            ctx.wiring.resolver = LocalResolver(hls_url)
             worker = Worker(ctx, worker_id="drill")
             try:
                 ids = ["1OutageStt001", "1OutageStt002"]
@@ -371,7 +368,6 @@ async def test_openai_outage_transcription_jobs_retried_and_completed_once(
                 jobs = await _jobs(ctx)
             finally:
                 await worker.stop()
-                media.use_resolver(None)
                 await ctx.close()
     assert [j.retry_count >= 2 for j in jobs] == [True, True]
     texts: list[str] = []
@@ -409,8 +405,6 @@ async def test_openai_outage_paid_question_answered_once_after_recovery(
     """While the chat model is down, a question paid on the pay page is refused before
     settlement (nothing charged) and a question paid by plain transfer is credited with its
     answer owed; once the model is back that answer is produced and delivered once."""
-    saved = dict(FULFILLERS)
-    register_chat_fulfiller()
     async with openai_chat() as llm, bot_api() as tg:
         with proxy(llm.url.removesuffix("/v1")) as model:
             secrets = _openai_secrets(model.url, relayer_key=SecretStr(chain.relayer_key))
@@ -465,8 +459,6 @@ async def test_openai_outage_paid_question_answered_once_after_recovery(
             finally:
                 await bot.stop()
                 await ctx.close()
-                FULFILLERS.clear()
-                FULFILLERS.update(saved)
     said = [str(m["text"]) for m in tg.sent("sendMessage") if str(m["chat_id"]) == str(MEMBER)]
     answered = [t for t in said if "<b>Q:</b>" in t]
     assert len(answered) == 1 and "Who welcomes everyone?" in answered[0]

@@ -420,13 +420,13 @@ async def _drill(
     senders = [ScriptedSender({}), ScriptedSender({})]
     senders[1].platform = "discord"
     for sender in senders:
-        outbox.register_sender(sender)
+        ctx.wiring.add_sender(sender)
     try:
-        while await outbox.drain_once(ctx.db, "drill-drain"):
+        while await outbox.drain_once(ctx, "drill-drain"):
             pass
     finally:
         for sender in senders:
-            outbox.unregister_sender(sender.platform)
+            ctx.wiring.remove_sender(sender.platform)
     delivered = Counter(
         (m.platform, m.recipient, m.payload["space_id"])
         for sender in senders

@@ -26,7 +26,7 @@ from x402.extensions.sign_in_with_x import SIGN_IN_WITH_X
 from x402.mcp import MCP_PAYMENT_META_KEY, x402MCPSession
 from x402.schemas import PaymentRequired, SettleResponse
 
-from bot.wiring import web_app
+from bot.wiring import web_app, wire
 from core.context import Context
 from core.db import ChatSession, ChatUnlock, PaymentReceipt, TranscriptionPayment
 from tests.chat.helpers import add_space, space_id_for
@@ -61,9 +61,7 @@ async def library(ctx: Context) -> None:
 
 @asynccontextmanager
 async def http_session(ctx: Context) -> AsyncIterator[ClientSession]:
-    from core.service.chat import register_fulfiller
-
-    register_fulfiller()
+    wire(ctx)  # as `spacescribe run` (idempotent): paid tools answer before settlement
     port = free_port()
     cfg = uvicorn.Config(web_app(ctx), host="127.0.0.1", port=port, log_config=None)
     cfg.lifespan = "off"  # /mcp needs no lifespan: one stateless exchange per request

@@ -25,6 +25,7 @@ from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentRequired, PaymentRequirements
 
+from bot.wiring import wire
 from core.config import Secrets
 from core.context import Context
 from core.db import Database
@@ -45,7 +46,7 @@ async def pay_ctx(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[Co
         payments=chain.payment_settings(),
         web={"public_url": "http://127.0.0.1:8080"},
     )
-    c = Context(settings, chain_secrets(chain), Database(db_url), instance="test:pay")
+    c = wire(Context(settings, chain_secrets(chain), Database(db_url), instance="test:pay"))
     try:
         yield c
     finally:
@@ -165,10 +166,10 @@ class RecordedSpaces:
 
 
 @pytest.fixture(autouse=True)
-def recorded_spaces() -> Any:
-    from core.pipeline import media
-
+def recorded_spaces(request: pytest.FixtureRequest) -> RecordedSpaces:
+    """X as recorded, for the contexts this test uses (``ctx``, ``pay_ctx``)."""
     r = RecordedSpaces()
-    media.use_resolver(r)
-    yield r
-    media.use_resolver(None)
+    for name in ("ctx", "pay_ctx"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).wiring.resolver = r
+    return r

@@ -63,8 +63,7 @@ async def test_x402_chat_over_three_spaces_costs_1_2(
     chain: Chain,
     fresh_payer: Any,
 ) -> None:
-    from core.payments import FunctionFulfiller, register_fulfiller
-    from core.payments.fulfil import FULFILLERS
+    from core.payments import FunctionFulfiller
 
     async def answer(ctx: Context, req: Any) -> dict[str, Any]:
         return {"answer": f"over {len(req.space_ids)} Spaces"}
@@ -75,14 +74,9 @@ async def test_x402_chat_over_three_spaces_costs_1_2(
     assert r.status_code == 402
     required = json.loads(base64.b64decode(r.headers["PAYMENT-REQUIRED"]))
     assert [a["amount"] for a in required["accepts"]] == ["1200000"]
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer))
-    try:
-        before = chain.balance(chain.pay_to)
-        paid = await asyncio.to_thread(_pay, server, chain, fresh_payer, "/x402/chat", body)
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer))
+    before = chain.balance(chain.pay_to)
+    paid = await asyncio.to_thread(_pay, server, chain, fresh_payer, "/x402/chat", body)
     assert paid.status_code == 200, paid.text
     assert paid.json()["answer"] == {"answer": "over 3 Spaces"}
     assert chain.balance(chain.pay_to) == before + 1_200_000

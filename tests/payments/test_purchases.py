@@ -41,7 +41,7 @@ from core.payments import (
     stars,
 )
 from core.payments.credit import CreditResult, credit_invoice
-from core.payments.fulfil import FULFILLERS, FulfilRequest, fulfiller_for, register_fulfiller
+from core.payments.fulfil import FulfilRequest
 from core.payments.invoices import (
     add_credit,
     credit_balance,
@@ -207,40 +207,35 @@ async def test_chat_query_answer_before_settle(pay_ctx: Context, chain: Chain, f
             )
         )
 
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer, record))
-    try:
-        before = chain.balance(chain.pay_to)
-        for question, ok in (("please fail", False), ("what is it?", True)):
-            async with pay_ctx.db.session() as s:
-                q = await create_invoice(
-                    s,
-                    pay_ctx,
-                    caller=None,
-                    user_id=None,
-                    kind="chat_query",
-                    space_ids=[SPACE],
-                    amount_units=1_000_000,
-                    payload={"question": question},
-                )
-            assert isinstance(q, Quote)
-            payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 1_000_000))
-            snap = await snapshot(pay_ctx)
-            out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-            if not ok:
-                assert await snapshot(pay_ctx) == snap  # unanswered: nothing kept
-                assert isinstance(out, PaymentRefused) and out.code == "no_answer"
-                assert chain.balance(chain.pay_to) == before  # nothing settled
-                continue
-            assert isinstance(out, Paid) and out.result == {"answer": "42", "sources": []}
-        assert chain.balance(chain.pay_to) == before + 1_000_000
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer, record))
+    before = chain.balance(chain.pay_to)
+    for question, ok in (("please fail", False), ("what is it?", True)):
         async with pay_ctx.db.session() as s:
-            cs = (await s.execute(select(ChatSession))).scalar_one()
-            assert cs.answer == "42" and cs.transaction_hash and cs.question == "what is it?"
-        assert calls == ["please fail", "what is it?"]
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+            q = await create_invoice(
+                s,
+                pay_ctx,
+                caller=None,
+                user_id=None,
+                kind="chat_query",
+                space_ids=[SPACE],
+                amount_units=1_000_000,
+                payload={"question": question},
+            )
+        assert isinstance(q, Quote)
+        payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 1_000_000))
+        snap = await snapshot(pay_ctx)
+        out = await pay_invoice(pay_ctx, q.invoice_id, payload)
+        if not ok:
+            assert await snapshot(pay_ctx) == snap  # unanswered: nothing kept
+            assert isinstance(out, PaymentRefused) and out.code == "no_answer"
+            assert chain.balance(chain.pay_to) == before  # nothing settled
+            continue
+        assert isinstance(out, Paid) and out.result == {"answer": "42", "sources": []}
+    assert chain.balance(chain.pay_to) == before + 1_000_000
+    async with pay_ctx.db.session() as s:
+        cs = (await s.execute(select(ChatSession))).scalar_one()
+        assert cs.answer == "42" and cs.transaction_hash and cs.question == "what is it?"
+    assert calls == ["please fail", "what is it?"]
 
 
 async def test_rpc_down_at_confirmation_is_finished_later(
@@ -337,9 +332,7 @@ async def test_pipeline_metadata_check_before_paying(
         async def resolve(self, space_id: str) -> Any:
             raise ConnectionError("x.com unreachable")
 
-    from core.pipeline import media
-
-    media.use_resolver(Down())
+    pay_ctx.wiring.resolver = Down()
     out = await request_transcription(pay_ctx, ALICE, "1AbCdEfGhIjKl")
     assert isinstance(out, Refused) and out.code in ("metadata_unavailable", "space_unreachable")
 
@@ -374,7 +367,6 @@ async def _complete(ctx: Context, space_id: str) -> None:
 async def test_library_space_sold_and_delivered_with_x_unreachable(
     pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.pipeline import media
     from core.results import Caller
 
     q = await request_transcription(pay_ctx, ALICE, SPACE)
@@ -382,7 +374,7 @@ async def test_library_space_sold_and_delivered_with_x_unreachable(
     await _pay(pay_ctx, chain, fresh_payer, q)
     await _complete(pay_ctx, SPACE)
     down = _XDown()
-    media.use_resolver(down)
+    pay_ctx.wiring.resolver = down
     bob = Caller("telegram", "2002", "Bob", chat_id="-700")
     q2 = await request_transcription(pay_ctx, bob, SPACE)
     assert isinstance(q2, Quote) and q2.space is not None, q2
@@ -1035,24 +1027,19 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
             inv.id, inv.public_id, "chat_query", [A, B], question, payer, 1_100_000
         )
 
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer, record, owed))
-    try:
-        fulfilment = {"answer": "Alice"}
-        res = await _credit(
-            ctx, invs[0].public_id, payer=WALLET, transaction_hash=TX, fulfilment=fulfilment
-        )
-        assert res == CreditResult(invs[0].public_id, "chat_query", uid, [], 0, True)
-        res = await _credit(ctx, invs[1].public_id, payer=WALLET, transaction_hash=TX)
-        assert res == CreditResult(invs[1].public_id, "chat_query", uid, [], 0, True)
-        res = await _credit(ctx, bare.public_id)
-        assert res == CreditResult(bare.public_id, "chat_query", uid, [], 0, True)
-        FULFILLERS.clear()  # no fulfiller: credited all the same
-        res = await _credit(ctx, invs[2].public_id, fulfilment=fulfilment)
-        assert res == CreditResult(invs[2].public_id, "chat_query", uid, [], 0, True)
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+    ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer, record, owed))
+    fulfilment = {"answer": "Alice"}
+    res = await _credit(
+        ctx, invs[0].public_id, payer=WALLET, transaction_hash=TX, fulfilment=fulfilment
+    )
+    assert res == CreditResult(invs[0].public_id, "chat_query", uid, [], 0, True)
+    res = await _credit(ctx, invs[1].public_id, payer=WALLET, transaction_hash=TX)
+    assert res == CreditResult(invs[1].public_id, "chat_query", uid, [], 0, True)
+    res = await _credit(ctx, bare.public_id)
+    assert res == CreditResult(bare.public_id, "chat_query", uid, [], 0, True)
+    ctx.wiring.fulfillers.clear()  # no fulfiller: credited all the same
+    res = await _credit(ctx, invs[2].public_id, fulfilment=fulfilment)
+    assert res == CreditResult(invs[2].public_id, "chat_query", uid, [], 0, True)
     assert calls == [
         ("record", req(invs[0], WALLET), fulfilment, uid, TX),
         ("owed", req(invs[1], WALLET), uid),
@@ -1682,14 +1669,9 @@ async def test_a_function_fulfiller(ctx: Context) -> None:
     async with ctx.db.session() as s:  # without record or owed functions: nothing to do
         await bare.record(s, ctx, req, {}, 1, None)
         await bare.owed(s, ctx, req, 1)
-    saved = dict(FULFILLERS)
-    try:
-        register_fulfiller("test_kind", bare)
-        assert fulfiller_for("test_kind") is bare
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
-    assert fulfiller_for("test_kind") is None
+    assert ctx.wiring.fulfiller_for("test_kind") is None
+    ctx.wiring.add_fulfiller("test_kind", bare)
+    assert ctx.wiring.fulfiller_for("test_kind") is bare
 
 
 async def test_stars_refunded_meanwhile_are_not_refunded_again(

@@ -179,31 +179,25 @@ async def test_402_and_bad_requests(
 async def test_unlock_and_chat_paid_over_http(
     server: str, pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.payments import FunctionFulfiller, invoice_requirements, register_fulfiller
-    from core.payments.fulfil import FULFILLERS
+    from core.payments import FunctionFulfiller, invoice_requirements
 
     async def answer(ctx: Context, req: Any) -> dict[str, Any]:
         return {"answer": f"about {req.space_ids[0]}: {req.payload['question']}"}
 
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer))
-    try:
-        before = chain.balance(chain.pay_to)
-        for path, body in (
-            ("/x402/transcribe", {"space": SPACE}),
-            ("/x402/unlock", {"space": SPACE}),
-            ("/x402/chat", {"question": "who spoke?", "spaces": [SPACE]}),
-        ):
-            r = await asyncio.to_thread(_pay, server, chain, fresh_payer, path, body)
-            assert r.status_code == 200, (path, r.text)
-        assert r.json()["answer"] == {"answer": f"about {SPACE}: who spoke?"}
-        assert chain.balance(chain.pay_to) == before + 200_000 + 500_000 + 1_000_000
-        async with httpx.AsyncClient(base_url=server) as c:
-            too_many = await c.post("/x402/chat", json={"question": "q", "spaces": [SPACE] * 11})
-            assert too_many.status_code == 400 and too_many.json()["error"] == "too_many_spaces"
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer))
+    before = chain.balance(chain.pay_to)
+    for path, body in (
+        ("/x402/transcribe", {"space": SPACE}),
+        ("/x402/unlock", {"space": SPACE}),
+        ("/x402/chat", {"question": "who spoke?", "spaces": [SPACE]}),
+    ):
+        r = await asyncio.to_thread(_pay, server, chain, fresh_payer, path, body)
+        assert r.status_code == 200, (path, r.text)
+    assert r.json()["answer"] == {"answer": f"about {SPACE}: who spoke?"}
+    assert chain.balance(chain.pay_to) == before + 200_000 + 500_000 + 1_000_000
+    async with httpx.AsyncClient(base_url=server) as c:
+        too_many = await c.post("/x402/chat", json={"question": "q", "spaces": [SPACE] * 11})
+        assert too_many.status_code == 400 and too_many.json()["error"] == "too_many_spaces"
     unknown = await invoice_requirements(pay_ctx, "NoSuchInvoiceAtAll12345")
     assert getattr(unknown, "code", None) == "unknown_invoice"
 
@@ -233,7 +227,6 @@ async def test_library_space_sold_over_http_with_x_unreachable(
 ) -> None:
     """A completed Space is quoted, paid and delivered while X's hosts refuse connections
     (the production extractor's own network error); X unreachable refuses the rest (503)."""
-    from core.pipeline import media
     from tests.stand_ins.x_spaces import x_unreachable
 
     async with pay_ctx.db.session() as s:
@@ -241,7 +234,7 @@ async def test_library_space_sold_over_http_with_x_unreachable(
     path = pay_ctx.spaces_dir / SPACE / "transcript.md"
     path.parent.mkdir(parents=True)
     path.write_text("# Transcript\n\nfrom the library\n")
-    media.use_resolver(None)  # yt-dlp's real extractor, whose requests to X fail
+    pay_ctx.wiring.resolver = None  # yt-dlp's real extractor, whose requests to X fail
     async with x_unreachable():
         async with httpx.AsyncClient(base_url=server, timeout=60) as c:
             other = await c.post("/x402/transcribe", json={"space": "1YqJDqWqbNVGV"})

@@ -210,14 +210,12 @@ async def _siwx(account: Any, pr: PaymentRequired, *, url: str, **change: Any) -
 async def test_sign_in_with_x_returns_what_the_wallet_bought(
     server: str, pay_ctx: Context, chain: Chain, fresh_payer
 ) -> None:  # type: ignore[no-untyped-def]
-    from core.payments import FunctionFulfiller, register_fulfiller
-    from core.payments.fulfil import FULFILLERS
+    from core.payments import FunctionFulfiller
 
     async def answer(ctx: Context, req: Any) -> dict[str, Any]:
         return {"answer": f"about {req.space_ids[0]}: {req.payload['question']}"}
 
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer))
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer))
     path = f"/api/spaces/{SPACE}/transcript"
     try:
         async with httpx.AsyncClient(base_url=server, timeout=60) as c:
@@ -323,8 +321,7 @@ async def test_sign_in_with_x_returns_what_the_wallet_bought(
         async with pay_ctx.db.session() as s:
             assert await s.scalar(select(func.count()).select_from(SiwxNonce)) == 5
     finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+        pay_ctx.wiring.fulfillers.pop("chat_query", None)
 
 
 # --- the reservation record itself, without a chain or a server (fast; found by `make mutants`)

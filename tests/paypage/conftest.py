@@ -25,7 +25,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from playwright.async_api import Browser, Page, async_playwright
 
-from bot.wiring import web_app
+from bot.wiring import web_app, wire
 from core.context import Context
 from core.db import Database
 from tests.conftest import make_settings
@@ -59,7 +59,7 @@ async def web(db_url: str, tmp_path: Path, chain: Chain) -> AsyncIterator[WebSer
     settings = make_settings(
         db_url, tmp_path / "data", payments=chain.payment_settings(), web={"public_url": url}
     )
-    ctx = Context(settings, chain_secrets(chain), Database(db_url), instance="test:web")
+    ctx = wire(Context(settings, chain_secrets(chain), Database(db_url), instance="test:web"))
     config = uvicorn.Config(
         web_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )

@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import select
 
 from bot.testmode import LocalChain, local_chain_context, start_test_chain
-from bot.wiring import web_app
+from bot.wiring import web_app, wire
 from core.config import Secrets
 from core.context import Context
 from core.db import Database, TranscriptionPayment
@@ -40,6 +40,7 @@ async def test_mode_web(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[WebS
     ctx = local_chain_context(
         Context(settings, Secrets.model_construct(), Database(db_url), instance="test:tm"), chain
     )
+    wire(ctx)  # as the runtime does
     server = uvicorn.Server(
         uvicorn.Config(web_app(ctx), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from core.pipeline import media
+from core.context import Context
 from core.pipeline.media import SpaceMeta
 from tests.stand_ins.audio import concat_wavs, hls_server, make_hls, speech_wav
 
@@ -60,8 +60,7 @@ class LocalResolver:
 
 
 @pytest.fixture
-def resolver(hls_url: str) -> Iterator[LocalResolver]:
+def resolver(ctx: Context, hls_url: str) -> LocalResolver:
     r = LocalResolver(hls_url)
-    media.use_resolver(r)
-    yield r
-    media.use_resolver(None)
+    ctx.wiring.resolver = r
+    return r

@@ -18,7 +18,6 @@ from core import accounts, queue
 from core.config import Secrets
 from core.context import Context
 from core.db import Outbox, ProcessingJob, Space, TranscriptionPayment, utcnow
-from core.pipeline import media
 from core.results import Caller
 from core.worker import Worker, reap_once
 from tests.pipeline.conftest import LocalResolver
@@ -88,13 +87,10 @@ async def test_sigkill_mid_job_then_exactly_once(
         ctx.secrets = Secrets.model_construct(
             openai_api_key=SecretStr("sk-test"), openai_base_url=stt.url
         )
-        media.use_resolver(LocalResolver(hls_url))
-        try:
-            w = Worker(ctx, worker_id="rescuer")
-            assert await w.run_one()
-            assert not await w.run_one()
-        finally:
-            media.use_resolver(None)
+        ctx.wiring.resolver = LocalResolver(hls_url)
+        w = Worker(ctx, worker_id="rescuer")
+        assert await w.run_one()
+        assert not await w.run_one()
         n_chunks = len(list((ctx.spaces_dir / SID / "chunks").glob("*.json")))
         # the finished chunk was not transcribed again (the killed one may have been)
         assert len(stt.requests) - calls_before <= n_chunks - 1

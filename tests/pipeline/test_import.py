@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from sqlalchemy import func, select, update
 
 from core.context import Context
 from core.db import Outbox, ProcessingJob, Space, TranscriptionPayment, utcnow
-from core.pipeline import media
 from core.pipeline.media import SpaceMeta
 from core.pipeline.storage import SpaceFiles
 from core.refunds import settle_failed_space
@@ -46,11 +44,10 @@ class NoX:
 
 
 @pytest.fixture
-def no_x() -> Iterator[NoX]:
+def no_x(ctx: Context) -> NoX:
     r = NoX()
-    media.use_resolver(r)
-    yield r
-    media.use_resolver(None)
+    ctx.wiring.resolver = r
+    return r
 
 
 @pytest.fixture

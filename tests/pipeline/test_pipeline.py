@@ -142,32 +142,27 @@ class _Gone:
 
 
 async def test_download_404_and_unavailable_spaces(ctx: Context, hls_url: str) -> None:
-    from core.pipeline import media
-
     pk = await _queued_space(ctx)
-    media.use_resolver(LocalResolver(hls_url, path="/missing.m3u8"))
-    try:
-        with pytest.raises(PipelineError) as err:
-            await process_space(ctx, pk)
-        assert err.value.retryable and "download" in str(err.value)
-        assert not (ctx.spaces_dir / SID / "audio.m4a").exists()
-        async with ctx.db.session() as s:  # not held yet: X is asked before payment
-            await s.execute(delete(ProcessingJob))
-            await s.execute(update(Space).values(status="failed"))
-        media.use_resolver(LocalResolver(hls_url, live=True))
-        live = await check_space(ctx, SID)  # a live Space is accepted, told it waits
-        assert isinstance(live, Checked) and live.note and "when it ends" in live.note
-        with pytest.raises(SpaceNotReady, match="is live"):
-            await process_space(ctx, pk)
-        media.use_resolver(_Gone())
-        gone = await check_space(ctx, SID)
-        assert isinstance(gone, Refused) and gone.code == "space_unavailable"
-        assert "private" in gone.message
-        media.use_resolver(LocalResolver(hls_url))
-        meta = await check_space(ctx, SID)
-        assert isinstance(meta, Checked) and meta.title == "Weekly weather space"
-    finally:
-        media.use_resolver(None)
+    ctx.wiring.resolver = LocalResolver(hls_url, path="/missing.m3u8")
+    with pytest.raises(PipelineError) as err:
+        await process_space(ctx, pk)
+    assert err.value.retryable and "download" in str(err.value)
+    assert not (ctx.spaces_dir / SID / "audio.m4a").exists()
+    async with ctx.db.session() as s:  # not held yet: X is asked before payment
+        await s.execute(delete(ProcessingJob))
+        await s.execute(update(Space).values(status="failed"))
+    ctx.wiring.resolver = LocalResolver(hls_url, live=True)
+    live = await check_space(ctx, SID)  # a live Space is accepted, told it waits
+    assert isinstance(live, Checked) and live.note and "when it ends" in live.note
+    with pytest.raises(SpaceNotReady, match="is live"):
+        await process_space(ctx, pk)
+    ctx.wiring.resolver = _Gone()
+    gone = await check_space(ctx, SID)
+    assert isinstance(gone, Refused) and gone.code == "space_unavailable"
+    assert "private" in gone.message
+    ctx.wiring.resolver = LocalResolver(hls_url)
+    meta = await check_space(ctx, SID)
+    assert isinstance(meta, Checked) and meta.title == "Weekly weather space"
 
 
 async def test_disk_full_leaves_no_half_written_file(
@@ -221,7 +216,6 @@ async def test_a_restarted_job_clears_what_a_killed_attempt_left(
 async def test_failed_job_tells_payers_through_the_outbox(ctx: Context, hls_url: str) -> None:
     from core import accounts
     from core.db import TranscriptionPayment
-    from core.pipeline import media
     from core.results import Caller
 
     pk = await _queued_space(ctx)
@@ -234,14 +228,11 @@ async def test_failed_job_tells_payers_through_the_outbox(ctx: Context, hls_url:
                 user_id=u.id, space_id=pk, amount_usdc="0.2", payment_verified=True
             )
         )
-    media.use_resolver(LocalResolver(hls_url, path="/missing.m3u8"))
+    ctx.wiring.resolver = LocalResolver(hls_url, path="/missing.m3u8")
     ctx.settings.queue.backoff_base_seconds = 0
-    try:
-        w = Worker(ctx, worker_id="w")
-        for _ in range(3):
-            assert await w.run_one()
-    finally:
-        media.use_resolver(None)
+    w = Worker(ctx, worker_id="w")
+    for _ in range(3):
+        assert await w.run_one()
     async with ctx.db.session() as s:
         sp = await s.get(Space, pk)
         kinds = sorted((await s.execute(select(Outbox.kind))).scalars())

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from core import queue
 from core.context import Context
 from core.db import Credit, Outbox, ProcessingJob, Space, TranscriptionPayment, User, utcnow
-from core.pipeline import media, xspaces
+from core.pipeline import xspaces
 from core.pipeline.run import Checked, check_space, process_space
 from core.pipeline.xspaces import COOKIES_HINT, Outcome
 from core.results import Refused
@@ -30,7 +30,7 @@ SID = "1XOUTCOME0001"
 
 @pytest.fixture
 async def x(hls_root: Path) -> AsyncIterator[XStandIn]:
-    media.use_resolver(None)  # the production resolver: yt-dlp's real extractor
+    # a fresh context's resolver is the production one: yt-dlp's real extractor
     xspaces.note_answered()
     async with x_stand_in(hls_root) as stand_in:
         yield stand_in
@@ -111,7 +111,6 @@ async def test_x_refuses_us(ctx: Context, x: XStandIn, how: str) -> None:
 
 
 async def test_network_unreachable(ctx: Context, hls_root: Path) -> None:
-    media.use_resolver(None)
     async with x_unreachable():
         out = await _refused(ctx, "space_unreachable")
     assert "could not be reached" in out.message and "Try again" in out.message

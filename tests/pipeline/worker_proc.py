@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bot.wiring import wire
 from core.config import Secrets
 from core.context import Context
 from core.db import Database
-from core.pipeline import media
 from core.worker import Worker
 from tests.conftest import make_settings
 from tests.pipeline.conftest import LocalResolver
@@ -49,8 +49,8 @@ async def main(
     secrets = Secrets.model_construct(
         openai_api_key=SecretStr("sk-test"), openai_base_url=openai_url
     )
-    media.use_resolver(LocalResolver(hls_base))
-    ctx = Context(settings, secrets, Database(db_url), instance=worker_id)
+    ctx = wire(Context(settings, secrets, Database(db_url), instance=worker_id))  # as a worker
+    ctx.wiring.resolver = LocalResolver(hls_base)
     await Worker(ctx).run()
 
 

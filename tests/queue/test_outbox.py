@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select, update
 
@@ -31,11 +29,10 @@ class ScriptedSender:
 
 
 @pytest.fixture
-def sender() -> Iterator[ScriptedSender]:
+def sender(ctx: Context) -> ScriptedSender:
     s = ScriptedSender({})
-    outbox.register_sender(s)
-    yield s
-    outbox.unregister_sender("telegram")
+    ctx.wiring.add_sender(s)
+    return s
 
 
 async def _add(ctx: Context, recipient: str, platform: str = "telegram") -> None:
@@ -72,7 +69,7 @@ async def test_outcomes(ctx: Context, sender: ScriptedSender) -> None:
     for r in sender.answers:
         await _add(ctx, r)
     await _add(ctx, "elsewhere", platform="discord")  # no sender here: left alone
-    assert await outbox.drain_once(ctx.db, "d1") == 5
+    assert await outbox.drain_once(ctx, "d1") == 5
     assert await _status(ctx) == {
         "ok": "sent",
         "busy": "pending",
@@ -83,9 +80,9 @@ async def test_outcomes(ctx: Context, sender: ScriptedSender) -> None:
     }
     assert sender.seen[0].origin_chat_id == "-100"
     # nothing is due: the 429 waits for retry_after, the bug for its backoff
-    assert await outbox.drain_once(ctx.db, "d1") == 0
+    assert await outbox.drain_once(ctx, "d1") == 0
     await _make_due(ctx)
-    assert await outbox.drain_once(ctx.db, "d1") == 2
+    assert await outbox.drain_once(ctx, "d1") == 2
     st = await _status(ctx)
     assert st["busy"] == "sent" and st["buggy"] == "sent" and st["ok"] == "sent"
     assert [m.recipient for m in sender.seen].count("ok") == 1
@@ -98,9 +95,9 @@ async def test_crash_mid_send_is_retried_after_the_lease(
     async with ctx.db.session() as s:  # a drainer claimed it, then died before recording
         rows = await outbox._claim(s, "dead", ["telegram"], 10)
         assert len(rows) == 1
-    assert await outbox.drain_once(ctx.db, "d2") == 0  # still leased
+    assert await outbox.drain_once(ctx, "d2") == 0  # still leased
     await _make_due(ctx)  # the lease ends
-    assert await outbox.drain_once(ctx.db, "d2") == 1
+    assert await outbox.drain_once(ctx, "d2") == 1
     assert (await _status(ctx))["r1"] == "sent"
     async with ctx.db.session() as s:
         row = (await s.execute(select(Outbox))).scalar_one()
@@ -114,7 +111,7 @@ async def test_gives_up_after_max_attempts(ctx: Context, sender: ScriptedSender)
     await _add(ctx, "r")
     for _ in range(outbox.DEFAULT_POLICY.max_attempts):
         await _make_due(ctx)
-        await outbox.drain_once(ctx.db, "d3")
+        await outbox.drain_once(ctx, "d3")
     assert (await _status(ctx))["r"] == "failed"
 
 
@@ -127,12 +124,12 @@ async def test_the_configured_retry_policy_is_followed(
     sender.answers = {"r": [Delivery("retry", detail="503")] * 5}
     await _add(ctx, "r")
     for attempt in (1, 2):
-        await outbox.drain_once(ctx.db, "d4", policy=policy)
+        await outbox.drain_once(ctx, "d4", policy=policy)
         async with ctx.db.session() as s:
             row = (await s.execute(select(Outbox))).scalar_one()
         assert row.status == "pending" and row.attempts == attempt
         wait = (row.available_at - utcnow()).total_seconds()
         assert wait == pytest.approx(outbox.retry_delay(attempt, policy), abs=2)
         await _make_due(ctx)
-    await outbox.drain_once(ctx.db, "d4", policy=policy)
+    await outbox.drain_once(ctx, "d4", policy=policy)
     assert (await _status(ctx))["r"] == "failed"  # the third attempt was the last

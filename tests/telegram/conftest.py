@@ -7,7 +7,6 @@ import pytest
 
 from adapters.telegram.bot import TelegramBot
 from core.context import Context
-from core.pipeline import media
 from core.pipeline.media import SpaceMeta
 from tests.pipeline.conftest import hls_root, hls_url, speech  # noqa: F401
 from tests.stand_ins.telegram_api import BotAPI, bot_api
@@ -21,7 +20,7 @@ class Recorded:
 @pytest.fixture
 async def tg(ctx: Context) -> AsyncIterator[tuple[BotAPI, TelegramBot]]:
     """The real python-telegram-bot, long polling the Bot API stand-in."""
-    media.use_resolver(Recorded())
+    ctx.wiring.resolver = Recorded()
     ctx.settings.payments.pay_to = "0x" + "22" * 20
     async with bot_api() as api:
         ctx.settings.telegram.base_url = api.url
@@ -32,4 +31,3 @@ async def tg(ctx: Context) -> AsyncIterator[tuple[BotAPI, TelegramBot]]:
             yield api, bot
         finally:
             await bot.stop()
-            media.use_resolver(None)

@@ -137,8 +137,8 @@ async def test_outbox_drain_delivers_through_the_bot(
             payload={"space_id": SID},
             dedupe_key="t1",
         )
-    assert await outbox.drain_once(ctx.db, "w") == 1
-    assert await outbox.drain_once(ctx.db, "w") == 0
+    assert await outbox.drain_once(ctx, "w") == 1
+    assert await outbox.drain_once(ctx, "w") == 0
     assert len(api.sent("sendDocument")) == 1
 
 

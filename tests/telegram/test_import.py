@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from core.context import Context
 from core.db import Space
-from core.pipeline import media
 from core.worker import Worker
 from tests.chat.helpers import member
 from tests.pipeline.test_import import SID, NoX, _waiting_space
@@ -33,14 +32,13 @@ async def api(ctx: Context) -> AsyncIterator[BotAPI]:
     ctx.settings.telegram.admin_ids = [ADMIN]
     ctx.settings.transcription.backend = "offline"
     ctx.settings.transcription.chunk_seconds = 30
-    media.use_resolver(NoX())
+    ctx.wiring.resolver = NoX()
     async with bot_api() as a:
         bot = await running(ctx, a)
         try:
             yield a
         finally:
             await bot.stop()
-            media.use_resolver(None)
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,12 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.telegram.bot import TelegramBot
-from bot.wiring import telegram_bot, web_app
+from bot.wiring import telegram_bot, web_app, wire
 from core import outbox
 from core.config import Secrets
 from core.context import Context
 from core.db import Database
 from core.errors import ConfigError
-from core.pipeline import media
 from core.worker import Worker
 from tests.chat.helpers import member
 from tests.chat.test_service import two_spaces
@@ -45,7 +44,7 @@ MEMBER, GROUP = 7, -100
 
 def shop_context(db_url: str, tmp_path: Path, secrets: Secrets, **settings: Any) -> Context:
     s = make_settings(db_url, tmp_path / "data", web={"public_url": PUBLIC}, **settings)
-    return Context(s, secrets, Database(db_url), instance="test:tg")
+    return wire(Context(s, secrets, Database(db_url), instance="test:tg"))  # as a process
 
 
 @pytest.fixture
@@ -94,7 +93,7 @@ async def chat_shop(
 
 async def drain(ctx: Context) -> int:
     n = 0
-    while sent := await outbox.drain_once(ctx.db, "test"):
+    while sent := await outbox.drain_once(ctx, "test"):
         n += sent
     return n
 
@@ -102,7 +101,7 @@ async def drain(ctx: Context) -> int:
 async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
     shop: Context, chain: Chain, fresh_payer: Any, hls_url: str
 ) -> None:
-    media.use_resolver(LocalResolver(hls_url))
+    shop.wiring.resolver = LocalResolver(hls_url)
     async with bot_api() as api:
         bot = await running(shop, api)
         try:
@@ -171,7 +170,7 @@ async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
             from tests.stand_ins.x_spaces import x_unreachable
 
             other = MEMBER + 1
-            media.use_resolver(None)
+            shop.wiring.resolver = None  # the production one
             async with x_unreachable():
                 n = len(api.sent("sendMessage"))
                 api.command(f"/transcribe {SID}", user_id=other)
@@ -187,7 +186,6 @@ async def test_group_purchase_paid_on_chain_and_delivered_by_dm(
                 assert len(docs) == 1 and "Weekly weather space" in docs[0]["caption"]
         finally:
             await bot.stop()
-            media.use_resolver(None)
 
 
 async def test_chat_across_two_spaces_answered_in_the_chat(
@@ -219,12 +217,10 @@ async def test_question_paid_then_crashed_is_answered_after_recovery(
 
     from core.db import ChatSession
     from core.payments import recover_payments
-    from core.service.chat import register_fulfiller
     from tests.payments.conftest import client_payload
     from tests.payments.crash_payer import pay_and_kill
     from tests.payments.test_x402_pay import _reqs
 
-    register_fulfiller()
     async with bot_api() as api:
         bot = await running(shop, api)
         try:

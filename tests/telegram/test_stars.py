@@ -37,9 +37,7 @@ from core.db import (
     utcnow,
 )
 from core.payments.invoices import add_credit, credit_balance
-from core.pipeline import media
 from core.refunds import settle_failed_space, settle_unanswered_question
-from core.service.chat import register_fulfiller
 from core.service.revenue import build_report
 from core.worker import Worker
 from tests.chat.helpers import member
@@ -92,7 +90,7 @@ async def quote_and_invoice(api: BotAPI, sid: str, user_id: int = MEMBER) -> dic
 
 
 async def test_transcript_bought_with_stars_delivered_once(ctx: Context, hls_url: str) -> None:
-    media.use_resolver(LocalResolver(hls_url))
+    ctx.wiring.resolver = LocalResolver(hls_url)
     async with bot_api() as api:
         bot = await running(ctx, api)
         try:
@@ -149,11 +147,10 @@ async def test_transcript_bought_with_stars_delivered_once(ctx: Context, hls_url
             assert "none linked yet" in wallet["text"] and "telegram:" not in wallet["text"]
         finally:
             await bot.stop()
-            media.use_resolver(None)
 
 
 async def test_pre_checkout_refusals(ctx: Context, hls_url: str) -> None:
-    media.use_resolver(LocalResolver(hls_url))
+    ctx.wiring.resolver = LocalResolver(hls_url)
     async with bot_api() as api:
         bot = await running(ctx, api)
         try:
@@ -213,7 +210,6 @@ async def test_pre_checkout_refusals(ctx: Context, hls_url: str) -> None:
             assert await count(ctx, Outbox, Outbox.kind == "payment_confirmed") == 0
         finally:
             await bot.stop()
-            media.use_resolver(None)
 
 
 async def buy(ctx: Context, api: BotAPI, sid: str) -> str:
@@ -229,7 +225,7 @@ async def buy(ctx: Context, api: BotAPI, sid: str) -> str:
 
 
 async def test_failed_space_refunds_stars_once(ctx: Context, hls_url: str) -> None:
-    media.use_resolver(LocalResolver(hls_url))
+    ctx.wiring.resolver = LocalResolver(hls_url)
     async with bot_api() as api:
         bot = await running(ctx, api)
         try:
@@ -274,7 +270,6 @@ async def test_failed_space_refunds_stars_once(ctx: Context, hls_url: str) -> No
             assert row.status == "sent"  # CHARGE_ALREADY_REFUNDED counts as done
         finally:
             await bot.stop()
-            media.use_resolver(None)
 
 
 async def test_revenue_reports_usdc_and_stars_apart(
@@ -283,7 +278,7 @@ async def test_revenue_reports_usdc_and_stars_apart(
     tmp_path: Path,
     endpoints: None,  # noqa: F811
 ) -> None:
-    media.use_resolver(LocalResolver(hls_url))
+    ctx.wiring.resolver = LocalResolver(hls_url)
     async with bot_api() as api:
         bot = await running(ctx, api)
         try:
@@ -304,7 +299,6 @@ async def test_revenue_reports_usdc_and_stars_apart(
             await member(ctx, "bob", owns=[pk], platform_user_id="99")
         finally:
             await bot.stop()
-            media.use_resolver(None)
     rep = await build_report(ctx, "all")
     assert not isinstance(rep, type(None)) and hasattr(rep, "lines")
     lines = {line.product: (line.total, line.count) for line in rep.lines}  # type: ignore[union-attr]
@@ -339,7 +333,7 @@ FAST_LAST = OutboxSettings(retry_base_seconds=60, max_attempts=2)  # 2 tries, th
 
 async def drain_with(ctx: Context, policy: OutboxSettings) -> int:
     n = 0
-    while sent := await outbox.drain_once(ctx.db, "test", policy=policy):
+    while sent := await outbox.drain_once(ctx, "test", policy=policy):
         n += sent
     return n
 
@@ -359,7 +353,6 @@ async def test_unanswered_question_paid_in_stars_refunded_once(ctx: Context) -> 
     """A question paid in Stars is owed its answer; when the model gives up on the outbox's
     last attempt, the Stars go back with refundStarPayment, once, and the question is never
     answered afterwards (nor turned into USDC credit)."""
-    register_fulfiller()  # as every role of the runtime does
     async with openai_chat() as llm, bot_api() as api:
         shop = with_openai(ctx, llm.url)
         bot = await running(shop, api)
@@ -456,7 +449,7 @@ async def test_operator_switches_offer_one_method_and_refuse_the_other(
 ) -> None:
     """telegram.stars_enabled / usdc_enabled: the quote offers only the method left on; the
     other's stale buttons, pre-checkouts and pay pages are refused with a clear message."""
-    media.use_resolver(LocalResolver(hls_url))
+    ctx.wiring.resolver = LocalResolver(hls_url)
     tg = ctx.settings.telegram
     async with bot_api() as api, web(ctx) as site:
         bot = await running(ctx, api)
@@ -501,13 +494,12 @@ async def test_operator_switches_offer_one_method_and_refuse_the_other(
             assert await count(ctx, TranscriptionPayment) == 1
         finally:
             await bot.stop()
-            media.use_resolver(None)
 
 
 async def test_quote_with_usdc_credit_applied_offers_usdc_only(ctx: Context, hls_url: str) -> None:
     """Account credit (USDC) pays part of a quote: the rest is USDC, so no Stars button, and
     Stars for that invoice are refused; with USDC turned off no credit is reserved at all."""
-    media.use_resolver(LocalResolver(hls_url))
+    ctx.wiring.resolver = LocalResolver(hls_url)
     async with bot_api() as api:
         bot = await running(ctx, api)
         try:
@@ -551,4 +543,3 @@ async def test_quote_with_usdc_credit_applied_offers_usdc_only(ctx: Context, hls
                 assert await credit_balance(s, uid) == 50_000  # still the member's
         finally:
             await bot.stop()
-            media.use_resolver(None)

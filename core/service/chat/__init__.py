@@ -31,7 +31,7 @@ from core.service.chat.delivery import (
     delivered_answer,
     valid_answer_id,
 )
-from core.service.chat.fulfilment import draft_from_json, draft_to_json, register_fulfiller
+from core.service.chat.fulfilment import draft_from_json, draft_to_json, fulfiller
 from core.service.chat.recording import record_answer
 from core.service.chat.searching import (
     MAX_SEARCH_CHARS,
@@ -57,8 +57,8 @@ __all__ = [
     "delivered_answer",
     "draft_from_json",
     "draft_to_json",
+    "fulfiller",
     "record_answer",
-    "register_fulfiller",
     "search",
     "titled",
     "valid_answer_id",

@@ -24,7 +24,7 @@ from core.service.chat.asking import answer
 from core.service.chat.recording import record_answer, tell_answer
 
 if TYPE_CHECKING:  # the payments core imports service modules itself
-    from core.payments.fulfil import FulfilRequest
+    from core.payments.fulfil import FulfilRequest, FunctionFulfiller
 
 log = get_logger("spacescribe.chat")
 
@@ -116,9 +116,9 @@ async def _fulfil_owed(
     log.warning("paid question credited without its answer; answer owed", invoice=req.invoice_id)
 
 
-def register_fulfiller() -> None:
-    """Payments' "chat_query" fulfiller: verify → this answer → settle → record."""
+def fulfiller() -> FunctionFulfiller:
+    """Payments' "chat_query" fulfiller: verify → this answer → settle → record (the wiring
+    adds it to ``ctx.wiring.fulfillers``)."""
     from core.payments.fulfil import FunctionFulfiller
-    from core.payments.fulfil import register_fulfiller as register
 
-    register("chat_query", FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed))
+    return FunctionFulfiller(_fulfil_answer, _fulfil_record, _fulfil_owed)
