@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,12 +198,15 @@ def _download_sync(url: str, workdir: Path, cookies_file: str) -> Path:
 
 async def download(meta: SpaceMeta, target: Path, cookies_file: str = "") -> Path:
     """Download to a temporary directory beside ``target``, remux to m4a, rename into place.
-    An existing ``target`` is complete (it only ever appears by rename) and is reused."""
+    An existing ``target`` is complete (it only ever appears by rename) and is reused.
+
+    Each attempt downloads into a directory of its own: a worker too starved to renew its
+    lease may still be downloading when the job's next attempt starts, and neither may delete
+    the other's files (whichever renames last puts the same audio in place)."""
     if target.exists():
         return target
-    work = target.parent / DOWNLOAD_DIR
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{DOWNLOAD_DIR}-", dir=target.parent))
     try:
         got = await asyncio.to_thread(_download_sync, meta.media_url, work, cookies_file)
         tmp = work / "audio.m4a"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.spaces import space_dir
 
-DOWNLOAD_DIR = ".download"  # beside the audio while yt-dlp and the remux run
+DOWNLOAD_DIR = ".download"  # prefix of each attempt's directory beside the audio (yt-dlp, remux)
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -78,11 +78,13 @@ class SpaceFiles:
         """Remove what an attempt killed mid-write left: the download directory, temporary
         names of atomic writes, chunk audio being cut or sent. Finished files (which only
         appear by rename) stay. Only the job's lease holder may call this."""
-        shutil.rmtree(self.root / DOWNLOAD_DIR, ignore_errors=True)
         for folder in (self.root, self.chunks):
             if not folder.is_dir():
                 continue
             for p in folder.iterdir():
+                if folder == self.root and p.is_dir() and p.name.startswith(DOWNLOAD_DIR):
+                    shutil.rmtree(p, ignore_errors=True)  # any attempt's download directory
+                    continue
                 temporary = p.name.startswith(".") and p.name.endswith(".tmp")
                 chunk_audio = folder == self.chunks and p.suffix != ".json"
                 if p.is_file() and (temporary or chunk_audio or p.name.endswith(".part")):

@@ -3,11 +3,13 @@ offline Whisper on espeak-ng speech; the worker and queue around it, on both eng
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from core import queue
 from core.config import Secrets
 from core.context import Context
 from core.db import Credit, Outbox, ProcessingJob, Space, utcnow
-from core.pipeline import storage
+from core.pipeline import media, storage
 from core.pipeline.errors import PipelineError, SpaceUnavailable
 from core.pipeline.media import SpaceMeta
 from core.pipeline.run import Checked, check_space, process_space
@@ -92,7 +94,7 @@ async def test_worker_runs_a_space_end_to_end(ctx: Context, resolver: LocalResol
         r["auth"] == "Bearer sk-test-stand-in" and r["format"] == "verbose_json"
         for r in stt.requests
     )
-    assert not list(root.glob("**/*.tmp")) and not (root / ".download").exists()
+    assert not list(root.glob("**/*.tmp")) and not list(root.glob(".download*"))
 
 
 async def test_diarized_model_labels_speakers(ctx: Context, resolver: LocalResolver) -> None:
@@ -194,7 +196,7 @@ async def test_a_restarted_job_clears_what_a_killed_attempt_left(
     holder of the job, removes them, even when the finished files are all there."""
     root = ctx.spaces_dir / SID
     left = [
-        root / ".download" / "download.mp4.part",
+        root / ".download-k1ll3d" / "download.mp4.part",
         root / ".transcript.md.k1ll3d.tmp",
         root / "chunks" / ".0001.json.k1ll3d.tmp",
         root / "chunks" / "0002.m4a.part",
@@ -209,7 +211,7 @@ async def test_a_restarted_job_clears_what_a_killed_attempt_left(
             path.write_bytes(b"half")
         await process_space(ctx, pk)
     assert [p.name for p in left if p.exists()] == []
-    assert not (root / ".download").exists()
+    assert not list(root.glob(".download*"))
     assert (root / "transcript.md").read_text().startswith("# Weekly")
 
 
@@ -329,3 +331,31 @@ async def test_a_failed_chunk_stops_the_attempts_other_chunks(
     assert 1 in started and sorted(cancelled) == sorted(n for n in started if n != 1)
     assert cancelled, "another chunk was running when the second one failed"
     assert not [p for p in (ctx.spaces_dir / SID / "chunks").iterdir() if p.suffix == ".wav"]
+
+
+async def test_two_attempts_downloading_at_once_keep_their_own_files(
+    ctx: Context, resolver: LocalResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker too starved to renew its lease is still downloading when the job's next
+    attempt starts: the second attempt must not delete the first one's files (it did when
+    both used one ``.download`` directory), and both end with the same audio in place."""
+    meta = await resolver.resolve(SID)
+    target = ctx.spaces_dir / SID / "audio.m4a"
+    real = media._download_sync
+    first_has_its_file = threading.Event()
+    second_done = threading.Event()
+
+    def slow_first(url: str, work: Path, cookies: str) -> Path:
+        got = real(url, work, cookies)
+        if not first_has_its_file.is_set():
+            first_has_its_file.set()
+            assert second_done.wait(60), "the second attempt never finished"
+        return got
+
+    monkeypatch.setattr(media, "_download_sync", slow_first)
+    first = asyncio.create_task(media.download(meta, target))
+    assert await asyncio.to_thread(first_has_its_file.wait, 60)
+    assert await media.download(meta, target) == target  # the next attempt, meanwhile
+    second_done.set()
+    assert await first == target and target.stat().st_size > 0
+    assert not list(target.parent.glob(".download*"))
