@@ -401,6 +401,8 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     mine = await _invoice_of(ctx, space_ids=[SPACE_B])
     unlock = await _invoice_of(ctx, kind="chat_unlock", space_ids=[SPACE_B], units=500_000)
     ask = await _invoice_of(ctx, space_ids=["1CCCCCCCCCCCC"], units=700_000)
+    # 900_000 less 100_000 of account credit: 800_000 due
+    part = await _invoice_of(ctx, space_ids=["1DDDDDDDDDDDD"], units=900_000, credit=100_000)
     assert stranger.id < mine.id
     async with ctx.db.session() as s:  # the same hash and log index on another chain
         s.add(
@@ -430,12 +432,13 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     ]
     r.logs += both
     r.txs[_h(8)] = TxCheck("ok", both, 50, 1, MINE)
+    r.pay(15, 800_000)
     with capture_logs() as logs:
-        assert await watch_transfers(ctx, r) == 3
+        assert await watch_transfers(ctx, r) == 4
     assert [(e["event"], e.get("tx")) for e in logs] == [
         ("transfer to pay_to matches no open invoice", _h(n)) for n in (1, 2, 4, 5)
     ]
-    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8, 8)]
+    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8, 8, 15)]
     assert [c for c in r.calls if c[0] == "check"] == checked
     async with ctx.db.session() as s:
         statuses = dict((await s.execute(select(Invoice.id, Invoice.status))).tuples().all())
@@ -444,6 +447,7 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
             mine.id: "credited",
             unlock.id: "credited",
             ask.id: "credited",
+            part.id: "credited",
         }
         rc = (
             await s.execute(select(PaymentReceipt).where(PaymentReceipt.invoice_id == mine.id))
