@@ -457,6 +457,8 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
             paid.transaction_hash,
             paid.log_index,
         )
+        other_chain = select(PaymentReceipt.status).where(PaymentReceipt.network == "eip155:1")
+        assert await s.scalar(other_chain) == "confirmed"  # another chain's: left alone
     # seen again (a rescan): the receipt says it was taken; no second look at the chain
     async with ctx.db.session() as s:
         await s.execute(update(PaymentCursor).values(last_block=0))
