@@ -398,6 +398,13 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     r = scripted
     r.head = 100
     stranger = await _invoice_of(ctx, wallet=THEIRS)  # same price, another wallet's
+    # same price, same wallet, but to be paid on another chain, or to another address
+    elsewhere = [await _invoice_of(ctx, space_ids=[SPACE_B]) for _ in range(2)]
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Invoice).where(Invoice.id == elsewhere[0].id).values(network="eip155:1")
+        )
+        await s.execute(update(Invoice).where(Invoice.id == elsewhere[1].id).values(pay_to=THEIRS))
     mine = await _invoice_of(ctx, space_ids=[SPACE_B])
     unlock = await _invoice_of(ctx, kind="chat_unlock", space_ids=[SPACE_B], units=500_000)
     ask = await _invoice_of(ctx, space_ids=["1CCCCCCCCCCCC"], units=700_000)
@@ -444,6 +451,8 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
         statuses = dict((await s.execute(select(Invoice.id, Invoice.status))).tuples().all())
         assert statuses == {
             stranger.id: "open",
+            elsewhere[0].id: "open",
+            elsewhere[1].id: "open",
             mine.id: "credited",
             unlock.id: "credited",
             ask.id: "credited",
