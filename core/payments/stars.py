@@ -243,9 +243,9 @@ async def paid(
             reason = MESSAGES["already_paid" if not res.newly_credited else "owned"]
             await _refund(s, sp, reason, caller.chat_id)
             return StarsPaid("refunded", inv.public_id, reason)
-        await s.execute(
+        await s.execute(  # inserted "received" by this very transaction
             update(StarPayment)
-            .where(StarPayment.id == sp.id, StarPayment.status == "received")
+            .where(StarPayment.id == sp.id)
             .values(status="credited", credited_at=utcnow())
         )
         return StarsPaid("granted", inv.public_id)

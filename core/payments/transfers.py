@@ -8,7 +8,7 @@ crediting one transfer twice impossible, whether the watcher or a submitted hash
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
@@ -175,30 +175,35 @@ async def _cursor(session: AsyncSession, ctx: Context, head: int) -> PaymentCurs
 
 
 async def _open_invoice_for(ctx: Context, t: TransferLog) -> Invoice | None:
+    """The sender's oldest open invoice this transfer pays exactly. Only the sender's
+    invoices (:func:`linked_wallets`: its buyer, its account's wallet, its x402 payer) are
+    read, so other members' open quotes of the same price never crowd it out."""
     p = ctx.settings.payments
+    senders = select(User.id).where(User.wallet_address == t.sender)
     async with ctx.db.session() as s:
-        rows = (
+        return (
             (
                 await s.execute(
                     select(Invoice)
+                    .outerjoin(Account, Account.id == Invoice.account_id)
                     .where(
                         Invoice.status == "open",
                         Invoice.network == p.network,
                         Invoice.token_address == t.token,
                         Invoice.pay_to == t.recipient,
                         Invoice.amount_units - Invoice.credit_units == t.value,
+                        or_(
+                            Invoice.user_id.in_(senders),
+                            Account.user_id.in_(senders),
+                            func.lower(Invoice.payer_address) == t.sender,
+                        ),
                     )
                     .order_by(Invoice.id)
-                    .limit(50)
                 )
             )
             .scalars()
-            .all()
+            .first()
         )
-        for inv in rows:
-            if t.sender in await linked_wallets(s, inv):
-                return inv
-    return None
 
 
 async def watch_transfers(ctx: Context, reader: ChainReader | None = None) -> int:

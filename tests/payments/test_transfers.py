@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy import insert as sa_insert
 from structlog.testing import capture_logs
 
 from core.accounts import get_or_create_account, get_or_create_user, link_account
 from core.context import Context
-from core.db import Invoice, PaymentCursor, PaymentReceipt, TranscriptionPayment
+from core.db import Account, Invoice, PaymentCursor, PaymentReceipt, TranscriptionPayment
 from core.payments import Paid, PaymentPending, PaymentRefused
 from core.payments.invoices import add_credit, insert_invoice
 from core.payments.onchain import ChainReader, ChainUnavailable, TransferLog, TxCheck
@@ -398,9 +400,18 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     r = scripted
     r.head = 100
     stranger = await _invoice_of(ctx, wallet=THEIRS)  # same price, another wallet's
+    # same price, same wallet, but to be paid on another chain, or to another address
+    elsewhere = [await _invoice_of(ctx, space_ids=[SPACE_B]) for _ in range(2)]
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Invoice).where(Invoice.id == elsewhere[0].id).values(network="eip155:1")
+        )
+        await s.execute(update(Invoice).where(Invoice.id == elsewhere[1].id).values(pay_to=THEIRS))
     mine = await _invoice_of(ctx, space_ids=[SPACE_B])
     unlock = await _invoice_of(ctx, kind="chat_unlock", space_ids=[SPACE_B], units=500_000)
     ask = await _invoice_of(ctx, space_ids=["1CCCCCCCCCCCC"], units=700_000)
+    # 900_000 less 100_000 of account credit: 800_000 due
+    part = await _invoice_of(ctx, space_ids=["1DDDDDDDDDDDD"], units=900_000, credit=100_000)
     assert stranger.id < mine.id
     async with ctx.db.session() as s:  # the same hash and log index on another chain
         s.add(
@@ -430,20 +441,24 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
     ]
     r.logs += both
     r.txs[_h(8)] = TxCheck("ok", both, 50, 1, MINE)
+    r.pay(15, 800_000)
     with capture_logs() as logs:
-        assert await watch_transfers(ctx, r) == 3
+        assert await watch_transfers(ctx, r) == 4
     assert [(e["event"], e.get("tx")) for e in logs] == [
         ("transfer to pay_to matches no open invoice", _h(n)) for n in (1, 2, 4, 5)
     ]
-    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8, 8)]
+    checked = [("check", _h(n)) for n in (1, 2, 3, 4, 5, 6, 8, 8, 15)]
     assert [c for c in r.calls if c[0] == "check"] == checked
     async with ctx.db.session() as s:
         statuses = dict((await s.execute(select(Invoice.id, Invoice.status))).tuples().all())
         assert statuses == {
             stranger.id: "open",
+            elsewhere[0].id: "open",
+            elsewhere[1].id: "open",
             mine.id: "credited",
             unlock.id: "credited",
             ask.id: "credited",
+            part.id: "credited",
         }
         rc = (
             await s.execute(select(PaymentReceipt).where(PaymentReceipt.invoice_id == mine.id))
@@ -453,6 +468,8 @@ async def test_the_watcher_credits_only_an_exact_transfer_from_a_linked_wallet(
             paid.transaction_hash,
             paid.log_index,
         )
+        other_chain = select(PaymentReceipt.status).where(PaymentReceipt.network == "eip155:1")
+        assert await s.scalar(other_chain) == "confirmed"  # another chain's: left alone
     # seen again (a rescan): the receipt says it was taken; no second look at the chain
     async with ctx.db.session() as s:
         await s.execute(update(PaymentCursor).values(last_block=0))
@@ -510,3 +527,52 @@ async def test_no_pay_to_no_watching(ctx: Context, scripted: ScriptedReader) -> 
 async def _cursor_rows(ctx: Context, cols: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     async with ctx.db.session() as s:
         return [tuple(row) for row in await s.execute(select(*cols))]
+
+
+async def test_the_watcher_finds_a_payers_invoice_among_many_of_the_same_price(
+    ctx: Context, scripted: ScriptedReader
+) -> None:
+    """Fifty-one open quotes of the standard price from other members, older than the
+    payer's: the transfer is still matched to the payer's own invoice. Each way an invoice
+    is the sender's counts: its buyer, its account's linked wallet, its x402 payer."""
+    r = scripted
+    r.head = 100
+    async with ctx.db.session() as s:
+        others = [int((await get_or_create_user(s, "0x" + f"{i:040x}")).id) for i in range(1, 52)]
+        rows = [
+            {
+                "public_id": f"others-invoice-{i:08d}",
+                "kind": "transcription",
+                "space_ids": json.dumps([SPACE_A]),
+                "amount_units": 200_000,
+                "credit_units": 0,
+                "network": "eip155:8453",
+                "token_address": TOKEN,
+                "pay_to": PAY_TO.lower(),
+                "status": "open",
+                "user_id": uid,
+                "created_at": NOW,
+                "expires_at": NOW + timedelta(minutes=30),
+            }
+            for i, uid in enumerate(others)
+        ]
+        await s.execute(sa_insert(Invoice), rows)
+        acc = await get_or_create_account(s, ALICE)
+        account_id = acc.id
+    by_user = await _invoice_of(ctx, space_ids=[SPACE_B])
+    by_account = await _invoice_of(ctx, wallet=None, account_id=account_id, units=300_000)
+    by_payer = await _invoice_of(ctx, wallet=None, payer_address=MINE.upper(), units=400_000)
+    async with ctx.db.session() as s:  # the account is linked after its quote was made
+        await s.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(user_id=(await get_or_create_user(s, MINE)).id)
+        )
+    for n, units in ((1, 200_000), (2, 300_000), (3, 400_000)):
+        r.pay(n, units)
+    assert await watch_transfers(ctx, r) == 3
+    async with ctx.db.session() as s:
+        credited = set(
+            (await s.execute(select(Invoice.id).where(Invoice.status == "credited"))).scalars()
+        )
+    assert credited == {by_user.id, by_account.id, by_payer.id}
