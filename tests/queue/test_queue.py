@@ -423,3 +423,31 @@ async def test_claim_space_never_reopens_a_completed_space(ctx: Context) -> None
     assert got is not None
     row, sp = await _row(ctx, pk)
     assert row.status == "processing" and sp.status == "completed"
+
+
+async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
+    """Seed query 6's order: higher priority first, then earlier queued, then lower id; jobs
+    out of attempts and jobs not queued are not ahead of anyone."""
+    pks = [await _space(ctx, 70 + i) for i in range(6)]
+    for pk in pks:
+        await _enqueue(ctx, pk)
+    J = ProcessingJob
+    t0 = utcnow() - timedelta(hours=1)
+    async with ctx.db.session() as s:
+        rows = [
+            (0, t0),  # pks[0]
+            (0, t0 + timedelta(minutes=1)),  # pks[1]: queued later
+            (5, t0 + timedelta(minutes=2)),  # pks[2]: higher priority, queued last
+            (0, t0),  # pks[3]: same priority and time as pks[0], higher id
+            (9, t0),  # pks[4]: out of attempts: never claimed, so never ahead
+            (9, t0),  # pks[5]: processing: not waiting
+        ]
+        for pk, (priority, at) in zip(pks, rows, strict=True):
+            await s.execute(
+                update(J).where(J.space_id == pk).values(priority=priority, queued_at=at)
+            )
+        await s.execute(update(J).where(J.space_id == pks[4]).values(retry_count=3, max_retries=3))
+        await s.execute(update(J).where(J.space_id == pks[5]).values(status="processing"))
+    async with ctx.db.session() as s:
+        got = [await queue.position(s, pk) for pk in pks]
+    assert got == [2, 4, 1, 3, 1, None]
