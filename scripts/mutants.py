@@ -27,6 +27,9 @@ def main() -> int:
     names = os.environ.get("MUTANTS", "").split()
     jobs = os.environ.get("MUTANTS_JOBS", "2")
     run = [MUTMUT, "run", "--max-children", jobs]
+    # a mutant that makes a test wait (a lock never released, a poll never answered) costs
+    # no CPU, so mutmut's CPU-time limit never ends it: fail such a test after 30 s instead
+    os.environ.setdefault("PYTEST_TIMEOUT", "30")
     # the type check pre-filter runs `python -m mypy` ([tool.mutmut]): the project's own
     os.environ["PATH"] = f"{ROOT / '.venv/bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     if os.environ.get("MUTANTS_RECHECK") and (todo := recheck(results(), names)):
