@@ -211,3 +211,121 @@ async def test_payload_for_other_network_refused(
     out = await pay_invoice(pay_ctx, q.invoice_id, payload)
     assert isinstance(out, PaymentRefused) and "another chain" in out.message, out
     await _nothing_granted(pay_ctx)
+
+
+# ---------------------------------------------------------------- the demo wallet (test mode)
+
+
+def _demo_typed() -> dict[str, Any]:
+    """An authorization as the pay page hands it to the demo wallet: uint256 as strings."""
+    from core.payments import eip3009
+    from core.payments.demo import DEMO_ADDRESS
+
+    message = {
+        "from": DEMO_ADDRESS,
+        "to": "0x" + "22" * 20,
+        "value": "200000",
+        "validAfter": "0",
+        "validBefore": "1900000000",
+        "nonce": "0x" + "ab" * 32,
+    }
+    return eip3009.typed_data("USD Coin", "2", 31337, "0x" + "33" * 20, message)
+
+
+def test_demo_wallet_signs_only_in_test_mode() -> None:
+    from eth_account import Account as EthAccount
+    from eth_account.messages import encode_defunct, encode_typed_data
+
+    from core.config import PaymentSettings
+    from core.payments.demo import (
+        DEMO_ADDRESS,
+        LIVE_REFUSAL,
+        demo_refusal,
+        sign_demo,
+        sign_demo_message,
+    )
+    from core.testkeys import DEMO_BUYER_KEY
+
+    test = PaymentSettings(mode="test")
+    live = test.model_copy(update={"mode": "live"})
+    assert demo_refusal(test) is None
+    assert demo_refusal(live) == PaymentRefused("test_mode_only", LIVE_REFUSAL)
+    assert LIVE_REFUSAL == (
+        "The demo wallet exists only in test mode; this server takes real USDC: "
+        "pay with your own wallet."
+    )
+
+    typed = _demo_typed()
+    sig = sign_demo(typed, test)
+    assert typed["message"]["value"] == "200000"  # the caller's dict is left as it was
+    # exactly what the demo key signs for the same authorization with numbers (deterministic)
+    numbers = {
+        **typed,
+        "message": {
+            **typed["message"],
+            "value": 200_000,
+            "validAfter": 0,
+            "validBefore": 1_900_000_000,
+        },
+    }
+    expected = EthAccount.sign_message(encode_typed_data(full_message=numbers), DEMO_BUYER_KEY)
+    assert sig == "0x" + bytes(expected.signature).hex() and len(sig) == 132
+    assert (
+        EthAccount.recover_message(encode_typed_data(full_message=numbers), signature=sig)
+        == DEMO_ADDRESS
+    )
+
+    text = "Sign in to spacescribe\nnonce: 42"
+    msig = sign_demo_message(text, test)
+    expected_msg = EthAccount.sign_message(encode_defunct(text=text), DEMO_BUYER_KEY)
+    assert msig == "0x" + bytes(expected_msg.signature).hex() and len(msig) == 132
+    assert EthAccount.recover_message(encode_defunct(text=text), signature=msig) == DEMO_ADDRESS
+
+    for call in (lambda: sign_demo(typed, live), lambda: sign_demo_message(text, live)):
+        try:
+            call()
+        except PermissionError as exc:
+            assert str(exc) == LIVE_REFUSAL
+        else:
+            raise AssertionError("live mode must refuse the demo wallet")
+
+
+# ---------------------------------------------------------------- small pieces of pay/confirm
+
+
+def test_transient_errors_are_network_ones_only() -> None:
+    from core.payments.pay import _transient
+
+    class ConnectionResetByPeer(Exception):
+        pass
+
+    class ReadTimeoutError(Exception):
+        pass
+
+    for exc in (
+        OSError("down"),
+        ConnectionRefusedError(),
+        TimeoutError(),
+        ConnectionResetByPeer(),
+        ReadTimeoutError(),
+    ):
+        assert _transient(exc) is True, exc
+    for exc in (ValueError("bad signature"), RuntimeError("x"), KeyError("k")):
+        assert _transient(exc) is False, exc
+
+
+def test_unreadable_and_confirm_refusals_say_why() -> None:
+    from core.payments.confirm import _refuse as confirm_refuse
+    from core.payments.pay import unreadable
+
+    assert unreadable("only x402 version 2 is accepted", "INV1") == PaymentRefused(
+        "invalid_payload",
+        "The payment could not be read: only x402 version 2 is accepted.",
+        invoice_id="INV1",
+    )
+    assert confirm_refuse("transfer_mismatch", "INV2") == PaymentRefused(
+        "transfer_mismatch",
+        "The transaction does not carry the expected USDC transfer.",
+        invoice_id="INV2",
+    )
+    assert confirm_refuse("some_new_code") == PaymentRefused("some_new_code", "some_new_code")
