@@ -570,3 +570,100 @@ async def test_transfers_to_reads_only_transfers_to_pay_to(
             pay_ctx.settings.payments.token_address.lower(),
         )
     ]
+
+
+# ---------------------------------------------------------------- reading a payload
+
+
+def test_unreadable_authorizations_say_which_field() -> None:
+    from core.payments.eip3009 import authorization_problem
+    from core.payments.pay import parse_payload
+
+    good = {
+        "from": "0x" + "11" * 20,
+        "to": "0x" + "2A" * 20,
+        "value": "200000",
+        "validAfter": "0",
+        "validBefore": str(2**256 - 1),
+        "nonce": "0x" + "3c" * 32,
+    }
+    sig = "0x" + "ab" * 65
+    assert authorization_problem(good, sig) is None
+    assert authorization_problem(good, "0x" + "ab" * 97) is None  # a smart wallet's, longer
+    fields = "the authorization must have exactly the fields " + (
+        "from, to, value, validAfter, validBefore, nonce"
+    )
+    uint = "must be a uint256 written in decimal digits"
+    cases: list[tuple[Any, Any, str]] = [
+        (None, sig, fields),
+        ({k: v for k, v in good.items() if k != "nonce"}, sig, fields),
+        ({**good, "extra": "1"}, sig, fields),
+        ({**good, "from": "0x" + "11" * 19}, sig, "authorization.from is not an Ethereum address"),
+        ({**good, "to": 12}, sig, "authorization.to is not an Ethereum address"),
+        ({**good, "to": "0x" + "zz" * 20}, sig, "authorization.to is not an Ethereum address"),
+        ({**good, "value": 200000}, sig, f"authorization.value {uint}"),
+        ({**good, "value": "2e5"}, sig, f"authorization.value {uint}"),
+        ({**good, "value": "-1"}, sig, f"authorization.value {uint}"),
+        ({**good, "validAfter": "0.5"}, sig, f"authorization.validAfter {uint}"),
+        ({**good, "validBefore": str(2**256)}, sig, f"authorization.validBefore {uint}"),
+        ({**good, "validBefore": "1" * 79}, sig, f"authorization.validBefore {uint}"),
+        (
+            {**good, "nonce": "0x" + "3c" * 31},
+            sig,
+            "authorization.nonce must be 0x and 64 hex digits",
+        ),
+        ({**good, "nonce": 7}, sig, "authorization.nonce must be 0x and 64 hex digits"),
+        (good, "0x" + "ab" * 64, "the signature must be 0x and at least 130 hex digits"),
+        (good, "0x" + "ab" * 65 + "a", "the signature must be 0x and at least 130 hex digits"),
+        (good, None, "the signature must be 0x and at least 130 hex digits"),
+    ]
+    for auth, signature, problem in cases:
+        assert authorization_problem(auth, signature) == problem, (auth, signature)
+    accepted = {
+        "scheme": "exact",
+        "network": "eip155:31337",
+        "asset": "0x" + "44" * 20,
+        "amount": "200000",
+        "payTo": "0x" + "2a" * 20,
+        "maxTimeoutSeconds": 600,
+        "extra": {"name": "USD Coin", "version": "2"},
+    }
+    raw = {
+        "x402Version": 2,
+        "accepted": accepted,
+        "payload": {"authorization": good, "signature": sig},
+    }
+    parsed = parse_payload(raw)
+    assert not isinstance(parsed, str) and parse_payload(parsed) is parsed
+    bad = {**raw, "payload": {"authorization": {**good, "value": "1.5"}, "signature": sig}}
+    assert parse_payload(bad) == f"authorization.value {uint}"
+    assert parse_payload({**raw, "x402Version": 1}) == "only x402 version 2 is accepted"
+    assert parse_payload({"x402Version": 2}) == "it is not an x402 payment payload"
+    assert parse_payload("garbage") == "it is not an x402 payment payload"
+    assert parse_payload({**raw, "payload": {}}) == fields
+
+
+def test_accepted_terms_checked_one_by_one(pay_ctx: Context, sign_auth: Any) -> None:
+    from eth_account import Account as EthAccount
+
+    from core.payments.pay import _accepted_mismatch, parse_payload
+
+    reqs = _reqs(pay_ctx)
+    payer = EthAccount.create()
+    raw = sign_auth(payer, reqs)
+    ok = parse_payload(raw)
+    assert not isinstance(ok, str)
+    assert _accepted_mismatch(ok, reqs) is None
+    upper = {**raw["accepted"], "asset": reqs.asset.upper().replace("0X", "0x")}
+    upper["payTo"] = reqs.pay_to.lower()
+    same = parse_payload({**raw, "accepted": upper})
+    assert not isinstance(same, str) and _accepted_mismatch(same, reqs) is None  # any case
+    for key, value, code in (
+        ("scheme", "upto", "unsupported_scheme"),
+        ("network", "eip155:8453", "network_mismatch"),
+        ("asset", "0x" + "55" * 20, "asset_mismatch"),
+        ("payTo", "0x" + "66" * 20, "invalid_exact_evm_payload_recipient_mismatch"),
+        ("amount", "200001", "invalid_exact_evm_payload_authorization_value_mismatch"),
+    ):
+        p = parse_payload({**raw, "accepted": {**raw["accepted"], key: value}})
+        assert not isinstance(p, str) and _accepted_mismatch(p, reqs) == code, key
