@@ -72,7 +72,7 @@ def parse_payload(raw: Any) -> PaymentPayload | str:
             return "it is not an x402 payment payload"
     if p.x402_version != 2:
         return "only x402 version 2 is accepted"
-    inner = p.payload if isinstance(p.payload, dict) else {}
+    inner = p.payload  # a dict: the model validates it
     problem = eip3009.authorization_problem(inner.get("authorization"), inner.get("signature"))
     return problem if problem else p
 
