@@ -532,3 +532,92 @@ async def test_payment_jobs_run_guarded_with_their_names(monkeypatch: pytest.Mon
     assert calls == [(name, ctx) for name in ("recover", "watch", "expire")] * 2
     ctx.settings.payments.pay_to = ""
     assert jobs.payment_jobs(ctx) == []  # no pay-to address: no payment jobs
+
+
+# ---------------------------------------------------------------- what confirmation reads
+
+
+class _Reader:
+    """A chain reader that answers ``check_transaction`` with what the test sets."""
+
+    def __init__(self) -> None:
+        self.answer: Any = None
+
+    async def check_transaction(self, tx_hash: str) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_finish_receipt_follows_what_the_chain_says(pay_ctx: Context, chain: Chain) -> None:
+    from structlog.testing import capture_logs
+
+    from core.payments import PaymentPending
+    from core.payments.onchain import ChainUnavailable, TransferLog, TxCheck
+    from core.payments.outcomes import MESSAGES
+
+    reader: Any = _Reader()
+    p = pay_ctx.settings.payments
+    payer = "0x" + "b7" * 20
+    assert await finish_receipt(pay_ctx, 987_654, reader) == PaymentRefused(
+        "unknown_invoice", MESSAGES["unknown_invoice"]
+    )
+    q = await _quote(pay_ctx)
+    rid = await _claimed(pay_ctx, q, "0x" + "09" * 32)  # settling: no hash yet
+    assert await finish_receipt(pay_ctx, rid, reader) == PaymentPending(q.invoice_id, None)
+    tx = "0x" + "9a" * 32
+    async with pay_ctx.db.session() as s:
+        r = await s.get(PaymentReceipt, rid)
+        assert r is not None
+        r.status, r.transaction_hash, r.payer_address = "settled", tx, payer
+    reader.answer = ChainUnavailable("RPC ConnectionError")
+    assert await finish_receipt(pay_ctx, rid, reader) == PaymentPending(
+        q.invoice_id, tx, "rpc_unavailable", MESSAGES["confirm_unavailable"]
+    )
+    for status in ("pending", "unconfirmed", "not_found"):
+        reader.answer = TxCheck(status, [])
+        assert await finish_receipt(pay_ctx, rid, reader) == PaymentPending(q.invoice_id, tx)
+    right = TransferLog(tx, 3, 77, p.token_address.lower(), payer, p.pay_to.lower(), 200_000)
+    wrong = [
+        TransferLog(tx, 1, 77, "0x" + "01" * 20, payer, p.pay_to.lower(), 200_000),
+        TransferLog(
+            tx, 1, 77, p.token_address.lower(), "0x" + "02" * 20, p.pay_to.lower(), 200_000
+        ),
+        TransferLog(tx, 1, 77, p.token_address.lower(), payer, "0x" + "03" * 20, 200_000),
+        TransferLog(tx, 1, 77, p.token_address.lower(), payer, p.pay_to.lower(), 199_999),
+    ]
+    # a transfer that is not ours is never credited, even with the chain saying "ok" ...
+    reader.answer = TxCheck("unconfirmed", [right])
+    assert isinstance(await finish_receipt(pay_ctx, rid, reader), PaymentPending)
+    async with pay_ctx.db.session() as s:
+        assert await s.scalar(select(PaymentReceipt.status)) == "settled"
+    # ... and the first matching one is credited, with its log index and block
+    reader.answer = TxCheck("ok", [*wrong, right], 77, 1)
+    paid = await finish_receipt(pay_ctx, rid, reader)
+    assert paid == Paid(q.invoice_id, "transcription", tx, payer, [SPACE], 0, already=False)
+    async with pay_ctx.db.session() as s:
+        r = await s.get(PaymentReceipt, rid)
+        assert r is not None and (r.status, r.log_index, r.block_number) == ("credited", 3, 77)
+    again = await finish_receipt(pay_ctx, rid, reader)
+    assert again == Paid(q.invoice_id, "transcription", tx, payer, already=True)
+    # wrong transfers only, or a reverted transaction: kept for the operator, logged
+    for status, kept in (("ok", "mismatch"), ("reverted", "reverted")):
+        q2 = await _quote(pay_ctx, SPACES[1] if status == "ok" else SPACES[2])
+        rid2 = await _claimed(pay_ctx, q2, "0x" + ("0a" if status == "ok" else "0b") * 32)
+        async with pay_ctx.db.session() as s:
+            r = await s.get(PaymentReceipt, rid2)
+            assert r is not None
+            r.status, r.transaction_hash, r.payer_address = "settled", tx, payer
+        reader.answer = TxCheck(status, wrong)
+        with capture_logs() as logs:
+            out = await finish_receipt(pay_ctx, rid2, reader)
+        assert out == PaymentRefused(
+            "transfer_mismatch", MESSAGES["transfer_mismatch"], invoice_id=q2.invoice_id
+        )
+        assert [(e["event"], e["log_level"], e["invoice"], e["status"]) for e in logs] == [
+            ("settled payment not confirmed", "error", q2.invoice_id, status)
+        ]
+        async with pay_ctx.db.session() as s:
+            r = await s.get(PaymentReceipt, rid2)
+            inv = await s.get(Invoice, r.invoice_id if r else 0)
+            assert r is not None and inv is not None and (r.status, inv.status) == (kept, "paid")
