@@ -542,8 +542,10 @@ class _Reader:
 
     def __init__(self) -> None:
         self.answer: Any = None
+        self.asked: list[str] = []
 
     async def check_transaction(self, tx_hash: str) -> Any:
+        self.asked.append(tx_hash)
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
@@ -598,6 +600,8 @@ async def test_finish_receipt_follows_what_the_chain_says(pay_ctx: Context, chai
     async with pay_ctx.db.session() as s:
         r = await s.get(PaymentReceipt, rid)
         assert r is not None and (r.status, r.log_index, r.block_number) == ("credited", 3, 77)
+    assert set(reader.asked) == {tx}
+    reader.answer = ChainUnavailable("RPC ConnectionError")  # credited: the chain is not asked
     again = await finish_receipt(pay_ctx, rid, reader)
     assert again == Paid(q.invoice_id, "transcription", tx, payer, already=True)
     # wrong transfers only, or a reverted transaction: kept for the operator, logged
@@ -608,7 +612,8 @@ async def test_finish_receipt_follows_what_the_chain_says(pay_ctx: Context, chai
             r = await s.get(PaymentReceipt, rid2)
             assert r is not None
             r.status, r.transaction_hash, r.payer_address = "settled", tx, payer
-        reader.answer = TxCheck(status, wrong)
+        # a reverted transaction pays nothing, whatever logs it carries
+        reader.answer = TxCheck(status, wrong if status == "ok" else [right])
         with capture_logs() as logs:
             out = await finish_receipt(pay_ctx, rid2, reader)
         assert out == PaymentRefused(
