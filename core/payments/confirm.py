@@ -13,11 +13,12 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
 from core.db import Invoice, PaymentReceipt
 from core.logging import get_logger
-from core.payments.credit import credit_invoice
+from core.payments.credit import CreditResult, credit_invoice
 from core.payments.onchain import (
     ChainReader,
     ChainUnavailable,
@@ -36,11 +37,13 @@ def _refuse(code: str, invoice_id: str | None = None) -> PaymentRefused:
 async def release_claim(ctx: Context, invoice_pk: int, receipt_id: int) -> None:
     """Nothing was settled: drop the claim so the payer may try again (same authorization)."""
     async with ctx.db.session() as s:
-        await s.execute(
+        dropped = await s.execute(
             delete(PaymentReceipt).where(
                 PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling"
             )
         )
+        if not getattr(dropped, "rowcount", 0):
+            return  # the claim moved on meanwhile (settled: money may be on chain)
         await s.execute(
             update(Invoice)
             .where(Invoice.id == invoice_pk, Invoice.status == "paid")
@@ -89,7 +92,6 @@ async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> 
             )
         log.error("settled payment not confirmed", invoice=inv.public_id, status=check.status)
         return _refuse("transfer_mismatch", inv.public_id)
-    stored = json.loads(r.payload) if r.payload else {}
     try:
         async with ctx.db.session() as s:
             await s.execute(
@@ -97,15 +99,7 @@ async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> 
                 .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
                 .values(status="confirmed", log_index=t.log_index, block_number=t.block_number)
             )
-            res = await credit_invoice(
-                s,
-                ctx,
-                inv,
-                payer=r.payer_address,
-                transaction_hash=r.transaction_hash,
-                receipt_id=receipt_id,
-                fulfilment=stored.get("fulfilment"),
-            )
+            res = await _credit(s, ctx, inv, r)
     except IntegrityError:  # (network, tx hash, log index) already credited elsewhere
         return _refuse("nonce_used", inv.public_id)
     return Paid(
@@ -188,13 +182,19 @@ async def _credit_confirmed(ctx: Context, r: PaymentReceipt) -> None:
         inv = await s.get(Invoice, r.invoice_id) if r.invoice_id else None
         if inv is None:
             return
-        stored = json.loads(r.payload) if r.payload else {}
-        await credit_invoice(
-            s,
-            ctx,
-            inv,
-            payer=r.payer_address,
-            transaction_hash=r.transaction_hash,
-            receipt_id=r.id,
-            fulfilment=stored.get("fulfilment"),
-        )
+        await _credit(s, ctx, inv, r)
+
+
+async def _credit(s: AsyncSession, ctx: Context, inv: Invoice, r: PaymentReceipt) -> CreditResult:
+    """Credit ``inv`` for its confirmed receipt ``r`` (with the answer a fulfiller gave before
+    settlement, kept in the receipt's payload), in the caller's transaction."""
+    stored = json.loads(r.payload) if r.payload else {}
+    return await credit_invoice(
+        s,
+        ctx,
+        inv,
+        payer=r.payer_address,
+        transaction_hash=r.transaction_hash,
+        receipt_id=r.id,
+        fulfilment=stored.get("fulfilment"),
+    )

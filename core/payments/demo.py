@@ -31,11 +31,10 @@ def sign_demo(typed: dict[str, Any], settings: PaymentSettings) -> str:
     """The demo wallet's ``eth_signTypedData_v4`` signature of ``typed`` (test mode only)."""
     if not settings.test_mode:
         raise PermissionError(LIVE_REFUSAL)
-    msg = dict(typed["message"])
-    for k in ("value", "validAfter", "validBefore"):
-        msg[k] = int(msg[k])
-    signed = Account.sign_typed_data(DEMO_BUYER_KEY, full_message={**typed, "message": msg})
-    return "0x" + bytes(signed.signature).hex().removeprefix("0x")
+    # the uint256 fields come as decimal strings (the x402 wire form): eth_account encodes
+    # them as the numbers they spell (a test pins the signature to the one of the numbers)
+    signed = Account.sign_typed_data(DEMO_BUYER_KEY, full_message=typed)
+    return "0x" + bytes(signed.signature).hex()  # bytes.hex() has no 0x
 
 
 def sign_demo_message(message: str, settings: PaymentSettings) -> str:
@@ -44,4 +43,4 @@ def sign_demo_message(message: str, settings: PaymentSettings) -> str:
     if not settings.test_mode:
         raise PermissionError(LIVE_REFUSAL)
     signed = Account.sign_message(encode_defunct(text=message), DEMO_BUYER_KEY)
-    return "0x" + bytes(signed.signature).hex().removeprefix("0x")
+    return "0x" + bytes(signed.signature).hex()  # bytes.hex() has no 0x

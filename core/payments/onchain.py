@@ -3,6 +3,7 @@ logs of the configured token. Nothing here writes to the chain."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def normalize_tx_hash(text: str) -> str:
     h = text.strip().lower()
     if not h.startswith("0x"):
         h = "0x" + h
-    if len(h) != 66 or any(c not in "0123456789abcdef" for c in h[2:]):
+    if not re.fullmatch(r"0x[0-9a-f]{64}", h):
         raise ValueError("a transaction hash is 0x followed by 64 hex digits")
     return h
 

@@ -98,5 +98,6 @@ X402_REASONS = {
 
 
 def reason_message(reason: str | None, detail: str | None = None) -> str:
-    r = (reason or "").lower()
+    # no reason and an unknown one read the same: "" is only a key no table holds
+    r = (reason or "").lower()  # pragma: no mutate
     return X402_REASONS.get(r) or MESSAGES.get(r) or "The payment was refused."

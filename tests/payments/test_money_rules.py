@@ -298,3 +298,325 @@ async def test_a_nonce_claimed_by_another_submission_is_refused(
     async with pay_ctx.db.session() as s:
         st = await s.scalar(select(Invoice.status).where(Invoice.public_id == q2.invoice_id))
         assert st == "open"
+
+
+# ---------------------------------------------------------------- releasing a claim
+
+
+async def _claimed(ctx: Context, q: Quote, nonce: str, status: str = "settling") -> int:
+    """What a claim leaves before settlement: the invoice ``paid``, a receipt ``status``."""
+    p = ctx.settings.payments
+    async with ctx.db.session() as s:
+        inv = (
+            await s.execute(select(Invoice).where(Invoice.public_id == q.invoice_id))
+        ).scalar_one()
+        inv.status = "paid"
+        r = PaymentReceipt(
+            invoice_id=inv.id,
+            method="x402",
+            network=p.network,
+            token_address=p.token_address.lower(),
+            payer_address="0x" + "c3" * 20,
+            pay_to=p.pay_to.lower(),
+            amount_units=200_000,
+            authorization_nonce=nonce,
+            status=status,
+        )
+        s.add(r)
+        await s.flush()
+        return r.id
+
+
+async def _states(ctx: Context) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    async with ctx.db.session() as s:
+        invs = (await s.execute(select(Invoice.public_id, Invoice.status))).all()
+        rs = (
+            await s.execute(select(PaymentReceipt.authorization_nonce, PaymentReceipt.status))
+        ).all()
+    return sorted((a, b) for a, b in invs), sorted((a or "", b) for a, b in rs)
+
+
+async def test_release_claim_drops_only_its_own_unsettled_claim(pay_ctx: Context) -> None:
+    from core.payments.confirm import release_claim
+
+    q1, q2, q3 = [await _quote(pay_ctx, sid) for sid in SPACES]
+    r1 = await _claimed(pay_ctx, q1, "0x" + "01" * 32)
+    await _claimed(pay_ctx, q2, "0x" + "02" * 32)
+    r3 = await _claimed(pay_ctx, q3, "0x" + "03" * 32, "settled")
+    async with pay_ctx.db.session() as s:
+        inv1 = await s.scalar(select(Invoice.id).where(Invoice.public_id == q1.invoice_id))
+        inv3 = await s.scalar(select(Invoice.id).where(Invoice.public_id == q3.invoice_id))
+    assert inv1 is not None and inv3 is not None
+    await release_claim(pay_ctx, inv1, r1)  # q2's claim (same state) stays as it was
+    # a settled receipt is never dropped, nor its invoice reopened: its money may be on chain
+    await release_claim(pay_ctx, inv3, r3)
+    invs, rs = await _states(pay_ctx)
+    assert invs == sorted(
+        [(q1.invoice_id, "open"), (q2.invoice_id, "paid"), (q3.invoice_id, "paid")]
+    )
+    assert rs == [("0x" + "02" * 32, "settling"), ("0x" + "03" * 32, "settled")]
+    # a credited invoice is never reopened, even when its claim is released
+    r4 = await _claimed(pay_ctx, q1, "0x" + "04" * 32)
+    async with pay_ctx.db.session() as s:
+        inv = await s.get(Invoice, inv1)
+        assert inv is not None
+        inv.status = "credited"
+    await release_claim(pay_ctx, inv1, r4)
+    invs, rs = await _states(pay_ctx)
+    assert (q1.invoice_id, "credited") in invs
+    assert rs == [("0x" + "02" * 32, "settling"), ("0x" + "03" * 32, "settled")]
+
+
+# ---------------------------------------------------------------- recovery of a confirmed receipt
+
+
+async def test_recovery_credits_a_confirmed_receipt_with_its_stored_answer(
+    pay_ctx: Context,
+) -> None:
+    """A crash between "confirmed" and "credited": recovery credits from the receipt alone
+    (payer, hash, the fulfiller's stored answer), without asking the chain."""
+    from core.db import User
+    from core.payments import (
+        FunctionFulfiller,
+        create_invoice,
+        recover_payments,
+        register_fulfiller,
+    )
+    from core.payments.fulfil import FULFILLERS
+
+    recorded: list[tuple[Any, ...]] = []
+
+    async def answer(ctx: Context, req: Any) -> dict[str, Any]:
+        raise AssertionError("recovery never asks again")
+
+    async def record(s: Any, ctx: Context, req: Any, result: Any, uid: int, tx: Any) -> None:
+        recorded.append(("record", req.invoice_id, req.payer, result, uid, tx))
+
+    async def owed(s: Any, ctx: Context, req: Any, uid: int) -> None:
+        recorded.append(("owed", req.invoice_id, uid))
+
+    async with pay_ctx.db.session() as s:
+        chat = await create_invoice(
+            s,
+            pay_ctx,
+            caller=ALICE,
+            user_id=None,
+            kind="chat_query",
+            space_ids=[SPACE],
+            amount_units=1_000_000,
+            payload={"question": "who spoke?"},
+        )
+    assert isinstance(chat, Quote)
+    tq = await _quote(pay_ctx, SPACES[1])
+    payer = "0x" + "d4" * 20
+    tx_chat, tx_tq = "0x" + "e5" * 32, "0x" + "f6" * 32
+    p = pay_ctx.settings.payments
+    async with pay_ctx.db.session() as s:
+        ids = {}
+        for q, tx, nonce, fulfilment in (
+            (chat, tx_chat, "0x" + "07" * 32, {"answer": "Alice and Bob"}),
+            (tq, tx_tq, "0x" + "08" * 32, None),
+        ):
+            inv = (
+                await s.execute(select(Invoice).where(Invoice.public_id == q.invoice_id))
+            ).scalar_one()
+            inv.status = "paid"
+            stored: dict[str, Any] = {"payment": {}}
+            if fulfilment is not None:
+                stored["fulfilment"] = fulfilment
+            r = PaymentReceipt(
+                invoice_id=inv.id,
+                method="x402",
+                network=p.network,
+                token_address=p.token_address.lower(),
+                payer_address=payer,
+                pay_to=p.pay_to.lower(),
+                amount_units=int(inv.amount_units),
+                authorization_nonce=nonce,
+                transaction_hash=tx,
+                log_index=0,
+                status="confirmed",
+                payload=json.dumps(stored),
+            )
+            s.add(r)
+            await s.flush()
+            ids[q.invoice_id] = (inv.id, r.id)
+    saved = dict(FULFILLERS)
+    register_fulfiller("chat_query", FunctionFulfiller(answer, record, owed))
+    try:
+        assert await recover_payments(pay_ctx) == 2
+        assert await recover_payments(pay_ctx) == 0  # nothing left to finish
+    finally:
+        FULFILLERS.clear()
+        FULFILLERS.update(saved)
+    async with pay_ctx.db.session() as s:
+        user = (await s.execute(select(User))).scalar_one()
+        assert user.wallet_address == payer
+        for q, tx in ((chat, tx_chat), (tq, tx_tq)):
+            inv_pk, rid = ids[q.invoice_id]
+            inv = await s.get(Invoice, inv_pk)
+            r = await s.get(PaymentReceipt, rid)
+            assert inv is not None and r is not None
+            assert (inv.status, inv.payer_address, inv.transaction_hash, inv.user_id) == (
+                "credited",
+                payer,
+                tx,
+                user.id,
+            )
+            assert r.status == "credited" and r.credited_at is not None
+        tp = (await s.execute(select(TranscriptionPayment))).scalar_one()
+        assert (tp.user_id, tp.transaction_hash, tp.invoice_id) == (
+            user.id,
+            tx_tq,
+            ids[tq.invoice_id][0],
+        )
+    assert recorded == [
+        ("record", chat.invoice_id, payer, {"answer": "Alice and Bob"}, user.id, tx_chat)
+    ]
+
+
+# ---------------------------------------------------------------- the scheduler's payment jobs
+
+
+async def test_payment_jobs_run_guarded_with_their_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
+
+    from core.payments import jobs
+
+    calls: list[tuple[str, Any]] = []
+    broken = {"now": True}
+
+    def fake(name: str) -> Any:
+        async def run(ctx: Any) -> Any:
+            calls.append((name, ctx))
+            if broken["now"]:
+                raise RuntimeError(f"{name} broke")
+            return f"{name} done"
+
+        return run
+
+    ctx: Any = SimpleNamespace(
+        settings=SimpleNamespace(
+            payments=SimpleNamespace(pay_to="0x" + "99" * 20, watch_interval_seconds=7.5)
+        )
+    )
+    monkeypatch.setattr(jobs, "recover_payments", fake("recover"))
+    monkeypatch.setattr(jobs, "watch_transfers", fake("watch"))
+    monkeypatch.setattr(jobs, "expire_invoices", fake("expire"))
+    made = jobs.payment_jobs(ctx)
+    assert [(j.id, j.every_seconds, j.at_start) for j in made] == [
+        ("payments_recover", 30.0, True),
+        ("payments_watch", 7.5, True),
+        ("invoices_expire", 60.0, False),
+    ]
+    assert all(type(j.at_start) is bool for j in made)
+    with capture_logs() as logs:
+        failed = [await j.run() for j in made]
+    assert failed == [None, None, None]  # a failure is logged, never raised
+    assert [(e["event"], e["log_level"], e["job"], e["error"]) for e in logs] == [
+        ("payment job failed", "error", name, f"RuntimeError: {name} broke")
+        for name in ("recover", "watch", "expire")
+    ]
+    broken["now"] = False
+    with capture_logs() as logs:
+        assert [await j.run() for j in made] == ["recover done", "watch done", "expire done"]
+    assert logs == []
+    assert calls == [(name, ctx) for name in ("recover", "watch", "expire")] * 2
+    ctx.settings.payments.pay_to = ""
+    assert jobs.payment_jobs(ctx) == []  # no pay-to address: no payment jobs
+
+
+# ---------------------------------------------------------------- what confirmation reads
+
+
+class _Reader:
+    """A chain reader that answers ``check_transaction`` with what the test sets."""
+
+    def __init__(self) -> None:
+        self.answer: Any = None
+        self.asked: list[str] = []
+
+    async def check_transaction(self, tx_hash: str) -> Any:
+        self.asked.append(tx_hash)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_finish_receipt_follows_what_the_chain_says(pay_ctx: Context, chain: Chain) -> None:
+    from structlog.testing import capture_logs
+
+    from core.payments import PaymentPending
+    from core.payments.onchain import ChainUnavailable, TransferLog, TxCheck
+    from core.payments.outcomes import MESSAGES
+
+    reader: Any = _Reader()
+    p = pay_ctx.settings.payments
+    payer = "0x" + "b7" * 20
+    assert await finish_receipt(pay_ctx, 987_654, reader) == PaymentRefused(
+        "unknown_invoice", MESSAGES["unknown_invoice"]
+    )
+    q = await _quote(pay_ctx)
+    rid = await _claimed(pay_ctx, q, "0x" + "09" * 32)  # settling: no hash yet
+    assert await finish_receipt(pay_ctx, rid, reader) == PaymentPending(q.invoice_id, None)
+    tx = "0x" + "9a" * 32
+    async with pay_ctx.db.session() as s:
+        r = await s.get(PaymentReceipt, rid)
+        assert r is not None
+        r.status, r.transaction_hash, r.payer_address = "settled", tx, payer
+    reader.answer = ChainUnavailable("RPC ConnectionError")
+    assert await finish_receipt(pay_ctx, rid, reader) == PaymentPending(
+        q.invoice_id, tx, "rpc_unavailable", MESSAGES["confirm_unavailable"]
+    )
+    for status in ("pending", "unconfirmed", "not_found"):
+        reader.answer = TxCheck(status, [])
+        assert await finish_receipt(pay_ctx, rid, reader) == PaymentPending(q.invoice_id, tx)
+    right = TransferLog(tx, 3, 77, p.token_address.lower(), payer, p.pay_to.lower(), 200_000)
+    wrong = [
+        TransferLog(tx, 1, 77, "0x" + "01" * 20, payer, p.pay_to.lower(), 200_000),
+        TransferLog(
+            tx, 1, 77, p.token_address.lower(), "0x" + "02" * 20, p.pay_to.lower(), 200_000
+        ),
+        TransferLog(tx, 1, 77, p.token_address.lower(), payer, "0x" + "03" * 20, 200_000),
+        TransferLog(tx, 1, 77, p.token_address.lower(), payer, p.pay_to.lower(), 199_999),
+    ]
+    # a transfer that is not ours is never credited, even with the chain saying "ok" ...
+    reader.answer = TxCheck("unconfirmed", [right])
+    assert isinstance(await finish_receipt(pay_ctx, rid, reader), PaymentPending)
+    async with pay_ctx.db.session() as s:
+        assert await s.scalar(select(PaymentReceipt.status)) == "settled"
+    # ... and the first matching one is credited, with its log index and block
+    reader.answer = TxCheck("ok", [*wrong, right], 77, 1)
+    paid = await finish_receipt(pay_ctx, rid, reader)
+    assert paid == Paid(q.invoice_id, "transcription", tx, payer, [SPACE], 0, already=False)
+    async with pay_ctx.db.session() as s:
+        r = await s.get(PaymentReceipt, rid)
+        assert r is not None and (r.status, r.log_index, r.block_number) == ("credited", 3, 77)
+    assert set(reader.asked) == {tx}
+    reader.answer = ChainUnavailable("RPC ConnectionError")  # credited: the chain is not asked
+    again = await finish_receipt(pay_ctx, rid, reader)
+    assert again == Paid(q.invoice_id, "transcription", tx, payer, already=True)
+    # wrong transfers only, or a reverted transaction: kept for the operator, logged
+    for status, kept in (("ok", "mismatch"), ("reverted", "reverted")):
+        q2 = await _quote(pay_ctx, SPACES[1] if status == "ok" else SPACES[2])
+        rid2 = await _claimed(pay_ctx, q2, "0x" + ("0a" if status == "ok" else "0b") * 32)
+        async with pay_ctx.db.session() as s:
+            r = await s.get(PaymentReceipt, rid2)
+            assert r is not None
+            r.status, r.transaction_hash, r.payer_address = "settled", tx, payer
+        # a reverted transaction pays nothing, whatever logs it carries
+        reader.answer = TxCheck(status, wrong if status == "ok" else [right])
+        with capture_logs() as logs:
+            out = await finish_receipt(pay_ctx, rid2, reader)
+        assert out == PaymentRefused(
+            "transfer_mismatch", MESSAGES["transfer_mismatch"], invoice_id=q2.invoice_id
+        )
+        assert [(e["event"], e["log_level"], e["invoice"], e["status"]) for e in logs] == [
+            ("settled payment not confirmed", "error", q2.invoice_id, status)
+        ]
+        async with pay_ctx.db.session() as s:
+            r = await s.get(PaymentReceipt, rid2)
+            inv = await s.get(Invoice, r.invoice_id if r else 0)
+            assert r is not None and inv is not None and (r.status, inv.status) == (kept, "paid")
