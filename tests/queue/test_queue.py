@@ -435,10 +435,10 @@ async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
     t0 = utcnow() - timedelta(hours=1)
     async with ctx.db.session() as s:
         rows = [
-            (0, t0),  # pks[0]
-            (0, t0 + timedelta(minutes=1)),  # pks[1]: queued later
-            (5, t0 + timedelta(minutes=2)),  # pks[2]: higher priority, queued last
-            (0, t0),  # pks[3]: same priority and time as pks[0], higher id
+            (0, t0 + timedelta(minutes=2)),  # pks[0]: lower id than pks[1], but queued later
+            (0, t0 + timedelta(minutes=1)),  # pks[1]
+            (5, t0 + timedelta(minutes=3)),  # pks[2]: higher priority, queued last
+            (0, t0 + timedelta(minutes=2)),  # pks[3]: same priority and time as pks[0]
             (9, t0),  # pks[4]: out of attempts: never claimed, so never ahead
             (9, t0),  # pks[5]: processing: not waiting
         ]
@@ -450,4 +450,47 @@ async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
         await s.execute(update(J).where(J.space_id == pks[5]).values(status="processing"))
     async with ctx.db.session() as s:
         got = [await queue.position(s, pk) for pk in pks]
-    assert got == [2, 4, 1, 3, 1, None]
+    assert got == [3, 2, 1, 4, 1, None]
+
+
+async def test_claim_space_picks_the_queued_job_and_reports_it_exactly(ctx: Context) -> None:
+    """The Space's finished job is history: the claim takes its queued one, reports that
+    job's own id and attempts, and stamps the Space's first processing time."""
+    filler = await _space(ctx, 80)  # ids of jobs and Spaces no longer coincide
+    await _enqueue(ctx, filler)
+    pk = await _space(ctx, 81)
+    await _enqueue(ctx, pk)
+    J = ProcessingJob
+    async with ctx.db.session() as s:
+        await s.execute(update(J).where(J.space_id == pk).values(status="completed"))
+    await _enqueue(ctx, pk)  # asked again after it completed (say, the file was lost)
+    async with ctx.db.session() as s:
+        got = await queue.claim_space(s, "w", pk)
+    assert got is not None
+    async with ctx.db.session() as s:
+        jobs = (await s.execute(select(J).where(J.space_id == pk).order_by(J.id))).scalars().all()
+        sp = await s.get(Space, pk)
+    assert [j.status for j in jobs] == ["completed", "processing"]
+    assert (got.id, got.space_pk, got.retry_count, got.max_retries) == (jobs[1].id, pk, 0, 3)
+    assert got.id != got.space_pk
+    assert sp is not None and _recent(sp.processing_started_at)
+
+
+async def test_defer_moves_only_the_named_job_still_processing(ctx: Context) -> None:
+    a, b = await _space(ctx, 90), await _space(ctx, 91)
+    await _enqueue(ctx, a)
+    await _enqueue(ctx, b)
+    async with ctx.db.session() as s:
+        held = await queue.claim_many(s, "w", 2)
+    assert len(held) == 2
+    first, second = sorted(held, key=lambda j: j.id)
+    async with ctx.db.session() as s:
+        assert await queue.defer(s, first.id, "w", "live", 60)
+    assert (await _row(ctx, second.space_pk))[0].status == "processing"  # the other job held
+    async with ctx.db.session() as s:  # a job no longer processing, whoever's name is on it
+        await s.execute(
+            update(ProcessingJob).where(ProcessingJob.id == second.id).values(status="completed")
+        )
+    async with ctx.db.session() as s:
+        assert not await queue.defer(s, second.id, "w", "live", 60)
+    assert (await _row(ctx, second.space_pk))[0].status == "completed"
