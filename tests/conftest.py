@@ -174,9 +174,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     import json
 
     stats = Path("mutmut-stats.json")  # mutmut runs the tests from mutants/
-    if stats.is_file():
-        took: dict[str, float] = json.loads(stats.read_text()).get("duration_by_test", {})
-        items.sort(key=lambda item: took.get(item.nodeid, 0.0))
+    if not stats.is_file():
+        return
+    took: dict[str, float] = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: took.get(item.nodeid, 0.0))
+    # A mutant that leaves a thread or a server waiting forever hangs the session after its
+    # tests, where no per-test timeout reaches, and costs no CPU, so mutmut's CPU limit never
+    # ends it. The same allowance in wall-clock time, then exit with mutmut's "timeout" code.
+    import threading
+
+    allowance = (sum(took.get(item.nodeid, 0.0) for item in items) + 1) * 15 * 2
+    watchdog = threading.Timer(allowance, os._exit, args=(36,))
+    watchdog.daemon = True
+    watchdog.start()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
