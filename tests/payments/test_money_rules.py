@@ -380,9 +380,7 @@ async def test_recovery_credits_a_confirmed_receipt_with_its_stored_answer(
         FunctionFulfiller,
         create_invoice,
         recover_payments,
-        register_fulfiller,
     )
-    from core.payments.fulfil import FULFILLERS
 
     recorded: list[tuple[Any, ...]] = []
 
@@ -441,14 +439,9 @@ async def test_recovery_credits_a_confirmed_receipt_with_its_stored_answer(
             s.add(r)
             await s.flush()
             ids[q.invoice_id] = (inv.id, r.id)
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer, record, owed))
-    try:
-        assert await recover_payments(pay_ctx) == 2
-        assert await recover_payments(pay_ctx) == 0  # nothing left to finish
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer, record, owed))
+    assert await recover_payments(pay_ctx) == 2
+    assert await recover_payments(pay_ctx) == 0  # nothing left to finish
     async with pay_ctx.db.session() as s:
         user = (await s.execute(select(User))).scalar_one()
         assert user.wallet_address == payer

@@ -464,8 +464,7 @@ async def test_chat_answer_is_kept_on_the_receipt_and_recorded(
 
     from x402.schemas import PaymentPayload
 
-    from core.payments import FunctionFulfiller, register_fulfiller
-    from core.payments.fulfil import FULFILLERS
+    from core.payments import FunctionFulfiller
 
     at = dt.datetime(2026, 1, 2, 3, 4, 5)
     recorded: list[Any] = []
@@ -489,13 +488,8 @@ async def test_chat_answer_is_kept_on_the_receipt_and_recorded(
         )
     assert isinstance(q, Quote)
     payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 1_000_000))
-    saved = dict(FULFILLERS)
-    register_fulfiller("chat_query", FunctionFulfiller(answer, record))
-    try:
-        out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-    finally:
-        FULFILLERS.clear()
-        FULFILLERS.update(saved)
+    pay_ctx.wiring.add_fulfiller("chat_query", FunctionFulfiller(answer, record))
+    out = await pay_invoice(pay_ctx, q.invoice_id, payload)
     assert isinstance(out, Paid), out
     assert out.result == {"answer": "Alice spoke", "at": at}
     async with pay_ctx.db.session() as s:
