@@ -424,6 +424,18 @@ async def test_ask_again_after_a_failure(pay_ctx: Context, chain: Chain, fresh_p
 NOW = datetime(2026, 3, 4, 5, 6, 7)
 WALLET = "0x" + "a1" * 20
 TX = "0x" + "7e" * 32
+# every column a transcription grant writes, in the order the tests spell them out
+PAID_COLUMNS = (
+    TranscriptionPayment.user_id,
+    TranscriptionPayment.space_id,
+    TranscriptionPayment.amount_usdc,
+    TranscriptionPayment.transaction_hash,
+    TranscriptionPayment.payment_verified,
+    TranscriptionPayment.paid_at,
+    TranscriptionPayment.verified_at,
+    TranscriptionPayment.invoice_id,
+    TranscriptionPayment.refunded_at,
+)
 A, B, C = "1AAAAAAAAAAAA", "1BBBBBBBBBBBB", "1CCCCCCCCCCCC"
 D, E = "1DDDDDDDDDDDD", "1EEEEEEEEEEEE"
 TG = Caller("telegram", "1001", "Alice", chat_id="-500")
@@ -513,18 +525,7 @@ async def test_crediting_a_transcription_writes_every_column(
         res = await _credit(ctx, invs[sid].public_id, payer="0x" + "c3" * 20, transaction_hash=TX)
         assert res == CreditResult(invs[sid].public_id, "transcription", user.id, [sid], 0, True)
     pks = await _space_pks(ctx)
-    cols = (
-        TranscriptionPayment.user_id,
-        TranscriptionPayment.space_id,
-        TranscriptionPayment.amount_usdc,
-        TranscriptionPayment.transaction_hash,
-        TranscriptionPayment.payment_verified,
-        TranscriptionPayment.paid_at,
-        TranscriptionPayment.verified_at,
-        TranscriptionPayment.invoice_id,
-        TranscriptionPayment.refunded_at,
-    )
-    assert await _rows(ctx, TranscriptionPayment, *cols) == [
+    assert await _rows(ctx, TranscriptionPayment, *PAID_COLUMNS) == [
         (user.id, pks[sid], "0.6", TX, True, NOW, NOW, invs[sid].id, None) for sid in (A, B, C, E)
     ]
     async with ctx.db.session() as s:
@@ -740,18 +741,7 @@ async def test_a_refunded_transcription_bought_again_is_granted_anew(
     inv = await _new_invoice(ctx, user_id=uid, space_ids=[A], amount_units=250_000)
     res = await _credit(ctx, inv.public_id, transaction_hash=TX, payer=WALLET)
     assert res == CreditResult(inv.public_id, "transcription", uid, [A], 0, True)
-    cols = (
-        TranscriptionPayment.user_id,
-        TranscriptionPayment.space_id,
-        TranscriptionPayment.amount_usdc,
-        TranscriptionPayment.transaction_hash,
-        TranscriptionPayment.payment_verified,
-        TranscriptionPayment.paid_at,
-        TranscriptionPayment.verified_at,
-        TranscriptionPayment.invoice_id,
-        TranscriptionPayment.refunded_at,
-    )
-    assert await _rows(ctx, TranscriptionPayment, *cols) == [
+    assert await _rows(ctx, TranscriptionPayment, *PAID_COLUMNS) == [
         (uid, pks[A], "0.25", TX, True, NOW, NOW, inv.id, None),
         (other, pks[A], "0.2", "0xold", False, old, old, None, old),
         (uid, pks[B], "0.2", "0xold", False, old, old, None, old),
