@@ -145,29 +145,11 @@ async def test_a_transfer_of_another_token_pays_nothing(
 # ---------------------------------------------------------------- 4. confirmation recipient
 
 
-async def _settled_receipt(ctx: Context, q: Quote, chain: Chain, payer: str, tx: str) -> int:
+async def _settled_receipt(ctx: Context, q: Quote, payer: str, tx: str) -> int:
     """What a settled x402 claim leaves: the invoice ``paid``, a ``settled`` receipt."""
-    p = ctx.settings.payments
-    async with ctx.db.session() as s:
-        inv = (
-            await s.execute(select(Invoice).where(Invoice.public_id == q.invoice_id))
-        ).scalar_one()
-        inv.status = "paid"
-        r = PaymentReceipt(
-            invoice_id=inv.id,
-            method="x402",
-            network=p.network,
-            token_address=p.token_address.lower(),
-            payer_address=payer.lower(),
-            pay_to=p.pay_to.lower(),
-            amount_units=200_000,
-            transaction_hash=tx.lower(),
-            authorization_nonce="0x" + tx[-64:],
-            status="settled",
-        )
-        s.add(r)
-        await s.flush()
-        return r.id
+    return await _claimed(
+        ctx, q, "0x" + tx[-64:], "settled", payer=payer.lower(), transaction_hash=tx.lower()
+    )
 
 
 async def test_a_settled_transfer_to_someone_else_is_a_mismatch(
@@ -176,7 +158,7 @@ async def test_a_settled_transfer_to_someone_else_is_a_mismatch(
     reader = reader_for_settings(pay_ctx.settings.payments)
     q = await _quote(pay_ctx)
     elsewhere = chain.transfer(fresh_payer, chain.other.address, 200_000)
-    rid = await _settled_receipt(pay_ctx, q, chain, fresh_payer.address, elsewhere)
+    rid = await _settled_receipt(pay_ctx, q, fresh_payer.address, elsewhere)
     out = await finish_receipt(pay_ctx, rid, reader)
     assert isinstance(out, PaymentRefused) and out.code == "transfer_mismatch", out
     async with pay_ctx.db.session() as s:
@@ -186,7 +168,7 @@ async def test_a_settled_transfer_to_someone_else_is_a_mismatch(
     # the recipient's, not the set-up's)
     q2 = await _quote(pay_ctx, SPACES[1])
     ours = chain.transfer(fresh_payer, chain.pay_to, 200_000)
-    rid2 = await _settled_receipt(pay_ctx, q2, chain, fresh_payer.address, ours)
+    rid2 = await _settled_receipt(pay_ctx, q2, fresh_payer.address, ours)
     assert isinstance(await finish_receipt(pay_ctx, rid2, reader), Paid)
     assert await _count(pay_ctx, TranscriptionPayment) == 1
 
@@ -303,8 +285,16 @@ async def test_a_nonce_claimed_by_another_submission_is_refused(
 # ---------------------------------------------------------------- releasing a claim
 
 
-async def _claimed(ctx: Context, q: Quote, nonce: str, status: str = "settling") -> int:
-    """What a claim leaves before settlement: the invoice ``paid``, a receipt ``status``."""
+async def _claimed(
+    ctx: Context,
+    q: Quote,
+    nonce: str,
+    status: str = "settling",
+    payer: str = "0x" + "c3" * 20,
+    transaction_hash: str | None = None,
+) -> int:
+    """What a claim leaves: the invoice ``paid``, a receipt ``status`` (before settlement,
+    no transaction hash yet)."""
     p = ctx.settings.payments
     async with ctx.db.session() as s:
         inv = (
@@ -316,9 +306,10 @@ async def _claimed(ctx: Context, q: Quote, nonce: str, status: str = "settling")
             method="x402",
             network=p.network,
             token_address=p.token_address.lower(),
-            payer_address="0x" + "c3" * 20,
+            payer_address=payer,
             pay_to=p.pay_to.lower(),
             amount_units=200_000,
+            transaction_hash=transaction_hash,
             authorization_nonce=nonce,
             status=status,
         )
