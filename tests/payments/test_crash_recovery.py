@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.context import Context
-from core.db import Invoice, ProcessingJob, TranscriptionPayment
+from core.db import Invoice, PaymentReceipt, ProcessingJob, TranscriptionPayment
 from core.payments import Paid, pay_invoice, recover_payments
+from core.payments.gateway import SettleResult, gateway_for
 from tests.payments.conftest import client_payload
 from tests.payments.crash_payer import pay_and_kill
 from tests.payments.test_x402_pay import _quote, _reqs
@@ -89,5 +93,100 @@ async def test_node_gone_during_settlement_is_held_then_credited_once(
         node.up()
         assert await recover_payments(ctx) == 1
         assert await recover_payments(ctx) == 0
+    assert await _counts(pay_ctx) == (1, 1, "credited")
+    assert chain.balance(chain.pay_to) == before + 200_000
+
+
+class _Died(BaseException):
+    """The process dying at this point: no ``except Exception`` below it runs, and what was
+    not committed is lost (the subprocess tests above kill a real one; these run in-process)."""
+
+
+class _DiesInSettle:
+    """A facilitator whose process dies inside settle, after the transfer was broadcast
+    (``sent``) or before anything reached the chain."""
+
+    def __init__(self, real: Any, *, sent: bool) -> None:
+        self.real, self.sent = real, sent
+        self.result: SettleResult | None = None
+
+    def requirements(self, amount_units: int) -> Any:
+        return self.real.requirements(amount_units)
+
+    async def verify(self, payload: Any, reqs: Any) -> Any:
+        return await self.real.verify(payload, reqs)
+
+    async def settle(self, payload: Any, reqs: Any) -> SettleResult:
+        if self.sent:
+            self.result = await self.real.settle(payload, reqs)
+        raise _Died
+
+
+async def _receipts(ctx: Context) -> list[tuple[str, str | None]]:
+    async with ctx.db.session() as s:
+        rows = await s.execute(select(PaymentReceipt.status, PaymentReceipt.transaction_hash))
+    return [(st, tx) for st, tx in rows.all()]
+
+
+async def _die_in_settle(ctx: Context, chain: Chain, payer: Any, *, sent: bool) -> Any:
+    q = await _quote(ctx)
+    payload = client_payload(chain, payer, _reqs(ctx))
+    gw = _DiesInSettle(gateway_for(ctx.settings.payments, ctx.secrets), sent=sent)
+    with pytest.raises(_Died):
+        await pay_invoice(ctx, q.invoice_id, payload, gateway=gw)
+    # the claim was committed before settling; the transaction's hash never was
+    assert await _receipts(ctx) == [("settling", None)]
+    assert await _counts(ctx) == (0, 0, "paid")
+    return q, payload, gw
+
+
+async def test_settled_but_never_recorded_is_found_by_its_authorization(
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer: Any,
+) -> None:
+    """Died after broadcasting: recovery finds the transaction by the token's AuthorizationUsed
+    log for the stored nonce, records its hash and credits once."""
+    before = chain.balance(chain.pay_to)
+    q, payload, gw = await _die_in_settle(pay_ctx, chain, fresh_payer, sent=True)
+    assert gw.result is not None and gw.result.ok and gw.result.transaction
+    assert chain.balance(chain.pay_to) == before + 200_000
+    assert await recover_payments(pay_ctx) == 1
+    assert await _receipts(pay_ctx) == [("credited", gw.result.transaction)]
+    assert await _counts(pay_ctx) == (1, 1, "credited")
+    assert await recover_payments(pay_ctx) == 0
+    again = await pay_invoice(pay_ctx, q.invoice_id, payload)
+    assert isinstance(again, Paid) and again.already
+    assert again.transaction_hash == gw.result.transaction
+    assert chain.balance(chain.pay_to) == before + 200_000
+
+
+async def test_never_settled_is_held_until_its_authorization_expires_then_released(
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer: Any,
+) -> None:
+    """Died before anything reached the chain: while the authorization could still be used
+    the claim is held (the payer is not charged twice); once its validBefore has passed the
+    claim is dropped and the invoice can be paid again."""
+    before = chain.balance(chain.pay_to)
+    q, payload, _ = await _die_in_settle(pay_ctx, chain, fresh_payer, sent=False)
+    assert await recover_payments(pay_ctx) == 0
+    assert await _receipts(pay_ctx) == [("settling", None)]  # still valid: held
+    assert await _counts(pay_ctx) == (0, 0, "paid")
+
+    # time passes beyond the stored authorization's validBefore (one second ago)
+    async with pay_ctx.db.session() as s:
+        stored = json.loads((await s.execute(select(PaymentReceipt.payload))).scalar_one())
+        auth = stored["payment"]["payload"]["authorization"]
+        auth["validBefore"] = str(int(time.time()) - 1)
+        await s.execute(update(PaymentReceipt).values(payload=json.dumps(stored)))
+    assert await recover_payments(pay_ctx) == 0
+    assert await _receipts(pay_ctx) == []  # the claim dropped: nothing was settled
+    assert await _counts(pay_ctx) == (0, 0, "open")
+    assert chain.balance(chain.pay_to) == before
+
+    paid = await pay_invoice(pay_ctx, q.invoice_id, payload)  # nothing was lost: pay again
+    assert isinstance(paid, Paid) and not paid.already
     assert await _counts(pay_ctx) == (1, 1, "credited")
     assert chain.balance(chain.pay_to) == before + 200_000
