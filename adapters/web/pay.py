@@ -40,8 +40,8 @@ from core.payments import (
 )
 from core.payments.demo import DEMO_ADDRESS, demo_refusal, sign_demo
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
-from core.payments.outcomes import PaymentRefused
 from core.payments.pay import unreadable
+from core.results import Refused
 from core.service.notices import teaser
 from core.service.views import space_view
 from core.spaces import SPACE_ID_RE, canonical_url
@@ -187,7 +187,7 @@ def _refused(code: str, message: str, status: int = 400) -> Response:
     return json_response({"status": "refused", "code": code, "message": message}, status)
 
 
-def _refusal_status(r: PaymentRefused) -> int:
+def _refusal_status(r: Refused) -> int:
     if r.code == "unknown_invoice":
         return 404
     return 503 if r.retry_later else 409
@@ -204,7 +204,7 @@ async def authorization(request: Request, public_id: str, payer: str = "") -> Re
         return _refused("invalid_address", "The wallet did not give a valid address.")
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
-    if isinstance(reqs, PaymentRefused):
+    if isinstance(reqs, Refused):
         return _refused(reqs.code, reqs.message, _refusal_status(reqs))
     typed = await _typed_authorization(ctx, public_id, reqs, payer_addr)
     if typed is None:
@@ -276,7 +276,7 @@ async def submit(request: Request, public_id: str) -> Response:
     auth, signature = parsed
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
-    if isinstance(reqs, PaymentRefused):
+    if isinstance(reqs, Refused):
         return _refused(reqs.code, reqs.message, _refusal_status(reqs))
     return await _pay(ctx, public_id, reqs, auth, signature)
 
@@ -299,7 +299,7 @@ async def pay_with_demo_wallet(request: Request, public_id: str) -> Response:
     if body:
         return _refused("invalid_payload", "The demo wallet takes no input: send {}.")
     reqs = await invoice_requirements(ctx, public_id)
-    if isinstance(reqs, PaymentRefused):
+    if isinstance(reqs, Refused):
         return _refused(reqs.code, reqs.message, _refusal_status(reqs))
     typed = await _typed_authorization(ctx, public_id, reqs, DEMO_ADDRESS)
     if typed is None:
