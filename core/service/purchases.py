@@ -42,10 +42,6 @@ class _Titled(Protocol):
 SpaceCheck = Callable[[Context, str], Awaitable[Refused | _Titled | None]]
 
 
-# refusals that are about us or the network, not the Space: nothing charged, ask later
-TRY_LATER = ("metadata_unavailable", "space_unreachable", "x_refuses_us")
-
-
 def checked_payload(checked: object) -> dict[str, Any] | None:
     """The metadata an invoice carries to the ``spaces`` row (title, creator, start...)."""
     payload = getattr(checked, "payload", None)
