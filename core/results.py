@@ -28,8 +28,13 @@ class Caller:
 
 @dataclass(frozen=True)
 class Refused:
-    code: str  # e.g. invalid_space, not_owned, not_unlocked, too_many_spaces, not_admin
+    """Why something was not done: a :class:`core.refusals.RefusalCode` (or, for a refused
+    payment, the x402 package's reason as it came) and a message the user can act on."""
+
+    code: str
     message: str
+    retry_later: bool = False  # the chain or facilitator was unreachable: nothing granted
+    invoice_id: str | None = None  # the invoice a refused payment was for
 
 
 @dataclass(frozen=True)

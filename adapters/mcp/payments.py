@@ -27,9 +27,12 @@ from core.context import Context
 from core.payments import siwx as siwx_auth
 from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.idempotency import StoredResponse
+from core.results import Refused
 from core.service.listing import SERVICE_NAME, SERVICE_TAGS
 
 MCP_PATH = "/mcp"
+# MCP has no status; a refused call's StoredResponse is neither replayed nor stored
+REFUSED = 400
 
 
 def result_json(
@@ -102,13 +105,11 @@ class McpRender:
             }
         return stored(result_json(body, meta=meta), status)
 
-    def error(
-        self, status: int, code: str, message: str, retry_after: int | None = None
-    ) -> StoredResponse:
-        body: dict[str, Any] = {"error": code, "message": message}
+    def refuse(self, refusal: Refused, retry_after: int | None = None) -> StoredResponse:
+        body: dict[str, Any] = {"error": refusal.code, "message": refusal.message}
         if retry_after is not None:
             body["retry_after"] = retry_after
-        return stored(result_json(body, error=True), status)
+        return stored(result_json(body, error=True), REFUSED)
 
     def payment_required(self, message: str | None = None) -> StoredResponse:
         return stored(self.required(message), 402)

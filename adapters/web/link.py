@@ -12,15 +12,19 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from adapters.web import refusals
 from adapters.web.pages import json_response, message_page, page, read_json
+from adapters.web.refusals import Family
 from core.context import Context
+from core.refusals import RefusalCode as C
 from core.results import Refused
 from core.wallet_link import MESSAGES, link_page, link_wallet, valid_token
 from core.wallet_link import issue_nonce as issue
 
 router = APIRouter(include_in_schema=False)
 PLATFORMS = {"telegram": "Telegram", "discord": "Discord", "web": "web"}
-_STATUS = {"unknown_link": 404, "link_expired": 410, "link_used": 410}
+UNKNOWN_LINK = Refused(C.UNKNOWN_LINK, MESSAGES[C.UNKNOWN_LINK])
+TITLES: dict[str, str] = {C.LINK_EXPIRED: "Link expired", C.LINK_USED: "Link already used"}
 
 
 def _ctx(request: Request) -> Context:
@@ -29,20 +33,25 @@ def _ctx(request: Request) -> Context:
 
 def _refused(r: Refused) -> Response:
     return json_response(
-        {"status": "refused", "code": r.code, "message": r.message}, _STATUS.get(r.code, 400)
+        {"status": "refused", "code": r.code, "message": r.message},
+        refusals.status(Family.LINK, r),
+    )
+
+
+def _not_a_link(request: Request) -> Response:
+    return message_page(
+        request, "Link not valid", UNKNOWN_LINK.message, refusals.status(Family.LINK, UNKNOWN_LINK)
     )
 
 
 @router.get("/link/{token}")
 async def show(request: Request, token: str) -> Response:
     if not valid_token(token):
-        return message_page(request, "Link not valid", MESSAGES["unknown_link"], 404)
+        return _not_a_link(request)
     info = await link_page(_ctx(request), token)
     if isinstance(info, Refused):
-        title = {"link_expired": "Link expired", "link_used": "Link already used"}.get(
-            info.code, "Link not valid"
-        )
-        return message_page(request, title, info.message, _STATUS.get(info.code, 400))
+        title = TITLES.get(info.code, "Link not valid")
+        return message_page(request, title, info.message, refusals.status(Family.LINK, info))
     return page(
         request,
         "link.html",
@@ -54,7 +63,7 @@ async def show(request: Request, token: str) -> Response:
 @router.get("/link/{token}/nonce")
 async def nonce(request: Request, token: str, address: str = "") -> Response:
     if not valid_token(token):
-        return _refused(Refused("unknown_link", MESSAGES["unknown_link"]))
+        return _refused(UNKNOWN_LINK)
     req = await issue(_ctx(request), token, address)
     if isinstance(req, Refused):
         return _refused(req)
@@ -76,13 +85,13 @@ async def nonce(request: Request, token: str, address: str = "") -> Response:
 @router.post("/link/{token}")
 async def submit(request: Request, token: str) -> Response:
     if not valid_token(token):
-        return _refused(Refused("unknown_link", MESSAGES["unknown_link"]))
+        return _refused(UNKNOWN_LINK)
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-        return _refused(Refused("malformed_message", MESSAGES["malformed_message"]))
+        return _refused(Refused(C.MALFORMED_MESSAGE, MESSAGES[C.MALFORMED_MESSAGE]))
     sig = body.get("signature")
     if not isinstance(sig, str):
-        return _refused(Refused("invalid_signature", MESSAGES["invalid_signature"]))
+        return _refused(Refused(C.INVALID_SIGNATURE, MESSAGES[C.INVALID_SIGNATURE]))
     res = await link_wallet(_ctx(request), token, body["message"], sig)
     if isinstance(res, Refused):
         return _refused(res)
@@ -92,9 +101,9 @@ async def submit(request: Request, token: str) -> Response:
 @router.get("/link/{rest:path}")
 async def not_a_link_page(request: Request, rest: str) -> Response:
     """Any other path under /link/ (``../..``, ``%2F`` in a token) is no link either."""
-    return message_page(request, "Link not valid", MESSAGES["unknown_link"], 404)
+    return _not_a_link(request)
 
 
 @router.post("/link/{rest:path}")
 async def not_a_link(request: Request, rest: str) -> Response:
-    return _refused(Refused("unknown_link", MESSAGES["unknown_link"]))
+    return _refused(UNKNOWN_LINK)

@@ -25,7 +25,9 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from x402.schemas import PaymentRequirements
 
+from adapters.web import refusals
 from adapters.web.pages import json_response, message_page, page, read_json
+from adapters.web.refusals import Family
 from core.accounts import normalize_wallet
 from core.context import Context
 from core.db import Account, Invoice, Space, utcnow
@@ -40,8 +42,9 @@ from core.payments import (
 )
 from core.payments.demo import DEMO_ADDRESS, demo_refusal, sign_demo
 from core.payments.invoices import direct_transfer, due_units, valid_public_id
-from core.payments.outcomes import PaymentRefused
 from core.payments.pay import unreadable
+from core.refusals import RefusalCode as C
+from core.results import Refused
 from core.service.notices import teaser
 from core.service.views import space_view
 from core.spaces import SPACE_ID_RE, canonical_url
@@ -183,32 +186,30 @@ async def pay_qr(request: Request, public_id: str) -> Response:
     )
 
 
-def _refused(code: str, message: str, status: int = 400) -> Response:
-    return json_response({"status": "refused", "code": code, "message": message}, status)
+UNKNOWN_INVOICE = Refused(C.UNKNOWN_INVOICE, "No such invoice.")
 
 
-def _refusal_status(r: PaymentRefused) -> int:
-    if r.code == "unknown_invoice":
-        return 404
-    return 503 if r.retry_later else 409
+def _refused(r: Refused, **extra: Any) -> Response:
+    body = {"status": "refused", "code": r.code, "message": r.message, **extra}
+    return json_response(body, refusals.status(Family.PAY, r))
 
 
 @router.get("/pay/{public_id}/authorization")
 async def authorization(request: Request, public_id: str, payer: str = "") -> Response:
     """The EIP-712 typed data the wallet signs: every field chosen here, from the invoice."""
     if not valid_public_id(public_id):
-        return _refused("unknown_invoice", "No such invoice.", 404)
+        return _refused(UNKNOWN_INVOICE)
     try:
         payer_addr = normalize_wallet(payer)
     except ValueError:
-        return _refused("invalid_address", "The wallet did not give a valid address.")
+        return _refused(Refused(C.INVALID_ADDRESS, "The wallet did not give a valid address."))
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
-    if isinstance(reqs, PaymentRefused):
-        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    if isinstance(reqs, Refused):
+        return _refused(reqs)
     typed = await _typed_authorization(ctx, public_id, reqs, payer_addr)
     if typed is None:
-        return _refused("unknown_invoice", "No such invoice.", 404)
+        return _refused(UNKNOWN_INVOICE)
     return json_response(
         {
             "chainId": ctx.settings.payments.chain_id,
@@ -267,17 +268,16 @@ def _authorization(body: dict[str, Any]) -> tuple[dict[str, str], str] | str:
 @router.post("/pay/{public_id}")
 async def submit(request: Request, public_id: str) -> Response:
     if not valid_public_id(public_id):
-        return _refused("unknown_invoice", "No such invoice.", 404)
+        return _refused(UNKNOWN_INVOICE)
     body = await read_json(request)
     parsed = _authorization(body) if isinstance(body, dict) else body
     if isinstance(parsed, str):
-        r = unreadable(parsed)
-        return _refused(r.code, r.message)
+        return _refused(unreadable(parsed))
     auth, signature = parsed
     ctx = _ctx(request)
     reqs = await invoice_requirements(ctx, public_id)
-    if isinstance(reqs, PaymentRefused):
-        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    if isinstance(reqs, Refused):
+        return _refused(reqs)
     return await _pay(ctx, public_id, reqs, auth, signature)
 
 
@@ -289,21 +289,20 @@ async def pay_with_demo_wallet(request: Request, public_id: str) -> Response:
     ctx = _ctx(request)
     refusal = demo_refusal(ctx.settings.payments)
     if refusal is not None:
-        return _refused(refusal.code, refusal.message, 403)
+        return _refused(refusal)
     if not valid_public_id(public_id):
-        return _refused("unknown_invoice", "No such invoice.", 404)
+        return _refused(UNKNOWN_INVOICE)
     body = await read_json(request)
     if isinstance(body, str):
-        r = unreadable(body)
-        return _refused(r.code, r.message)
+        return _refused(unreadable(body))
     if body:
-        return _refused("invalid_payload", "The demo wallet takes no input: send {}.")
+        return _refused(Refused(C.INVALID_PAYLOAD, "The demo wallet takes no input: send {}."))
     reqs = await invoice_requirements(ctx, public_id)
-    if isinstance(reqs, PaymentRefused):
-        return _refused(reqs.code, reqs.message, _refusal_status(reqs))
+    if isinstance(reqs, Refused):
+        return _refused(reqs)
     typed = await _typed_authorization(ctx, public_id, reqs, DEMO_ADDRESS)
     if typed is None:
-        return _refused("unknown_invoice", "No such invoice.", 404)
+        return _refused(UNKNOWN_INVOICE)
     signature = sign_demo(typed, ctx.settings.payments)
     return await _pay(ctx, public_id, reqs, typed["message"], signature)
 
@@ -354,10 +353,7 @@ async def _pay(
             },
             202,
         )
-    return json_response(
-        {"status": "refused", "code": outcome.code, "message": outcome.message, "back": back},
-        _refusal_status(outcome),
-    )
+    return _refused(outcome, back=back)
 
 
 @router.get("/pay/{rest:path}")
@@ -368,4 +364,4 @@ async def not_an_invoice_page(request: Request, rest: str) -> Response:
 
 @router.post("/pay/{rest:path}")
 async def not_an_invoice(request: Request, rest: str) -> Response:
-    return _refused("unknown_invoice", "No such invoice.", 404)
+    return _refused(UNKNOWN_INVOICE)

@@ -16,8 +16,11 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from adapters.web import refusals
 from adapters.web.pages import document_response, json_response, page, read_json
+from adapters.web.refusals import Family
 from core.context import Context
+from core.refusals import RefusalCode as C
 from core.results import AlreadyOwned, Granted, Quote, Refused, SearchHit
 from core.service import catalog, purchases, storefront
 from core.service import chat as chat_service
@@ -36,28 +39,9 @@ from core.web_sessions import (
 router = APIRouter(include_in_schema=False)
 COOKIE = "spacescribe_session"
 MAX_FORM = 8_192  # a question of chat.max_question_chars and a token, with room to spare
-_STATUS = {
-    "invalid_space": 400,
-    "invalid_input": 400,
-    "unknown_space": 404,
-    "empty_question": 400,
-    "question_too_long": 400,
-    "query_too_long": 400,
-    "empty_query": 400,
-    "invalid_format": 404,
-    "not_owned": 403,
-    "not_unlocked": 403,
-    "test_mode_only": 403,
-    "not_signed_in": 401,
-    "cross_site": 403,
-    "bad_csrf": 403,
-    "bad_form": 400,
-    "unknown_page": 404,
-    "invalid_address": 400,
-}
 _TITLES = {400: "Not understood", 401: "Sign in first", 403: "Not allowed", 404: "Not found"}
 UNKNOWN_PAGE = Refused(
-    "unknown_page", "There is no such page. Paste a Space link on the home page."
+    C.UNKNOWN_PAGE, "There is no such page. Paste a Space link on the home page."
 )
 
 
@@ -93,7 +77,7 @@ def _store_page(request: Request, name: str, status_code: int = 200, **kw: Any) 
 
 
 def _refusal_page(request: Request, r: Refused, buyer: WebBuyer | None, back: str) -> Response:
-    status = _STATUS.get(r.code, 409)
+    status = refusals.status(Family.STORE, r)
     return _store_page(
         request,
         "store_message.html",
@@ -104,6 +88,10 @@ def _refusal_page(request: Request, r: Refused, buyer: WebBuyer | None, back: st
         back=back,
         buyer=buyer,
     )
+
+
+def _refusal_json(r: Refused, status: int) -> Response:
+    return json_response({"status": "refused", "code": r.code, "message": r.message}, status)
 
 
 async def _form(request: Request) -> dict[str, str] | str:
@@ -138,21 +126,21 @@ async def index(request: Request, q: str = "") -> Response:
     buyer = await _buyer(request)
     lib = await storefront.library(ctx)
     hits: list[SearchHit] | None = None
-    problem = None
+    problem: Refused | None = None
     if q.strip():
         found = await chat_service.search(ctx, buyer.caller if buyer else None, q)
         if isinstance(found, Refused):
-            problem = found.message
+            problem = found
         else:
             hits = found
     return _store_page(
         request,
         "store_index.html",
-        status_code=400 if problem else 200,
+        status_code=refusals.status(Family.STORE, problem) if problem else 200,
         lib=lib,
         q=q[:200],
         hits=hits,
-        problem=problem,
+        problem=problem.message if problem else None,
         buyer=buyer,
     )
 
@@ -190,10 +178,10 @@ async def space(request: Request, space_id: str) -> Response:
 async def transcript(request: Request, space_id: str, fmt: str) -> Response:
     buyer = await _buyer(request)
     if buyer is None:
-        r = Refused("not_signed_in", "Sign in with the wallet that bought this transcript.")
+        r = Refused(C.NOT_SIGNED_IN, "Sign in with the wallet that bought this transcript.")
         return _refusal_page(request, r, None, f"/spaces/{space_id}")
     if fmt not in FORMATS:
-        r = Refused("invalid_format", f"There is no transcript.{fmt[:10]} file.")
+        r = Refused(C.INVALID_FORMAT, f"There is no transcript.{fmt[:10]} file.")
         return _refusal_page(request, r, buyer, "/")
     t = await catalog.transcript_for(_ctx(request), buyer.caller, space_id, fmt)
     if isinstance(t, Refused):
@@ -211,17 +199,17 @@ async def _signed_form(
     """The buyer and form of a post that may act: same origin, signed in, right CSRF token."""
     back = f"/spaces/{space_id}" if catalog.parse_or_refuse(space_id) == space_id else "/"
     if _cross_site(request):
-        r = Refused("cross_site", "This form was posted from another website; nothing was done.")
+        r = Refused(C.CROSS_SITE, "This form was posted from another website; nothing was done.")
         return _refusal_page(request, r, None, back)
     buyer = await _buyer(request)
     if buyer is None:
-        r = Refused("not_signed_in", "Sign in with your wallet first; nothing was done.")
+        r = Refused(C.NOT_SIGNED_IN, "Sign in with your wallet first; nothing was done.")
         return _refusal_page(request, r, None, back)
     form = await _form(request)
     if isinstance(form, str):
-        return _refusal_page(request, Refused("bad_form", form), buyer, back)
+        return _refusal_page(request, Refused(C.BAD_FORM, form), buyer, back)
     if not csrf_ok(buyer, form.get("csrf")):
-        r = Refused("bad_csrf", "This form is out of date; reload the page and try again.")
+        r = Refused(C.BAD_CSRF, "This form is out of date; reload the page and try again.")
         return _refusal_page(request, r, buyer, back)
     return buyer, form
 
@@ -298,7 +286,7 @@ async def session_challenge(request: Request, address: str = "") -> Response:
     """The EIP-4361 message a browser wallet signs to sign in, and its fields."""
     ch = challenge(_ctx(request), address)
     if isinstance(ch, Refused):
-        return json_response({"status": "refused", "code": ch.code, "message": ch.message}, 400)
+        return _refusal_json(ch, refusals.status(Family.STORE, ch))
     return json_response({"info": ch.info, "address": ch.address, "message": ch.message})
 
 
@@ -307,23 +295,20 @@ async def session_sign_in(request: Request) -> Response:
     """``{payload: {…challenge fields, address, signature}}`` (JSON, same origin)."""
     ctx = _ctx(request)
     if _cross_site(request):
-        return json_response(
-            {"status": "refused", "code": "cross_site", "message": "Sign in on this website."},
-            403,
-        )
+        r = Refused(C.CROSS_SITE, "Sign in on this website.")
+        return _refusal_json(r, refusals.status(Family.STORE, r))
     body = await read_json(request)
     data = body.get("payload") if isinstance(body, dict) else None
     if isinstance(body, str):
         wallet: str | Refused = Refused(
-            "invalid_siwx_header", f"The sign-in could not be read: {body}."
+            C.INVALID_SIWX_HEADER, f"The sign-in could not be read: {body}."
         )
     elif not isinstance(data, dict):
-        wallet = Refused("invalid_siwx_header", "Send {payload: the signed sign-in}.")
+        wallet = Refused(C.INVALID_SIWX_HEADER, "Send {payload: the signed sign-in}.")
     else:
         wallet = await sign_in(ctx, data)
     if isinstance(wallet, Refused):
-        r = wallet
-        return json_response({"status": "refused", "code": r.code, "message": r.message}, 401)
+        return _refusal_json(wallet, refusals.status(Family.SIGN_IN, wallet))
     token, _ = await open_session(ctx, wallet)
     return _with_cookie(json_response({"status": "signed_in", "wallet": wallet}), ctx, token)
 
@@ -335,7 +320,7 @@ async def session_demo(request: Request) -> Response:
     form = await _form(request)
     back = _local_next(form.get("next") if isinstance(form, dict) else None)
     if _cross_site(request):
-        r = Refused("cross_site", "This form was posted from another website; nothing was done.")
+        r = Refused(C.CROSS_SITE, "This form was posted from another website; nothing was done.")
         return _refusal_page(request, r, None, back)
     wallet = await demo_sign_in(ctx)
     if isinstance(wallet, Refused):
@@ -352,7 +337,7 @@ async def session_end(request: Request) -> Response:
     if _cross_site(request) or not csrf_ok(
         buyer, form.get("csrf") if isinstance(form, dict) else None
     ):
-        r = Refused("bad_csrf", "This form is out of date; reload the page and try again.")
+        r = Refused(C.BAD_CSRF, "This form is out of date; reload the page and try again.")
         return _refusal_page(request, r, buyer, "/")
     await close_session(ctx, request.cookies.get(COOKIE))
     resp = RedirectResponse("/", 303)

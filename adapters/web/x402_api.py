@@ -34,14 +34,16 @@ from x402.http.utils import (
 )
 from x402.schemas import PaymentPayload, ResourceInfo, SettleResponse
 
-from adapters.web import discovery
+from adapters.web import discovery, refusals
 from adapters.web.pages import document_response
+from adapters.web.refusals import Family
 from core.context import Context
 from core.errors import InvalidInput
 from core.payments import idempotency as idem
 from core.payments import siwx as siwx_auth
 from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.wallet_proof import transcript_message, verify_wallet_proof
+from core.refusals import RefusalCode as C
 from core.results import AlreadyOwned, Refused
 from core.service import listing, purchases
 from core.service.catalog import space_status
@@ -107,8 +109,8 @@ def _ctx(request: Request) -> Context:
     return ctx
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status)
+def _error(r: Refused, family: Family = Family.API) -> JSONResponse:
+    return JSONResponse({"error": r.code, "message": r.message}, refusals.status(family, r))
 
 
 def _discovery(ctx: Context, path: str) -> dict[str, Any]:
@@ -150,9 +152,13 @@ def _payment_required(
         gw = gateway_for(ctx.settings.payments, ctx.secrets)
         reqs = gw.requirements(units)
     except GatewayUnavailable:
-        return _error(503, "payments_unavailable", "Payments are not configured on this server.")
+        return _error(
+            Refused(C.PAYMENTS_UNAVAILABLE, "Payments are not configured on this server.")
+        )
     except Exception:
-        return _error(503, "rpc_unavailable", "The payment facilitator is unreachable; try later.")
+        return _error(
+            Refused(C.RPC_UNAVAILABLE, "The payment facilitator is unreachable; try later.")
+        )
     resource = ResourceInfo(
         url=str(request.url),
         description=description,
@@ -192,10 +198,8 @@ class _HttpRender:
             headers["PAYMENT-RESPONSE"] = encode_payment_response_header(settlement)
         return _stored(JSONResponse(body, status, headers=headers))
 
-    def error(
-        self, status: int, code: str, message: str, retry_after: int | None = None
-    ) -> idem.StoredResponse:
-        r = _error(status, code, message)
+    def refuse(self, refusal: Refused, retry_after: int | None = None) -> idem.StoredResponse:
+        r = _error(refusal)
         if retry_after is not None:
             r.headers["Retry-After"] = str(retry_after)
         return _stored(r)
@@ -225,7 +229,7 @@ async def _signed_in(
     ctx = _ctx(request)
     wallet = await siwx_auth.sign_in(ctx, header)
     if isinstance(wallet, Refused):
-        return _error(401, wallet.code, wallet.message)
+        return _error(wallet, Family.SIGN_IN)
     if kind == "chat_query":  # the answer it paid for: the same question over the same Spaces
         key = idem.body_hash(request.url.path, body)
         stored = await idem.paid_answer(ctx, request.url.path, wallet, key)
@@ -264,7 +268,8 @@ async def _paid_route(
     p = _decode(signature)
     payer = payer_of(p) if p else None
     if p is None or payer is None:
-        return _error(400, "invalid_payment_header", "PAYMENT-SIGNATURE is not an x402 v2 payload")
+        r = Refused(C.INVALID_PAYMENT_HEADER, "PAYMENT-SIGNATURE is not an x402 v2 payload")
+        return _error(r)
     sale = SaleRequest(request.url.path, kind, space_ids, body or {}, payload)
     return _replay(await sell(ctx, sale, p, payer, _HttpRender(request, units)))
 
@@ -274,7 +279,7 @@ def _space(text: str, parse: Callable[[str], str]) -> str | Response:
     try:
         return parse(text)
     except InvalidInput as exc:
-        return _error(400, "invalid_space", str(exc))
+        return _error(Refused(C.INVALID_SPACE, str(exc)))
 
 
 @router.post("/x402/transcribe", responses=PAID, summary="Buy a Space transcript (x402)")
@@ -293,9 +298,7 @@ async def _buy_transcript(request: Request, sid: str, payment_signature: str | N
     """Quote or sell one Space's transcript (``/x402/transcribe`` and a paid transcript GET)."""
     checked = await purchases.default_check_space()(_ctx(request), sid)
     if isinstance(checked, Refused):
-        # X unreachable or refusing us right now: try again later (503); the Space: 422
-        status = 503 if checked.code in purchases.TRY_LATER else 422
-        return _error(status, checked.code, checked.message)
+        return _error(checked)
     response = await _paid_route(
         request,
         "transcription",
@@ -332,8 +335,7 @@ async def chat(
 ) -> Response:
     sids = chat_request(_ctx(request), body.question, body.spaces)
     if isinstance(sids, Refused):
-        status = 503 if sids.code == "chat_unavailable" else 400
-        return _error(status, sids.code, sids.message)
+        return _error(sids)
     return await _paid_route(
         request,
         "chat_query",
@@ -352,7 +354,7 @@ async def get_space(request: Request, space_id: str) -> Response:
     async with _ctx(request).db.read() as s:
         view = await space_status(s, sid)
     if view is None:
-        return _error(404, "unknown_space", f"Space {sid} has not been requested yet.")
+        return _error(Refused(C.UNKNOWN_SPACE, f"Space {sid} has not been requested yet."))
     return JSONResponse(space_json(view))
 
 
@@ -379,21 +381,22 @@ async def get_transcript(
     if isinstance(sid, Response):
         return sid
     if bad := format_problem(format):
-        return _error(400, bad.code, bad.message)
+        return _error(bad)
     ctx = _ctx(request)
     legacy = (x_wallet_address, x_wallet_timestamp, x_wallet_signature)
     deprecated = False
     if sign_in_with_x is not None:
         wallet: str | Refused = await siwx_auth.sign_in(ctx, sign_in_with_x)
         if isinstance(wallet, Refused):
-            return _error(401, wallet.code, wallet.message)
+            return _error(wallet, Family.SIGN_IN)
     elif any(h is not None for h in legacy):
         if x_wallet_address is None or x_wallet_timestamp is None or x_wallet_signature is None:
             return _error(
-                400,
-                "incomplete_wallet_proof",
-                "X-Wallet-Address, X-Wallet-Timestamp and X-Wallet-Signature go together; "
-                "prefer SIGN-IN-WITH-X.",
+                Refused(
+                    C.INCOMPLETE_WALLET_PROOF,
+                    "X-Wallet-Address, X-Wallet-Timestamp and X-Wallet-Signature go together; "
+                    "prefer SIGN-IN-WITH-X.",
+                )
             )
         wallet = verify_wallet_proof(
             transcript_message(sid, x_wallet_timestamp),
@@ -402,8 +405,7 @@ async def get_transcript(
             x_wallet_signature,
         )
         if isinstance(wallet, Refused):
-            code = 401 if wallet.code != "invalid_wallet" else 400
-            return _error(code, wallet.code, wallet.message)
+            return _error(wallet)
         deprecated = True
     elif payment_signature is not None:
         return await _buy_transcript(request, sid, payment_signature)
@@ -411,11 +413,11 @@ async def get_transcript(
         units = purchases.price_units(ctx, "transcription")
         return _payment_required(request, ctx, units, "spacescribe transcript")
     t = await purchases.transcript_for_wallet(ctx, sid, wallet, format)
-    if isinstance(t, Refused) and t.code == "not_owned" and not deprecated:
+    if isinstance(t, Refused) and t.code == C.NOT_OWNED and not deprecated:
         units = purchases.price_units(ctx, "transcription")
         return _payment_required(request, ctx, units, "spacescribe transcript", t.message)
     if isinstance(t, Refused):
-        return _error(403 if t.code == "not_owned" else 409, t.code, t.message)
+        return _error(t)
     headers = {"Deprecation": "true"} if deprecated else None
     return document_response(t, f"{sid}.{format}", headers)
 
@@ -424,4 +426,4 @@ async def get_transcript(
 async def not_a_space(request: Request, rest: str) -> Response:
     """Anything else under /api/spaces/ (``../..``, ``%2F``): not a Space id, said so."""
     sid = _space(rest, validate_id)
-    return sid if isinstance(sid, Response) else _error(404, "not_found", "No such route.")
+    return sid if isinstance(sid, Response) else _error(Refused(C.NOT_FOUND, "No such route."))

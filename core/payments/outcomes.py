@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.results import Refused
+
 
 @dataclass(frozen=True)
 class Paid:
@@ -29,13 +31,8 @@ class PaymentPending:
     message: str = "Payment sent; waiting for confirmations."
 
 
-@dataclass(frozen=True)
-class PaymentRefused:
-    code: str
-    message: str
-    retry_later: bool = False  # the chain or facilitator was unreachable: nothing granted
-    invoice_id: str | None = None
-
+# one refusal type for the whole product; the old name stays for this package's modules
+PaymentRefused = Refused
 
 PaymentOutcome = Paid | PaymentPending | PaymentRefused
 

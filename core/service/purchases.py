@@ -23,7 +23,7 @@ from core.logging import get_logger
 from core.money import chat_price, to_units
 from core.payments import create_invoice, pay_invoice
 from core.payments.invoices import discard_invoice, quote_for
-from core.payments.outcomes import PaymentOutcome, PaymentRefused
+from core.payments.outcomes import PaymentOutcome
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service.catalog import find_space, ownership, owns, parse_or_refuse
 from core.service.views import format_problem, space_view, transcript_of
@@ -40,10 +40,6 @@ class _Titled(Protocol):
 # us / unreachable), or what we know of the Space (``core.pipeline.run.Checked``: its
 # metadata names the new ``spaces`` row, its ``note`` is told to the buyer), or None.
 SpaceCheck = Callable[[Context, str], Awaitable[Refused | _Titled | None]]
-
-
-# refusals that are about us or the network, not the Space: nothing charged, ask later
-TRY_LATER = ("metadata_unavailable", "space_unreachable", "x_refuses_us")
 
 
 def checked_payload(checked: object) -> dict[str, Any] | None:
@@ -266,7 +262,7 @@ async def x402_buy(
         )
     assert isinstance(q, Quote)  # no caller, no account credit: always a quote
     outcome = await pay_invoice(ctx, q.invoice_id, payment_payload)
-    if isinstance(outcome, PaymentRefused):  # a refused payment leaves nothing behind
+    if isinstance(outcome, Refused):  # a refused payment leaves nothing behind
         await discard_invoice(ctx, q.invoice_id)
     return outcome
 

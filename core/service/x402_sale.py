@@ -22,6 +22,7 @@ from core.context import Context
 from core.errors import InvalidInput
 from core.payments import idempotency as idem
 from core.payments.outcomes import Paid, PaymentPending
+from core.refusals import RefusalCode as C
 from core.results import AlreadyOwned, Refused
 from core.service import purchases
 from core.service.catalog import space_status
@@ -50,9 +51,9 @@ class Render(Protocol):
         self, status: int, body: dict[str, Any], settlement: SettleResponse | None = None
     ) -> idem.StoredResponse: ...
 
-    def error(
-        self, status: int, code: str, message: str, retry_after: int | None = None
-    ) -> idem.StoredResponse: ...
+    def refuse(self, refusal: Refused, retry_after: int | None = None) -> idem.StoredResponse:
+        """Nothing sold: the transport chooses how to say it (over HTTP, its status)."""
+        ...
 
     def payment_required(self, message: str) -> idem.StoredResponse: ...
 
@@ -79,15 +80,15 @@ async def sell(
     """Sell ``req`` to ``payer`` with payload ``p``, exactly once whatever the retries."""
     pid = idem.payment_identifier(p)
     if isinstance(pid, idem.Conflict):
-        return render.error(400, pid.code, pid.message)
+        return render.refuse(Refused(pid.code, pid.message))
     key = idem.request_key(req.route, req.body, p, payer, pid)
     held = await idem.reserve(ctx, key)
     if isinstance(held, idem.Replay):
         return held.response
     if isinstance(held, idem.Conflict):
-        return render.error(409, held.code, held.message)
+        return render.refuse(Refused(held.code, held.message))
     if isinstance(held, idem.InProgress):
-        return render.error(409, held.code, held.message, held.retry_after)
+        return render.refuse(Refused(held.code, held.message), held.retry_after)
     money_may_move = False
     try:
         if held.taken_over:  # its first request died: what became of this authorization?
@@ -107,7 +108,7 @@ async def sell(
         pre = await purchases.x402_preflight(ctx, req.kind, req.space_ids, payer)
         if isinstance(pre, Refused):
             await idem.release(ctx, held)
-            return render.error(403, pre.code, pre.message)
+            return render.refuse(pre)
         if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
             await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
             return render.answer(
@@ -128,7 +129,7 @@ async def sell(
             )
         await idem.release(ctx, held)  # refused: nothing charged, the payload may be tried again
         if out.retry_later:
-            return render.error(503, out.code, out.message)
+            return render.refuse(out)
         return render.payment_required(out.message)
     except BaseException:
         if not money_may_move:
@@ -171,15 +172,15 @@ def chat_request(ctx: Context, question: str, spaces: list[str]) -> list[str] | 
     refused before any price is asked."""
     c = ctx.settings.chat
     if len(question) > c.max_question_chars:
-        return Refused("question_too_long", f"At most {c.max_question_chars} characters.")
+        return Refused(C.QUESTION_TOO_LONG, f"At most {c.max_question_chars} characters.")
     if not clean_question(question):
-        return Refused("empty_question", "The question is empty once control characters go.")
+        return Refused(C.EMPTY_QUESTION, "The question is empty once control characters go.")
     if len(spaces) > c.max_spaces:
-        return Refused("too_many_spaces", f"At most {c.max_spaces} Spaces per question.")
+        return Refused(C.TOO_MANY_SPACES, f"At most {c.max_spaces} Spaces per question.")
     try:
         sids = list(dict.fromkeys(parse_space(s) for s in spaces))
     except InvalidInput as exc:
-        return Refused("invalid_space", str(exc))
+        return Refused(C.INVALID_SPACE, str(exc))
     if ctx.wiring.fulfiller_for("chat_query") is None:
-        return Refused("chat_unavailable", "Chat is not available on this server.")
+        return Refused(C.CHAT_UNAVAILABLE, "Chat is not available on this server.")
     return sids

@@ -20,7 +20,7 @@ from core.config import Secrets
 from core.context import Context
 from core.db import ChatSession, Database, Outbox
 from core.money import to_units
-from core.payments import Paid, PaymentRefused, pay_invoice
+from core.payments import Paid, pay_invoice
 from core.results import Granted, Quote, Refused
 from core.service import chat
 from core.service.chat import asking
@@ -80,7 +80,7 @@ async def test_two_space_question_answered_cited_and_charged_once(
         again = await pay_invoice(
             ctx, q.invoice_id, client_payload(chain, fresh_payer, _reqs(ctx, units))
         )
-    assert isinstance(again, PaymentRefused) and again.code == "already_paid"
+    assert isinstance(again, Refused) and again.code == "already_paid"
     result = out.result
     assert LAST_HOUR_FACT in result["sources"][0]["excerpt"]
     assert result["sources"][0]["spaceId"] == ids[0]

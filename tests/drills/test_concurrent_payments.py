@@ -30,9 +30,9 @@ from x402.schemas import PaymentPayload
 
 from core.context import Context
 from core.db import Credit, Invoice, PaymentReceipt, TranscriptionPayment
-from core.payments import Paid, PaymentRefused, submit_transaction_hash, watch_transfers
+from core.payments import Paid, submit_transaction_hash, watch_transfers
 from core.payments.outcomes import MESSAGES
-from core.results import Caller
+from core.results import Caller, Refused
 from tests.drills.figures import record
 from tests.pay_flow import sign_on_page, submit_on_page
 from tests.payments.conftest import client_payload, pay_ctx, recorded_spaces  # noqa: F401
@@ -149,14 +149,14 @@ async def _transfer(ctx: Context, chain: Chain, payer: Any) -> int:
     assert len(fresh) + sum(watched) == 1, (fresh, watched)
     for o in submitted:
         assert isinstance(o, Paid) or (
-            isinstance(o, PaymentRefused) and o.code in ("tx_already_used", "already_paid")
+            isinstance(o, Refused) and o.code in ("tx_already_used", "already_paid")
         ), o
     others = [await _quote(ctx, _space("Xfr", i), BOB) for i in range(REPLAYS)]
     replays = await asyncio.gather(
         *(submit_transaction_hash(ctx, o.invoice_id, tx) for o in others)
     )
     for r in replays:
-        assert isinstance(r, PaymentRefused) and r.code == "tx_already_used", r
+        assert isinstance(r, Refused) and r.code == "tx_already_used", r
     TALLY["replays"] += len(replays)
     return await _credited(ctx, PaymentReceipt.transaction_hash == tx.lower())
 

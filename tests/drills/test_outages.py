@@ -46,14 +46,13 @@ from core.money import to_units
 from core.payments import (
     Paid,
     PaymentPending,
-    PaymentRefused,
     pay_invoice,
     recover_payments,
     submit_transaction_hash,
     watch_transfers,
 )
 from core.pipeline.transcribe import openai_stt
-from core.results import Caller, Quote
+from core.results import Caller, Quote, Refused
 from core.service import chat
 from core.spaces import canonical_url
 from core.worker import Worker
@@ -224,7 +223,7 @@ async def test_rpc_node_outage_delays_payments_and_loses_none(
                 assert page["status"] == "refused" and page["code"] == "rpc_unavailable", page
                 assert "nothing was charged" in page["message"] and "Try again" in page["message"]
                 assert api.status_code == 503 and api.json()["error"] == "rpc_unavailable"
-                assert isinstance(submitted, PaymentRefused) and submitted.retry_later
+                assert isinstance(submitted, Refused) and submitted.retry_later
                 assert "try again later" in submitted.message
                 assert (watched, recovered) == (0, 0)
                 # delayed: nothing credited, nothing granted while the node is away
@@ -247,7 +246,7 @@ async def test_rpc_node_outage_delays_payments_and_loses_none(
                 )
                 assert api.status_code == 200 and api.json()["paid"], api.text
                 again = await submit_transaction_hash(ctx, q_transfer.invoice_id, sent)
-                assert isinstance(again, PaymentRefused) and again.code == "already_paid"
+                assert isinstance(again, Refused) and again.code == "already_paid"
                 replay = await pay_invoice(ctx, q_settling.invoice_id, settling)
                 assert isinstance(replay, Paid) and replay.already
                 assert (await recover_payments(ctx), await watch_transfers(ctx)) == (0, 0)

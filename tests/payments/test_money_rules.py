@@ -25,7 +25,7 @@ from web3 import Web3
 
 from core.context import Context
 from core.db import Credit, Invoice, PaymentReceipt, TranscriptionPayment
-from core.payments import Paid, PaymentRefused, pay_invoice
+from core.payments import Paid, pay_invoice
 from core.payments.confirm import finish_receipt
 from core.payments.invoices import credit_balance
 from core.payments.onchain import reader_for_settings
@@ -138,7 +138,7 @@ async def test_a_transfer_of_another_token_pays_nothing(
     check = await reader_for_settings(pay_ctx.settings.payments).check_transaction(h)
     assert (check.status, check.transfers) == ("ok", [])
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, h)
-    assert isinstance(out, PaymentRefused) and out.code == "no_matching_transfer", out
+    assert isinstance(out, Refused) and out.code == "no_matching_transfer", out
     assert await snapshot(pay_ctx) == snap
 
 
@@ -160,7 +160,7 @@ async def test_a_settled_transfer_to_someone_else_is_a_mismatch(
     elsewhere = chain.transfer(fresh_payer, chain.other.address, 200_000)
     rid = await _settled_receipt(pay_ctx, q, fresh_payer.address, elsewhere)
     out = await finish_receipt(pay_ctx, rid, reader)
-    assert isinstance(out, PaymentRefused) and out.code == "transfer_mismatch", out
+    assert isinstance(out, Refused) and out.code == "transfer_mismatch", out
     async with pay_ctx.db.session() as s:
         assert await s.scalar(select(PaymentReceipt.status)) == "mismatch"
     assert await _count(pay_ctx, TranscriptionPayment) == 0
@@ -212,7 +212,7 @@ async def test_accepted_pay_to_not_ours_is_refused(
     before = chain.balance(chain.pay_to), chain.balance(fresh_payer.address)
     snap = await snapshot(pay_ctx)
     out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-    assert isinstance(out, PaymentRefused), out
+    assert isinstance(out, Refused), out
     assert out.code == "invalid_exact_evm_payload_recipient_mismatch", out
     assert await snapshot(pay_ctx) == snap
     assert (chain.balance(chain.pay_to), chain.balance(fresh_payer.address)) == before
@@ -274,7 +274,7 @@ async def test_a_nonce_claimed_by_another_submission_is_refused(
     before = chain.balance(chain.pay_to)
     snap = await snapshot(pay_ctx)
     out = await pay_invoice(pay_ctx, q2.invoice_id, payload)
-    assert isinstance(out, PaymentRefused) and out.code == "nonce_used", out
+    assert isinstance(out, Refused) and out.code == "nonce_used", out
     assert await snapshot(pay_ctx) == snap
     assert chain.balance(chain.pay_to) == before
     async with pay_ctx.db.session() as s:
@@ -539,7 +539,7 @@ async def test_finish_receipt_follows_what_the_chain_says(pay_ctx: Context, chai
     reader: Any = _Reader()
     p = pay_ctx.settings.payments
     payer = "0x" + "b7" * 20
-    assert await finish_receipt(pay_ctx, 987_654, reader) == PaymentRefused(
+    assert await finish_receipt(pay_ctx, 987_654, reader) == Refused(
         "unknown_invoice", MESSAGES["unknown_invoice"]
     )
     q = await _quote(pay_ctx)
@@ -594,7 +594,7 @@ async def test_finish_receipt_follows_what_the_chain_says(pay_ctx: Context, chai
         reader.answer = TxCheck(status, wrong if status == "ok" else [right])
         with capture_logs() as logs:
             out = await finish_receipt(pay_ctx, rid2, reader)
-        assert out == PaymentRefused(
+        assert out == Refused(
             "transfer_mismatch", MESSAGES["transfer_mismatch"], invoice_id=q2.invoice_id
         )
         assert [(e["event"], e["log_level"], e["invoice"], e["status"]) for e in logs] == [

@@ -34,7 +34,6 @@ from core.money import from_units, to_units
 from core.payments import (
     FunctionFulfiller,
     Paid,
-    PaymentRefused,
     create_invoice,
     expire_invoices,
     pay_invoice,
@@ -154,7 +153,7 @@ async def test_partial_credit_released_on_expiry(
     out = await pay_invoice(
         pay_ctx, u.invoice_id, client_payload(chain, fresh_payer, _reqs(pay_ctx, 400_000))
     )
-    assert isinstance(out, PaymentRefused) and out.code == "invoice_expired"
+    assert isinstance(out, Refused) and out.code == "invoice_expired"
 
 
 async def test_completed_space_sends_transcript_and_is_not_queued(
@@ -227,7 +226,7 @@ async def test_chat_query_answer_before_settle(pay_ctx: Context, chain: Chain, f
         out = await pay_invoice(pay_ctx, q.invoice_id, payload)
         if not ok:
             assert await snapshot(pay_ctx) == snap  # unanswered: nothing kept
-            assert isinstance(out, PaymentRefused) and out.code == "no_answer"
+            assert isinstance(out, Refused) and out.code == "no_answer"
             assert chain.balance(chain.pay_to) == before  # nothing settled
             continue
         assert isinstance(out, Paid) and out.result == {"answer": "42", "sources": []}
@@ -269,7 +268,7 @@ async def test_unconfigured_payments_refused_clearly(
     assert isinstance(q, Quote) and q.direct is None  # no pay_to: no transfer details
     reqs = _reqs_for_chain(chain)
     out = await pay_invoice(ctx, q.invoice_id, client_payload(chain, fresh_payer, reqs))
-    assert isinstance(out, PaymentRefused) and out.code == "payments_unavailable", out
+    assert isinstance(out, Refused) and out.code == "payments_unavailable", out
 
 
 def _reqs_for_chain(chain: Chain) -> Any:

@@ -14,11 +14,11 @@ from structlog.testing import capture_logs
 from core.accounts import get_or_create_account, get_or_create_user, link_account
 from core.context import Context
 from core.db import Account, Invoice, PaymentCursor, PaymentReceipt, TranscriptionPayment
-from core.payments import Paid, PaymentPending, PaymentRefused
+from core.payments import Paid, PaymentPending
 from core.payments.invoices import add_credit, insert_invoice
 from core.payments.onchain import ChainReader, ChainUnavailable, TransferLog, TxCheck
 from core.payments.transfers import linked_wallets, submit_transaction_hash, watch_transfers
-from core.results import Caller, Quote
+from core.results import Caller, Quote, Refused
 from tests.payments.test_x402_pay import ALICE, _quote
 from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
@@ -50,7 +50,7 @@ async def test_watcher_credits_a_linked_transfer_once(
     assert await watch_transfers(pay_ctx) == 0
     assert await _grants(pay_ctx) == 1
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, h)
-    assert isinstance(out, PaymentRefused) and out.code == "already_paid"
+    assert isinstance(out, Refused) and out.code == "already_paid"
     async with pay_ctx.db.session() as s:
         inv = (await s.execute(select(Invoice))).scalar_one()
         assert inv.status == "credited" and inv.transaction_hash == h.lower()
@@ -63,14 +63,14 @@ async def test_submitted_hash_checks(pay_ctx: Context, chain: Chain, fresh_payer
     # someone else's transfer (a wallet not linked to Alice)
     theirs = chain.transfer(chain.other, chain.pay_to, 200_000)
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, theirs)
-    assert isinstance(out, PaymentRefused) and out.code == "not_your_transfer", out
+    assert isinstance(out, Refused) and out.code == "not_your_transfer", out
     # wrong amount, wrong recipient
     wrong = chain.transfer(fresh_payer, chain.pay_to, 199_999)
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, wrong)
-    assert isinstance(out, PaymentRefused) and out.code == "wrong_amount", out
+    assert isinstance(out, Refused) and out.code == "wrong_amount", out
     elsewhere = chain.transfer(fresh_payer, chain.other.address, 200_000)
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, elsewhere)
-    assert isinstance(out, PaymentRefused) and out.code == "no_matching_transfer", out
+    assert isinstance(out, Refused) and out.code == "no_matching_transfer", out
     # reverted: more than the balance, mined with a fixed gas limit
     tx = chain.token.functions.transfer(chain.pay_to, 10**15).build_transaction(
         {"from": fresh_payer.address, "gas": 100_000}
@@ -78,12 +78,12 @@ async def test_submitted_hash_checks(pay_ctx: Context, chain: Chain, fresh_payer
     bad = chain.send(fresh_payer, {"to": tx["to"], "data": tx["data"], "gas": 100_000})
     chain.w3.eth.wait_for_transaction_receipt(bad)  # type: ignore[arg-type]
     out = await submit_transaction_hash(pay_ctx, q.invoice_id, bad)
-    assert isinstance(out, PaymentRefused) and out.code == "tx_reverted", out
+    assert isinstance(out, Refused) and out.code == "tx_reverted", out
     for junk, code in (("0x1234", "invalid_tx_hash"), ("0x" + "ab" * 32, "tx_not_found")):
         out = await submit_transaction_hash(pay_ctx, q.invoice_id, junk)
-        assert isinstance(out, PaymentRefused) and out.code == code, out
+        assert isinstance(out, Refused) and out.code == code, out
     out = await submit_transaction_hash(pay_ctx, "NoSuchInvoiceAtAll12345", wrong)
-    assert isinstance(out, PaymentRefused) and out.code == "unknown_invoice"
+    assert isinstance(out, Refused) and out.code == "unknown_invoice"
     assert await _grants(pay_ctx) == 0
     assert await snapshot(pay_ctx) == snap  # every refusal changed nothing
     # the right one, then a replay of it on another invoice
@@ -92,7 +92,7 @@ async def test_submitted_hash_checks(pay_ctx: Context, chain: Chain, fresh_payer
     assert isinstance(out, Paid), out
     q2 = await _quote(pay_ctx, "1YqJDqWqbNVGV")
     out = await submit_transaction_hash(pay_ctx, q2.invoice_id, good)
-    assert isinstance(out, PaymentRefused) and out.code == "tx_already_used", out
+    assert isinstance(out, Refused) and out.code == "tx_already_used", out
     assert await _grants(pay_ctx) == 1
     async with pay_ctx.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(PaymentReceipt)) == 1
@@ -232,17 +232,15 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
     async def submit(tx: str, public_id: str = pid) -> Any:
         return await submit_transaction_hash(ctx, public_id, tx, reader=r)
 
-    assert await submit("0x1234") == PaymentRefused(
+    assert await submit("0x1234") == Refused(
         "invalid_tx_hash", "A transaction hash is 0x followed by 64 hex digits."
     )
-    assert await submit(_h(1), "NoSuchInvoiceAtAll12345") == PaymentRefused(
+    assert await submit(_h(1), "NoSuchInvoiceAtAll12345") == Refused(
         "unknown_invoice", "No such invoice."
     )
-    assert await submit(_h(1)) == PaymentRefused(
-        "tx_not_found", "No such transaction on this chain."
-    )
+    assert await submit(_h(1)) == Refused("tx_not_found", "No such transaction on this chain.")
     r.down.add("check")
-    assert await submit(_h(1)) == PaymentRefused(
+    assert await submit(_h(1)) == Refused(
         "rpc_unavailable",
         "The blockchain node is unreachable; try again later.",
         retry_later=True,
@@ -250,7 +248,7 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
     )
     r.down.clear()
     r.pay(2, 150_000, status="reverted")
-    assert await submit(_h(2)) == PaymentRefused(
+    assert await submit(_h(2)) == Refused(
         "tx_reverted", "That transaction failed (reverted) on chain."
     )
     for n, status in ((3, "pending"), (4, "unconfirmed")):
@@ -262,11 +260,11 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
             "Waiting for 3 confirmations; it will be credited when they arrive.",
         )
     r.pay(5, 150_000, to=THEIRS)
-    assert await submit(_h(5)) == PaymentRefused(
+    assert await submit(_h(5)) == Refused(
         "no_matching_transfer",
         "This transaction carries no USDC transfer to the payment address.",
     )
-    not_yours = PaymentRefused(
+    not_yours = Refused(
         "not_your_transfer",
         "This transfer was not sent from a wallet linked to your account. "
         "Link your wallet with /wallet first.",
@@ -275,7 +273,7 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
     assert await submit(_h(6)) == not_yours
     r.pay(7, 150_000, tx_from=THEIRS)  # sent by a relayer: the x402 path credits those
     assert await submit(_h(7)) == not_yours
-    wrong = PaymentRefused("wrong_amount", "The amount transferred does not match the price.")
+    wrong = Refused("wrong_amount", "The amount transferred does not match the price.")
     for n, value in ((8, 149_999), (9, 150_001), (10, 200_000)):
         r.pay(n, value)
         assert await submit(_h(n)) == wrong
@@ -304,12 +302,12 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
         3,
     )
     assert (rc.block_number, rc.status, rc.created_at, rc.credited_at) == (60, "credited", NOW, NOW)
-    assert await submit(_h(11)) == PaymentRefused(
+    assert await submit(_h(11)) == Refused(
         "already_paid", "This invoice is already paid.", invoice_id=pid
     )
     # the same transfer for another invoice of the same price
     again = await _invoice_of(ctx, space_ids=[SPACE_B], units=150_000)
-    assert await submit(_h(11), again.public_id) == PaymentRefused(
+    assert await submit(_h(11), again.public_id) == Refused(
         "tx_already_used", "This transfer was already credited."
     )
     assert await snapshot_counts(ctx) == (1, 1)
@@ -323,7 +321,7 @@ async def test_a_submitted_hash_is_refused_exactly_or_credited(
         owned.public_id, "transcription", _h(14), MINE, [], 100_000
     )
     # an expired invoice, or one made for another network, is refused
-    expired = PaymentRefused("invoice_expired", "This invoice has expired; ask for a new one.")
+    expired = Refused("invoice_expired", "This invoice has expired; ask for a new one.")
     async with ctx.db.session() as s:
         await s.execute(update(Invoice).where(Invoice.id == again.id).values(status="expired"))
     assert await submit(_h(12), again.public_id) == expired

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from core.context import Context
 from core.db import Invoice, PaymentReceipt, ProcessingJob, Space, TranscriptionPayment, User
 from core.money import to_units
-from core.payments import Paid, PaymentRefused, create_invoice, pay_invoice
+from core.payments import Paid, create_invoice, pay_invoice
 from core.payments.gateway import gateway_for
-from core.results import Caller, Quote
+from core.results import Caller, Quote, Refused
 from tests.payments.conftest import client_payload
 from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain
@@ -80,7 +80,7 @@ async def test_wrong_amount_refused_nothing_changes(
     q = await _quote(pay_ctx)
     payload = client_payload(chain, fresh_payer, _reqs(pay_ctx, 100_000))
     out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-    assert isinstance(out, PaymentRefused) and "amount" in out.message, out
+    assert isinstance(out, Refused) and "amount" in out.message, out
 
 
 async def _nothing_granted(ctx: Context) -> None:
@@ -123,7 +123,7 @@ async def test_bad_authorizations_refused(
         snap = await snapshot(pay_ctx)
         out = await pay_invoice(pay_ctx, q.invoice_id, payload)
         assert await snapshot(pay_ctx) == snap, name  # nothing changed
-        assert isinstance(out, PaymentRefused), (name, out)
+        assert isinstance(out, Refused), (name, out)
         assert words in out.message, (name, out)
         assert not out.retry_later
     await _nothing_granted(pay_ctx)
@@ -138,7 +138,7 @@ async def test_wrong_asset_in_requirements_refused(
     out = await pay_invoice(
         pay_ctx, q.invoice_id, sign_auth(fresh_payer, reqs, token=chain.other.address)
     )
-    assert isinstance(out, PaymentRefused) and "wrong token" in out.message, out
+    assert isinstance(out, Refused) and "wrong token" in out.message, out
     await _nothing_granted(pay_ctx)
 
 
@@ -148,7 +148,7 @@ async def test_reused_nonce_refused(pay_ctx: Context, chain: Chain, fresh_payer)
     payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
     assert isinstance(await pay_invoice(pay_ctx, q1.invoice_id, payload), Paid)
     out = await pay_invoice(pay_ctx, q2.invoice_id, payload)
-    assert isinstance(out, PaymentRefused) and "already used" in out.message, out
+    assert isinstance(out, Refused) and "already used" in out.message, out
     async with pay_ctx.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(TranscriptionPayment)) == 1
         inv2 = (
@@ -164,19 +164,19 @@ async def test_unknown_expired_and_malformed(pay_ctx: Context, chain: Chain, fre
 
     payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
     out = await pay_invoice(pay_ctx, "NoSuchInvoiceAtAll12345", payload)
-    assert isinstance(out, PaymentRefused) and out.code == "unknown_invoice"
+    assert isinstance(out, Refused) and out.code == "unknown_invoice"
     out = await pay_invoice(pay_ctx, "../../etc/passwd", payload)
-    assert isinstance(out, PaymentRefused) and out.code == "unknown_invoice"
+    assert isinstance(out, Refused) and out.code == "unknown_invoice"
     q = await _quote(pay_ctx)
     snap = await snapshot(pay_ctx)
     for bad in ({"x402Version": 2}, {"foo": 1}, "garbage", None, {**payload, "x402Version": 1}):
         out = await pay_invoice(pay_ctx, q.invoice_id, bad)
-        assert isinstance(out, PaymentRefused) and out.code == "invalid_payload", bad
+        assert isinstance(out, Refused) and out.code == "invalid_payload", bad
     assert await snapshot(pay_ctx) == snap
     async with pay_ctx.db.session() as s:
         await s.execute(update(Invoice).values(expires_at=utcnow()))
     out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-    assert isinstance(out, PaymentRefused) and out.code == "invoice_expired"
+    assert isinstance(out, Refused) and out.code == "invoice_expired"
     await _nothing_granted(pay_ctx)
 
 
@@ -194,9 +194,7 @@ async def test_rpc_down_nothing_granted(pay_ctx: Context, chain: Chain, fresh_pa
     snap = await snapshot(pay_ctx)
     out = await pay_invoice(down, q.invoice_id, payload)
     assert await snapshot(pay_ctx) == snap
-    assert isinstance(out, PaymentRefused) and out.retry_later and out.code == "rpc_unavailable", (
-        out
-    )
+    assert isinstance(out, Refused) and out.retry_later and out.code == "rpc_unavailable", out
     await _nothing_granted(pay_ctx)
     # the chain is back: the same signed payment goes through
     assert isinstance(await pay_invoice(pay_ctx, q.invoice_id, payload), Paid)
@@ -209,7 +207,7 @@ async def test_payload_for_other_network_refused(
     payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
     payload["accepted"]["network"] = "eip155:8453"
     out = await pay_invoice(pay_ctx, q.invoice_id, payload)
-    assert isinstance(out, PaymentRefused) and "another chain" in out.message, out
+    assert isinstance(out, Refused) and "another chain" in out.message, out
     await _nothing_granted(pay_ctx)
 
 
@@ -249,7 +247,7 @@ def test_demo_wallet_signs_only_in_test_mode() -> None:
     test = PaymentSettings(mode="test")
     live = test.model_copy(update={"mode": "live"})
     assert demo_refusal(test) is None
-    assert demo_refusal(live) == PaymentRefused("test_mode_only", LIVE_REFUSAL)
+    assert demo_refusal(live) == Refused("test_mode_only", LIVE_REFUSAL)
     assert LIVE_REFUSAL == (
         "The demo wallet exists only in test mode; this server takes real USDC: "
         "pay with your own wallet."
@@ -318,17 +316,17 @@ def test_unreadable_and_confirm_refusals_say_why() -> None:
     from core.payments.confirm import _refuse as confirm_refuse
     from core.payments.pay import unreadable
 
-    assert unreadable("only x402 version 2 is accepted", "INV1") == PaymentRefused(
+    assert unreadable("only x402 version 2 is accepted", "INV1") == Refused(
         "invalid_payload",
         "The payment could not be read: only x402 version 2 is accepted.",
         invoice_id="INV1",
     )
-    assert confirm_refuse("transfer_mismatch", "INV2") == PaymentRefused(
+    assert confirm_refuse("transfer_mismatch", "INV2") == Refused(
         "transfer_mismatch",
         "The transaction does not carry the expected USDC transfer.",
         invoice_id="INV2",
     )
-    assert confirm_refuse("some_new_code") == PaymentRefused("some_new_code", "some_new_code")
+    assert confirm_refuse("some_new_code") == Refused("some_new_code", "some_new_code")
 
 
 # ---------------------------------------------------------------- what a wallet must sign
@@ -347,15 +345,15 @@ async def test_invoice_requirements_refusals_name_the_invoice(
     from core.payments.gateway import GatewayUnavailable
     from core.payments.outcomes import MESSAGES
 
-    def refused(code: str, public_id: str | None, retry_later: bool = False) -> PaymentRefused:
-        return PaymentRefused(code, MESSAGES[code], retry_later, public_id)
+    def refused(code: str, public_id: str | None, retry_later: bool = False) -> Refused:
+        return Refused(code, MESSAGES[code], retry_later, public_id)
 
     assert await invoice_requirements(pay_ctx, "NoSuchInvoiceAtAll12345") == refused(
         "unknown_invoice", None
     )
     q = await _quote(pay_ctx)
     reqs = await invoice_requirements(pay_ctx, q.invoice_id)
-    assert not isinstance(reqs, PaymentRefused)
+    assert not isinstance(reqs, Refused)
     assert (reqs.amount, reqs.pay_to) == ("200000", pay_ctx.settings.payments.pay_to)
 
     async def set_invoice(**values: Any) -> None:
