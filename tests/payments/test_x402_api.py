@@ -23,6 +23,7 @@ from bot.wiring import web_app
 from core.context import Context
 from core.db import ProcessingJob, Space, TranscriptionPayment
 from core.payments.wallet_proof import transcript_message
+from core.results import Refused
 from tests.factories import completed_space
 from tests.payments.conftest import make_client
 from tests.stand_ins.chain import Chain, free_port
@@ -258,3 +259,73 @@ async def test_library_space_sold_over_http_with_x_unreachable(
         async with httpx.AsyncClient(base_url=server) as c:
             got = await c.get(f"/api/spaces/{SPACE}/transcript", headers=h)
         assert got.status_code == 200 and "from the library" in got.text
+
+
+# --- the wallet proof itself (core.payments.wallet_proof), without the HTTP layer ---
+
+_PROVER = Account.from_key("0x" + "11" * 32)
+
+
+def _proof(message: str, key: Any = _PROVER) -> str:
+    return "0x" + Account.sign_message(encode_defunct(text=message), key.key).signature.hex()
+
+
+def test_wallet_proof_names_the_lower_case_wallet_within_five_minutes_either_way() -> None:
+    from core.payments.wallet_proof import MAX_AGE_SECONDS, verify_wallet_proof
+
+    assert MAX_AGE_SECONDS == 300
+    msg = transcript_message(SPACE, 1_000_000)
+    assert msg == f"spacescribe transcript {SPACE} 1000000"
+    sig = _proof(msg)
+    for now in (1_000_000, 1_000_300, 999_700):  # the bounds themselves are accepted
+        assert verify_wallet_proof(msg, _PROVER.address, 1_000_000, sig, now=now) == (
+            _PROVER.address.lower()
+        )
+    # a checksummed or lower-case address alike
+    assert verify_wallet_proof(msg, _PROVER.address.lower(), 1_000_000, sig, now=1_000_000) == (
+        _PROVER.address.lower()
+    )
+    # without ``now``, the clock: a timestamp of now passes, one of an hour ago does not
+    t = int(time.time())
+    fresh = transcript_message(SPACE, t)
+    assert verify_wallet_proof(fresh, _PROVER.address, t, _proof(fresh)) == _PROVER.address.lower()
+    old = transcript_message(SPACE, t - 3600)
+    stale = verify_wallet_proof(old, _PROVER.address, t - 3600, _proof(old))
+    assert isinstance(stale, Refused) and stale.code == "stale_signature"
+
+
+def test_wallet_proof_refusals_say_which_header_is_wrong() -> None:
+    from core.payments.wallet_proof import verify_wallet_proof
+
+    msg = transcript_message(SPACE, 1_000_000)
+    sig = _proof(msg)
+    cases = {
+        ("not-an-address", 1_000_000, sig, 1_000_000): (
+            "invalid_wallet",
+            "X-Wallet-Address is not an Ethereum address.",
+        ),
+        (_PROVER.address, 1_000_000, sig, 1_000_301): (
+            "stale_signature",
+            "X-Wallet-Timestamp is more than 5 minutes off.",
+        ),
+        (_PROVER.address, 1_000_000, sig, 999_699): (
+            "stale_signature",
+            "X-Wallet-Timestamp is more than 5 minutes off.",
+        ),
+        (_PROVER.address, 1_000_000, "0x1234", 1_000_000): (
+            "invalid_signature",
+            "X-Wallet-Signature could not be verified.",
+        ),
+        (_PROVER.address, 1_000_000, _proof(msg, Account.from_key("0x" + "22" * 32)), 1_000_000): (
+            "invalid_signature",
+            "The signature is not from X-Wallet-Address.",
+        ),
+        # signed, but over another message (another Space or time): not this proof
+        (_PROVER.address, 1_000_000, _proof(msg + "0"), 1_000_000): (
+            "invalid_signature",
+            "The signature is not from X-Wallet-Address.",
+        ),
+    }
+    for (address, ts, signature, now), (code, message) in cases.items():
+        got = verify_wallet_proof(msg, address, ts, signature, now=now)
+        assert got == Refused(code, message), (address, ts, now, got)
