@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from core.context import Context
@@ -659,3 +660,43 @@ def test_accepted_terms_checked_one_by_one(pay_ctx: Context, sign_auth: Any) -> 
     ):
         p = parse_payload({**raw, "accepted": {**raw["accepted"], key: value}})
         assert not isinstance(p, str) and _accepted_mismatch(p, reqs) == code, key
+
+
+async def test_a_hosted_facilitator_verifies_and_settles_over_http(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    """``payments.facilitator_url`` without a relayer key: the official HTTP facilitator
+    client asks the hosted facilitator (a stand-in on a socket) to verify and settle."""
+
+    from core.config import Secrets
+    from tests.stand_ins.facilitator import Facilitator, serve_facilitator
+
+    f = Facilitator(chain.relayer_key, chain.anvil.rpc_url, chain.anvil.network)
+    with serve_facilitator(f) as url:
+        p = pay_ctx.settings.payments.model_copy(update={"facilitator_url": url})
+        ctx = Context(
+            pay_ctx.settings.model_copy(update={"payments": p}),
+            Secrets.model_construct(relayer_key=None),
+            pay_ctx.db,
+        )
+        q = await _quote(ctx)
+        reqs = gateway_for(ctx.settings.payments, ctx.secrets).requirements(200_000)
+        before = chain.balance(chain.pay_to)
+        out = await pay_invoice(ctx, q.invoice_id, client_payload(chain, fresh_payer, reqs))
+    assert isinstance(out, Paid) and out.transaction_hash, out
+    assert chain.balance(chain.pay_to) == before + 200_000
+    assert f.calls == ["GET /supported", "POST /verify", "POST /settle"]
+
+
+def test_a_gateway_without_a_way_to_settle_says_which_setting_is_missing(chain: Chain) -> None:
+    from core.config import PaymentSettings
+    from core.payments.gateway import GatewayUnavailable, X402Gateway
+
+    settings = PaymentSettings(**chain.payment_settings())
+    with pytest.raises(GatewayUnavailable) as e:
+        X402Gateway(settings, None)
+    assert str(e.value) == "payments need SPACESCRIBE_RELAYER_KEY or payments.facilitator_url"
+    no_pay_to = PaymentSettings(**chain.payment_settings(pay_to=""))
+    with pytest.raises(GatewayUnavailable) as e:
+        X402Gateway(no_pay_to, chain.relayer_key)
+    assert str(e.value) == "payments.pay_to is not set"
