@@ -700,3 +700,30 @@ def test_a_gateway_without_a_way_to_settle_says_which_setting_is_missing(chain: 
     with pytest.raises(GatewayUnavailable) as e:
         X402Gateway(no_pay_to, chain.relayer_key)
     assert str(e.value) == "payments.pay_to is not set"
+
+
+async def test_a_credited_invoice_answers_its_own_payment_again_and_refuses_another(
+    pay_ctx: Context, chain: Chain, fresh_payer: Any
+) -> None:
+    """Paying a credited invoice again: its own authorization gets the first answer back (the
+    same transaction and payer); any other authorization is refused and nothing moves."""
+    from core.payments.outcomes import MESSAGES
+
+    q = await _quote(pay_ctx)
+    payload = client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    first = await pay_invoice(pay_ctx, q.invoice_id, payload)
+    assert isinstance(first, Paid) and not first.already and first.transaction_hash
+    again = await pay_invoice(pay_ctx, q.invoice_id, payload)
+    assert again == Paid(
+        q.invoice_id,
+        "transcription",
+        first.transaction_hash,
+        fresh_payer.address.lower(),
+        already=True,
+    )
+    before = chain.balance(chain.pay_to)
+    other = await pay_invoice(
+        pay_ctx, q.invoice_id, client_payload(chain, fresh_payer, _reqs(pay_ctx))
+    )
+    assert other == Refused("already_paid", MESSAGES["already_paid"], invoice_id=q.invoice_id)
+    assert chain.balance(chain.pay_to) == before
