@@ -190,3 +190,34 @@ async def test_never_settled_is_held_until_its_authorization_expires_then_releas
     assert isinstance(paid, Paid) and not paid.already
     assert await _counts(pay_ctx) == (1, 1, "credited")
     assert chain.balance(chain.pay_to) == before + 200_000
+
+
+async def test_another_wallets_use_of_the_same_nonce_is_not_taken_for_this_payment(
+    pay_ctx: Context,
+    chain: Chain,
+    fresh_payer: Any,
+) -> None:
+    """EIP-3009 nonces are the authorizer's own: a second wallet may sign the same nonce. A
+    claim that died before settling is not "found" by the first wallet's settled transfer."""
+    from tests.payments.conftest import signed_payload
+
+    nonce = "0x" + "ab" * 32
+    other = chain.new_funded_account()
+    q1 = await _quote(pay_ctx)
+    first = signed_payload(chain, other, _reqs(pay_ctx), nonce=nonce)
+    assert isinstance(await pay_invoice(pay_ctx, q1.invoice_id, first), Paid)
+
+    q2 = await _quote(pay_ctx, space="1OwGWwnoLRpGQ")
+    payload = signed_payload(chain, fresh_payer, _reqs(pay_ctx), nonce=nonce)
+    gw = _DiesInSettle(gateway_for(pay_ctx.settings.payments, pay_ctx.secrets), sent=False)
+    with pytest.raises(_Died):
+        await pay_invoice(pay_ctx, q2.invoice_id, payload, gateway=gw)
+    assert await recover_payments(pay_ctx) == 0
+    async with pay_ctx.db.session() as s:
+        rows = await s.execute(
+            select(PaymentReceipt.payer_address, PaymentReceipt.status).order_by(PaymentReceipt.id)
+        )
+        assert rows.all() == [
+            (other.address.lower(), "credited"),
+            (fresh_payer.address.lower(), "settling"),  # held: its authorization is unused
+        ]
