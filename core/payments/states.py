@@ -57,8 +57,8 @@ S = TypeVar("S", InvoiceStatus, ReceiptStatus)
 
 
 def _sources(given: S | Iterable[S]) -> tuple[S, ...]:
-    if isinstance(given, (InvoiceStatus, ReceiptStatus)):
-        return (given,)  # type: ignore[return-value]
+    if isinstance(given, str):  # one status (a StrEnum is a str)
+        return (given,)
     return tuple(given)
 
 
@@ -66,7 +66,7 @@ def check_move(moves: Mapping[S, frozenset[S]], sources: Sequence[S], to: S) -> 
     if not sources:
         raise IllegalMove(f"a move to {to!s} names no source status")
     for source in sources:
-        if to not in moves[source]:
+        if to not in moves.get(source, frozenset()):
             raise IllegalMove(f"{source!s} → {to!s} is not an allowed move")
 
 

@@ -259,3 +259,10 @@ async def test_deleting_rows(ctx: Context) -> None:
     with pytest.raises(IllegalMove):
         async with ctx.db.session() as s:
             await states.drop_receipt(s, settled, ReceiptStatus.SETTLED)
+
+
+def test_an_unknown_source_status_is_refused() -> None:
+    with pytest.raises(IllegalMove):
+        states.check_move(INVOICE_MOVES, ("refunded",), InvoiceStatus.OPEN)  # type: ignore[arg-type]
+    # a stored string names the same status as its enum member
+    states.check_move(RECEIPT_MOVES, ("settling",), ReceiptStatus.SETTLED)  # type: ignore[arg-type]
