@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from core.db import Invoice, PaymentReceipt
 from core.statuses import InvoiceStatus, ReceiptStatus
@@ -75,11 +74,6 @@ def check_removal(removable: frozenset[S], sources: Sequence[S]) -> None:
         raise IllegalMove(f"a row in {', '.join(map(str, sources))} may not be deleted")
 
 
-def _status_in(column: InstrumentedAttribute[str], sources: Sequence[S]) -> ColumnElement[bool]:
-    # one source compares with "=", as the statements always have
-    return column == sources[0] if len(sources) == 1 else column.in_(sources)
-
-
 def _moved(result: Result[Any]) -> bool:
     return bool(getattr(result, "rowcount", 0))  # pragma: no mutate (a DML result has rowcount)
 
@@ -98,7 +92,7 @@ async def move_invoice(
     check_move(INVOICE_MOVES, src, to)
     res = await session.execute(
         update(Invoice)
-        .where(Invoice.id == invoice_pk, _status_in(Invoice.status, src), *where)
+        .where(Invoice.id == invoice_pk, Invoice.status.in_(src), *where)
         .values(status=to, **values)
     )
     return _moved(res)
@@ -116,7 +110,7 @@ async def move_receipt(
     check_move(RECEIPT_MOVES, src, to)
     res = await session.execute(
         update(PaymentReceipt)
-        .where(PaymentReceipt.id == receipt_id, _status_in(PaymentReceipt.status, src))
+        .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status.in_(src))
         .values(status=to, **values)
     )
     return _moved(res)
@@ -133,9 +127,7 @@ async def discard_invoice(
     src = _sources(sources)
     check_removal(INVOICE_DISCARDABLE, src)
     res = await session.execute(
-        delete(Invoice).where(
-            Invoice.public_id == public_id, _status_in(Invoice.status, src), *where
-        )
+        delete(Invoice).where(Invoice.public_id == public_id, Invoice.status.in_(src), *where)
     )
     return _moved(res)
 
@@ -150,7 +142,7 @@ async def drop_receipt(
     check_removal(RECEIPT_DROPPABLE, src)
     res = await session.execute(
         delete(PaymentReceipt).where(
-            PaymentReceipt.id == receipt_id, _status_in(PaymentReceipt.status, src)
+            PaymentReceipt.id == receipt_id, PaymentReceipt.status.in_(src)
         )
     )
     return _moved(res)
