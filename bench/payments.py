@@ -24,10 +24,11 @@ from core.config import Secrets, load_settings
 from core.context import Context
 from core.db import Database
 from core.db.migrate import upgrade
-from core.payments import create_invoice, pay_invoice
+from core.payments import pay_invoice
 from core.payments.gateway import gateway_for
 from core.payments.onchain import ChainReader
 from core.results import Quote
+from core.service.invoicing import create_invoice
 from tests.stand_ins.chain import Anvil, deploy_chain
 
 SPACES = ["1RDxlAoOeQRKL", "1YqJDqWqbNVGV"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
 from core.db import Invoice, PaymentReceipt
 from core.logging import get_logger
+from core.payments import states
 from core.payments.credit import CreditResult, credit_invoice
 from core.payments.onchain import (
     ChainReader,
@@ -26,8 +27,10 @@ from core.payments.onchain import (
     reader_for_settings,
 )
 from core.payments.outcomes import MESSAGES, Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.statuses import InvoiceStatus, ReceiptStatus
 
 log = get_logger("spacescribe.payments")
+_UNFINISHED = (ReceiptStatus.SETTLING, ReceiptStatus.SETTLED, ReceiptStatus.CONFIRMED)
 
 
 def _refuse(code: str, invoice_id: str | None = None) -> PaymentRefused:
@@ -37,18 +40,9 @@ def _refuse(code: str, invoice_id: str | None = None) -> PaymentRefused:
 async def release_claim(ctx: Context, invoice_pk: int, receipt_id: int) -> None:
     """Nothing was settled: drop the claim so the payer may try again (same authorization)."""
     async with ctx.db.session() as s:
-        dropped = await s.execute(
-            delete(PaymentReceipt).where(
-                PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling"
-            )
-        )
-        if not getattr(dropped, "rowcount", 0):
+        if not await states.drop_receipt(s, receipt_id, ReceiptStatus.SETTLING):
             return  # the claim moved on meanwhile (settled: money may be on chain)
-        await s.execute(
-            update(Invoice)
-            .where(Invoice.id == invoice_pk, Invoice.status == "paid")
-            .values(status="open")
-        )
+        await states.move_invoice(s, invoice_pk, InvoiceStatus.PAID, InvoiceStatus.OPEN)
 
 
 def _matching_transfer(r: PaymentReceipt, transfers: list[TransferLog]) -> TransferLog | None:
@@ -70,7 +64,7 @@ async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> 
         inv = await s.get(Invoice, r.invoice_id) if r and r.invoice_id else None
     if r is None or inv is None:
         return _refuse("unknown_invoice")
-    if r.status == "credited":
+    if r.status == ReceiptStatus.CREDITED:
         return Paid(inv.public_id, inv.kind, r.transaction_hash, r.payer_address, already=True)
     if not r.transaction_hash:
         return PaymentPending(inv.public_id, None)
@@ -85,19 +79,23 @@ async def finish_receipt(ctx: Context, receipt_id: int, reader: ChainReader) -> 
     t = _matching_transfer(r, check.transfers) if check.status == "ok" else None
     if t is None:
         async with ctx.db.session() as s:
-            await s.execute(
-                update(PaymentReceipt)
-                .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
-                .values(status="reverted" if check.status == "reverted" else "mismatch")
+            await states.move_receipt(
+                s,
+                receipt_id,
+                ReceiptStatus.SETTLED,
+                ReceiptStatus.REVERTED if check.status == "reverted" else ReceiptStatus.MISMATCH,
             )
         log.error("settled payment not confirmed", invoice=inv.public_id, status=check.status)
         return _refuse("transfer_mismatch", inv.public_id)
     try:
         async with ctx.db.session() as s:
-            await s.execute(
-                update(PaymentReceipt)
-                .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settled")
-                .values(status="confirmed", log_index=t.log_index, block_number=t.block_number)
+            await states.move_receipt(
+                s,
+                receipt_id,
+                ReceiptStatus.SETTLED,
+                ReceiptStatus.CONFIRMED,
+                log_index=t.log_index,
+                block_number=t.block_number,
             )
             res = await _credit(s, ctx, inv, r)
     except IntegrityError:  # (network, tx hash, log index) already credited elsewhere
@@ -126,7 +124,7 @@ async def recover_payments(ctx: Context, reader: ChainReader | None = None) -> i
             (
                 await s.execute(
                     select(PaymentReceipt)
-                    .where(PaymentReceipt.status.in_(("settling", "settled", "confirmed")))
+                    .where(PaymentReceipt.status.in_(_UNFINISHED))
                     .order_by(PaymentReceipt.id)
                     .limit(200)
                 )
@@ -138,12 +136,12 @@ async def recover_payments(ctx: Context, reader: ChainReader | None = None) -> i
     for r in rows:
         try:
             if (
-                r.status == "settling"
+                r.status == ReceiptStatus.SETTLING
                 and r.method == "x402"
                 and not await _find_settlement(ctx, r, reader)
             ):
                 continue
-            if r.status == "confirmed":
+            if r.status == ReceiptStatus.CONFIRMED:
                 await _credit_confirmed(ctx, r)
                 done += 1
                 continue
@@ -162,10 +160,8 @@ async def _find_settlement(ctx: Context, r: PaymentReceipt, reader: ChainReader)
     )
     if tx is not None:
         async with ctx.db.session() as s:
-            await s.execute(
-                update(PaymentReceipt)
-                .where(PaymentReceipt.id == r.id, PaymentReceipt.status == "settling")
-                .values(status="settled", transaction_hash=tx)
+            await states.move_receipt(
+                s, r.id, ReceiptStatus.SETTLING, ReceiptStatus.SETTLED, transaction_hash=tx
             )
         return True
     stored = json.loads(r.payload or "{}")

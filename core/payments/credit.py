@@ -34,9 +34,11 @@ from core.db import (
 )
 from core.db.upsert import insert_ignore
 from core.money import canonical_units
+from core.payments import states
+from core.payments.account_credit import add_credit
 from core.payments.fulfil import FulfilRequest
-from core.payments.invoices import add_credit
 from core.spaces import canonical_url
+from core.statuses import InvoiceStatus, ReceiptStatus
 
 
 @dataclass(frozen=True)
@@ -204,68 +206,16 @@ async def credit_invoice(
     confirmation names the Stars, and a part already owned is left to the caller to refund
     in Stars (``to_credit_units``) instead of becoming USDC account credit."""
     now = utcnow()
-    if receipt_id is not None:
-        won = await session.execute(
-            update(PaymentReceipt)
-            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "confirmed")
-            .values(status="credited", credited_at=now)
-        )
-        won_rows = getattr(won, "rowcount", 0)  # pragma: no mutate (an UPDATE always has rowcount)
-        if not won_rows:
-            return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
-    moved = await session.execute(
-        update(Invoice)
-        .where(Invoice.id == inv.id, Invoice.status.in_(("open", "paid")))
-        .values(
-            status="credited",
-            paid_at=now,
-            credited_at=now,
-            payer_address=payer,
-            transaction_hash=transaction_hash,
-        )
-    )
-    moved_rows = getattr(moved, "rowcount", 0)  # pragma: no mutate (an UPDATE always has rowcount)
-    if not moved_rows:
+    if receipt_id is not None and not await _win_receipt(session, receipt_id, now):
+        return _not_credited(inv)
+    if not await _mark_credited(session, inv, payer, transaction_hash, now):
         if receipt_id is None:
-            return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
-        # money arrived for an invoice already credited: it becomes the payer's credit. The
-        # receipt (just moved to credited above) names the wallet that paid; there is no
-        # fallback: a user is never made without a wallet address.
-        receipt = await session.get(PaymentReceipt, receipt_id)
-        if receipt is None:
-            raise LookupError(f"payment receipt {receipt_id} vanished while being credited")
-        units = int(receipt.amount_units)
-        user = await get_or_create_user(session, receipt.payer_address)
-        await add_credit(session, user.id, units, "overpaid", f"receipt:{receipt_id}")
-        return CreditResult(inv.public_id, inv.kind, int(user.id), [], units, False)
-    user_id = await _buyer(session, inv, payer)
-    await session.execute(update(Invoice).where(Invoice.id == inv.id).values(user_id=user_id))
-    await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
-    amount = canonical_units(0 if stars is not None else int(inv.amount_units))
-    paid: dict[str, object] = {"amount": amount}
-    if stars is not None:
-        paid.update(currency="XTR", stars=stars)
-    payload = json.loads(inv.payload) if inv.payload else {}
-    granted: list[str] = []
-    owned_already = 0
+            return _not_credited(inv)
+        return await _overpaid(session, inv, receipt_id)
+    user_id = await _settle_buyer(session, inv, payer, now)
+    paid = _paid_fields(inv, stars)
     if inv.kind == "chat_query":
-        f = ctx.wiring.fulfiller_for("chat_query")
-        if f is not None and fulfilment is not None:
-            await f.record(
-                session,
-                ctx,
-                fulfil_request(inv, payer),
-                dict(fulfilment),
-                user_id,
-                transaction_hash,
-            )
-        elif f is not None:  # paid, not yet answered: the answer is owed, not lost
-            await f.owed(session, ctx, fulfil_request(inv, payer), user_id)
-        await session.execute(
-            update(ChatSession)
-            .where(ChatSession.invoice_id == inv.id)
-            .values(transaction_hash=transaction_hash)
-        )
+        await _grant_answer(session, ctx, inv, user_id, payer, transaction_hash, fulfilment)
         await _notify(
             session,
             inv,
@@ -274,47 +224,9 @@ async def credit_invoice(
             {"space_ids": json.loads(inv.space_ids), **paid},
         )
         return CreditResult(inv.public_id, inv.kind, user_id, [], 0, True)
-    model = TranscriptionPayment if inv.kind == "transcription" else ChatUnlock
-    stamp = "paid_at" if inv.kind == "transcription" else "unlocked_at"
-    counter = "transcription_count" if inv.kind == "transcription" else "chat_unlock_count"
-    for sid in json.loads(inv.space_ids):
-        space = await _space_row(session, sid, payload)
-        # the only key that can conflict (grants are made for one-Space invoices, credited
-        # once: the UNIQUE invoice_id never does); SQLite matches its names in any case
-        added = await insert_ignore(
-            session,
-            model,
-            {
-                "user_id": user_id,
-                "space_id": space.id,
-                "amount_usdc": amount,
-                "transaction_hash": transaction_hash,
-                "payment_verified": True,
-                stamp: now,
-                "verified_at": now,
-                "invoice_id": inv.id,
-            },
-            index_elements=["user_id", "space_id"],  # pragma: no mutate (see above)
-        )
-        if not added and inv.kind == "transcription":
-            added = await _regrant(session, inv, user_id, space.id, amount, transaction_hash, now)
-        if not added:
-            owned_already += 1
-            continue
-        granted.append(sid)
-        await session.execute(
-            update(Space).where(Space.id == space.id).values({counter: getattr(Space, counter) + 1})
-        )
-        if inv.kind == "transcription" and space.status == "failed":  # asked again
-            await session.execute(
-                update(Space)
-                .where(Space.id == space.id, Space.status == "failed")
-                .values(status="pending", error_message=None)
-            )
-        if inv.kind == "transcription" and space.status not in ("completed", "processing"):
-            await queue.enqueue(session, space.id, max_retries=ctx.settings.queue.max_retries)
-        if inv.kind == "transcription" and space.status == "completed":
-            await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
+    granted, owned_already = await _grant_spaces(
+        session, ctx, inv, user_id, str(paid["amount"]), transaction_hash, now
+    )
     # the share of what was already owned returns as credit: all of the payment (and of the
     # reserved credit) when everything was owned
     to_credit = int(inv.amount_units) * owned_already // len(json.loads(inv.space_ids))
@@ -334,3 +246,173 @@ async def credit_invoice(
         },
     )
     return CreditResult(inv.public_id, inv.kind, user_id, granted, to_credit, True)
+
+
+def _not_credited(inv: Invoice) -> CreditResult:
+    return CreditResult(inv.public_id, inv.kind, inv.user_id or 0, [], 0, False)
+
+
+async def _win_receipt(session: AsyncSession, receipt_id: int, now: datetime) -> bool:
+    """confirmed → credited: True for the one caller that moved it."""
+    return await states.move_receipt(
+        session, receipt_id, ReceiptStatus.CONFIRMED, ReceiptStatus.CREDITED, credited_at=now
+    )
+
+
+async def _mark_credited(
+    session: AsyncSession,
+    inv: Invoice,
+    payer: str | None,
+    transaction_hash: str | None,
+    now: datetime,
+) -> bool:
+    """open/paid → credited: False if it was credited (or expired) before."""
+    return await states.move_invoice(
+        session,
+        inv.id,
+        (InvoiceStatus.OPEN, InvoiceStatus.PAID),
+        InvoiceStatus.CREDITED,
+        paid_at=now,
+        credited_at=now,
+        payer_address=payer,
+        transaction_hash=transaction_hash,
+    )
+
+
+async def _overpaid(session: AsyncSession, inv: Invoice, receipt_id: int) -> CreditResult:
+    """Money arrived for an invoice already credited: it becomes the payer's credit. The
+    receipt (just moved to credited) names the wallet that paid; there is no fallback: a
+    user is never made without a wallet address."""
+    receipt = await session.get(PaymentReceipt, receipt_id)
+    if receipt is None:
+        raise LookupError(f"payment receipt {receipt_id} vanished while being credited")
+    units = int(receipt.amount_units)
+    user = await get_or_create_user(session, receipt.payer_address)
+    await add_credit(session, user.id, units, "overpaid", f"receipt:{receipt_id}")
+    return CreditResult(inv.public_id, inv.kind, int(user.id), [], units, False)
+
+
+async def _settle_buyer(
+    session: AsyncSession, inv: Invoice, payer: str | None, now: datetime
+) -> int:
+    """The invoice's buyer, recorded on it and seen now."""
+    user_id = await _buyer(session, inv, payer)
+    await session.execute(update(Invoice).where(Invoice.id == inv.id).values(user_id=user_id))
+    await session.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
+    return user_id
+
+
+def _paid_fields(inv: Invoice, stars: int | None) -> dict[str, object]:
+    """What the confirmation says was paid: the USDC amount (0 for Stars), and the Stars."""
+    amount = canonical_units(0 if stars is not None else int(inv.amount_units))
+    paid: dict[str, object] = {"amount": amount}
+    if stars is not None:
+        paid.update(currency="XTR", stars=stars)
+    return paid
+
+
+async def _grant_answer(
+    session: AsyncSession,
+    ctx: Context,
+    inv: Invoice,
+    user_id: int,
+    payer: str | None,
+    transaction_hash: str | None,
+    fulfilment: dict[str, object] | None,
+) -> None:
+    """A paid question: its answer recorded (given before settlement) or owed."""
+    f = ctx.wiring.fulfiller_for("chat_query")
+    if f is not None and fulfilment is not None:
+        await f.record(
+            session,
+            ctx,
+            fulfil_request(inv, payer),
+            dict(fulfilment),
+            user_id,
+            transaction_hash,
+        )
+    elif f is not None:  # paid, not yet answered: the answer is owed, not lost
+        await f.owed(session, ctx, fulfil_request(inv, payer), user_id)
+    await session.execute(
+        update(ChatSession)
+        .where(ChatSession.invoice_id == inv.id)
+        .values(transaction_hash=transaction_hash)
+    )
+
+
+async def _grant_spaces(
+    session: AsyncSession,
+    ctx: Context,
+    inv: Invoice,
+    user_id: int,
+    amount: str,
+    transaction_hash: str | None,
+    now: datetime,
+) -> tuple[list[str], int]:
+    """Each Space of a transcription or an unlock: the Space ids granted, and how many the
+    user owned already."""
+    payload = json.loads(inv.payload) if inv.payload else {}
+    granted: list[str] = []
+    owned_already = 0
+    for sid in json.loads(inv.space_ids):
+        if await _grant_space(
+            session, ctx, inv, sid, payload, user_id, amount, transaction_hash, now
+        ):
+            granted.append(sid)
+        else:
+            owned_already += 1
+    return granted, owned_already
+
+
+async def _grant_space(
+    session: AsyncSession,
+    ctx: Context,
+    inv: Invoice,
+    sid: str,
+    payload: dict[str, Any],
+    user_id: int,
+    amount: str,
+    transaction_hash: str | None,
+    now: datetime,
+) -> bool:
+    """One Space granted (counted, queued if it needs recording, the buyer told if its
+    transcript is ready); False if the user owned it already."""
+    model = TranscriptionPayment if inv.kind == "transcription" else ChatUnlock
+    stamp = "paid_at" if inv.kind == "transcription" else "unlocked_at"
+    counter = "transcription_count" if inv.kind == "transcription" else "chat_unlock_count"
+    space = await _space_row(session, sid, payload)
+    # the only key that can conflict (grants are made for one-Space invoices, credited
+    # once: the UNIQUE invoice_id never does); SQLite matches its names in any case
+    added = await insert_ignore(
+        session,
+        model,
+        {
+            "user_id": user_id,
+            "space_id": space.id,
+            "amount_usdc": amount,
+            "transaction_hash": transaction_hash,
+            "payment_verified": True,
+            stamp: now,
+            "verified_at": now,
+            "invoice_id": inv.id,
+        },
+        index_elements=["user_id", "space_id"],  # pragma: no mutate (see above)
+    )
+    if not added and inv.kind == "transcription":
+        added = await _regrant(session, inv, user_id, space.id, amount, transaction_hash, now)
+    if not added:
+        return False
+    await session.execute(
+        update(Space).where(Space.id == space.id).values({counter: getattr(Space, counter) + 1})
+    )
+    if inv.kind == "transcription" and space.status == "failed":  # asked again
+        await session.execute(
+            update(Space)
+            .where(Space.id == space.id, Space.status == "failed")
+            .values(status="pending", error_message=None)
+        )
+    if inv.kind == "transcription" and space.status not in ("completed", "processing"):
+        await queue.enqueue(session, space.id, max_retries=ctx.settings.queue.max_retries)
+    if inv.kind == "transcription" and space.status == "completed":
+        await _notify(session, inv, "transcript_ready", space, {"space_id": sid})
+    return True

@@ -1,9 +1,8 @@
-"""Invoices: a quoted price for one thing, open → paid → credited, or expired.
+"""Invoices: a quoted price for one thing, open → paid → credited, or expired (the moves:
+:mod:`core.payments.states`).
 
-Account credit (the ``credits`` ledger) is applied when the invoice is made: the part it
-covers is reserved by a "spent" row and given back by a "released" row if the invoice
-expires. Both rows are idempotent by (reason, reference). Spending is serialised per user
-(:func:`lock_credit`), so two purchases never both spend the same balance.
+Account credit (:mod:`core.payments.account_credit`) is applied when the invoice is made and
+given back if it expires.
 """
 
 from __future__ import annotations
@@ -13,14 +12,16 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.context import Context
-from core.db import Credit, Invoice, PaymentReceipt, User, utcnow
-from core.db.upsert import insert_ignore
+from core.db import Invoice, PaymentReceipt, utcnow
 from core.money import from_units
-from core.results import Caller, DirectTransfer, Granted, Quote
+from core.payments import states
+from core.payments.account_credit import add_credit, spend_credit
+from core.results import DirectTransfer, Quote
+from core.statuses import InvoiceStatus
 
 KINDS = ("transcription", "chat_unlock", "chat_query")
 _PUBLIC_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -49,41 +50,6 @@ def direct_transfer(ctx: Context, amount_units: int) -> DirectTransfer | None:
     cid = chain_id(ctx)
     uri = f"ethereum:{p.token_address}@{cid}/transfer?address={p.pay_to}&uint256={amount_units}"
     return DirectTransfer(p.pay_to, p.token_address, cid, amount_units, uri)
-
-
-async def credit_balance(session: AsyncSession, user_id: int) -> int:
-    total = await session.scalar(
-        select(func.sum(Credit.amount_units)).where(Credit.user_id == user_id)
-    )
-    return int(total or 0)  # no rows: NULL
-
-
-async def lock_credit(session: AsyncSession, user_id: int) -> None:
-    """Hold the user's credit until this transaction ends: read the balance after this and
-    spend it before committing. PostgreSQL: a row lock on the user (``FOR NO KEY UPDATE``,
-    which credit rows' foreign-key checks do not wait for); SQLite: every transaction
-    already holds the database's write lock from its start (``BEGIN IMMEDIATE``)."""
-    # pragma: no mutate block
-    # (a lock only, its row unread: SQLite, the engine mutmut runs, has no row locks)
-    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
-
-
-async def add_credit(
-    session: AsyncSession, user_id: int, units: int, reason: str, reference: str
-) -> bool:
-    """One ledger row, at most once per (reason, reference). True if it was added."""
-    return await insert_ignore(
-        session,
-        Credit,
-        {
-            "user_id": user_id,
-            "amount_units": units,
-            "reason": reason,
-            "reference": reference,
-            "created_at": utcnow(),
-        },
-        index_elements=["reason", "reference"],  # pragma: no mutate (sole unique key)
-    )
 
 
 def due_units(inv: Invoice) -> int:
@@ -122,7 +88,7 @@ async def insert_invoice(
         network=p.network,
         token_address=p.token_address.lower(),
         pay_to=p.pay_to.lower(),
-        status="open",
+        status=InvoiceStatus.OPEN,
         payer_address=payer_address,
         created_at=now,
         expires_at=now + timedelta(seconds=p.invoice_ttl_seconds),
@@ -130,12 +96,11 @@ async def insert_invoice(
     session.add(inv)
     await session.flush()
     if user_id is not None:
-        await lock_credit(session, user_id)
-        balance = await credit_balance(session, user_id)
-        use = min(balance, amount_units)
         # credit that pays only part leaves the rest to USDC: not where USDC is turned off
-        if use > 0 and (partial_credit or use == amount_units):
-            await add_credit(session, user_id, -use, "spent", f"invoice:{inv.public_id}")
+        use = await spend_credit(
+            session, user_id, amount_units, f"invoice:{inv.public_id}", partial=partial_credit
+        )
+        if use:
             inv.credit_units = use
             await session.flush()
     return inv
@@ -168,13 +133,14 @@ async def discard_invoice(ctx: Context, public_id: str) -> None:
     knows its id, so nothing may remain of a refused payment. An invoice that a receipt
     names (a settlement recovery will decide) or that reserved credit is kept."""
     async with ctx.db.session() as s:
-        await s.execute(
-            delete(Invoice).where(
-                Invoice.public_id == public_id,
-                Invoice.status == "open",
+        await states.discard_invoice(
+            s,
+            public_id,
+            InvoiceStatus.OPEN,
+            where=(
                 Invoice.credit_units == 0,
                 ~exists().where(PaymentReceipt.invoice_id == Invoice.id),
-            )
+            ),
         )
 
 
@@ -187,7 +153,7 @@ async def expire_invoices(ctx: Context) -> int:
             (
                 await s.execute(
                     select(Invoice)
-                    .where(Invoice.status == "open", Invoice.expires_at <= now)
+                    .where(Invoice.status == InvoiceStatus.OPEN, Invoice.expires_at <= now)
                     .limit(500)
                 )
             )
@@ -196,12 +162,9 @@ async def expire_invoices(ctx: Context) -> int:
         )
         n = 0
         for inv in rows:
-            res = await s.execute(
-                update(Invoice)
-                .where(Invoice.id == inv.id, Invoice.status == "open")
-                .values(status="expired")
+            expired = await states.move_invoice(
+                s, inv.id, InvoiceStatus.OPEN, InvoiceStatus.EXPIRED
             )
-            expired = getattr(res, "rowcount", 0)  # pragma: no mutate (UPDATE has rowcount)
             if not expired:
                 continue  # paid (or expired by another process) since it was read
             n += 1
@@ -210,58 +173,3 @@ async def expire_invoices(ctx: Context) -> int:
                     s, inv.user_id, int(inv.credit_units), "released", f"invoice:{inv.public_id}"
                 )
     return n
-
-
-async def create_invoice(
-    session: AsyncSession,
-    ctx: Context,
-    *,
-    caller: Caller | None,
-    user_id: int | None,
-    kind: str,
-    space_ids: list[str],
-    amount_units: int,
-    payload: dict[str, Any] | None = None,
-    payer_address: str | None = None,
-) -> Quote | Granted:
-    """An open invoice for the caller (or an x402 payer), after account credit.
-
-    When account credit covers the whole price, the purchase is credited at once in this
-    same transaction and :class:`Granted` is returned instead of a quote.
-    """
-    from core.accounts import get_or_create_account
-    from core.payments.credit import credit_invoice
-
-    account_id = None
-    if caller is not None:
-        acc = await get_or_create_account(session, caller)
-        account_id = acc.id
-        if user_id is None:
-            user_id = acc.user_id
-        origin = dict(caller.back)
-        if caller.chat_id:
-            origin["chat_id"] = caller.chat_id
-        if origin:
-            payload = {**origin, **(payload or {})}
-    inv = await insert_invoice(
-        session,
-        ctx,
-        kind=kind,
-        account_id=account_id,
-        user_id=user_id,
-        space_ids=space_ids,
-        amount_units=amount_units,
-        payload=payload,
-        payer_address=payer_address,
-        partial_credit=not (
-            caller is not None
-            and caller.platform == "telegram"
-            and not ctx.settings.telegram.usdc_enabled
-        ),
-    )
-    if due_units(inv) == 0:
-        res = await credit_invoice(
-            session, ctx, inv, payer=None, transaction_hash=None, receipt_id=None
-        )
-        return Granted(kind=kind, space_ids=res.granted or space_ids, invoice_pk=inv.id)
-    return quote_for(ctx, inv)

@@ -32,10 +32,10 @@ from core.context import Context
 from core.db import Account, Invoice, PaymentReceipt, utcnow
 from core.db.upsert import insert_ignore
 from core.logging import get_logger
-from core.payments import eip3009
+from core.payments import eip3009, states
 from core.payments.confirm import finish_receipt, recover_payments, release_claim
 from core.payments.credit import fulfil_request
-from core.payments.gateway import GatewayUnavailable, PaymentGateway, gateway_for
+from core.payments.gateway import GatewayUnavailable, PaymentGateway, SettleResult, gateway_for
 from core.payments.invoices import due_units, get_invoice
 from core.payments.onchain import (
     ChainReader,
@@ -51,6 +51,7 @@ from core.payments.outcomes import (
     reason_message,
 )
 from core.results import Refused
+from core.statuses import InvoiceStatus, ReceiptStatus
 
 log = get_logger("spacescribe.payments")
 
@@ -131,11 +132,11 @@ async def invoice_requirements(
         inv = await get_invoice(s, public_id)
     if inv is None:
         return _refuse("unknown_invoice")
-    if inv.status == "credited":
+    if inv.status == InvoiceStatus.CREDITED:
         return _refuse("already_paid", public_id)
-    if inv.status == "paid":  # another submission is being settled: not "expired"
+    if inv.status == InvoiceStatus.PAID:  # another submission is being settled: not "expired"
         return _refuse("payment_in_progress", public_id)
-    if inv.status != "open" or inv.expires_at <= utcnow():
+    if inv.status != InvoiceStatus.OPEN or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
     if await usdc_turned_off(ctx, inv):
         return _refuse("usdc_off", public_id)
@@ -176,33 +177,90 @@ async def _pay_invoice(
     payload = parse_payload(payment_payload)
     if isinstance(payload, str):
         return unreadable(payload, public_id)
+    nonce = str(payload.payload["authorization"]["nonce"]).lower()
+    inv = await _payable_invoice(ctx, public_id, nonce)
+    if not isinstance(inv, Invoice):
+        return inv
+    terms = _terms(ctx, inv, gateway)
+    if isinstance(terms, PaymentRefused):
+        return terms
+    gw, reqs = terms
+    reader = reader or reader_for(ctx)
+    start_block = await _start_block(reader, public_id)
+    if not isinstance(start_block, int):
+        return start_block
+    payer = await _verify(ctx, gw, payload, reqs, public_id, nonce)
+    if not isinstance(payer, str):
+        return payer
+    claim = await _claim(ctx, inv, payload, payer, nonce, start_block)
+    if not isinstance(claim, int):
+        return claim
+    receipt_id = claim
+    result = await _fulfil(ctx, inv, payload, payer, receipt_id)
+    if isinstance(result, PaymentRefused):
+        return result
+    settled = await _settle(ctx, gw, payload, reqs, inv, receipt_id)
+    if not isinstance(settled, SettleResult):
+        return settled
+    tx = (settled.transaction or "").lower()  # _settle returns only a result with a hash
+    await _record_hash(ctx, receipt_id, tx)
+    outcome = await finish_receipt(ctx, receipt_id, reader)
+    if isinstance(outcome, Paid):
+        raw = settled.raw if settled.ok else None
+        return Paid(**{**outcome.__dict__, "settlement": raw, "result": result})
+    return outcome
+
+
+async def _payable_invoice(ctx: Context, public_id: str, nonce: str) -> Invoice | PaymentOutcome:
+    """The invoice, if it can be paid now; else the answer (a repeat of the winning
+    submission answers like the winner)."""
     async with ctx.db.session() as s:
         inv = await get_invoice(s, public_id)
     if inv is None:
         return _refuse("unknown_invoice")
-    nonce = str(payload.payload["authorization"]["nonce"]).lower()
-    if inv.status == "credited":
+    if inv.status == InvoiceStatus.CREDITED:
         return await _repeat(ctx, inv, nonce)
-    if inv.status == "paid":
+    if inv.status == InvoiceStatus.PAID:
         return _refuse("payment_in_progress", public_id)
-    if inv.status != "open" or inv.expires_at <= utcnow():
+    if inv.status != InvoiceStatus.OPEN or inv.expires_at <= utcnow():
         return _refuse("invoice_expired", public_id)
     if await usdc_turned_off(ctx, inv):
         return _refuse("usdc_off", public_id)
+    return inv
+
+
+def _terms(
+    ctx: Context, inv: Invoice, gateway: PaymentGateway | None
+) -> tuple[PaymentGateway, PaymentRequirements] | PaymentRefused:
+    """The gateway and what the payer must have signed for this invoice."""
     try:
         gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
-        reqs = gw.requirements(due_units(inv))
+        return gw, gw.requirements(due_units(inv))
     except GatewayUnavailable:
         log.error("payments are not configured (relayer key / facilitator URL / pay_to)")
-        return _refuse("payments_unavailable", public_id)
+        return _refuse("payments_unavailable", inv.public_id)
     except Exception as exc:  # the facilitator could not be set up or reached
         log.warning("x402 facilitator unavailable", error=type(exc).__name__)
-        return _refuse("rpc_unavailable", public_id, retry_later=True)
-    reader = reader or reader_for(ctx)
+        return _refuse("rpc_unavailable", inv.public_id, retry_later=True)
+
+
+async def _start_block(reader: ChainReader, public_id: str) -> int | PaymentRefused:
+    """The chain's head before settling: where recovery looks for the authorization."""
     try:  # an unreachable node must read as "try later", not as a bad signature
-        start_block = await reader.block_number()
+        return await reader.block_number()
     except ChainUnavailable:
         return _refuse("rpc_unavailable", public_id, retry_later=True)
+
+
+async def _verify(
+    ctx: Context,
+    gw: PaymentGateway,
+    payload: PaymentPayload,
+    reqs: PaymentRequirements,
+    public_id: str,
+    nonce: str,
+) -> str | PaymentOutcome:
+    """The payer's address (lower case) if the payload pays these terms; else the answer."""
     mismatch = _accepted_mismatch(payload, reqs)
     if mismatch:
         return PaymentRefused(mismatch, reason_message(mismatch), invoice_id=public_id)
@@ -217,9 +275,9 @@ async def _pay_invoice(
         # a repeat of a submission that won meanwhile answers like the winner
         async with ctx.db.session() as s:
             fresh = await get_invoice(s, public_id)
-        if fresh is not None and fresh.status == "credited":
+        if fresh is not None and fresh.status == InvoiceStatus.CREDITED:
             return await _repeat(ctx, fresh, nonce)
-        if fresh is not None and fresh.status == "paid":
+        if fresh is not None and fresh.status == InvoiceStatus.PAID:
             return _refuse("payment_in_progress", public_id)
     if not verified.ok or not verified.payer:
         return PaymentRefused(
@@ -227,24 +285,40 @@ async def _pay_invoice(
             reason_message(verified.reason, verified.message),
             invoice_id=public_id,
         )
-    payer = verified.payer.lower()
-    claim = await _claim(ctx, inv, payload, payer, nonce, start_block)
-    if not isinstance(claim, int):
-        return claim
-    receipt_id = claim
-    result: dict[str, Any] | None = None
+    return verified.payer.lower()
+
+
+async def _fulfil(
+    ctx: Context, inv: Invoice, payload: PaymentPayload, payer: str, receipt_id: int
+) -> dict[str, Any] | None | PaymentRefused:
+    """The fulfiller's answer before settling (kept on the receipt), None if the kind has no
+    fulfiller; a refusal releases the claim: nothing is settled for an unanswered request."""
     fulfiller = ctx.wiring.fulfiller_for(inv.kind)
-    if fulfiller is not None:
-        try:
-            answered = await fulfiller.answer(ctx, fulfil_request(inv, payer))
-        except Exception as exc:
-            log.warning("fulfilment failed", invoice=public_id, error=type(exc).__name__)
-            answered = Refused("not_answered", MESSAGES["not_answered"])
-        if isinstance(answered, Refused):
-            await release_claim(ctx, inv.id, receipt_id)
-            return PaymentRefused(answered.code, answered.message, invoice_id=public_id)
-        result = answered
-        await _store_result(ctx, receipt_id, payload, result)
+    if fulfiller is None:
+        return None
+    try:
+        answered = await fulfiller.answer(ctx, fulfil_request(inv, payer))
+    except Exception as exc:
+        log.warning("fulfilment failed", invoice=inv.public_id, error=type(exc).__name__)
+        answered = Refused("not_answered", MESSAGES["not_answered"])
+    if isinstance(answered, Refused):
+        await release_claim(ctx, inv.id, receipt_id)
+        return PaymentRefused(answered.code, answered.message, invoice_id=inv.public_id)
+    await _store_result(ctx, receipt_id, payload, answered)
+    return answered
+
+
+async def _settle(
+    ctx: Context,
+    gw: PaymentGateway,
+    payload: PaymentPayload,
+    reqs: PaymentRequirements,
+    inv: Invoice,
+    receipt_id: int,
+) -> SettleResult | PaymentOutcome:
+    """The settlement, when it has a transaction hash; else the answer (the claim is kept
+    while the money may be on chain, released when it surely is not)."""
+    public_id = inv.public_id
     try:
         settled = await gw.settle(payload, reqs)
     except Exception as exc:  # unknown whether it reached the chain: recovery decides
@@ -267,18 +341,14 @@ async def _pay_invoice(
             reason_message(settled.reason, settled.message),
             invoice_id=public_id,
         )
-    tx = settled.transaction.lower()
+    return settled
+
+
+async def _record_hash(ctx: Context, receipt_id: int, tx: str) -> None:
     async with ctx.db.session() as s:
-        await s.execute(
-            update(PaymentReceipt)
-            .where(PaymentReceipt.id == receipt_id, PaymentReceipt.status == "settling")
-            .values(status="settled", transaction_hash=tx)
+        await states.move_receipt(
+            s, receipt_id, ReceiptStatus.SETTLING, ReceiptStatus.SETTLED, transaction_hash=tx
         )
-    outcome = await finish_receipt(ctx, receipt_id, reader)
-    if isinstance(outcome, Paid):
-        raw = settled.raw if settled.ok else None
-        return Paid(**{**outcome.__dict__, "settlement": raw, "result": result})
-    return outcome
 
 
 async def _repeat(ctx: Context, inv: Invoice, nonce: str) -> PaymentOutcome:
@@ -288,7 +358,7 @@ async def _repeat(ctx: Context, inv: Invoice, nonce: str) -> PaymentOutcome:
                 select(PaymentReceipt).where(
                     PaymentReceipt.invoice_id == inv.id,
                     PaymentReceipt.authorization_nonce == nonce,
-                    PaymentReceipt.status == "credited",
+                    PaymentReceipt.status == ReceiptStatus.CREDITED,
                 )
             )
         ).scalar_one_or_none()
@@ -308,12 +378,13 @@ async def _claim(
     now = utcnow()
     try:
         async with ctx.db.session() as s:
-            moved = await s.execute(
-                update(Invoice)
-                .where(Invoice.id == inv.id, Invoice.status == "open", Invoice.expires_at > now)
-                .values(status="paid")
-            )
-            if not getattr(moved, "rowcount", 0):
+            if not await states.move_invoice(
+                s,
+                inv.id,
+                InvoiceStatus.OPEN,
+                InvoiceStatus.PAID,
+                where=(Invoice.expires_at > now,),
+            ):
                 raise _Lost
             added = await insert_ignore(
                 s,
@@ -328,7 +399,7 @@ async def _claim(
                     "amount_units": due_units(inv),
                     "authorization_nonce": nonce,
                     "block_number": start_block,
-                    "status": "settling",
+                    "status": ReceiptStatus.SETTLING,
                     "payload": json.dumps({"payment": payload.model_dump(mode="json")}),
                     "created_at": now,
                 },
@@ -350,9 +421,9 @@ async def _claim(
     except _Lost:
         async with ctx.db.session() as s:
             fresh = await get_invoice(s, inv.public_id)
-        if fresh is not None and fresh.status == "credited":
+        if fresh is not None and fresh.status == InvoiceStatus.CREDITED:
             return await _repeat(ctx, fresh, nonce)
-        if fresh is not None and fresh.status == "paid":
+        if fresh is not None and fresh.status == InvoiceStatus.PAID:
             return _refuse("payment_in_progress", inv.public_id)
         return _refuse("invoice_expired", inv.public_id)
 

@@ -38,6 +38,7 @@ from core.db.upsert import insert_ignore
 from core.payments.credit import credit_invoice
 from core.payments.invoices import get_invoice
 from core.results import Caller, Refused
+from core.statuses import InvoiceStatus
 
 CURRENCY = "XTR"
 MAX_CHARGE_ID = 256
@@ -106,8 +107,9 @@ async def _problem(
     acc = await find_account(s, caller)
     if acc is None or inv.account_id != acc.id:
         return _refuse("not_yours")
-    if inv.status != "open":
-        return _refuse("already_paid" if inv.status in ("paid", "credited") else "expired")
+    if inv.status != InvoiceStatus.OPEN:
+        paid = inv.status in (InvoiceStatus.PAID, InvoiceStatus.CREDITED)
+        return _refuse("already_paid" if paid else "expired")
     if expiry and inv.expires_at <= utcnow():
         return _refuse("expired")
     if inv.credit_units:

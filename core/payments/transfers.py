@@ -25,6 +25,7 @@ from core.payments.onchain import (
     reader_for_settings,
 )
 from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.statuses import InvoiceStatus, ReceiptStatus
 
 log = get_logger("spacescribe.payments.transfers")
 SCAN_CHUNK = 2_000  # blocks per get_logs call
@@ -64,7 +65,7 @@ async def _credit_transfer(ctx: Context, inv: Invoice, t: TransferLog) -> Paymen
                 "transaction_hash": t.transaction_hash,
                 "log_index": t.log_index,
                 "block_number": t.block_number,
-                "status": "confirmed",
+                "status": ReceiptStatus.CONFIRMED,
                 "created_at": utcnow(),
             },
             # ON CONFLICT needs no target: the other unique key has the nonce, NULL here
@@ -107,9 +108,9 @@ async def submit_transaction_hash(
         wallets = await linked_wallets(s, inv) if inv is not None else set()
     if inv is None:
         return PaymentRefused("unknown_invoice", "No such invoice.")
-    if inv.status == "credited":
+    if inv.status == InvoiceStatus.CREDITED:
         return PaymentRefused("already_paid", "This invoice is already paid.", invoice_id=public_id)
-    if inv.status != "open" or inv.network != ctx.settings.payments.network:
+    if inv.status != InvoiceStatus.OPEN or inv.network != ctx.settings.payments.network:
         return PaymentRefused("invoice_expired", "This invoice has expired; ask for a new one.")
     reader = reader or reader_for_settings(ctx.settings.payments)
     try:
@@ -187,7 +188,7 @@ async def _open_invoice_for(ctx: Context, t: TransferLog) -> Invoice | None:
                     select(Invoice)
                     .outerjoin(Account, Account.id == Invoice.account_id)
                     .where(
-                        Invoice.status == "open",
+                        Invoice.status == InvoiceStatus.OPEN,
                         Invoice.network == p.network,
                         Invoice.token_address == t.token,
                         Invoice.pay_to == t.recipient,

@@ -21,12 +21,14 @@ from core.context import Context
 from core.db import ChatUnlock, Invoice, utcnow
 from core.logging import get_logger
 from core.money import chat_price, to_units
-from core.payments import create_invoice, pay_invoice
+from core.payments import pay_invoice
 from core.payments.invoices import discard_invoice, quote_for
 from core.payments.outcomes import PaymentOutcome
 from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcript
 from core.service.catalog import find_space, ownership, owns, parse_or_refuse
+from core.service.invoicing import create_invoice
 from core.service.views import format_problem, space_view, transcript_of
+from core.statuses import InvoiceStatus
 
 log = get_logger("spacescribe.purchases")
 
@@ -100,7 +102,7 @@ async def _open_quote(
                 Invoice.account_id == acc.id,
                 Invoice.kind == kind,
                 Invoice.space_ids == json.dumps([sid]),
-                Invoice.status == "open",
+                Invoice.status == InvoiceStatus.OPEN,
                 Invoice.expires_at > utcnow(),
             )
             .order_by(Invoice.id.desc())

@@ -6,7 +6,7 @@ from core.accounts import get_or_create_account, is_wallet
 from core.context import Context
 from core.db import User
 from core.money import from_units
-from core.payments.invoices import credit_balance
+from core.payments.account_credit import credit_balance
 from core.results import Caller, WalletInfo
 from core.wallet_link import create_link
 

@@ -29,6 +29,10 @@ from core.service.catalog import space_status
 from core.service.chat import clean_question
 from core.service.views import space_json
 from core.spaces import parse_space
+from core.statuses import ReceiptStatus
+
+# the authorization of a request that died is being settled or confirmed: money may move
+_CONFIRMING = (ReceiptStatus.SETTLING, ReceiptStatus.SETTLED, ReceiptStatus.CONFIRMED)
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,14 @@ async def sell(
     try:
         if held.taken_over:  # its first request died: what became of this authorization?
             prior = await idem.prior_payment(ctx, key, p.accepted.network)
-            if prior is not None and prior.status in ("settling", "settled", "confirmed"):
+            if prior is not None and prior.status in _CONFIRMING:
                 money_may_move = True
                 await idem.still_unknown(ctx, held)
                 return render.answer(
                     202,
                     {"paid": True, "status": "confirming", "transaction": prior.transaction_hash},
                 )
-            if prior is not None and prior.status == "credited":
+            if prior is not None and prior.status == ReceiptStatus.CREDITED:
                 money_may_move = True
                 resp = await _prior_paid(ctx, req, p, prior, render)
                 await idem.finish(ctx, held, resp)

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 
 from core.context import Context
 from core.db import ChatSession
-from core.payments.invoices import add_credit
+from core.payments.account_credit import add_credit
 from core.results import Answer, Caller, Granted, Refused
 from core.service import chat
 from tests.chat.helpers import member

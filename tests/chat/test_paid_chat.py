@@ -109,7 +109,7 @@ async def test_two_space_question_answered_cited_and_charged_once(
 
 
 async def test_question_paid_from_credit_is_answered_first(chat_ctx: Context) -> None:
-    from core.payments.invoices import add_credit, credit_balance
+    from core.payments.account_credit import add_credit, credit_balance
 
     pks, ids = await two_spaces(chat_ctx)
     caller, uid = await member(chat_ctx, "ann", owns=pks, unlocked=pks)
@@ -139,7 +139,7 @@ async def test_question_quoted_after_its_credit_went_is_answered_when_paid_by_tr
 
     from core.db import Invoice, User
     from core.payments import Paid
-    from core.payments.invoices import add_credit, credit_balance
+    from core.payments.account_credit import add_credit, credit_balance
     from core.payments.transfers import submit_transaction_hash
 
     pks, ids = await two_spaces(chat_ctx)

@@ -42,7 +42,8 @@ from core.accounts import get_or_create_account, get_or_create_user, link_accoun
 from core.context import Context
 from core.db import ChatSession, ChatUnlock, Invoice, Space, SpaceEnrichment, TranscriptionPayment
 from core.enrich.model import Chapter, Enrichment, NotableQuote, Takeaway
-from core.payments.invoices import add_credit, insert_invoice
+from core.payments.account_credit import add_credit
+from core.payments.invoices import insert_invoice
 from core.results import Caller, Quote
 from core.service import chat, purchases
 from core.service import wallet as wallet_service

@@ -45,9 +45,9 @@ from core.db import (
     utcnow,
 )
 from core.money import to_units
-from core.payments import create_invoice
 from core.payments.gateway import gateway_for
 from core.results import Caller, Quote
+from core.service.invoicing import create_invoice
 from core.service.wallet import wallet
 from core.wallet_link import SiweRequest, hash_token, issue_nonce, link_wallet
 from core.web_sessions import open_session

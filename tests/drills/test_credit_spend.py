@@ -22,9 +22,9 @@ from core.accounts import get_or_create_account, get_or_create_user, link_accoun
 from core.context import Context
 from core.db import Credit, Invoice, TranscriptionPayment
 from core.money import to_units
-from core.payments import create_invoice
-from core.payments.invoices import add_credit, credit_balance
+from core.payments.account_credit import add_credit, credit_balance
 from core.results import Caller, Granted, Quote
+from core.service.invoicing import create_invoice
 from tests.drills.figures import record
 
 N = 50

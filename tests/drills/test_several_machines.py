@@ -32,11 +32,11 @@ from sqlalchemy import select
 
 from core.context import Context
 from core.db import ProcessingJob, Space, TranscriptDocument
-from core.payments import create_invoice
 from core.payments.credit import credit_invoice
 from core.payments.invoices import get_invoice
 from core.payments.wallet_proof import transcript_message
 from core.results import Quote
+from core.service.invoicing import create_invoice
 from core.service.purchases import price_units
 from tests.drills.figures import record
 from tests.drills.test_secrets import launched

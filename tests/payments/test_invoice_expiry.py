@@ -13,8 +13,9 @@ from sqlalchemy import delete, event, func, select, update
 from core.context import Context
 from core.db import Credit, Invoice, PaymentReceipt, User, utcnow
 from core.payments import expire_invoices
+from core.payments.account_credit import add_credit, credit_balance
 from core.payments.credit import credit_invoice
-from core.payments.invoices import add_credit, credit_balance, insert_invoice
+from core.payments.invoices import insert_invoice
 
 WALLET = "0x" + "5a" * 20
 

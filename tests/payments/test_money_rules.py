@@ -26,8 +26,8 @@ from web3 import Web3
 from core.context import Context
 from core.db import Credit, Invoice, PaymentReceipt, TranscriptionPayment
 from core.payments import Paid, pay_invoice
+from core.payments.account_credit import credit_balance
 from core.payments.confirm import finish_receipt
-from core.payments.invoices import credit_balance
 from core.payments.onchain import reader_for_settings
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 from core.results import Caller, Granted, Quote, Refused
@@ -367,11 +367,8 @@ async def test_recovery_credits_a_confirmed_receipt_with_its_stored_answer(
     """A crash between "confirmed" and "credited": recovery credits from the receipt alone
     (payer, hash, the fulfiller's stored answer), without asking the chain."""
     from core.db import User
-    from core.payments import (
-        FunctionFulfiller,
-        create_invoice,
-        recover_payments,
-    )
+    from core.payments import FunctionFulfiller, recover_payments
+    from core.service.invoicing import create_invoice
 
     recorded: list[tuple[Any, ...]] = []
 

@@ -34,16 +34,14 @@ from core.money import from_units, to_units
 from core.payments import (
     FunctionFulfiller,
     Paid,
-    create_invoice,
     expire_invoices,
     pay_invoice,
     stars,
 )
+from core.payments.account_credit import add_credit, credit_balance
 from core.payments.credit import CreditResult, credit_invoice
 from core.payments.fulfil import FulfilRequest
 from core.payments.invoices import (
-    add_credit,
-    credit_balance,
     discard_invoice,
     get_invoice,
     insert_invoice,
@@ -51,6 +49,7 @@ from core.payments.invoices import (
     valid_public_id,
 )
 from core.results import AlreadyOwned, Caller, DirectTransfer, Granted, Quote, Refused
+from core.service.invoicing import create_invoice
 from core.service.purchases import request_transcription, request_unlock
 from core.spaces import canonical_url
 from tests.factories import completed_space
@@ -443,7 +442,7 @@ TG_BOB = Caller("telegram", "2002", "Bob", chat_id="-700")
 
 @pytest.fixture
 def frozen(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    for mod in ("core.payments.credit", "core.payments.invoices"):
+    for mod in ("core.payments.credit", "core.payments.invoices", "core.payments.account_credit"):
         monkeypatch.setattr(f"{mod}.utcnow", lambda: NOW)
     return NOW
 

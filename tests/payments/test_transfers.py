@@ -15,7 +15,8 @@ from core.accounts import get_or_create_account, get_or_create_user, link_accoun
 from core.context import Context
 from core.db import Account, Invoice, PaymentCursor, PaymentReceipt, TranscriptionPayment
 from core.payments import Paid, PaymentPending
-from core.payments.invoices import add_credit, insert_invoice
+from core.payments.account_credit import add_credit
+from core.payments.invoices import insert_invoice
 from core.payments.onchain import ChainReader, ChainUnavailable, TransferLog, TxCheck
 from core.payments.transfers import linked_wallets, submit_transaction_hash, watch_transfers
 from core.results import Caller, Quote, Refused
@@ -196,7 +197,12 @@ class ScriptedReader(ChainReader):
 
 @pytest.fixture
 def scripted(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> ScriptedReader:
-    for mod in ("core.payments.transfers", "core.payments.credit", "core.payments.invoices"):
+    for mod in (
+        "core.payments.transfers",
+        "core.payments.credit",
+        "core.payments.invoices",
+        "core.payments.account_credit",
+    ):
         monkeypatch.setattr(f"{mod}.utcnow", lambda: NOW)
     ctx.settings.payments.pay_to = PAY_TO
     ctx.settings.payments.token_address = TOKEN

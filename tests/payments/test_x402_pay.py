@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from core.context import Context
 from core.db import Invoice, PaymentReceipt, ProcessingJob, Space, TranscriptionPayment, User
 from core.money import to_units
-from core.payments import Paid, create_invoice, pay_invoice
+from core.payments import Paid, pay_invoice
 from core.payments.gateway import gateway_for
 from core.results import Caller, Quote, Refused
+from core.service.invoicing import create_invoice
 from tests.payments.conftest import client_payload
 from tests.snapshot import snapshot
 from tests.stand_ins.chain import Chain

@@ -9,8 +9,8 @@ import httpx
 from bot.wiring import web_app
 from core.context import Context
 from core.money import to_units
-from core.payments import create_invoice
 from core.results import Caller, Quote
+from core.service.invoicing import create_invoice
 from tests.snapshot import snapshot
 
 ALICE = Caller("discord", "700000000000000001", "alice", chat_id="700000000000000003")

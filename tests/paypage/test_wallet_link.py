@@ -14,7 +14,7 @@ from core.accounts import get_or_create_user
 from core.context import Context
 from core.db import Account as AccountRow
 from core.db import Outbox, WalletLinkToken, utcnow
-from core.payments.invoices import add_credit
+from core.payments.account_credit import add_credit
 from core.results import Caller, Refused
 from core.service.wallet import wallet
 from core.wallet_link import Linked, SiweRequest, issue_nonce, link_wallet

@@ -36,7 +36,7 @@ from core.db import (
     TranscriptionPayment,
     utcnow,
 )
-from core.payments.invoices import add_credit, credit_balance
+from core.payments.account_credit import add_credit, credit_balance
 from core.refunds import settle_failed_space, settle_unanswered_question
 from core.service.revenue import build_report
 from core.worker import Worker

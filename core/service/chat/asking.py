@@ -26,8 +26,10 @@ from core.context import Context
 from core.db import ChatUnlock, Invoice, Space, TranscriptionPayment
 from core.errors import InvalidInput
 from core.money import chat_price, to_units
+from core.payments.account_credit import credit_balance, lock_credit
 from core.results import Caller, Granted, Quote, Refused
 from core.service.chat.recording import record_answer, tell_answer
+from core.service.invoicing import create_invoice
 from core.spaces import parse_space
 
 RETRIEVE_LIMIT = 24
@@ -117,13 +119,6 @@ async def validate(
     return Checked(user_id, q, refs)
 
 
-def _payments() -> Any:
-    # imported at call time: the payments core imports service modules itself
-    from core.payments import invoices
-
-    return invoices
-
-
 async def ask(
     ctx: Context, caller: Caller, question: str, spaces: list[str]
 ) -> Refused | Quote | Granted:
@@ -140,7 +135,7 @@ async def ask(
         if isinstance(checked, Refused):
             return checked
         units = to_units(chat_price(len(checked.spaces), ctx.settings.prices))
-        covered = await _payments().credit_balance(s, checked.user_id) >= units
+        covered = await credit_balance(s, checked.user_id) >= units
         if not covered:
             return await _invoice(s, ctx, caller, checked, units, {})
     ids = [r.space_id for r in checked.spaces]
@@ -153,8 +148,8 @@ async def ask(
         # lock the balance cannot change before the invoice spends it, so a session id
         # (which tells the fulfiller "answered from credit") goes only with a Granted; a
         # quote without one is owed its answer when it is paid, by whatever means.
-        await _payments().lock_credit(s, checked.user_id)
-        if await _payments().credit_balance(s, checked.user_id) < units:
+        await lock_credit(s, checked.user_id)
+        if await credit_balance(s, checked.user_id) < units:
             return await _invoice(s, ctx, caller, checked, units, {})
         result = await _invoice(s, ctx, caller, checked, units, {"session_id": session_id})
         if isinstance(result, Granted):
@@ -183,7 +178,7 @@ async def _invoice(
     units: int,
     extra: dict[str, Any],
 ) -> Quote | Granted:
-    result: Quote | Granted = await _payments().create_invoice(
+    result: Quote | Granted = await create_invoice(
         session,
         ctx,
         caller=caller,

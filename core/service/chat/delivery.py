@@ -21,6 +21,7 @@ from core.results import Answer, Caller, Refused, Source
 from core.service.chat.asking import answer
 from core.service.chat.recording import record_answer
 from core.spaces import canonical_url
+from core.statuses import InvoiceStatus
 
 _ANSWER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -47,7 +48,7 @@ async def delivered_answer(
         inv = (
             await s.execute(select(Invoice).where(Invoice.public_id == public_id))
         ).scalar_one_or_none()
-        if inv is None or inv.user_id is None or inv.status != "credited":
+        if inv is None or inv.user_id is None or inv.status != InvoiceStatus.CREDITED:
             return None
         done = await s.scalar(
             select(ChatSession.session_id).where(ChatSession.invoice_id == inv.id)
@@ -134,7 +135,7 @@ async def answer_for(ctx: Context, caller: Caller, answer_id: str) -> Answer | R
                     .where(
                         ChatSession.session_id == answer_id,
                         Invoice.kind == "chat_query",
-                        Invoice.status == "credited",
+                        Invoice.status == InvoiceStatus.CREDITED,
                         Invoice.user_id == user_id,
                     )
                 )
