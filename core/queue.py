@@ -15,7 +15,6 @@ Every transition is conditional on the lease, so a job completes at most once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -41,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import backoff
-from core.db import Account, Invoice, ProcessingJob, Space, TranscriptionPayment, utcnow
+from core.db import ProcessingJob, Space, utcnow
 from core.db.upsert import dialect_name, insert_ignore
 
 LIVE_STATUSES = ("queued", "processing")
@@ -55,16 +54,6 @@ class ClaimedJob:
     space_pk: int
     retry_count: int
     max_retries: int
-
-
-@dataclass(frozen=True)
-class Payer:
-    """An account to notify about a Space, and the chat its purchase came from."""
-
-    user_id: int
-    platform: str
-    recipient: str
-    origin_chat_id: str | None
 
 
 def backoff_seconds(retry_count: int, base: float, cap: float) -> float:
@@ -330,12 +319,12 @@ async def heartbeat(session: AsyncSession, job_id: int, worker: str) -> bool:
     return job_id in await heartbeat_many(session, [job_id], worker)
 
 
-async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) -> set[int]:
-    """Mark ``worker``'s jobs done (each once) and their Spaces completed; queue
-    ``transcript_ready`` for every payer. Returns the ids completed now (the rest had lost
-    their lease)."""
+async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) -> dict[int, int]:
+    """Mark ``worker``'s jobs done (each once) and their Spaces completed. Returns job id →
+    Space pk of the jobs completed now (the rest had lost their lease): the caller tells
+    their payers (:func:`core.payers.transcript_ready`) in the same transaction."""
     if not job_ids:
-        return set()
+        return {}
     sql = _sql(session)
     now = utcnow()
     rows = (
@@ -344,12 +333,11 @@ async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) 
     space_pks = [r[1] for r in rows]
     if space_pks and sql.complete_spaces is not None:
         await session.execute(sql.complete_spaces, {"now": now, "space_ids": space_pks})
-    await _notify_many(session, space_pks, "transcript_ready", {})
-    return {r[0] for r in rows}
+    return {r[0]: r[1] for r in rows}
 
 
 async def complete(session: AsyncSession, job_id: int, worker: str) -> bool:
-    """Mark the job done (once). Queues ``transcript_ready`` for every payer."""
+    """Mark the job done (once); False if the lease was lost."""
     return job_id in await complete_many(session, [job_id], worker)
 
 
@@ -483,88 +471,6 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
         )
         out.append(space_pk)
     return out
-
-
-# pragma: no mutate start
-def _payers_stmt(postgres: bool) -> Executable:
-    tp, acc, inv = (cast(Table, m.__table__) for m in (TranscriptionPayment, Account, Invoice))
-    if postgres:
-        where = tp.c.space_id == any_(bindparam("space_ids", type_=ARRAY(Integer())))
-    else:
-        where = tp.c.space_id.in_(bindparam("space_ids", expanding=True))
-    return (
-        select(
-            tp.c.space_id,
-            ST.c.space_id,
-            tp.c.user_id,
-            acc.c.platform,
-            acc.c.platform_user_id,
-            inv.c.payload,
-        )
-        .join(ST, ST.c.id == tp.c.space_id)
-        .join(acc, acc.c.user_id == tp.c.user_id)
-        .outerjoin(inv, inv.c.id == tp.c.invoice_id)
-        .where(where, tp.c.refunded_at.is_(None))  # refunded: no longer a payer
-        .order_by(tp.c.space_id, tp.c.id, acc.c.id)
-    )
-
-
-_PAYERS = {"postgresql": _payers_stmt(True), "sqlite": _payers_stmt(False)}
-# pragma: no mutate end
-
-
-def _origin(invoice_payload: str | None) -> str | None:
-    """The chat a purchase came from, as recorded on its invoice."""
-    if not invoice_payload:
-        return None
-    try:
-        origin = json.loads(invoice_payload).get("chat_id")
-    except ValueError:
-        return None
-    return str(origin) if origin else None
-
-
-async def _payers_of(
-    session: AsyncSession, space_pks: list[int]
-) -> dict[int, tuple[str, list[Payer]]]:
-    """Space pk → (public Space id, its payers), for the Spaces that have any."""
-    out: dict[int, tuple[str, list[Payer]]] = {}
-    if not space_pks:
-        return out
-    rows = await session.execute(_PAYERS[dialect_name(session)], {"space_ids": list(space_pks)})
-    for pk, sid, user_id, platform, recipient, payload in rows:
-        out.setdefault(pk, (sid, []))[1].append(
-            Payer(user_id, platform, recipient, _origin(payload))
-        )
-    return out
-
-
-async def payers(session: AsyncSession, space_pk: int) -> list[Payer]:
-    """Every platform account that bought the Space's transcript (via its linked user)."""
-    found = (await _payers_of(session, [space_pk])).get(space_pk)
-    return found[1] if found else []
-
-
-async def _notify_many(
-    session: AsyncSession, space_pks: list[int], kind: str, payload: dict[str, object]
-) -> int:
-    """One outbox message of ``kind`` per payer of each Space, all in one statement."""
-    from core.outbox import add_messages, message_row
-
-    rows = [
-        message_row(
-            kind=kind,
-            platform=p.platform,
-            recipient=p.recipient,
-            payload={"space_id": sid, **payload},
-            dedupe_key=f"{kind}:{sid}:{p.platform}:{p.recipient}",
-            origin_chat_id=p.origin_chat_id,
-            space_pk=pk,
-        )
-        for pk, (sid, people) in (await _payers_of(session, space_pks)).items()
-        for p in people
-    ]
-    return await add_messages(session, rows)
 
 
 async def position(session: AsyncSession, space_pk: int) -> int | None:

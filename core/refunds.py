@@ -30,8 +30,8 @@ from core.db import (
 from core.db.upsert import insert_ignore
 from core.money import canonical_units, to_units
 from core.outbox import add_message
+from core.payers import payers
 from core.payments.stars import refund_for_invoices, stars_invoice_pks
-from core.queue import payers
 
 
 async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import metrics, queue
+from core import metrics, payers, queue
 from core.context import Context
 from core.db import Space
 from core.logging import get_logger, log_context, redact
@@ -226,6 +226,7 @@ class Worker:
             return
         async with self.ctx.db.session() as s:
             completed = await queue.complete_many(s, [r.job.id for r in done], self.worker_id)
+            await payers.transcript_ready(s, list(completed.values()))
         now = time.monotonic()
         for r in done:
             status = "completed" if r.job.id in completed else "lost"

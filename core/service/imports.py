@@ -21,6 +21,7 @@ from core.context import Context
 from core.db import ProcessingJob, Space, utcnow
 from core.db.upsert import insert_ignore
 from core.logging import get_logger
+from core.payers import payers
 from core.pipeline import imported
 from core.pipeline.errors import PipelineError
 from core.pipeline.storage import SpaceFiles
@@ -214,7 +215,7 @@ async def import_recording(
                 return recorded
             space, created = recorded
             staged.install(files)  # renames only; undone below if the commit fails
-            waiting = len(await queue.payers(s, space.id))
+            waiting = len(await payers(s, space.id))
             view = space_view(space)
     except BaseException:
         staged.undo()

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, queue
+from core import accounts, payers, queue
 from core.context import Context
 from core.db import Credit, Outbox, ProcessingJob, Space, TranscriptionPayment, utcnow
 from core.results import Caller
@@ -54,6 +55,13 @@ async def _enqueue(ctx: Context, pk: int, **kw: int) -> None:
 async def _claim(ctx: Context, worker: str = "w") -> queue.ClaimedJob | None:
     async with ctx.db.session() as s:
         return await queue.claim(s, worker)
+
+
+async def complete(s: AsyncSession, ids: list[int], worker: str) -> set[int]:
+    """Complete jobs and tell their payers in one transaction, as the worker does."""
+    done = await queue.complete_many(s, ids, worker)
+    await payers.transcript_ready(s, list(done.values()))
+    return set(done)
 
 
 async def test_order_is_seed_query_6(ctx: Context) -> None:
@@ -141,9 +149,10 @@ async def test_completion_is_once_and_lease_bound(ctx: Context) -> None:
     assert job is not None
     async with ctx.db.session() as s:
         assert not await queue.complete(s, job.id, "b")  # not b's lease
-        assert await queue.complete(s, job.id, "a")
+        assert await complete(s, [job.id], "a") == {job.id}
     async with ctx.db.session() as s:
         assert not await queue.complete(s, job.id, "a")
+        assert await complete(s, [job.id], "a") == set()  # told once
         assert await s.scalar(select(func.count()).select_from(Outbox)) == 1
         msg = (await s.execute(select(Outbox))).scalar_one()
         assert (
