@@ -8,7 +8,6 @@ all.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import cast
 
@@ -46,7 +45,7 @@ def _payers_stmt(postgres: bool) -> Executable:
             tp.c.user_id,
             acc.c.platform,
             acc.c.platform_user_id,
-            inv.c.payload,
+            inv.c.origin_chat_id,  # the chat the purchase came from
         )
         .join(sp, sp.c.id == tp.c.space_id)
         .join(acc, acc.c.user_id == tp.c.user_id)
@@ -60,17 +59,6 @@ _PAYERS = {"postgresql": _payers_stmt(True), "sqlite": _payers_stmt(False)}
 # pragma: no mutate end
 
 
-def _origin(invoice_payload: str | None) -> str | None:
-    """The chat a purchase came from, as recorded on its invoice."""
-    if not invoice_payload:
-        return None
-    try:
-        origin = json.loads(invoice_payload).get("chat_id")
-    except ValueError:
-        return None
-    return str(origin) if origin else None
-
-
 async def payers_of(
     session: AsyncSession, space_pks: list[int]
 ) -> dict[int, tuple[str, list[Payer]]]:
@@ -79,10 +67,8 @@ async def payers_of(
     if not space_pks:
         return out
     rows = await session.execute(_PAYERS[dialect_name(session)], {"space_ids": list(space_pks)})
-    for pk, sid, user_id, platform, recipient, payload in rows:
-        out.setdefault(pk, (sid, []))[1].append(
-            Payer(user_id, platform, recipient, _origin(payload))
-        )
+    for pk, sid, user_id, platform, recipient, origin in rows:
+        out.setdefault(pk, (sid, []))[1].append(Payer(user_id, platform, recipient, origin))
     return out
 
 

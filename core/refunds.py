@@ -189,7 +189,6 @@ async def settle_unanswered_question(
     if inv.account_id:  # pragma: no mutate
         acc = await session.get(Account, inv.account_id)
     if added and acc is not None:
-        payload = json.loads(inv.payload) if inv.payload else {}
         await add_message(
             session,
             kind="refunded",
@@ -202,6 +201,6 @@ async def settle_unanswered_question(
                 "unanswered": True,
             },
             dedupe_key=f"refunded:question:{inv.public_id}",
-            origin_chat_id=payload.get("chat_id"),
+            origin_chat_id=inv.origin_chat_id,
         )
     return bool(added)
