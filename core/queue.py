@@ -42,8 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import backoff
 from core.db import ProcessingJob, Space, utcnow
 from core.db.upsert import dialect_name, insert_ignore
+from core.statuses import JobStatus, SpaceStatus
 
-LIVE_STATUSES = ("queued", "processing")
+LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
 LIVE_INDEX_PREDICATE = text("status IN ('queued', 'processing')")
 J = ProcessingJob
 
@@ -77,7 +78,7 @@ async def enqueue(
     now = utcnow()
     values: dict[str, object] = {
         "space_id": space_pk,
-        "status": "queued",
+        "status": JobStatus.QUEUED,
         "priority": priority,
         "queued_at": now,
         "available_at": now,
@@ -110,8 +111,15 @@ _WORKER = bindparam("worker", type_=Text())
 # Status values are constants written into the SQL: a partial index's predicate
 # (``status = 'queued'``) only matches a literal, and on PostgreSQL the generic plan of a
 # prepared statement knows no bound value.
-QUEUED, PROCESSING, COMPLETED = (
-    literal_column(f"'{v}'", Text()) for v in LIVE_STATUSES + ("completed",)
+QUEUED, PROCESSING, COMPLETED, SPACE_PROCESSING, SPACE_COMPLETED = (
+    literal_column(f"'{v}'", Text())
+    for v in (
+        JobStatus.QUEUED,
+        JobStatus.PROCESSING,
+        JobStatus.COMPLETED,
+        SpaceStatus.PROCESSING,
+        SpaceStatus.COMPLETED,
+    )
 )
 
 
@@ -183,7 +191,7 @@ def _build(postgres: bool) -> _Statements:
         )
     )
     start_spaces = update(ST).values(
-        status=PROCESSING,
+        status=SPACE_PROCESSING,
         processing_started_at=func.coalesce(ST.c.processing_started_at, _NOW),
     )
     complete = (
@@ -193,7 +201,7 @@ def _build(postgres: bool) -> _Statements:
         .returning(QT.c.id, QT.c.space_id)
     )
     finish_spaces = update(ST).values(
-        status=COMPLETED,
+        status=SPACE_COMPLETED,
         completed_at=func.coalesce(ST.c.completed_at, _NOW),
         error_message=None,
     )
@@ -207,14 +215,16 @@ def _build(postgres: bool) -> _Statements:
         # SQLite: the write transaction (BEGIN IMMEDIATE) holds both statements together
         return _Statements(
             claim=claim,
-            claim_spaces=start_spaces.where(_ids("space_ids", False), ST.c.status != COMPLETED),
+            claim_spaces=start_spaces.where(
+                _ids("space_ids", False), ST.c.status != SPACE_COMPLETED
+            ),
             complete=complete,
             complete_spaces=finish_spaces.where(_ids("space_ids", False)),
             heartbeat=heartbeat,
         )
     # PostgreSQL: the Space rows change in the same statement (data-modifying CTEs)
     claimed = claim.cte("claimed")
-    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != COMPLETED).cte(
+    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != SPACE_COMPLETED).cte(
         "started"
     )
     done = complete.cte("done")
@@ -271,7 +281,7 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
     now = utcnow()
     pick = select(J.id).where(
         J.space_id == space_pk,
-        J.status == "queued",
+        J.status == JobStatus.QUEUED,
         J.retry_count < J.max_retries,
         # due now: ``<`` would differ only at the very microsecond the backoff ends
         or_(J.available_at.is_(None), J.available_at <= now),  # pragma: no mutate
@@ -286,8 +296,8 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
     row = (
         await session.execute(
             update(J)
-            .where(J.id == job_id, J.status == "queued")
-            .values(status="processing", started_at=now, locked_by=worker, heartbeat_at=now)
+            .where(J.id == job_id, J.status == JobStatus.QUEUED)
+            .values(status=JobStatus.PROCESSING, started_at=now, locked_by=worker, heartbeat_at=now)
             .returning(J.id, J.space_id, J.retry_count, J.max_retries)
         )
     ).first()
@@ -295,9 +305,9 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
         return None
     await session.execute(
         update(Space)
-        .where(Space.id == space_pk, Space.status != "completed")
+        .where(Space.id == space_pk, Space.status != SpaceStatus.COMPLETED)
         .values(
-            status="processing",
+            status=SpaceStatus.PROCESSING,
             processing_started_at=func.coalesce(Space.processing_started_at, now),
         )
     )
@@ -349,10 +359,10 @@ async def fail(
     retryable: bool,
     backoff_base: float,
     backoff_cap: float,
-) -> str | None:
+) -> JobStatus | None:
     """Record a failed attempt: queued again after a backoff, or failed for good.
 
-    Returns "queued", "failed", or None if the lease was lost (nothing changed).
+    Returns ``queued``, ``failed``, or None if the lease was lost (nothing changed).
 
     Every write is conditional on the lease (id, worker, ``processing``) and the read takes
     the row lock (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction serialises), so
@@ -360,7 +370,7 @@ async def fail(
     caller neither refunds nor notifies.
     """
     now = utcnow()
-    held = (J.id == job_id, J.locked_by == worker, J.status == "processing")
+    held = (J.id == job_id, J.locked_by == worker, J.status == JobStatus.PROCESSING)
     job = (
         await session.execute(
             select(J.retry_count, J.max_retries, J.space_id).where(*held).with_for_update()
@@ -374,13 +384,15 @@ async def fail(
     attempts = job.max_retries or 0  # pragma: no mutate
     if should_retry(retries, attempts, retryable):
         delay = backoff_seconds(retries, backoff_base, backoff_cap)
-        status, space_values = "queued", {"status": "pending"}
+        status = JobStatus.QUEUED
+        space_values: dict[str, object] = {"status": SpaceStatus.PENDING}
         values: dict[str, object] = {
             "available_at": now + timedelta(seconds=delay),
             "heartbeat_at": None,
         }
     else:
-        status, space_values = "failed", {"status": "failed", "error_message": error}
+        status = JobStatus.FAILED
+        space_values = {"status": SpaceStatus.FAILED, "error_message": error}
         values = {"completed_at": now}
     moved = await session.execute(
         update(J)
@@ -409,9 +421,9 @@ async def defer(
     now = utcnow()
     moved = await session.execute(
         update(J)
-        .where(J.id == job_id, J.locked_by == worker, J.status == "processing")
+        .where(J.id == job_id, J.locked_by == worker, J.status == JobStatus.PROCESSING)
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             error_message=note[:2000],
             available_at=now + timedelta(seconds=delay_seconds),
             locked_by=None,
@@ -422,7 +434,9 @@ async def defer(
     space_pk = moved.scalar_one_or_none()
     if space_pk is None:
         return False
-    await session.execute(update(Space).where(Space.id == space_pk).values(status="pending"))
+    await session.execute(
+        update(Space).where(Space.id == space_pk).values(status=SpaceStatus.PENDING)
+    )
     return True
 
 
@@ -438,9 +452,9 @@ async def reap(session: AsyncSession, lease_seconds: float) -> int:
     lapsed = J.heartbeat_at < stale  # pragma: no mutate
     result = await session.execute(
         update(J)
-        .where(J.status == "processing", or_(J.heartbeat_at.is_(None), lapsed))
+        .where(J.status == JobStatus.PROCESSING, or_(J.heartbeat_at.is_(None), lapsed))
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             locked_by=None,
             heartbeat_at=None,
             available_at=now,
@@ -458,8 +472,8 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
     now = utcnow()
     rows = await session.execute(
         update(J)
-        .where(J.status == "queued", J.retry_count >= J.max_retries)
-        .values(status="failed", completed_at=now)
+        .where(J.status == JobStatus.QUEUED, J.retry_count >= J.max_retries)
+        .values(status=JobStatus.FAILED, completed_at=now)
         .returning(J.space_id, J.error_message)
     )
     out = []
@@ -467,7 +481,7 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
         await session.execute(
             update(Space)
             .where(Space.id == space_pk)
-            .values(status="failed", error_message=err or "processing failed")
+            .values(status=SpaceStatus.FAILED, error_message=err or "processing failed")
         )
         out.append(space_pk)
     return out
@@ -476,7 +490,7 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
 async def position(session: AsyncSession, space_pk: int) -> int | None:
     """1-based position of the Space's queued job in seed query 6's order, if queued."""
     job = (
-        await session.execute(select(J).where(J.space_id == space_pk, J.status == "queued"))
+        await session.execute(select(J).where(J.space_id == space_pk, J.status == JobStatus.QUEUED))
     ).scalar_one_or_none()
     if job is None:
         return None
@@ -484,7 +498,7 @@ async def position(session: AsyncSession, space_pk: int) -> int | None:
         select(func.count())
         .select_from(J)
         .where(
-            J.status == "queued",
+            J.status == JobStatus.QUEUED,
             J.retry_count < J.max_retries,
             or_(
                 J.priority > job.priority,

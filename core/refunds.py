@@ -32,6 +32,7 @@ from core.money import canonical_units, to_units
 from core.outbox import add_message
 from core.payers import payers
 from core.payments.stars import refund_for_invoices, stars_invoice_pks
+from core.statuses import JobStatus
 
 
 async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:
@@ -40,7 +41,7 @@ async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:
         await session.execute(
             select(func.count())
             .select_from(ProcessingJob)
-            .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == "failed")
+            .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == JobStatus.FAILED)
         )
     ).scalar_one()
     return f":{n}" if n > 1 else ""

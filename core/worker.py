@@ -24,6 +24,7 @@ from core.logging import get_logger, log_context, redact
 from core.pipeline.errors import SpaceUnavailable
 from core.pipeline.xspaces import Outcome, SpaceNotReady
 from core.refunds import settle_failed_space
+from core.statuses import JobStatus
 
 log = get_logger("spacescribe.worker")
 
@@ -229,11 +230,11 @@ class Worker:
             await payers.transcript_ready(s, list(completed.values()))
         now = time.monotonic()
         for r in done:
-            status = "completed" if r.job.id in completed else "lost"
+            status = JobStatus.COMPLETED if r.job.id in completed else "lost"
             metrics.JOB_SECONDS.labels(status=status).observe(now - r.started)
         if len(done) == 1:
             r = done[0]
-            status = "completed" if r.job.id in completed else "lost"
+            status = JobStatus.COMPLETED if r.job.id in completed else "lost"
             log.info(
                 "job completed", job=r.job.id, seconds=round(now - r.started, 1), status=status
             )
@@ -266,7 +267,7 @@ class Worker:
                 )
                 or "lost"
             )
-            if status == "failed":
+            if status == JobStatus.FAILED:
                 await settle_failed_space(s, self.ctx.settings, r.job.space_pk)
         metrics.JOB_SECONDS.labels(status=status).observe(time.monotonic() - r.started)
         log.warning("job failed", job=r.job.id, status=status, error=str(error)[:300])

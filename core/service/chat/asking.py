@@ -29,6 +29,7 @@ from core.money import chat_price, to_units
 from core.results import Caller, Granted, Quote, Refused
 from core.service.chat.recording import record_answer, tell_answer
 from core.spaces import parse_space
+from core.statuses import SpaceStatus
 
 RETRIEVE_LIMIT = 24
 
@@ -87,7 +88,7 @@ async def validate(
         sp = by_id.get(sid)
         if sp is None:
             return Refused("unknown_space", f"Space {sid} has not been transcribed here.")
-        if sp.status != "completed":
+        if sp.status != SpaceStatus.COMPLETED:
             return Refused(
                 "not_completed",
                 f"Space {sid} is not transcribed yet (status: {sp.status}); ask once it is.",

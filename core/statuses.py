@@ -1,0 +1,37 @@
+"""The status values stored in the database, one ``StrEnum`` per column.
+
+Members are ``str``s equal to the stored text, so they compare with rows read back, bind
+as plain strings, and render as themselves in SQL literals and log lines.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """``processing_queue.status``: queued → processing → completed | failed (or queued again)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class SpaceStatus(StrEnum):
+    """``spaces.status``: pending → processing → completed | failed."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    """``outbox.status``: pending → sending → sent | fallback (undeliverable) | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FALLBACK = "fallback"
+    FAILED = "failed"
