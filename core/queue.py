@@ -57,11 +57,6 @@ class ClaimedJob:
     max_retries: int
 
 
-def backoff_seconds(retry_count: int, base: float, cap: float) -> float:
-    """Exponential backoff before attempt ``retry_count + 1``: base × 2^(retry_count − 1)."""
-    return backoff.exponential(retry_count, base, cap)
-
-
 def should_retry(retry_count: int, max_retries: int, retryable: bool) -> bool:
     """``retry_count`` is after counting the failed attempt."""
     return retryable and retry_count < max_retries
@@ -383,7 +378,7 @@ async def fail(
     # NULL, 0 and 1 all allow no second attempt: ``or 1`` would be the same rule
     attempts = job.max_retries or 0  # pragma: no mutate
     if should_retry(retries, attempts, retryable):
-        delay = backoff_seconds(retries, backoff_base, backoff_cap)
+        delay = backoff.exponential(retries, backoff_base, backoff_cap)  # as the outbox
         status = JobStatus.QUEUED
         space_values: dict[str, object] = {"status": SpaceStatus.PENDING}
         values: dict[str, object] = {

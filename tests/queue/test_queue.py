@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, payers, queue
+from core import accounts, backoff, payers, queue
 from core.context import Context
 from core.db import Credit, Outbox, ProcessingJob, Space, TranscriptionPayment, utcnow
 from core.results import Caller
@@ -100,8 +100,10 @@ async def test_concurrent_claimers_never_share_a_job(ctx: Context) -> None:
 
 
 def test_backoff_is_exponential_and_capped() -> None:
-    assert [queue.backoff_seconds(n, 30, 3600) for n in range(0, 5)] == [0, 30, 60, 120, 240]
-    assert queue.backoff_seconds(20, 30, 3600) == 3600
+    """The one formula of the queue's retries and the outbox's deliveries."""
+    assert [backoff.exponential(n, 30, 3600) for n in range(0, 5)] == [0, 30, 60, 120, 240]
+    assert backoff.exponential(20, 30, 3600) == 3600
+    assert backoff.exponential(2, 0.5, 3600) == 1.0 and backoff.exponential(-1, 30, 60) == 0
     assert queue.should_retry(1, 3, True) and not queue.should_retry(3, 3, True)
     assert not queue.should_retry(1, 3, False)
 
