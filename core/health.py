@@ -16,6 +16,7 @@ async def x_refusal(ctx: Context) -> str | None:
 
     from core.db import ProcessingJob
     from core.pipeline.xspaces import COOKIES_HINT, refused_since
+    from core.queue import LIVE_STATUSES
 
     if refused_since() is not None:
         return COOKIES_HINT
@@ -23,7 +24,7 @@ async def x_refusal(ctx: Context) -> str | None:
         hit = await s.scalar(
             select(ProcessingJob.id)
             .where(
-                ProcessingJob.status.in_(("queued", "processing")),
+                ProcessingJob.status.in_(LIVE_STATUSES),
                 ProcessingJob.error_message.startswith(COOKIES_HINT, autoescape=True),
             )
             .limit(1)

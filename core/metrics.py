@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from core.context import Context
 from core.db import Outbox, ProcessingJob
+from core.statuses import JobStatus, OutboxStatus
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -51,8 +52,8 @@ X_REFUSES_US = Gauge(
     "1 while X refuses this server (set transcription.cookies_file), else 0.",
     registry=REGISTRY,
 )
-QUEUE_STATUSES = ("queued", "processing", "completed", "failed")
-OUTBOX_STATUSES = ("pending", "sending", "sent", "fallback", "failed")
+QUEUE_STATUSES = tuple(JobStatus)
+OUTBOX_STATUSES = tuple(OutboxStatus)
 
 
 def payment(outcome: str, reason: str = "ok") -> None:

@@ -19,6 +19,7 @@ from core.db import Outbox, utcnow
 from core.db.upsert import dialect_name, insert_ignore, insert_ignore_many
 from core.logging import get_logger
 from core.outbox_contract import Delivery, OutboundMessage
+from core.statuses import OutboxStatus
 
 if TYPE_CHECKING:
     from core.context import Context
@@ -46,7 +47,7 @@ def message_row(
         "origin_chat_id": origin_chat_id,
         "space_id": space_pk,
         "payload": json.dumps(payload, sort_keys=True, default=str),
-        "status": "pending",
+        "status": OutboxStatus.PENDING,
         "attempts": 0,
         "available_at": now,
         "created_at": now,
@@ -101,10 +102,10 @@ async def release_undelivered(session: AsyncSession, platform: str, recipient: s
         .where(
             Outbox.platform == platform,
             Outbox.recipient == recipient,
-            Outbox.status == "fallback",
+            Outbox.status == OutboxStatus.FALLBACK,
             Outbox.created_at >= utcnow() - REDELIVER_WITHIN,
         )
-        .values(status="pending", attempts=0, available_at=utcnow(), locked_by=None)
+        .values(status=OutboxStatus.PENDING, attempts=0, available_at=utcnow(), locked_by=None)
     )
     return int(getattr(released, "rowcount", 0) or 0)
 
@@ -126,7 +127,7 @@ async def _claim(
         select(Outbox.id)
         .where(
             Outbox.platform.in_(platforms),
-            Outbox.status.in_(("pending", "sending")),
+            Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
             Outbox.available_at <= now,
         )
         .order_by(Outbox.available_at, Outbox.id)
@@ -141,7 +142,7 @@ async def _claim(
         update(Outbox)
         .where(Outbox.id.in_(ids))
         .values(
-            status="sending",
+            status=OutboxStatus.SENDING,
             locked_by=worker,
             attempts=Outbox.attempts + 1,
             available_at=now + timedelta(seconds=SEND_LEASE_SECONDS),
@@ -157,23 +158,25 @@ async def _record(
     now = utcnow()
     values: dict[str, Any]
     if result.status == "sent":
-        values = {"status": "sent", "sent_at": now, "last_error": None}
+        values = {"status": OutboxStatus.SENT, "sent_at": now, "last_error": None}
     elif result.status == "undeliverable":
-        values = {"status": "fallback", "sent_at": now, "last_error": result.detail}
+        values = {"status": OutboxStatus.FALLBACK, "sent_at": now, "last_error": result.detail}
     elif result.status == "retry" and row.attempts < policy.max_attempts:
         delay = result.retry_after
         if delay is None:
             delay = retry_delay(row.attempts, policy)
         values = {
-            "status": "pending",
+            "status": OutboxStatus.PENDING,
             "available_at": now + timedelta(seconds=delay),
             "last_error": result.detail,
         }
     else:
-        values = {"status": "failed", "last_error": result.detail}
+        values = {"status": OutboxStatus.FAILED, "last_error": result.detail}
     await session.execute(
         update(Outbox)
-        .where(Outbox.id == row.id, Outbox.locked_by == worker, Outbox.status == "sending")
+        .where(
+            Outbox.id == row.id, Outbox.locked_by == worker, Outbox.status == OutboxStatus.SENDING
+        )
         .values(locked_by=None, **values)
     )
 

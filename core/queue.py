@@ -15,7 +15,6 @@ Every transition is conditional on the lease, so a job completes at most once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -41,10 +40,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import backoff
-from core.db import Account, Invoice, ProcessingJob, Space, TranscriptionPayment, utcnow
+from core.db import ProcessingJob, Space, utcnow
 from core.db.upsert import dialect_name, insert_ignore
+from core.statuses import JobStatus, SpaceStatus
 
-LIVE_STATUSES = ("queued", "processing")
+LIVE_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING)
 LIVE_INDEX_PREDICATE = text("status IN ('queued', 'processing')")
 J = ProcessingJob
 
@@ -55,21 +55,6 @@ class ClaimedJob:
     space_pk: int
     retry_count: int
     max_retries: int
-
-
-@dataclass(frozen=True)
-class Payer:
-    """An account to notify about a Space, and the chat its purchase came from."""
-
-    user_id: int
-    platform: str
-    recipient: str
-    origin_chat_id: str | None
-
-
-def backoff_seconds(retry_count: int, base: float, cap: float) -> float:
-    """Exponential backoff before attempt ``retry_count + 1``: base × 2^(retry_count − 1)."""
-    return backoff.exponential(retry_count, base, cap)
 
 
 def should_retry(retry_count: int, max_retries: int, retryable: bool) -> bool:
@@ -88,7 +73,7 @@ async def enqueue(
     now = utcnow()
     values: dict[str, object] = {
         "space_id": space_pk,
-        "status": "queued",
+        "status": JobStatus.QUEUED,
         "priority": priority,
         "queued_at": now,
         "available_at": now,
@@ -121,8 +106,15 @@ _WORKER = bindparam("worker", type_=Text())
 # Status values are constants written into the SQL: a partial index's predicate
 # (``status = 'queued'``) only matches a literal, and on PostgreSQL the generic plan of a
 # prepared statement knows no bound value.
-QUEUED, PROCESSING, COMPLETED = (
-    literal_column(f"'{v}'", Text()) for v in LIVE_STATUSES + ("completed",)
+QUEUED, PROCESSING, COMPLETED, SPACE_PROCESSING, SPACE_COMPLETED = (
+    literal_column(f"'{v}'", Text())
+    for v in (
+        JobStatus.QUEUED,
+        JobStatus.PROCESSING,
+        JobStatus.COMPLETED,
+        SpaceStatus.PROCESSING,
+        SpaceStatus.COMPLETED,
+    )
 )
 
 
@@ -194,7 +186,7 @@ def _build(postgres: bool) -> _Statements:
         )
     )
     start_spaces = update(ST).values(
-        status=PROCESSING,
+        status=SPACE_PROCESSING,
         processing_started_at=func.coalesce(ST.c.processing_started_at, _NOW),
     )
     complete = (
@@ -204,7 +196,7 @@ def _build(postgres: bool) -> _Statements:
         .returning(QT.c.id, QT.c.space_id)
     )
     finish_spaces = update(ST).values(
-        status=COMPLETED,
+        status=SPACE_COMPLETED,
         completed_at=func.coalesce(ST.c.completed_at, _NOW),
         error_message=None,
     )
@@ -218,14 +210,16 @@ def _build(postgres: bool) -> _Statements:
         # SQLite: the write transaction (BEGIN IMMEDIATE) holds both statements together
         return _Statements(
             claim=claim,
-            claim_spaces=start_spaces.where(_ids("space_ids", False), ST.c.status != COMPLETED),
+            claim_spaces=start_spaces.where(
+                _ids("space_ids", False), ST.c.status != SPACE_COMPLETED
+            ),
             complete=complete,
             complete_spaces=finish_spaces.where(_ids("space_ids", False)),
             heartbeat=heartbeat,
         )
     # PostgreSQL: the Space rows change in the same statement (data-modifying CTEs)
     claimed = claim.cte("claimed")
-    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != COMPLETED).cte(
+    started = start_spaces.where(ST.c.id == claimed.c.space_id, ST.c.status != SPACE_COMPLETED).cte(
         "started"
     )
     done = complete.cte("done")
@@ -282,7 +276,7 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
     now = utcnow()
     pick = select(J.id).where(
         J.space_id == space_pk,
-        J.status == "queued",
+        J.status == JobStatus.QUEUED,
         J.retry_count < J.max_retries,
         # due now: ``<`` would differ only at the very microsecond the backoff ends
         or_(J.available_at.is_(None), J.available_at <= now),  # pragma: no mutate
@@ -297,8 +291,8 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
     row = (
         await session.execute(
             update(J)
-            .where(J.id == job_id, J.status == "queued")
-            .values(status="processing", started_at=now, locked_by=worker, heartbeat_at=now)
+            .where(J.id == job_id, J.status == JobStatus.QUEUED)
+            .values(status=JobStatus.PROCESSING, started_at=now, locked_by=worker, heartbeat_at=now)
             .returning(J.id, J.space_id, J.retry_count, J.max_retries)
         )
     ).first()
@@ -306,9 +300,9 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
         return None
     await session.execute(
         update(Space)
-        .where(Space.id == space_pk, Space.status != "completed")
+        .where(Space.id == space_pk, Space.status != SpaceStatus.COMPLETED)
         .values(
-            status="processing",
+            status=SpaceStatus.PROCESSING,
             processing_started_at=func.coalesce(Space.processing_started_at, now),
         )
     )
@@ -330,12 +324,12 @@ async def heartbeat(session: AsyncSession, job_id: int, worker: str) -> bool:
     return job_id in await heartbeat_many(session, [job_id], worker)
 
 
-async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) -> set[int]:
-    """Mark ``worker``'s jobs done (each once) and their Spaces completed; queue
-    ``transcript_ready`` for every payer. Returns the ids completed now (the rest had lost
-    their lease)."""
+async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) -> dict[int, int]:
+    """Mark ``worker``'s jobs done (each once) and their Spaces completed. Returns job id →
+    Space pk of the jobs completed now (the rest had lost their lease): the caller tells
+    their payers (:func:`core.payers.transcript_ready`) in the same transaction."""
     if not job_ids:
-        return set()
+        return {}
     sql = _sql(session)
     now = utcnow()
     rows = (
@@ -344,12 +338,11 @@ async def complete_many(session: AsyncSession, job_ids: list[int], worker: str) 
     space_pks = [r[1] for r in rows]
     if space_pks and sql.complete_spaces is not None:
         await session.execute(sql.complete_spaces, {"now": now, "space_ids": space_pks})
-    await _notify_many(session, space_pks, "transcript_ready", {})
-    return {r[0] for r in rows}
+    return {r[0]: r[1] for r in rows}
 
 
 async def complete(session: AsyncSession, job_id: int, worker: str) -> bool:
-    """Mark the job done (once). Queues ``transcript_ready`` for every payer."""
+    """Mark the job done (once); False if the lease was lost."""
     return job_id in await complete_many(session, [job_id], worker)
 
 
@@ -361,10 +354,10 @@ async def fail(
     retryable: bool,
     backoff_base: float,
     backoff_cap: float,
-) -> str | None:
+) -> JobStatus | None:
     """Record a failed attempt: queued again after a backoff, or failed for good.
 
-    Returns "queued", "failed", or None if the lease was lost (nothing changed).
+    Returns ``queued``, ``failed``, or None if the lease was lost (nothing changed).
 
     Every write is conditional on the lease (id, worker, ``processing``) and the read takes
     the row lock (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction serialises), so
@@ -372,7 +365,7 @@ async def fail(
     caller neither refunds nor notifies.
     """
     now = utcnow()
-    held = (J.id == job_id, J.locked_by == worker, J.status == "processing")
+    held = (J.id == job_id, J.locked_by == worker, J.status == JobStatus.PROCESSING)
     job = (
         await session.execute(
             select(J.retry_count, J.max_retries, J.space_id).where(*held).with_for_update()
@@ -385,14 +378,16 @@ async def fail(
     # NULL, 0 and 1 all allow no second attempt: ``or 1`` would be the same rule
     attempts = job.max_retries or 0  # pragma: no mutate
     if should_retry(retries, attempts, retryable):
-        delay = backoff_seconds(retries, backoff_base, backoff_cap)
-        status, space_values = "queued", {"status": "pending"}
+        delay = backoff.exponential(retries, backoff_base, backoff_cap)  # as the outbox
+        status = JobStatus.QUEUED
+        space_values: dict[str, object] = {"status": SpaceStatus.PENDING}
         values: dict[str, object] = {
             "available_at": now + timedelta(seconds=delay),
             "heartbeat_at": None,
         }
     else:
-        status, space_values = "failed", {"status": "failed", "error_message": error}
+        status = JobStatus.FAILED
+        space_values = {"status": SpaceStatus.FAILED, "error_message": error}
         values = {"completed_at": now}
     moved = await session.execute(
         update(J)
@@ -421,9 +416,9 @@ async def defer(
     now = utcnow()
     moved = await session.execute(
         update(J)
-        .where(J.id == job_id, J.locked_by == worker, J.status == "processing")
+        .where(J.id == job_id, J.locked_by == worker, J.status == JobStatus.PROCESSING)
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             error_message=note[:2000],
             available_at=now + timedelta(seconds=delay_seconds),
             locked_by=None,
@@ -434,7 +429,9 @@ async def defer(
     space_pk = moved.scalar_one_or_none()
     if space_pk is None:
         return False
-    await session.execute(update(Space).where(Space.id == space_pk).values(status="pending"))
+    await session.execute(
+        update(Space).where(Space.id == space_pk).values(status=SpaceStatus.PENDING)
+    )
     return True
 
 
@@ -450,9 +447,9 @@ async def reap(session: AsyncSession, lease_seconds: float) -> int:
     lapsed = J.heartbeat_at < stale  # pragma: no mutate
     result = await session.execute(
         update(J)
-        .where(J.status == "processing", or_(J.heartbeat_at.is_(None), lapsed))
+        .where(J.status == JobStatus.PROCESSING, or_(J.heartbeat_at.is_(None), lapsed))
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             locked_by=None,
             heartbeat_at=None,
             available_at=now,
@@ -470,8 +467,8 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
     now = utcnow()
     rows = await session.execute(
         update(J)
-        .where(J.status == "queued", J.retry_count >= J.max_retries)
-        .values(status="failed", completed_at=now)
+        .where(J.status == JobStatus.QUEUED, J.retry_count >= J.max_retries)
+        .values(status=JobStatus.FAILED, completed_at=now)
         .returning(J.space_id, J.error_message)
     )
     out = []
@@ -479,98 +476,16 @@ async def fail_exhausted(session: AsyncSession) -> list[int]:
         await session.execute(
             update(Space)
             .where(Space.id == space_pk)
-            .values(status="failed", error_message=err or "processing failed")
+            .values(status=SpaceStatus.FAILED, error_message=err or "processing failed")
         )
         out.append(space_pk)
     return out
 
 
-# pragma: no mutate start
-def _payers_stmt(postgres: bool) -> Executable:
-    tp, acc, inv = (cast(Table, m.__table__) for m in (TranscriptionPayment, Account, Invoice))
-    if postgres:
-        where = tp.c.space_id == any_(bindparam("space_ids", type_=ARRAY(Integer())))
-    else:
-        where = tp.c.space_id.in_(bindparam("space_ids", expanding=True))
-    return (
-        select(
-            tp.c.space_id,
-            ST.c.space_id,
-            tp.c.user_id,
-            acc.c.platform,
-            acc.c.platform_user_id,
-            inv.c.payload,
-        )
-        .join(ST, ST.c.id == tp.c.space_id)
-        .join(acc, acc.c.user_id == tp.c.user_id)
-        .outerjoin(inv, inv.c.id == tp.c.invoice_id)
-        .where(where, tp.c.refunded_at.is_(None))  # refunded: no longer a payer
-        .order_by(tp.c.space_id, tp.c.id, acc.c.id)
-    )
-
-
-_PAYERS = {"postgresql": _payers_stmt(True), "sqlite": _payers_stmt(False)}
-# pragma: no mutate end
-
-
-def _origin(invoice_payload: str | None) -> str | None:
-    """The chat a purchase came from, as recorded on its invoice."""
-    if not invoice_payload:
-        return None
-    try:
-        origin = json.loads(invoice_payload).get("chat_id")
-    except ValueError:
-        return None
-    return str(origin) if origin else None
-
-
-async def _payers_of(
-    session: AsyncSession, space_pks: list[int]
-) -> dict[int, tuple[str, list[Payer]]]:
-    """Space pk → (public Space id, its payers), for the Spaces that have any."""
-    out: dict[int, tuple[str, list[Payer]]] = {}
-    if not space_pks:
-        return out
-    rows = await session.execute(_PAYERS[dialect_name(session)], {"space_ids": list(space_pks)})
-    for pk, sid, user_id, platform, recipient, payload in rows:
-        out.setdefault(pk, (sid, []))[1].append(
-            Payer(user_id, platform, recipient, _origin(payload))
-        )
-    return out
-
-
-async def payers(session: AsyncSession, space_pk: int) -> list[Payer]:
-    """Every platform account that bought the Space's transcript (via its linked user)."""
-    found = (await _payers_of(session, [space_pk])).get(space_pk)
-    return found[1] if found else []
-
-
-async def _notify_many(
-    session: AsyncSession, space_pks: list[int], kind: str, payload: dict[str, object]
-) -> int:
-    """One outbox message of ``kind`` per payer of each Space, all in one statement."""
-    from core.outbox import add_messages, message_row
-
-    rows = [
-        message_row(
-            kind=kind,
-            platform=p.platform,
-            recipient=p.recipient,
-            payload={"space_id": sid, **payload},
-            dedupe_key=f"{kind}:{sid}:{p.platform}:{p.recipient}",
-            origin_chat_id=p.origin_chat_id,
-            space_pk=pk,
-        )
-        for pk, (sid, people) in (await _payers_of(session, space_pks)).items()
-        for p in people
-    ]
-    return await add_messages(session, rows)
-
-
 async def position(session: AsyncSession, space_pk: int) -> int | None:
     """1-based position of the Space's queued job in seed query 6's order, if queued."""
     job = (
-        await session.execute(select(J).where(J.space_id == space_pk, J.status == "queued"))
+        await session.execute(select(J).where(J.space_id == space_pk, J.status == JobStatus.QUEUED))
     ).scalar_one_or_none()
     if job is None:
         return None
@@ -578,7 +493,7 @@ async def position(session: AsyncSession, space_pk: int) -> int | None:
         select(func.count())
         .select_from(J)
         .where(
-            J.status == "queued",
+            J.status == JobStatus.QUEUED,
             J.retry_count < J.max_retries,
             or_(
                 J.priority > job.priority,

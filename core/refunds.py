@@ -30,8 +30,9 @@ from core.db import (
 from core.db.upsert import insert_ignore
 from core.money import canonical_units, to_units
 from core.outbox import add_message
+from core.payers import payers
 from core.payments.stars import refund_for_invoices, stars_invoice_pks
-from core.queue import payers
+from core.statuses import JobStatus
 
 
 async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:
@@ -40,7 +41,7 @@ async def _failure_suffix(session: AsyncSession, space_pk: int) -> str:
         await session.execute(
             select(func.count())
             .select_from(ProcessingJob)
-            .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == "failed")
+            .where(ProcessingJob.space_id == space_pk, ProcessingJob.status == JobStatus.FAILED)
         )
     ).scalar_one()
     return f":{n}" if n > 1 else ""
@@ -189,7 +190,6 @@ async def settle_unanswered_question(
     if inv.account_id:  # pragma: no mutate
         acc = await session.get(Account, inv.account_id)
     if added and acc is not None:
-        payload = json.loads(inv.payload) if inv.payload else {}
         await add_message(
             session,
             kind="refunded",
@@ -202,6 +202,6 @@ async def settle_unanswered_question(
                 "unanswered": True,
             },
             dedupe_key=f"refunded:question:{inv.public_id}",
-            origin_chat_id=payload.get("chat_id"),
+            origin_chat_id=inv.origin_chat_id,
         )
     return bool(added)

@@ -1,5 +1,8 @@
-"""Status vocabularies: the strings stored in the database, as ``StrEnum``s (a member equals
-its string, so rows written before and after read the same)."""
+"""The status values stored in the database, one ``StrEnum`` per column.
+
+Members are ``str``s equal to the stored text, so they compare with rows read back, bind
+as plain strings, and render as themselves in SQL literals and log lines.
+"""
 
 from __future__ import annotations
 
@@ -25,3 +28,31 @@ class ReceiptStatus(StrEnum):
     CREDITED = "credited"
     REVERTED = "reverted"
     MISMATCH = "mismatch"
+
+
+class JobStatus(StrEnum):
+    """``processing_queue.status``: queued → processing → completed | failed (or queued again)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class SpaceStatus(StrEnum):
+    """``spaces.status``: pending → processing → completed | failed."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    """``outbox.status``: pending → sending → sent | fallback (undeliverable) | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FALLBACK = "fallback"
+    FAILED = "failed"

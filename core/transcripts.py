@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db import Space, TranscriptDocument, utcnow
 from core.db.upsert import insert
 from core.spaces import space_dir
+from core.statuses import SpaceStatus
 
 if TYPE_CHECKING:
     from core.context import Context
@@ -122,7 +123,7 @@ async def backfill(ctx: Context) -> list[str]:
         rows = (
             await s.execute(
                 select(Space.id, Space.space_id).where(
-                    Space.status == "completed",
+                    Space.status == SpaceStatus.COMPLETED,
                     ~exists().where(TranscriptDocument.space_id == Space.id),
                 )
             )

@@ -17,13 +17,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import metrics, queue
+from core import metrics, payers, queue
 from core.context import Context
 from core.db import Space
 from core.logging import get_logger, log_context, redact
 from core.pipeline.errors import SpaceUnavailable
 from core.pipeline.xspaces import Outcome, SpaceNotReady
 from core.refunds import settle_failed_space
+from core.statuses import JobStatus
 
 log = get_logger("spacescribe.worker")
 
@@ -226,13 +227,14 @@ class Worker:
             return
         async with self.ctx.db.session() as s:
             completed = await queue.complete_many(s, [r.job.id for r in done], self.worker_id)
+            await payers.transcript_ready(s, list(completed.values()))
         now = time.monotonic()
         for r in done:
-            status = "completed" if r.job.id in completed else "lost"
+            status = JobStatus.COMPLETED if r.job.id in completed else "lost"
             metrics.JOB_SECONDS.labels(status=status).observe(now - r.started)
         if len(done) == 1:
             r = done[0]
-            status = "completed" if r.job.id in completed else "lost"
+            status = JobStatus.COMPLETED if r.job.id in completed else "lost"
             log.info(
                 "job completed", job=r.job.id, seconds=round(now - r.started, 1), status=status
             )
@@ -265,7 +267,7 @@ class Worker:
                 )
                 or "lost"
             )
-            if status == "failed":
+            if status == JobStatus.FAILED:
                 await settle_failed_space(s, self.ctx.settings, r.job.space_pk)
         metrics.JOB_SECONDS.labels(status=status).observe(time.monotonic() - r.started)
         log.warning("job failed", job=r.job.id, status=status, error=str(error)[:300])

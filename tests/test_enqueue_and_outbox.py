@@ -9,8 +9,9 @@ from core import accounts
 from core.context import Context
 from core.db import Outbox, ProcessingJob, Space, utcnow
 from core.outbox import add_message
-from core.queue import claim, complete_many, enqueue
+from core.queue import claim, enqueue
 from core.results import Caller
+from tests.queue.test_queue import complete
 
 
 async def _space(ctx: Context, sid: str = "1RDxlAoOeQRKL") -> int:
@@ -128,13 +129,13 @@ async def test_a_purchase_racing_the_completion_is_delivered_once(
     real = credit._space_row
     completions: list[asyncio.Task[set[int]]] = []
 
-    async def complete() -> set[int]:
+    async def completing() -> set[int]:
         async with ctx.db.session() as s:
-            return await complete_many(s, [job.id], "w")
+            return await complete(s, [job.id], "w")
 
     async def racing(session, space_id, title):  # type: ignore[no-untyped-def]
         space = await real(session, space_id, title)
-        completions.append(asyncio.create_task(complete()))
+        completions.append(asyncio.create_task(completing()))
         await asyncio.sleep(0.5)  # the job completes now, unless this purchase holds it back
         return space
 

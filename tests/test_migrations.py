@@ -123,3 +123,72 @@ async def test_full_text_search_on_titles_and_participants(empty_url: str) -> No
                 assert hits.scalars().all() == ["1AAAAAAAAAAAA"]
     finally:
         await db.dispose()
+
+
+_INVOICE = (
+    "INSERT INTO invoices (public_id, kind, space_ids, payload, amount_units, network,"
+    " token_address, pay_to, status, expires_at)"
+    " VALUES (:public_id, 'transcription', '[]', :payload, 1, 'eip155:31337', '0x0', '0x0',"
+    " 'open', CURRENT_TIMESTAMP)"
+)
+# payload → origin_chat_id after 0012: the chat_id as text, nothing where there was none
+_PAYLOADS = [
+    ('{"chat_id": "-1001", "guild_id": "5"}', "-1001"),
+    ('{"chat_id": 42}', "42"),
+    ('{"chat_id": ""}', None),
+    ('{"question": "who?"}', None),
+    ("[1, 2]", None),
+    ("not json", None),
+    (None, None),
+]
+
+
+async def _invoices(url: str) -> list[dict[str, object]]:
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            rows = await s.execute(text("SELECT * FROM invoices ORDER BY id"))
+            return [dict(r._mapping) for r in rows]
+    finally:
+        await db.dispose()
+
+
+async def test_0012_moves_the_origin_chat_to_a_column_and_back(empty_url: str) -> None:
+    """Invoices written at 0011 get origin_chat_id from their payload (more rows than one
+    batch of the back-fill); the downgrade drops the column and keeps every row."""
+    await asyncio.to_thread(m.upgrade, empty_url, "0011")
+    db = Database(empty_url)
+    try:
+        async with db.session() as s:
+            rows = [
+                {"public_id": f"inv_{i}", "payload": _PAYLOADS[i % len(_PAYLOADS)][0]}
+                for i in range(1_201)
+            ]
+            await s.execute(text(_INVOICE), rows)
+            # a reference into invoices that a table rebuild on SQLite would have nulled
+            await s.execute(
+                text(
+                    "INSERT INTO payment_receipts (invoice_id, method, network, token_address,"
+                    " payer_address, pay_to, amount_units, status)"
+                    " VALUES (1, 'transfer', 'eip155:31337', '0x0', '0x0', '0x0', 1, 'credited')"
+                )
+            )
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(m.upgrade, empty_url, "0012")
+    after = await _invoices(empty_url)
+    assert len(after) == 1_201
+    for i, row in enumerate(after):
+        assert row["origin_chat_id"] == _PAYLOADS[i % len(_PAYLOADS)][1], row
+    await asyncio.to_thread(m.downgrade, empty_url, "0011")
+    back = await _invoices(empty_url)
+    assert [r["payload"] for r in back] == [r["payload"] for r in after]
+    assert all("origin_chat_id" not in r for r in back)
+    db = Database(empty_url)
+    try:
+        async with db.session() as s:
+            assert await s.scalar(text("SELECT invoice_id FROM payment_receipts")) == 1
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(m.upgrade, empty_url)
+    assert [r["origin_chat_id"] for r in await _invoices(empty_url)][:2] == ["-1001", "42"]

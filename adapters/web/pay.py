@@ -82,7 +82,7 @@ def return_link(inv: Invoice, acc: Account | None) -> str | None:
     bot = payload.get("bot_username")
     if platform == "telegram" and isinstance(bot, str) and _TG_BOT.match(bot):
         return f"https://t.me/{bot}?start=paid_{inv.public_id}"
-    guild, chat = str(payload.get("guild_id", "")), str(payload.get("chat_id", ""))
+    guild, chat = str(payload.get("guild_id", "")), inv.origin_chat_id or ""
     if platform == "discord" and _SNOWFLAKE.match(guild) and _SNOWFLAKE.match(chat):
         return f"https://discord.com/channels/{guild}/{chat}"
     return None

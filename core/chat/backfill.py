@@ -12,6 +12,7 @@ from core import transcripts
 from core.chat.index import index_segments
 from core.context import Context
 from core.db import Passage, Space
+from core.statuses import SpaceStatus
 
 
 @dataclass
@@ -25,7 +26,7 @@ async def backfill(
 ) -> BackfillReport:
     """Index the named completed Spaces (default: every completed Space without passages;
     ``force`` re-indexes those that have some)."""
-    q = select(Space.id, Space.space_id).where(Space.status == "completed")
+    q = select(Space.id, Space.space_id).where(Space.status == SpaceStatus.COMPLETED)
     if space_ids is not None:
         q = q.where(Space.space_id.in_(space_ids))
     elif not force:

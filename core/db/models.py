@@ -286,7 +286,8 @@ class Invoice(Base):
         Integer, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     space_ids: Mapped[str] = mapped_column(Text, nullable=False)  # JSON array of Space ids
-    payload: Mapped[str | None] = mapped_column(Text)  # JSON: question, origin chat, ...
+    payload: Mapped[str | None] = mapped_column(Text)  # JSON: question, pay-page links, ...
+    origin_chat_id: Mapped[str | None] = mapped_column(Text)  # where the command came from
     amount_units: Mapped[int] = mapped_column(BigInteger, nullable=False)
     credit_units: Mapped[int] = mapped_column(
         BigInteger, nullable=False, default=0, server_default=text("0")

@@ -27,6 +27,7 @@ from core.logging import get_logger, redact
 from core.metrics import CHAT_TOKENS
 from core.pipeline.render import doc_from_json, documents
 from core.pipeline.storage import SpaceFiles, atomic_write
+from core.statuses import SpaceStatus
 
 log = get_logger(__name__)
 
@@ -207,7 +208,7 @@ async def backfill(
     q = select(Space.id, Space.space_id, SpaceEnrichment.status).outerjoin(
         SpaceEnrichment, SpaceEnrichment.space_id == Space.id
     )
-    q = q.where(Space.status == "completed")
+    q = q.where(Space.status == SpaceStatus.COMPLETED)
     if space_ids is not None:
         q = q.where(Space.space_id.in_(space_ids))
     async with ctx.db.session() as s:
@@ -238,7 +239,7 @@ async def retry_failed(ctx: Context) -> int:
                 select(Space.id, Space.space_id)
                 .join(SpaceEnrichment, SpaceEnrichment.space_id == Space.id)
                 .where(
-                    Space.status == "completed",
+                    Space.status == SpaceStatus.COMPLETED,
                     SpaceEnrichment.status == "failed",
                     SpaceEnrichment.attempts < limit,
                 )

@@ -175,7 +175,6 @@ async def _notify(
     acc = await session.get(Account, inv.account_id)
     if acc is None:
         return
-    payload = json.loads(inv.payload) if inv.payload else {}
     await outbox.add_message(
         session,
         kind=kind,
@@ -183,7 +182,7 @@ async def _notify(
         recipient=acc.platform_user_id,
         payload={"invoice_id": inv.public_id, "kind": inv.kind, **extra},
         dedupe_key=f"{kind}:{inv.public_id}" + (f":{space.space_id}" if space else ""),
-        origin_chat_id=payload.get("chat_id"),
+        origin_chat_id=inv.origin_chat_id,
         space_pk=space.id if space else None,
     )
 

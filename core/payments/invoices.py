@@ -83,6 +83,8 @@ async def insert_invoice(
         user_id=user_id,
         space_ids=json.dumps(space_ids),
         payload=json.dumps(payload, sort_keys=True) if payload is not None else None,
+        # the payload keeps its chat_id too, for compatibility; the column is what is read
+        origin_chat_id=str(payload["chat_id"]) if payload and payload.get("chat_id") else None,
         amount_units=amount_units,
         credit_units=0,
         network=p.network,

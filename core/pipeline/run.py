@@ -40,6 +40,7 @@ from core.pipeline.xspaces import (
 )
 from core.results import Refused
 from core.spaces import canonical_url
+from core.statuses import SpaceStatus
 
 
 class Progress:
@@ -206,7 +207,7 @@ async def check_space(ctx: Context, space_id: str) -> Refused | Checked:
         row = (
             await s.execute(select(Space).where(Space.space_id == space_id))
         ).scalar_one_or_none()
-        if row is not None and row.status != "failed":
+        if row is not None and row.status != SpaceStatus.FAILED:
             return Checked(
                 title=row.title,
                 creator=row.creator,

@@ -16,6 +16,7 @@ from core.queue import position
 from core.results import Caller, OwnedSpace, Refused, SpaceView, Transcript
 from core.service.views import format_problem, space_view, transcript_of
 from core.spaces import parse_space
+from core.statuses import JobStatus, SpaceStatus
 
 POPULAR_LIMIT = 10
 MATCH_LIMIT = 25  # Discord shows at most 25 autocomplete choices
@@ -58,7 +59,7 @@ _STATUS = (
     )
     .outerjoin(
         ProcessingJob,
-        (ProcessingJob.space_id == Space.id) & (ProcessingJob.status == "queued"),
+        (ProcessingJob.space_id == Space.id) & (ProcessingJob.status == JobStatus.QUEUED),
     )
     .where(Space.space_id == bindparam("space_id"))
 )
@@ -102,7 +103,7 @@ async def my_spaces(ctx: Context, caller: Caller) -> list[OwnedSpace]:
         )
         out = []
         for space, paid_at, is_unlocked in rows.all():
-            pos = await position(s, space.id) if space.status == "pending" else None
+            pos = await position(s, space.id) if space.status == SpaceStatus.PENDING else None
             out.append(OwnedSpace(space_view(space, pos), bool(is_unlocked), paid_at))
         return out
 
@@ -139,7 +140,7 @@ async def popular(ctx: Context) -> list[SpaceView]:
     async with ctx.db.read() as s:
         rows = await s.execute(
             select(Space)
-            .where(Space.status == "completed")
+            .where(Space.status == SpaceStatus.COMPLETED)
             .order_by(Space.transcription_count.desc(), Space.id)
             .limit(POPULAR_LIMIT)
         )
@@ -195,7 +196,7 @@ async def transcript_for(
         if t is not None:
             return replace(t, overview=await enrichment_of(s, space.id))
         if t is None:
-            if space.status == "failed":
+            if space.status == SpaceStatus.FAILED:
                 return Refused("failed", f"Processing Space {sid} failed: {space.error_message}")
             return Refused(
                 "not_ready",

@@ -21,6 +21,7 @@ from core.pipeline import ffmpeg
 from core.results import Refused
 from core.service.catalog import find_space
 from core.service.imports import Metadata, import_recording
+from core.statuses import SpaceStatus
 
 log = get_logger("spacescribe.demo")
 
@@ -115,7 +116,7 @@ async def ensure_demo_space(ctx: Context) -> DemoSpace | Refused:
         return Refused("live_mode", "The demo Space exists only in test mode.")
     async with ctx.db.read() as s:
         space = await find_space(s, DEMO_SPACE_ID)
-    if space is not None and space.status != "failed":
+    if space is not None and space.status != SpaceStatus.FAILED:
         return DemoSpace(DEMO_SPACE_ID, space.status, False)
     with tempfile.TemporaryDirectory(prefix="spacescribe-demo-") as tmp:
         try:

@@ -21,6 +21,7 @@ from core.context import Context
 from core.db import ProcessingJob, Space, utcnow
 from core.db.upsert import insert_ignore
 from core.logging import get_logger
+from core.payers import payers
 from core.pipeline import imported
 from core.pipeline.errors import PipelineError
 from core.pipeline.storage import SpaceFiles
@@ -28,6 +29,7 @@ from core.results import Caller, Refused, SpaceView
 from core.service.catalog import find_space, parse_or_refuse
 from core.service.views import space_view
 from core.spaces import canonical_url
+from core.statuses import JobStatus, SpaceStatus
 
 log = get_logger("spacescribe.imports")
 
@@ -75,12 +77,12 @@ def allowed(caller: Caller | None) -> Refused | None:
 def _refusal(space: Space | None, busy: bool, force: bool) -> Refused | None:
     if space is None:
         return None
-    if busy or space.status == "processing":
+    if busy or space.status == SpaceStatus.PROCESSING:
         return Refused(
             "being_processed",
             f"Space {space.space_id} is being processed right now; import again if it fails.",
         )
-    if space.status == "completed" and not force:
+    if space.status == SpaceStatus.COMPLETED and not force:
         return Refused(
             "already_transcribed",
             f"Space {space.space_id} is already transcribed; importing would replace its "
@@ -93,7 +95,7 @@ async def _busy(session: AsyncSession, space_pk: int) -> bool:
     return bool(
         await session.scalar(
             select(ProcessingJob.id).where(
-                ProcessingJob.space_id == space_pk, ProcessingJob.status == "processing"
+                ProcessingJob.space_id == space_pk, ProcessingJob.status == JobStatus.PROCESSING
             )
         )
     )
@@ -134,7 +136,7 @@ async def _record(
             "title": meta.title or f"X Space {sid}",
             "creator": meta.creator,
             "space_started_at": meta.started_at,
-            "status": "pending",
+            "status": SpaceStatus.PENDING,
             "first_requested_at": utcnow(),
             "transcription_count": 0,
             "chat_unlock_count": 0,
@@ -165,12 +167,12 @@ async def _record(
     await session.execute(
         update(Space)
         .where(Space.id == space.id)
-        .values(status="pending", error_message=None, **given)
+        .values(status=SpaceStatus.PENDING, error_message=None, **given)
     )
     # a job already waiting (a live Space, X unreachable) starts now, with every attempt
     waiting = await session.execute(
         update(ProcessingJob)
-        .where(ProcessingJob.space_id == space.id, ProcessingJob.status == "queued")
+        .where(ProcessingJob.space_id == space.id, ProcessingJob.status == JobStatus.QUEUED)
         .values(available_at=utcnow(), retry_count=0, error_message=None)
         .returning(ProcessingJob.id)
     )
@@ -214,7 +216,7 @@ async def import_recording(
                 return recorded
             space, created = recorded
             staged.install(files)  # renames only; undone below if the commit fails
-            waiting = len(await queue.payers(s, space.id))
+            waiting = len(await payers(s, space.id))
             view = space_view(space)
     except BaseException:
         staged.undo()

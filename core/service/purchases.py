@@ -28,7 +28,7 @@ from core.results import AlreadyOwned, Caller, Granted, Quote, Refused, Transcri
 from core.service.catalog import find_space, ownership, owns, parse_or_refuse
 from core.service.invoicing import create_invoice
 from core.service.views import format_problem, space_view, transcript_of
-from core.statuses import InvoiceStatus
+from core.statuses import InvoiceStatus, SpaceStatus
 
 log = get_logger("spacescribe.purchases")
 
@@ -143,9 +143,11 @@ async def request_transcription(
     async with ctx.db.session() as s:
         space, _user_id, owned = await ownership(s, caller, sid)
         if space is not None and owned:
-            if space.status == "failed":  # paid, never refunded (no credit policy): again, free
+            if (
+                space.status == SpaceStatus.FAILED
+            ):  # paid, never refunded (no credit policy): again, free
                 await retry_failed_space(s, ctx, space.id)
-                space.status, space.error_message = "pending", None
+                space.status, space.error_message = SpaceStatus.PENDING, None
             return AlreadyOwned(
                 "transcription", space_view(space), await transcript_of(s, ctx, space)
             )
@@ -153,7 +155,7 @@ async def request_transcription(
     if isinstance(checked, Refused):
         return checked
     payload = checked_payload(checked) if checked is not None else None
-    if space is not None and space.status != "failed":
+    if space is not None and space.status != SpaceStatus.FAILED:
         payload = {**(payload or {}), "title": space.title}
     price = ctx.settings.prices.transcription
     result = await _quote(ctx, caller, "transcription", sid, price, payload)
@@ -175,8 +177,8 @@ async def retry_failed_space(session: AsyncSession, ctx: Context, space_pk: int)
 
     moved = await session.execute(
         update(Space)
-        .where(Space.id == space_pk, Space.status == "failed")
-        .values(status="pending", error_message=None)
+        .where(Space.id == space_pk, Space.status == SpaceStatus.FAILED)
+        .values(status=SpaceStatus.PENDING, error_message=None)
     )
     if not getattr(moved, "rowcount", 0):
         return False

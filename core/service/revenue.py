@@ -35,6 +35,7 @@ from core.db import (
 from core.money import from_units, parse_usdc
 from core.results import Caller, Refused, RevenueLine, RevenueReport, StarsLine
 from core.service.views import space_view
+from core.statuses import SpaceStatus
 
 PERIODS: dict[str, timedelta | None] = {
     "day": timedelta(days=1),
@@ -166,7 +167,7 @@ async def build_report(
             lines.append((product, total, count))
         stt_seconds = await s.scalar(
             select(func.coalesce(func.sum(Space.audio_duration_seconds), 0)).where(
-                Space.status == "completed",
+                Space.status == SpaceStatus.COMPLETED,
                 *([Space.completed_at >= since] if since else []),
             )
         )

@@ -22,6 +22,7 @@ from core.service.demo_space import is_demo
 from core.service.purchases import unlocked
 from core.service.views import space_view
 from core.spaces import canonical_url
+from core.statuses import SpaceStatus
 
 RECENT_LIMIT = 12
 
@@ -57,7 +58,7 @@ async def recent(ctx: Context, limit: int = RECENT_LIMIT) -> list[SpaceView]:
     async with ctx.db.read() as s:
         rows = await s.execute(
             select(Space)
-            .where(Space.status == "completed")
+            .where(Space.status == SpaceStatus.COMPLETED)
             .order_by(Space.completed_at.desc(), Space.id.desc())
             .limit(limit)
         )
@@ -83,13 +84,13 @@ async def space_page(ctx: Context, caller: Caller | None, text: str) -> SpacePag
         space = await find_space(s, sid)
         if space is None:
             return SpacePage(sid, canonical_url(sid), None, prices(ctx), is_demo(sid))
-        pos = await position(s, space.id) if space.status == "pending" else None
+        pos = await position(s, space.id) if space.status == SpaceStatus.PENDING else None
         view = space_view(space, pos)
         uid = await user_id_for(s, caller) if caller is not None else None
         owned = await owns(s, uid, space.id)
         is_unlocked = owned and await unlocked(s, uid, space.id)
         formats = []
-        if owned and space.status == "completed":
+        if owned and space.status == SpaceStatus.COMPLETED:
             formats = await transcripts.formats(s, ctx.spaces_dir, space)
     answers = await answers_on(ctx, caller, sid) if caller is not None and owned else []
     return SpacePage(

@@ -12,6 +12,7 @@ from core import transcripts
 from core.context import Context
 from core.db import Space
 from core.results import Refused, SpaceView, Transcript
+from core.statuses import SpaceStatus
 from core.transcripts import FORMATS
 
 
@@ -68,9 +69,9 @@ def space_view(space: SpaceFields, queue_position: int | None = None) -> SpaceVi
         transcription_count=space.transcription_count or 0,
         chat_unlock_count=space.chat_unlock_count or 0,
         queue_position=queue_position,
-        error=space.error_message if space.status == "failed" else None,
+        error=space.error_message if space.status == SpaceStatus.FAILED else None,
         completed_at=space.completed_at,
-        chapters=_names(space.chapter_titles) if space.status == "completed" else [],
+        chapters=_names(space.chapter_titles) if space.status == SpaceStatus.COMPLETED else [],
         started_at=space.space_started_at,
     )
 
@@ -88,7 +89,7 @@ async def transcript_of(
 ) -> Transcript | None:
     """The transcript of a completed Space in ``fmt`` (one of FORMATS), from the database
     (:mod:`core.transcripts`): what every delivery and download sends."""
-    if space.status != "completed" or fmt not in FORMATS:
+    if space.status != SpaceStatus.COMPLETED or fmt not in FORMATS:
         return None
     content = await transcripts.read(session, ctx.spaces_dir, space, fmt)
     if content is None:

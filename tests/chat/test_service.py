@@ -259,6 +259,7 @@ async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: 
                 payload=json.dumps(
                     {"question": "What is the budget for project vexlumdra?", "chat_id": "c-9"}
                 ),
+                origin_chat_id="c-9",
                 amount_units=units,
                 network="eip155:31337",
                 token_address="0x" + "11" * 20,

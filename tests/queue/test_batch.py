@@ -16,7 +16,7 @@ from core.context import Context
 from core.db import Outbox, ProcessingJob, Space
 from core.outbox import add_messages, message_row
 from core.worker import Worker
-from tests.queue.test_queue import _enqueue, _space
+from tests.queue.test_queue import _enqueue, _space, complete
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,15 +100,15 @@ async def test_complete_many_is_lease_bound_once_and_tells_each_payer_once(
         jobs = await queue.claim_many(s, "a", 3)
     ids = [j.id for j in jobs]
     async with ctx.db.session() as s:
-        assert await queue.complete_many(s, ids, "b") == set()  # not b's leases
+        assert await complete(s, ids, "b") == set()  # not b's leases
     async with ctx.db.session() as s:  # one job's lease went elsewhere meanwhile
         await s.execute(
             update(ProcessingJob).where(ProcessingJob.id == ids[0]).values(locked_by="c")
         )
     async with ctx.db.session() as s:
-        assert await queue.complete_many(s, ids, "a") == set(ids[1:])
+        assert await complete(s, ids, "a") == set(ids[1:])
     async with ctx.db.session() as s:
-        assert await queue.complete_many(s, ids, "a") == set()
+        assert await complete(s, ids, "a") == set()
         spaces = dict((await s.execute(select(Space.id, Space.status))).tuples().all())
         msgs = (await s.execute(select(Outbox))).scalars().all()
     done = [j.space_pk for j in jobs[1:]]

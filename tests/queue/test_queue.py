@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts, queue
+from core import accounts, backoff, payers, queue
 from core.context import Context
 from core.db import Credit, Outbox, ProcessingJob, Space, TranscriptionPayment, utcnow
 from core.results import Caller
@@ -56,6 +57,13 @@ async def _claim(ctx: Context, worker: str = "w") -> queue.ClaimedJob | None:
         return await queue.claim(s, worker)
 
 
+async def complete(s: AsyncSession, ids: list[int], worker: str) -> set[int]:
+    """Complete jobs and tell their payers in one transaction, as the worker does."""
+    done = await queue.complete_many(s, ids, worker)
+    await payers.transcript_ready(s, list(done.values()))
+    return set(done)
+
+
 async def test_order_is_seed_query_6(ctx: Context) -> None:
     pks = [await _space(ctx, i) for i in range(4)]
     await _enqueue(ctx, pks[0])
@@ -92,8 +100,10 @@ async def test_concurrent_claimers_never_share_a_job(ctx: Context) -> None:
 
 
 def test_backoff_is_exponential_and_capped() -> None:
-    assert [queue.backoff_seconds(n, 30, 3600) for n in range(0, 5)] == [0, 30, 60, 120, 240]
-    assert queue.backoff_seconds(20, 30, 3600) == 3600
+    """The one formula of the queue's retries and the outbox's deliveries."""
+    assert [backoff.exponential(n, 30, 3600) for n in range(0, 5)] == [0, 30, 60, 120, 240]
+    assert backoff.exponential(20, 30, 3600) == 3600
+    assert backoff.exponential(2, 0.5, 3600) == 1.0 and backoff.exponential(-1, 30, 60) == 0
     assert queue.should_retry(1, 3, True) and not queue.should_retry(3, 3, True)
     assert not queue.should_retry(1, 3, False)
 
@@ -141,9 +151,10 @@ async def test_completion_is_once_and_lease_bound(ctx: Context) -> None:
     assert job is not None
     async with ctx.db.session() as s:
         assert not await queue.complete(s, job.id, "b")  # not b's lease
-        assert await queue.complete(s, job.id, "a")
+        assert await complete(s, [job.id], "a") == {job.id}
     async with ctx.db.session() as s:
         assert not await queue.complete(s, job.id, "a")
+        assert await complete(s, [job.id], "a") == set()  # told once
         assert await s.scalar(select(func.count()).select_from(Outbox)) == 1
         msg = (await s.execute(select(Outbox))).scalar_one()
         assert (

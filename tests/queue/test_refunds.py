@@ -185,7 +185,7 @@ async def test_a_failed_space_gives_usdc_back_as_credit_and_stars_as_stars(ctx: 
         stars_user, _ = await _payer(s, "t2")
         usdc_user, _ = await _payer(s, "t1")
         usdc_user2, _ = await _payer(s, "t4")
-        usdc_inv = _invoice("inv_usdc_1", payload='{"chat_id": -100}')
+        usdc_inv = _invoice("inv_usdc_1", payload='{"chat_id": -100}', origin_chat_id="-100")
         stars_inv = _invoice("inv_stars_1")
         s.add_all([usdc_inv, stars_inv])
         await s.flush()
@@ -321,6 +321,7 @@ async def _question(ctx: Context, public_id: str, **kw: Any) -> tuple[int, int]:
             "space_ids": '["1Qa", "1Qb"]',
             "amount_units": 1_100_000,
             "payload": '{"chat_id": "-7", "question": "who?"}',
+            "origin_chat_id": "-7",
         }
         values.update(kw)
         inv = _invoice(public_id, **values)
@@ -368,7 +369,9 @@ async def test_an_unanswered_usdc_question_becomes_credit_once(ctx: Context) -> 
     assert await _settle_question(ctx, pk) is False  # once
     assert len(await _credits(ctx)) == 1 and len(await _outbox(ctx)) == 1
     # no account to tell, no origin chat: credited all the same
-    bare, user2 = await _question(ctx, "inv_q_2", account_id=None, payload=None)
+    bare, user2 = await _question(
+        ctx, "inv_q_2", account_id=None, payload=None, origin_chat_id=None
+    )
     assert await _refunded(ctx, bare) is False  # another question's credit is not its own
     assert await _settle_question(ctx, bare) is True
     assert (await _credits(ctx))[1] == (
@@ -379,7 +382,7 @@ async def test_an_unanswered_usdc_question_becomes_credit_once(ctx: Context) -> 
         True,
     )
     assert len(await _outbox(ctx)) == 1
-    quiet, _ = await _question(ctx, "inv_q_3", payload=None)
+    quiet, _ = await _question(ctx, "inv_q_3", payload=None, origin_chat_id=None)
     assert await _settle_question(ctx, quiet) is True
     assert (await _outbox(ctx))[-1][3:5] == ("refunded:question:inv_q_3", None)
 

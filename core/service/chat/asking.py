@@ -31,6 +31,7 @@ from core.results import Caller, Granted, Quote, Refused
 from core.service.chat.recording import record_answer, tell_answer
 from core.service.invoicing import create_invoice
 from core.spaces import parse_space
+from core.statuses import SpaceStatus
 
 RETRIEVE_LIMIT = 24
 
@@ -89,7 +90,7 @@ async def validate(
         sp = by_id.get(sid)
         if sp is None:
             return Refused("unknown_space", f"Space {sid} has not been transcribed here.")
-        if sp.status != "completed":
+        if sp.status != SpaceStatus.COMPLETED:
             return Refused(
                 "not_completed",
                 f"Space {sid} is not transcribed yet (status: {sp.status}); ask once it is.",

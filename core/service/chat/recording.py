@@ -25,7 +25,6 @@ async def tell_answer(session: AsyncSession, inv: Invoice, session_id: str | Non
     acc = await session.get(Account, inv.account_id) if inv.account_id else None
     if acc is None:
         return
-    payload = json.loads(inv.payload) if inv.payload else {}
     await outbox.add_message(
         session,
         kind="chat_answer",
@@ -33,7 +32,7 @@ async def tell_answer(session: AsyncSession, inv: Invoice, session_id: str | Non
         recipient=acc.platform_user_id,
         payload={"session_id": session_id} if session_id else {"invoice_id": inv.public_id},
         dedupe_key=f"chat_answer:{inv.public_id}",
-        origin_chat_id=payload.get("chat_id"),
+        origin_chat_id=inv.origin_chat_id,
     )
 
 

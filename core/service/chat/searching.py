@@ -16,6 +16,7 @@ from core.db import Space, TranscriptionPayment
 from core.db.upsert import dialect_name
 from core.results import Caller, Refused, SearchHit
 from core.service.views import space_view
+from core.statuses import SpaceStatus
 
 SEARCH_LIMIT = 10
 MAX_SEARCH_CHARS = 200
@@ -37,7 +38,7 @@ async def titled(s: AsyncSession, ws: list[str], limit: int = SEARCH_LIMIT) -> l
         )
     rows = await s.execute(
         select(Space)
-        .where(cond, Space.status == "completed")
+        .where(cond, Space.status == SpaceStatus.COMPLETED)
         .order_by(Space.transcription_count.desc(), Space.id)
         .limit(limit)
     )
@@ -64,7 +65,10 @@ async def search(ctx: Context, caller: Caller | None, words: str) -> list[Search
                     await s.execute(
                         select(Space)
                         .join(TranscriptionPayment, TranscriptionPayment.space_id == Space.id)
-                        .where(TranscriptionPayment.user_id == uid, Space.status == "completed")
+                        .where(
+                            TranscriptionPayment.user_id == uid,
+                            Space.status == SpaceStatus.COMPLETED,
+                        )
                         .order_by(TranscriptionPayment.id.desc())
                         .limit(SEARCH_OWNED_SPACES)
                     )
