@@ -33,6 +33,8 @@ async def test_a_read_runs_while_a_writer_holds_its_transaction(ctx: Context) ->
     async def reader() -> None:
         async with ctx.db.read() as s:
             assert await s.scalar(select(func.count()).select_from(Space)) == 1
+        async with ctx.db.read_connection() as conn:
+            assert await conn.scalar(select(func.count()).select_from(Space)) == 1
         view = await catalog.status(ctx, "1ReadWhileWrt")
         assert not isinstance(view, catalog.Refused)
         read_done.set()
@@ -49,3 +51,6 @@ async def test_postgresql_refuses_a_write_in_a_read_session(ctx: Context) -> Non
     with pytest.raises(DBAPIError, match="read-only"):
         async with ctx.db.read() as s:
             await s.execute(update(Space).values(title="x"))
+    with pytest.raises(DBAPIError, match="read-only"):
+        async with ctx.db.read_connection() as conn:
+            await conn.execute(update(Space).values(title="x"))

@@ -5,7 +5,8 @@ SQLite runs in WAL mode with foreign keys ON and a busy timeout, and every trans
 half-way on a lock upgrade: SQLite has one writer at a time and we take the write lock up front.
 :meth:`Database.read` is for work that writes nothing: a deferred transaction on SQLite (WAL
 readers run beside the writer instead of queueing for its lock) and a READ ONLY one on
-PostgreSQL.
+PostgreSQL. :meth:`Database.read_connection` is the same transaction on a Core connection, for
+plain statements: no session to build and close around them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -109,9 +111,8 @@ class Database:
         options: dict[str, Any] = {READ_ONLY: True}
         if self.engine.dialect.name == "postgresql":
             options["postgresql_readonly"] = True
-        self.read_sessionmaker = async_sessionmaker(
-            self.engine.execution_options(**options), expire_on_commit=False
-        )
+        self.read_engine = self.engine.execution_options(**options)
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -130,6 +131,14 @@ class Database:
         it. Use :meth:`session` for anything that may write."""
         async with self.read_sessionmaker() as s, s.begin():
             yield s
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """:meth:`read` without the ORM: a connection in the same read-only transaction, for
+        Core statements (rows, not objects). A status read costs about a quarter less CPU
+        this way (``python -m bench readcpu``)."""
+        async with self.read_engine.begin() as conn:
+            yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()
