@@ -54,3 +54,20 @@ async def test_postgresql_refuses_a_write_in_a_read_session(ctx: Context) -> Non
     with pytest.raises(DBAPIError, match="read-only"):
         async with ctx.db.read_connection() as conn:
             await conn.execute(update(Space).values(title="x"))
+
+
+async def test_a_sqlite_read_is_one_transaction(ctx: Context) -> None:
+    """Its statements see one snapshot: a write committed between them is not seen."""
+    if ctx.db.dialect != "sqlite":
+        pytest.skip("PostgreSQL's READ ONLY transaction is READ COMMITTED, as its writes are")
+    await _add_space(ctx, "1ReadSnapshot")
+    titles = select(Space.title).where(Space.space_id == "1ReadSnapshot")
+    async with ctx.db.read_connection() as conn:
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection is not None and raw.driver_connection.in_transaction
+        assert await conn.scalar(titles) == "Read test"
+        async with ctx.db.session() as s:
+            await s.execute(update(Space).values(title="written meanwhile"))
+        assert await conn.scalar(titles) == "Read test"
+    async with ctx.db.read() as s:
+        assert await s.scalar(titles) == "written meanwhile"
