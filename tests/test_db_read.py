@@ -71,3 +71,19 @@ async def test_a_sqlite_read_is_one_transaction(ctx: Context) -> None:
         assert await conn.scalar(titles) == "Read test"
     async with ctx.db.read() as s:
         assert await s.scalar(titles) == "written meanwhile"
+
+
+async def test_a_connection_goes_back_to_the_pool_without_its_transaction(ctx: Context) -> None:
+    """The pool rolls back what is still open when a connection is returned (SQLite: only
+    when something is, skipping a trip to the driver's thread): here a write lock that
+    SQLAlchemy did not take itself, which would otherwise block every writer."""
+    if ctx.db.dialect != "sqlite":
+        pytest.skip("PostgreSQL keeps SQLAlchemy's own rollback-on-return")
+    async with ctx.db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("BEGIN IMMEDIATE")
+        assert driver.in_transaction
+    assert not driver.in_transaction
+    await asyncio.wait_for(_add_space(ctx, "1AfterReturnd"), timeout=10)

@@ -11,6 +11,7 @@ plain statements: no session to build and close around them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -71,6 +72,7 @@ def create_engine(url: str, pool_size: int = 5, echo: bool = False) -> AsyncEngi
         if aurl.database and aurl.database != ":memory:":
             Path(aurl.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        kwargs["pool_reset_on_return"] = None  # done by _on_reset (below)
     else:
         kwargs.update(
             pool_size=pool_size,
@@ -104,6 +106,20 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
             conn.connection.dbapi_connection.run_async(_begin_deferred)
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
+        # The pool's rollback-on-return, without its trip to aiosqlite's thread when no
+        # transaction is open (every committed one): sqlite3's rollback() does nothing then.
+        if state.asyncio_safe and _in_transaction(dbapi_conn):
+            dbapi_conn.rollback()
+
+
+def _in_transaction(dbapi_conn: Any) -> bool:
+    try:
+        return bool(dbapi_conn.driver_connection.in_transaction)
+    except (ValueError, sqlite3.Error):  # closed: rollback() knows what to do, as before
+        return True
 
 
 def _begin_deferred(driver_conn: Any) -> Any:
