@@ -14,7 +14,8 @@ processes are not counted), so the machine's other load matters less than for
 ``BENCH_READCPU_BASE=<git ref>`` measures that ref's tree too (exported with ``git archive``,
 each tree in a process of its own, rounds alternating) and prints this tree / that one.
 Environment: SPACESCRIBE_TEST_PG_URL, BENCH_READCPU_REQUESTS (per round, default 2,000),
-BENCH_READCPU_ROUNDS (5), BENCH_READCPU_PROFILE=1 (cProfile of the route, SQLite, printed).
+BENCH_READCPU_ROUNDS (5), BENCH_READCPU_PROFILE=1 (instead: cProfile of the route on SQLite,
+the event loop's thread's CPU).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ async def _profile(url: str, data_dir: Path) -> None:
     ctx = wire(Context(settings, Secrets.model_construct(), Database(url), instance="b:1"))
     route = _calls(ctx, web_app(ctx))["GET /api/spaces/<id>"]
     await _cpu_per_call(route, 200)
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.thread_time)  # CPU of this thread: not aiosqlite's
     prof.enable()
     await _cpu_per_call(route, REQUESTS)
     prof.disable()
