@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sqlalchemy import bindparam, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from core.accounts import user_id_for
 from core.context import Context
@@ -38,7 +38,8 @@ async def find_space(session: AsyncSession, space_id: str) -> Space | None:
 # A Space's status (``/status``, ``GET /api/spaces/<id>``, the MCP tool) in one statement:
 # only the columns the view shows, no ORM object, and the Space's queued job joined (at most
 # one: the unique index uq_processing_queue_live_space), so that ``position`` is asked only for
-# a Space that has one. Built once; the status read is the web server's hottest path.
+# a Space that has one. Built once, run on a Core connection (``Database.read_connection``):
+# the status read is the web server's hottest path.
 _STATUS = (
     select(
         Space.id,
@@ -65,12 +66,15 @@ _STATUS = (
 )
 
 
-async def space_status(session: AsyncSession, space_id: str) -> SpaceView | None:
+async def space_status(conn: AsyncConnection, space_id: str) -> SpaceView | None:
     """The Space's view with its queue position, or None if it was never requested."""
-    row = (await session.execute(_STATUS, {"space_id": space_id})).one_or_none()
+    row = (await conn.execute(_STATUS, {"space_id": space_id})).one_or_none()
     if row is None:
         return None
-    pos = await position(session, row.id) if row.queued_job is not None else None
+    pos = None
+    if row.queued_job is not None:  # the queue reads ORM rows: a session in this transaction
+        async with AsyncSession(bind=conn) as session:
+            pos = await position(session, row.id)
     return space_view(row, pos)
 
 
@@ -78,8 +82,8 @@ async def status(ctx: Context, text: str) -> SpaceView | Refused:
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
-    async with ctx.db.read() as s:
-        view = await space_status(s, sid)
+    async with ctx.db.read_connection() as conn:
+        view = await space_status(conn, sid)
     if view is None:
         return Refused(
             "unknown_space",
