@@ -86,6 +86,29 @@ async def sell(
     if isinstance(pid, idem.Conflict):
         return render.refuse(Refused(pid.code, pid.message))
     key = idem.request_key(req.route, req.body, p, payer, pid)
+    held = await _reserve(ctx, key, render)
+    if not isinstance(held, idem.Reserved):
+        return held
+    try:  # until money may move, a failure gives the request back
+        prior = await _prior_moved(ctx, key, p, held)
+        if prior is None:
+            stop = await _preflight(ctx, req, payer, held, render)
+            if stop is not None:
+                return stop
+            await idem.mark_unknown(ctx, held)  # from here on money may move
+    except BaseException:
+        await asyncio.shield(idem.release(ctx, held))
+        raise
+    if prior is not None:
+        return await _resume(ctx, req, p, held, prior, render)
+    return await _buy(ctx, req, p, payer, held, render)
+
+
+async def _reserve(
+    ctx: Context, key: idem.RequestKey, render: Render
+) -> idem.Reserved | idem.StoredResponse:
+    """The request reserved for this sale, or the answer to give at once: a replay of the
+    first answer, a conflict, or the same request still running elsewhere."""
     held = await idem.reserve(ctx, key)
     if isinstance(held, idem.Replay):
         return held.response
@@ -93,52 +116,85 @@ async def sell(
         return render.refuse(Refused(held.code, held.message))
     if isinstance(held, idem.InProgress):
         return render.refuse(Refused(held.code, held.message), held.retry_after)
-    money_may_move = False
-    try:
-        if held.taken_over:  # its first request died: what became of this authorization?
-            prior = await idem.prior_payment(ctx, key, p.accepted.network)
-            if prior is not None and prior.status in _CONFIRMING:
-                money_may_move = True
-                await idem.still_unknown(ctx, held)
-                return render.answer(
-                    202,
-                    {"paid": True, "status": "confirming", "transaction": prior.transaction_hash},
-                )
-            if prior is not None and prior.status == ReceiptStatus.CREDITED:
-                money_may_move = True
-                resp = await _prior_paid(ctx, req, p, prior, render)
-                await idem.finish(ctx, held, resp)
-                return resp
-        pre = await purchases.x402_preflight(ctx, req.kind, req.space_ids, payer)
-        if isinstance(pre, Refused):
-            await idem.release(ctx, held)
-            return render.refuse(pre)
-        if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
-            await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
-            return render.answer(
-                200, {"paid": False, "already_owned": True, "space": space_json(pre.space)}
-            )
-        await idem.mark_unknown(ctx, held)  # from here on money may move
-        money_may_move = True
-        out = await purchases.x402_buy(ctx, req.kind, req.space_ids, payer, p, req.payload)
-        if isinstance(out, Paid):
-            answer = await _paid_body(ctx, req, out.transaction_hash, out.payer, out.result)
-            resp = render.answer(200, answer, out.settlement)
-            await idem.finish(ctx, held, resp)
-            return resp
-        if isinstance(out, PaymentPending):
-            await idem.still_unknown(ctx, held)
-            return render.answer(
-                202, {"paid": True, "status": "confirming", "transaction": out.transaction_hash}
-            )
-        await idem.release(ctx, held)  # refused: nothing charged, the payload may be tried again
-        if out.retry_later:
-            return render.refuse(out)
-        return render.payment_required(out.message)
-    except BaseException:
-        if not money_may_move:
-            await asyncio.shield(idem.release(ctx, held))
-        raise
+    return held
+
+
+async def _prior_moved(
+    ctx: Context, key: idem.RequestKey, p: PaymentPayload, held: idem.Reserved
+) -> idem.PriorPayment | None:
+    """For a request whose first process died: the payment of its authorization if money
+    has moved (being settled or confirmed, or credited); None when nothing moved."""
+    if not held.taken_over:
+        return None
+    prior = await idem.prior_payment(ctx, key, p.accepted.network)
+    if prior is None:
+        return None
+    if prior.status in _CONFIRMING or prior.status == ReceiptStatus.CREDITED:
+        return prior
+    return None
+
+
+async def _preflight(
+    ctx: Context, req: SaleRequest, payer: str, held: idem.Reserved, render: Render
+) -> idem.StoredResponse | None:
+    """The answer when nothing is to be charged (refused, or the payer owns it already),
+    with the request released; None when the invoice is to be paid."""
+    pre = await purchases.x402_preflight(ctx, req.kind, req.space_ids, payer)
+    if isinstance(pre, Refused):
+        await idem.release(ctx, held)
+        return render.refuse(pre)
+    if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
+        await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
+        return render.answer(
+            200, {"paid": False, "already_owned": True, "space": space_json(pre.space)}
+        )
+    return None
+
+
+async def _resume(
+    ctx: Context,
+    req: SaleRequest,
+    p: PaymentPayload,
+    held: idem.Reserved,
+    prior: idem.PriorPayment,
+    render: Render,
+) -> idem.StoredResponse:
+    """The answer of a taken-over request whose authorization already moved money."""
+    if prior.status in _CONFIRMING:
+        await idem.still_unknown(ctx, held)
+        return render.answer(202, _confirming(prior.transaction_hash))
+    resp = await _prior_paid(ctx, req, p, prior, render)
+    await idem.finish(ctx, held, resp)
+    return resp
+
+
+async def _buy(
+    ctx: Context,
+    req: SaleRequest,
+    p: PaymentPayload,
+    payer: str,
+    held: idem.Reserved,
+    render: Render,
+) -> idem.StoredResponse:
+    """Pay the invoice (verify, settle, confirm, credit) and answer what became of it."""
+    out = await purchases.x402_buy(ctx, req.kind, req.space_ids, payer, p, req.payload)
+    if isinstance(out, Paid):
+        answer = await _paid_body(ctx, req, out.transaction_hash, out.payer, out.result)
+        resp = render.answer(200, answer, out.settlement)
+        await idem.finish(ctx, held, resp)
+        return resp
+    if isinstance(out, PaymentPending):
+        await idem.still_unknown(ctx, held)
+        return render.answer(202, _confirming(out.transaction_hash))
+    await idem.release(ctx, held)  # refused: nothing charged, the payload may be tried again
+    if out.retry_later:
+        return render.refuse(out)
+    return render.payment_required(out.message)
+
+
+def _confirming(transaction: str | None) -> dict[str, Any]:
+    """The body of a 202: paid, the transaction still being confirmed."""
+    return {"paid": True, "status": "confirming", "transaction": transaction}
 
 
 async def _paid_body(
