@@ -18,10 +18,10 @@ from bot.wiring import web_app
 from core.context import Context
 from core.db import Invoice, utcnow
 from core.money import to_units
-from core.payments import create_invoice
 from core.pipeline.errors import SpaceUnavailable
 from core.pipeline.xspaces import Outcome, XRefusesUs, error_for
 from core.results import Caller, Quote
+from core.service.invoicing import create_invoice
 
 PUBLIC = "http://127.0.0.1:8080"  # the default web.public_url
 SID = "1RDxlAoOeQRKL"
