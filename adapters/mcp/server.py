@@ -127,8 +127,105 @@ class Tools:
             out.structuredContent["note"] = note  # a live Space: transcribed when it ends
         return out
 
+    # The tools themselves; build_server registers each under its published signature.
+
+    async def search_spaces(self, words: str) -> CallToolResult:
+        hits = await search(self.ctx, ANONYMOUS, words)
+        if isinstance(hits, Refused):
+            return refusal(hits.code, hits.message)
+        return result_json({"spaces": [space_json(h.space) for h in hits]})
+
+    async def space_status(self, space: str) -> CallToolResult:
+        view = await catalog.status(self.ctx, space)
+        if isinstance(view, Refused):
+            return refusal(view.code, view.message)
+        return result_json(space_json(view))
+
+    async def buy_transcript(self, space: str, mcp_ctx: McpContext) -> CallToolResult:  # type: ignore[type-arg]
+        sid = _space(space)
+        if isinstance(sid, CallToolResult):
+            return sid
+        return await self.buy("buy_transcript", sid, _meta(mcp_ctx))
+
+    async def unlock_chat(self, space: str, mcp_ctx: McpContext) -> CallToolResult:  # type: ignore[type-arg]
+        sid = _space(space)
+        if isinstance(sid, CallToolResult):
+            return sid
+        return await self.paid("unlock_chat", "chat_unlock", [sid], _meta(mcp_ctx), {"space": sid})
+
+    async def ask_spaces(
+        self,
+        question: str,
+        spaces: list[str],
+        mcp_ctx: McpContext,  # type: ignore[type-arg]
+    ) -> CallToolResult:
+        sids = chat_request(self.ctx, question, spaces)
+        if isinstance(sids, Refused):
+            return refusal(sids.code, sids.message)
+        return await self.paid(
+            "ask_spaces",
+            "chat_query",
+            sids,
+            _meta(mcp_ctx),
+            {"question": question, "spaces": sids},
+            {"question": question},
+        )
+
+    async def get_transcript(
+        self,
+        space: str,
+        mcp_ctx: McpContext,  # type: ignore[type-arg]
+        fmt: str,
+        sign_in_with_x: str | None,
+    ) -> CallToolResult:
+        sid = _space(space)
+        if isinstance(sid, CallToolResult):
+            return sid
+        if bad := format_problem(fmt):
+            return refusal(bad.code, bad.message)
+        meta = _meta(mcp_ctx)
+        if sign_in_with_x is None:
+            return await self._paid_text(sid, meta, fmt)
+        return await self._signed_in_text(sid, sign_in_with_x, fmt)
+
+    async def _paid_text(self, sid: str, meta: dict[str, Any], fmt: str) -> CallToolResult:
+        """``get_transcript`` paid as ``buy_transcript``: once paid, the text follows."""
+        out = await self.buy("get_transcript", sid, meta, siwx=True)
+        payer = out.structuredContent.get("payer") if out.structuredContent else None
+        if out.isError or not isinstance(payer, str) or out.structuredContent is None:
+            return out
+        if out.structuredContent.get("paid") is not True:
+            return out
+        return await self._with_text(out, sid, payer, fmt)  # the payment proved the wallet
+
+    async def _with_text(
+        self, out: CallToolResult, sid: str, payer: str, fmt: str
+    ) -> CallToolResult:
+        t = await purchases.transcript_for_wallet(self.ctx, sid, payer, fmt)
+        if not isinstance(t, Refused):
+            out.content = [
+                *out.content,
+                TextContent(type="text", text=t.content.decode()),
+            ]
+        return out
+
+    async def _signed_in_text(self, sid: str, sign_in_with_x: str, fmt: str) -> CallToolResult:
+        """``get_transcript`` for the wallet of a Sign-In-With-X message, if it owns the Space
+        (else the payment it would take)."""
+        wallet = await siwx_auth.sign_in(self.ctx, sign_in_with_x)
+        if isinstance(wallet, Refused):
+            return refusal(wallet.code, wallet.message)
+        t = await purchases.transcript_for_wallet(self.ctx, sid, wallet, fmt)
+        if isinstance(t, Refused) and t.code == "not_owned":
+            return self.render("get_transcript", "transcription", siwx=True).required(t.message)
+        if isinstance(t, Refused):
+            return refusal(t.code, t.message)
+        text = t.content.decode()
+        return CallToolResult(content=[TextContent(type="text", text=text)], isError=False)
+
 
 def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
+    """The MCP server: each tool's published signature and description, done by ``Tools``."""
     server = FastMCP("spacescribe", instructions=INSTRUCTIONS, log_level="WARNING")
     tools = Tools(ctx, server)
     prices = ctx.settings.prices
@@ -139,34 +236,22 @@ def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
     async def search_spaces(
         words: Annotated[str, Field(max_length=2000, description="words to look for")],
     ) -> CallToolResult:
-        hits = await search(ctx, ANONYMOUS, words)
-        if isinstance(hits, Refused):
-            return refusal(hits.code, hits.message)
-        return result_json({"spaces": [space_json(h.space) for h in hits]})
+        return await tools.search_spaces(words)
 
     @server.tool(description="A Space's processing status and free teaser (free).",
                  annotations=free, structured_output=False)  # fmt: skip
     async def space_status(space: Space) -> CallToolResult:
-        view = await catalog.status(ctx, space)
-        if isinstance(view, Refused):
-            return refusal(view.code, view.message)
-        return result_json(space_json(view))
+        return await tools.space_status(space)
 
     @server.tool(description=f"Buy a Space's transcript for {prices.transcription} USDC (x402).",
                  structured_output=False)  # fmt: skip
     async def buy_transcript(space: Space, mcp_ctx: McpContext) -> CallToolResult:  # type: ignore[type-arg]
-        sid = _space(space)
-        if isinstance(sid, CallToolResult):
-            return sid
-        return await tools.buy("buy_transcript", sid, _meta(mcp_ctx))
+        return await tools.buy_transcript(space, mcp_ctx)
 
     @server.tool(description=f"Unlock chat on a Space you bought, {prices.chat_unlock} USDC "
                  "(x402).", structured_output=False)  # fmt: skip
     async def unlock_chat(space: Space, mcp_ctx: McpContext) -> CallToolResult:  # type: ignore[type-arg]
-        sid = _space(space)
-        if isinstance(sid, CallToolResult):
-            return sid
-        return await tools.paid("unlock_chat", "chat_unlock", [sid], _meta(mcp_ctx), {"space": sid})
+        return await tools.unlock_chat(space, mcp_ctx)
 
     @server.tool(description=f"Ask a question over Spaces with chat unlocked: {prices.chat_base} "
                  f"+ {prices.chat_per_space} USDC per Space (x402). The answer cites its "
@@ -176,17 +261,7 @@ def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
         spaces: Annotated[list[Space], Field(min_length=1, max_length=50)],
         mcp_ctx: McpContext,  # type: ignore[type-arg]
     ) -> CallToolResult:
-        sids = chat_request(ctx, question, spaces)
-        if isinstance(sids, Refused):
-            return refusal(sids.code, sids.message)
-        return await tools.paid(
-            "ask_spaces",
-            "chat_query",
-            sids,
-            _meta(mcp_ctx),
-            {"question": question, "spaces": sids},
-            {"question": question},
-        )
+        return await tools.ask_spaces(question, spaces, mcp_ctx)
 
     @server.tool(description="The transcript (md, json, srt or vtt) for a wallet that bought "
                  "it: pass sign_in_with_x (the x402 Sign-In-With-X payload, base64, as the "
@@ -198,39 +273,7 @@ def build_server(ctx: Context) -> FastMCP:  # type: ignore[type-arg]
         format: Annotated[str, Field(max_length=10)] = "md",  # noqa: A002
         sign_in_with_x: Annotated[str | None, Field(max_length=siwx_auth.MAX_HEADER)] = None,
     ) -> CallToolResult:
-        sid = _space(space)
-        if isinstance(sid, CallToolResult):
-            return sid
-        if bad := format_problem(format):
-            return refusal(bad.code, bad.message)
-        meta = _meta(mcp_ctx)
-        if sign_in_with_x is None:
-            out = await tools.buy("get_transcript", sid, meta, siwx=True)
-            payer = out.structuredContent.get("payer") if out.structuredContent else None
-            if out.isError or not isinstance(payer, str) or out.structuredContent is None:
-                return out
-            if out.structuredContent.get("paid") is not True:
-                return out
-            return await _with_text(out, sid, payer, format)  # the payment proved the wallet
-        wallet = await siwx_auth.sign_in(ctx, sign_in_with_x)
-        if isinstance(wallet, Refused):
-            return refusal(wallet.code, wallet.message)
-        t = await purchases.transcript_for_wallet(ctx, sid, wallet, format)
-        if isinstance(t, Refused) and t.code == "not_owned":
-            return tools.render("get_transcript", "transcription", siwx=True).required(t.message)
-        if isinstance(t, Refused):
-            return refusal(t.code, t.message)
-        text = t.content.decode()
-        return CallToolResult(content=[TextContent(type="text", text=text)], isError=False)
-
-    async def _with_text(out: CallToolResult, sid: str, payer: str, fmt: str) -> CallToolResult:
-        t = await purchases.transcript_for_wallet(ctx, sid, payer, fmt)
-        if not isinstance(t, Refused):
-            out.content = [
-                *out.content,
-                TextContent(type="text", text=t.content.decode()),
-            ]
-        return out
+        return await tools.get_transcript(space, mcp_ctx, format, sign_in_with_x)
 
     tools.declare("buy_transcript", "transcription", "Buy an X Space's transcript")
     tools.declare("unlock_chat", "chat_unlock", "Unlock chat over a bought Space")
