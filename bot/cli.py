@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -16,7 +17,13 @@ from rich.table import Table
 from core.errors import SpacescribeError
 
 if TYPE_CHECKING:
+    from bot.runtime import StatusLine
+    from bot.testmode import LocalChain
+    from core.config import Secrets, Settings, TranscriptionSettings
     from core.context import Context
+    from core.pipeline.render import TranscriptDoc
+    from core.pipeline.run import Progress as PipelineProgress
+    from core.pipeline.storage import SpaceFiles
 
 T = TypeVar("T")
 
@@ -92,9 +99,7 @@ def run(
     """Run the application: bots, web server, scheduler and worker (all by default).
 
     In test mode (no payments.pay_to) it also starts the local test chain (see README)."""
-    from bot import testmode
-    from bot.runtime import Runtime, StatusLine, parse_roles
-    from core import transcripts
+    from bot.runtime import parse_roles
     from core.db import migrate as m
 
     try:
@@ -104,54 +109,99 @@ def run(
         _fail(str(e))
     if not no_migrate:
         m.upgrade(ctx.settings.database.url)
-    chain, problem = None, None
-    if testmode.needs_chain(ctx.settings, role_list):
-        try:
-            chain = testmode.start_test_chain(ctx.settings)
-            ctx = testmode.local_chain_context(ctx, chain)
-        except (RuntimeError, OSError, ValueError) as e:
-            problem = str(e)  # said on the Payments line; the rest runs
-
-    async def main() -> None:
-        try:
-            rt = Runtime(ctx, role_list)
-        except SpacescribeError as e:
-            await ctx.close()
-            _fail(str(e))
-        label, why = testmode.payments_status(ctx, chain, problem)
-        status = [*rt.status, StatusLine("Payments", label != "off", why, label)]
-        try:  # Spaces made before migration 0011, if this machine has their files
-            if copied := await transcripts.backfill(ctx):
-                status.append(StatusLine("Transcripts", True, _copied_line(copied)))
-        except Exception as e:  # the database is down: the roles wait for it, this says so
-            why = f"could not copy local transcripts into the database ({type(e).__name__})"
-            status.append(StatusLine("Transcripts", False, why))
-        if chain is not None:
-            status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
-            if "web" in role_list:  # something to buy on a fresh machine, made once
-                status.append(await testmode.demo_space_line(ctx))
-        for line in status:
-            if line.label:
-                console.print(
-                    f"{line.name}: [bold]{line.label}[/bold] — {line.why}", soft_wrap=True
-                )
-                continue
-            mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
-            console.print(f"{line.name}: {mark}, {line.why}", soft_wrap=True)
-        try:
-            await rt.run_forever()
-        except SpacescribeError as e:  # e.g. a bot token its platform refuses
-            _fail(str(e))
-        finally:
-            await ctx.close()
-
+    ctx, chain, problem = _test_chain(ctx, role_list)
     try:
-        asyncio.run(main())
+        asyncio.run(_run_roles(ctx, role_list, chain, problem))
     except KeyboardInterrupt:
         pass
     finally:
         if chain is not None:
             chain.stop()
+
+
+def _test_chain(
+    ctx: Context, role_list: list[str]
+) -> tuple[Context, LocalChain | None, str | None]:
+    """In test mode, the local test chain and the context that pays on it; else the context
+    as it was. The last item is why the chain is not in use: said on the Payments line, while
+    the rest runs (a chain that started is stopped at the end even so)."""
+    from bot import testmode
+
+    if not testmode.needs_chain(ctx.settings, role_list):
+        return ctx, None, None
+    try:
+        chain = testmode.start_test_chain(ctx.settings)
+    except (RuntimeError, OSError, ValueError) as e:
+        return ctx, None, str(e)
+    try:
+        return testmode.local_chain_context(ctx, chain), chain, None
+    except (RuntimeError, OSError, ValueError) as e:
+        return ctx, chain, str(e)
+
+
+async def _run_roles(
+    ctx: Context, role_list: list[str], chain: LocalChain | None, problem: str | None
+) -> None:
+    """Start the roles, say what runs, and run until stopped; the context is closed after."""
+    from bot.runtime import Runtime
+
+    try:
+        rt = Runtime(ctx, role_list)
+    except SpacescribeError as e:
+        await ctx.close()
+        _fail(str(e))
+    for line in await _status_lines(ctx, rt.status, role_list, chain, problem):
+        console.print(_status_text(line), soft_wrap=True)
+    try:
+        await rt.run_forever()
+    except SpacescribeError as e:  # e.g. a bot token its platform refuses
+        _fail(str(e))
+    finally:
+        await ctx.close()
+
+
+async def _status_lines(
+    ctx: Context,
+    roles_status: list[StatusLine],
+    role_list: list[str],
+    chain: LocalChain | None,
+    problem: str | None,
+) -> list[StatusLine]:
+    """What `run` says at start: each role, payments, transcripts copied in, the test chain."""
+    from bot import testmode
+    from bot.runtime import StatusLine
+
+    label, why = testmode.payments_status(ctx, chain, problem)
+    status = [*roles_status, StatusLine("Payments", label != "off", why, label)]
+    if backfilled := await _backfill_line(ctx):
+        status.append(backfilled)
+    if chain is not None:
+        status.append(StatusLine("Test chain", True, testmode.chain_line(chain)))
+        if "web" in role_list:  # something to buy on a fresh machine, made once
+            status.append(await testmode.demo_space_line(ctx))
+    return status
+
+
+async def _backfill_line(ctx: Context) -> StatusLine | None:
+    """Copy in Spaces made before migration 0011, if this machine has their files: the line
+    that says so, or why it could not; None when there was nothing to copy."""
+    from bot.runtime import StatusLine
+    from core import transcripts
+
+    try:
+        if copied := await transcripts.backfill(ctx):
+            return StatusLine("Transcripts", True, _copied_line(copied))
+    except Exception as e:  # the database is down: the roles wait for it, this says so
+        why = f"could not copy local transcripts into the database ({type(e).__name__})"
+        return StatusLine("Transcripts", False, why)
+    return None
+
+
+def _status_text(line: StatusLine) -> str:
+    if line.label:
+        return f"{line.name}: [bold]{line.label}[/bold] — {line.why}"
+    mark = "[green]on[/green]" if line.on else "[yellow]off[/yellow]"
+    return f"{line.name}: {mark}, {line.why}"
 
 
 def _copied_line(space_ids: list[str]) -> str:
@@ -285,29 +335,41 @@ def transcribe(
     """Transcribe a Space or an audio file locally (no payment, no bot)."""
     import shutil
 
+    from core.pipeline.errors import PipelineError
+
+    chosen = _transcribe_settings(backend, model, language)
+    if isinstance(chosen, str):
+        _fail(chosen)
+        return
+    settings, secrets = chosen
+    src = _transcribe_source(source)
+    if isinstance(src, str):
+        _fail(src)
+        return
+    created: list[Path] = []  # a folder this run made is removed again if the run fails
+    try:
+        asyncio.run(_transcribe_locally(settings, secrets, src, created))
+    except BaseException as e:
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, PipelineError | SpacescribeError):
+            _fail(str(e))
+        raise
+
+
+def _transcribe_settings(
+    backend: str | None, model: str | None, language: str | None
+) -> tuple[Settings, Secrets] | str:
+    """The settings with ``transcribe``'s options applied, or why the options are refused."""
     from pydantic import ValidationError
 
-    from bot.progress import RichProgress
     from core.config import load_secrets, load_settings
-    from core.pipeline import local, media
-    from core.pipeline.errors import PipelineError
-    from core.pipeline.run import resolve_space, transcribe_audio
-    from core.pipeline.storage import SpaceFiles
     from core.pipeline.transcribe import backend_name, whisper_model
-    from core.spaces import parse_space
 
     try:
         settings, secrets = load_settings(), load_secrets()
         t = settings.transcription
-        overrides: dict[str, object] = {}
-        if backend is not None:
-            overrides["backend"] = backend
-        if language is not None:
-            overrides["language"] = language.strip().lower()
-        if model is not None:
-            chosen = backend or backend_name(t, secrets)
-            overrides["offline_model" if chosen == "offline" else "model"] = model
-        if overrides:
+        if overrides := _transcription_overrides(t, secrets, backend, model, language):
             t = type(t).model_validate({**t.model_dump(), **overrides})
             settings.transcription = t
         if backend_name(t, secrets) == "offline":
@@ -315,93 +377,168 @@ def transcribe(
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"])
-        _fail(f"--{field.replace('offline_model', 'model')}: {first['msg']}")
-        return
+        return f"--{field.replace('offline_model', 'model')}: {first['msg']}"
     except SpacescribeError as e:
-        _fail(str(e))
-        return
-    path = Path(source).expanduser()
+        return str(e)
+    return settings, secrets
+
+
+def _transcription_overrides(
+    t: TranscriptionSettings,
+    secrets: Secrets,
+    backend: str | None,
+    model: str | None,
+    language: str | None,
+) -> dict[str, object]:
+    """``transcribe``'s options as transcription settings (``--model`` names the model of the
+    backend in use)."""
+    from core.pipeline.transcribe import backend_name
+
+    overrides: dict[str, object] = {}
+    if backend is not None:
+        overrides["backend"] = backend
+    if language is not None:
+        overrides["language"] = language.strip().lower()
+    if model is not None:
+        chosen = backend or backend_name(t, secrets)
+        overrides["offline_model" if chosen == "offline" else "model"] = model
+    return overrides
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What ``transcribe`` reads: an audio file, or a Space (``space_id``)."""
+
+    path: Path
     space_id: str | None = None
-    if not path.exists():
-        try:
-            space_id = parse_space(source)
-        except SpacescribeError as e:
-            _fail(str(e) if _looks_like_a_link(source) else f"file not found: {path}")
-            return
-    else:
+
+
+def _transcribe_source(source: str) -> _Source | str:
+    """The audio file or Space ``source`` names, or why it cannot be transcribed."""
+    from core.pipeline import local
+    from core.spaces import parse_space
+
+    path = Path(source).expanduser()
+    if path.exists():
         problem = asyncio.run(local.file_problem(path))
-        if problem:
-            _fail(problem)
-            return
-
-    async def main() -> SpaceFiles:
-        from core.context import Context
-
-        with RichProgress(console) as progress:
-            if space_id is None:
-                files = SpaceFiles.of(settings.spaces_dir, local.local_id(path))
-                if not files.root.exists():
-                    created.append(files.root)
-                progress.stage("import")
-                await local.import_audio(path, files)
-                title, creator, started, url = path.stem, None, None, path.resolve().as_uri()
-            else:
-                ctx = Context.create(settings, secrets)
-                try:
-                    progress.stage("metadata")
-                    meta = await resolve_space(ctx, space_id)
-                finally:
-                    await ctx.close()
-                files = SpaceFiles.of(settings.spaces_dir, meta.space_id)
-                if not files.root.exists():
-                    created.append(files.root)
-                progress.stage("download")
-                await media.download(meta, files.audio, settings.transcription.cookies_file)
-                title, creator, started, url = meta.title, meta.creator, meta.started_at, None
-            result = await transcribe_audio(
-                settings,
-                secrets,
-                files,
-                title=title,
-                creator=creator,
-                started_at=started,
-                url=url,
-                progress=progress,
-            )
-        doc = result.doc
-        console.print(
-            f"[green]done[/green]: {len(doc.segments)} segments, "
-            f"{doc.duration_seconds / 60:.1f} min, backend {doc.backend}"
-        )
-        # the overview too (no database here: files only); a failure leaves the transcript
-        from core.enrich.service import compute, write_files
-        from core.enrich.structured import EnrichmentFailed
-
-        ectx = Context.create(settings, secrets)
-        try:
-            segs = [s.to_json() for s in doc.segments]
-            enrichment = await compute(ectx, segs, doc.duration_seconds)
-            write_files(files, enrichment)
-            console.print(
-                f"overview ({enrichment.method}): {len(enrichment.takeaways)} takeaways, "
-                f"{len(enrichment.chapters)} chapters, {len(enrichment.quotes)} quotes"
-            )
-        except EnrichmentFailed as e:
-            console.print(f"[yellow]no overview: {e}[/yellow]")
-        finally:
-            await ectx.close()
-        console.print(f"  {files.markdown}\n  {files.json}\n  {files.srt}\n  {files.vtt}")
-        return files
-
-    created: list[Path] = []  # a folder this run made is removed again if the run fails
+        return problem if problem else _Source(path)
     try:
-        asyncio.run(main())
-    except BaseException as e:
-        for folder in created:
-            shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(e, PipelineError | SpacescribeError):
-            _fail(str(e))
-        raise
+        return _Source(path, parse_space(source))
+    except SpacescribeError as e:
+        return str(e) if _looks_like_a_link(source) else f"file not found: {path}"
+
+
+@dataclass(frozen=True)
+class _Audio:
+    """A source's audio in its Space folder, and what its transcript says about it."""
+
+    files: SpaceFiles
+    title: str
+    creator: str | None = None
+    started_at: datetime | None = None
+    url: str | None = None
+
+
+async def _transcribe_locally(
+    settings: Settings, secrets: Secrets, src: _Source, created: list[Path]
+) -> SpaceFiles:
+    """Transcribe ``src`` into its Space folder, with the overview, saying what was written.
+    A Space folder this makes is added to ``created`` before anything is written in it."""
+    from bot.progress import RichProgress
+    from core.pipeline.run import transcribe_audio
+
+    with RichProgress(console) as progress:
+        if src.space_id is None:
+            audio = await _import_file(settings, src.path, progress, created)
+        else:
+            audio = await _download_space(settings, secrets, src.space_id, progress, created)
+        result = await transcribe_audio(
+            settings,
+            secrets,
+            audio.files,
+            title=audio.title,
+            creator=audio.creator,
+            started_at=audio.started_at,
+            url=audio.url,
+            progress=progress,
+        )
+    doc = result.doc
+    console.print(
+        f"[green]done[/green]: {len(doc.segments)} segments, "
+        f"{doc.duration_seconds / 60:.1f} min, backend {doc.backend}"
+    )
+    files = audio.files
+    console.print(await _overview(settings, secrets, doc, files))
+    console.print(f"  {files.markdown}\n  {files.json}\n  {files.srt}\n  {files.vtt}")
+    return files
+
+
+def _space_folder(settings: Settings, space_id: str, created: list[Path]) -> SpaceFiles:
+    """A Space's folder, noted in ``created`` if it does not exist yet."""
+    from core.pipeline.storage import SpaceFiles
+
+    files = SpaceFiles.of(settings.spaces_dir, space_id)
+    if not files.root.exists():
+        created.append(files.root)
+    return files
+
+
+async def _import_file(
+    settings: Settings, path: Path, progress: PipelineProgress, created: list[Path]
+) -> _Audio:
+    from core.pipeline import local
+
+    files = _space_folder(settings, local.local_id(path), created)
+    progress.stage("import")
+    await local.import_audio(path, files)
+    return _Audio(files, path.stem, url=path.resolve().as_uri())
+
+
+async def _download_space(
+    settings: Settings,
+    secrets: Secrets,
+    space_id: str,
+    progress: PipelineProgress,
+    created: list[Path],
+) -> _Audio:
+    from core.context import Context
+    from core.pipeline import media
+    from core.pipeline.run import resolve_space
+
+    ctx = Context.create(settings, secrets)
+    try:
+        progress.stage("metadata")
+        meta = await resolve_space(ctx, space_id)
+    finally:
+        await ctx.close()
+    files = _space_folder(settings, meta.space_id, created)
+    progress.stage("download")
+    await media.download(meta, files.audio, settings.transcription.cookies_file)
+    return _Audio(files, meta.title, meta.creator, meta.started_at)
+
+
+async def _overview(
+    settings: Settings, secrets: Secrets, doc: TranscriptDoc, files: SpaceFiles
+) -> str:
+    """Write the overview too (no database here: files only) and say what it holds; a
+    failure leaves the transcript as it is and says why."""
+    from core.context import Context
+    from core.enrich.service import compute, write_files
+    from core.enrich.structured import EnrichmentFailed
+
+    ectx = Context.create(settings, secrets)
+    try:
+        segs = [s.to_json() for s in doc.segments]
+        enrichment = await compute(ectx, segs, doc.duration_seconds)
+        write_files(files, enrichment)
+        return (
+            f"overview ({enrichment.method}): {len(enrichment.takeaways)} takeaways, "
+            f"{len(enrichment.chapters)} chapters, {len(enrichment.quotes)} quotes"
+        )
+    except EnrichmentFailed as e:
+        return f"[yellow]no overview: {e}[/yellow]"
+    finally:
+        await ectx.close()
 
 
 def _started_at(raw: str | None) -> datetime | None:
