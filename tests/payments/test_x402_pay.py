@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -728,3 +729,27 @@ async def test_a_credited_invoice_answers_its_own_payment_again_and_refuses_anot
     )
     assert other == Refused("already_paid", MESSAGES["already_paid"], invoice_id=q.invoice_id)
     assert chain.balance(chain.pay_to) == before
+
+
+async def test_a_node_that_never_answers_reads_as_unavailable_within_the_timeout(
+    chain: Chain,
+) -> None:
+    """The RPC timeout is the reader's own (not the HTTP library's default of minutes): a
+    node that takes the connection and never answers is "unreachable" after it."""
+    import socket
+
+    from core.config import PaymentSettings
+    from core.payments.onchain import ChainReader, ChainUnavailable
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (the kernel does), never answers
+    try:
+        port = silent.getsockname()[1]
+        settings = PaymentSettings(**chain.payment_settings(rpc_url=f"http://127.0.0.1:{port}"))
+        reader = ChainReader(settings, timeout=0.5)
+        assert reader.chain_id == chain.anvil.chain_id
+        with pytest.raises(ChainUnavailable):
+            await asyncio.wait_for(reader.block_number(), 10)
+    finally:
+        silent.close()
