@@ -291,7 +291,9 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
     row = (
         await session.execute(
             update(J)
-            .where(J.id == job_id, J.status == JobStatus.QUEUED)
+            # the SELECT above holds the row (SQLite: the one writer; PostgreSQL: FOR UPDATE),
+            # so this status guard cannot be seen failing: a second lock, not a tested rule
+            .where(J.id == job_id, J.status == JobStatus.QUEUED)  # pragma: no mutate
             .values(status=JobStatus.PROCESSING, started_at=now, locked_by=worker, heartbeat_at=now)
             .returning(J.id, J.space_id, J.retry_count, J.max_retries)
         )
@@ -306,7 +308,9 @@ async def claim_space(session: AsyncSession, worker: str, space_pk: int) -> Clai
             processing_started_at=func.coalesce(Space.processing_started_at, now),
         )
     )
-    return ClaimedJob(row[0], row[1], row[2] or 0, row[3] or 0)
+    # a job with NULL max_retries is never picked (retry_count < NULL is not true): the
+    # fallback is never taken
+    return ClaimedJob(row[0], row[1], row[2] or 0, row[3] or 0)  # pragma: no mutate
 
 
 async def heartbeat_many(session: AsyncSession, job_ids: list[int], worker: str) -> set[int]:

@@ -65,7 +65,8 @@ def normalize_tx_hash(text: str) -> str:
 class ChainReader:
     def __init__(self, settings: PaymentSettings, timeout: float = 10.0) -> None:
         self.settings = settings
-        self.chain_id = int(settings.network.split(":", 1)[1])
+        # a CAIP-2 id has one colon ("eip155:8453"): any maxsplit reads it alike
+        self.chain_id = int(settings.network.split(":", 1)[1])  # pragma: no mutate
         self.token = settings.token_address.lower()
         self.w3 = AsyncWeb3(
             AsyncHTTPProvider(settings.rpc_url, request_kwargs={"timeout": timeout})
