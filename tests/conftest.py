@@ -178,12 +178,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     took: dict[str, float] = json.loads(stats.read_text()).get("duration_by_test", {})
     items.sort(key=lambda item: took.get(item.nodeid, 0.0))
-    # A mutant that leaves a thread or a server waiting forever hangs the session after its
-    # tests, where no per-test timeout reaches, and costs no CPU, so mutmut's CPU limit never
-    # ends it. The same allowance in wall-clock time, then exit with mutmut's "timeout" code.
+    # A mutant that makes a test wait (a lock never released, a poll never answered) costs no
+    # CPU: each test gets ten times its clean run plus 5 s (at most PYTEST_TIMEOUT), so such
+    # a mutant costs seconds, not minutes. Generous enough for a machine four times busier
+    # than the clean run's; a timeout is reported apart from a kill.
+    cap = float(os.environ.get("PYTEST_TIMEOUT", "30"))
+    for item in items:
+        item.add_marker(pytest.mark.timeout(min(cap, 10 * took.get(item.nodeid, cap) + 5)))
+    # One that leaves a thread or a server waiting forever hangs the session after its
+    # tests, where no per-test timeout reaches: a wall-clock allowance for the whole
+    # session, then exit with mutmut's "timeout" code.
     import threading
 
-    allowance = (sum(took.get(item.nodeid, 0.0) for item in items) + 1) * 15 * 2
+    allowance = (sum(took.get(item.nodeid, 0.0) for item in items) + 1) * 5 + 30
     watchdog = threading.Timer(allowance, os._exit, args=(36,))
     watchdog.daemon = True
     watchdog.start()
