@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from structlog.testing import capture_logs
 
 from core.context import Context
 from core.db import Invoice, PaymentReceipt, ProcessingJob, TranscriptionPayment
@@ -84,8 +85,24 @@ async def test_node_gone_during_settlement_is_held_then_credited_once(
             pay_ctx.settings.model_copy(update={"payments": p}), pay_ctx.secrets, pay_ctx.db
         )
         node.cut_after(lost)
-        out = await pay_invoice(ctx, q.invoice_id, payload)
+        with capture_logs() as logs:
+            out = await pay_invoice(ctx, q.invoice_id, payload)
         assert isinstance(out, PaymentPending) and out.code == code, out
+        # what the operator reads: which of the two, for which invoice, with the hash or why
+        said = [e for e in logs if str(e["event"]).startswith("x402 settle")]
+        assert [(e["event"], e["log_level"], e["invoice"]) for e in said] == [
+            (
+                "x402 settlement unconfirmed"
+                if code == "rpc_unavailable"
+                else "x402 settlement outcome unknown",
+                "warning",
+                q.invoice_id,
+            )
+        ]
+        if code == "rpc_unavailable":
+            assert len(said[0]["tx"]) == 66 and said[0]["tx"].startswith("0x"), said
+        else:
+            assert said[0]["error"], said
         assert "nothing was charged" not in out.message
         assert chain.balance(chain.pay_to) == before + 200_000  # the node did take it
         assert await recover_payments(ctx) == 0  # still down: held
