@@ -33,46 +33,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench.http import SPACES, _fill, sid  # the same 1,000 completed Spaces
+
 ROOT = Path(__file__).resolve().parents[1]
-SPACES = 1000
 IN_FLIGHT = 50
 REQUESTS = int(os.environ.get("BENCH_READCPU_REQUESTS", "2000"))
 ROUNDS = int(os.environ.get("BENCH_READCPU_ROUNDS", "5"))
 PG_URL = os.environ.get("SPACESCRIBE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 KINDS = ("GET /healthz", "SELECT 1 in db.read()", "catalog.status", "GET /api/spaces/<id>")
 ENGINES = ("sqlite", "postgresql")
-
-
-def sid(i: int) -> str:
-    return f"1Rcpu{i:08d}"
-
-
-async def _fill(url: str) -> None:
-    from sqlalchemy import insert
-
-    from core.db import Database, Space, utcnow
-    from core.db import migrate as m
-
-    await asyncio.to_thread(m.upgrade, url)  # Alembic runs its own event loop
-    db = Database(url)
-    now = utcnow()
-    rows = [
-        {
-            "space_id": sid(i),
-            "space_url": f"https://x.com/i/spaces/{sid(i)}",
-            "title": f"Bench Space {i}",
-            "creator": "bench",
-            "status": "completed",
-            "audio_duration_seconds": 3600,
-            "transcript_length": 50_000,
-            "participants": '["Alice", "Bob"]',
-            "completed_at": now,
-        }
-        for i in range(SPACES)
-    ]
-    async with db.session() as s:
-        await s.execute(insert(Space), rows)
-    await db.dispose()
 
 
 async def _asgi_get(app: Any, path: str) -> int:
