@@ -169,7 +169,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under mutation testing, a mutant's tests run fastest first (durations from mutmut's
     stats): a mutant is killed by its first failing test, so the slow end-to-end tests run
     only for the mutants the fast ones miss."""
-    if os.environ.get("MUTANT_UNDER_TEST", "") in ("", "stats", "list_all_tests"):
+    # only in a forked mutant's session: mutmut runs its stats, clean and forced-fail
+    # sessions ("stats", "", "fail") in its own process, where a watchdog would end mutmut
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
         return
     import json
 
