@@ -124,11 +124,12 @@ def results() -> dict[str, str]:
 
 
 def recheck(status: dict[str, str], names: list[str]) -> list[str]:
-    """The mutants a new test may now kill: survivors and those no test reached."""
+    """The mutants a new test may now kill (survivors, those no test reached) and those
+    without a verdict yet (a run stopped before them), in one run."""
     return [
         n
         for n, st in status.items()
-        if st in ("survived", "no tests") and (not names or any(fnmatch(n, g) for g in names))
+        if st in ("survived", "no tests", "not checked") and (not names or any(fnmatch(n, g) for g in names))
     ]
 
 
