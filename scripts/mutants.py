@@ -129,7 +129,8 @@ def recheck(status: dict[str, str], names: list[str]) -> list[str]:
     return [
         n
         for n, st in status.items()
-        if st in ("survived", "no tests", "not checked") and (not names or any(fnmatch(n, g) for g in names))
+        if st in ("survived", "no tests", "not checked")
+        and (not names or any(fnmatch(n, g) for g in names))
     ]
 
 
