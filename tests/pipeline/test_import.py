@@ -286,7 +286,7 @@ async def test_a_failed_commit_puts_the_folder_back(
 ) -> None:
     """The database refuses the import after the audio was swapped in: the Space's folder
     is as it was (its old audio back), the staging folder gone, no row changed."""
-    from core import queue
+    from core.service import imports
 
     await _waiting_space(ctx, "failed")
     files = SpaceFiles.of(ctx.spaces_dir, SID)
@@ -297,7 +297,7 @@ async def test_a_failed_commit_puts_the_folder_back(
     async def broken(*a: object, **k: object) -> list[object]:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(queue, "payers", broken)
+    monkeypatch.setattr(imports, "payers", broken)
     with pytest.raises(RuntimeError):
         await import_recording(ctx, None, SID, speech)
     assert files.audio.read_bytes() == b"old audio"
