@@ -493,17 +493,23 @@ async def position(session: AsyncSession, space_pk: int) -> int | None:
     ).scalar_one_or_none()
     if job is None:
         return None
-    ahead = await session.scalar(
-        select(func.count())
+    return int(await session.scalar(place_of(job.priority, job.queued_at, job.id)) or 0)
+
+
+def place_of(priority: int, queued_at: datetime, job_id: int) -> Executable:
+    """The 1-based position of a queued job (its priority, queued_at and id) in seed query
+    6's order, as one statement: it counts the live queued jobs ahead of it. A Core
+    statement, for a session or a :meth:`Database.reader` alike."""
+    return (
+        select(func.count() + 1)
         .select_from(J)
         .where(
             J.status == JobStatus.QUEUED,
             J.retry_count < J.max_retries,
             or_(
-                J.priority > job.priority,
-                and_(J.priority == job.priority, J.queued_at < job.queued_at),
-                and_(J.priority == job.priority, J.queued_at == job.queued_at, J.id < job.id),
+                J.priority > priority,
+                and_(J.priority == priority, J.queued_at < queued_at),
+                and_(J.priority == priority, J.queued_at == queued_at, J.id < job_id),
             ),
         )
     )
-    return int(ahead or 0) + 1

@@ -119,13 +119,11 @@ async def test_space_status_is_the_orm_view_for_every_status(ctx: Context) -> No
         await s.flush()
         s.add(ProcessingJob(space_id=failed.id, status="failed", queued_at=now))
     for sid in (A, B, C, "1DDDDDDDDDDDD", "1EEEEEEEEEEEE", "1FFFFFFFFFFFF"):
-        async with ctx.db.read_connection() as conn:
-            fast = await catalog.space_status(conn, sid)
+        fast = await catalog.space_status(ctx.db.reader, sid)
         async with ctx.db.read() as s:
             space = await catalog.find_space(s, sid)
             assert space is not None
             orm = space_view(space, await position(s, space.id))
         assert fast == orm, sid
         assert space_json(fast) == space_json(orm)
-    async with ctx.db.read_connection() as conn:
-        assert await catalog.space_status(conn, "1ZZZZZZZZZZZZ") is None
+    assert await catalog.space_status(ctx.db.reader, "1ZZZZZZZZZZZZ") is None

@@ -351,8 +351,7 @@ async def get_space(request: Request, space_id: str) -> Response:
     sid = _space(space_id, validate_id)
     if isinstance(sid, Response):
         return sid
-    async with _ctx(request).db.read_connection() as conn:
-        view = await space_status(conn, sid)
+    view = await space_status(_ctx(request).db.reader, sid)
     if view is None:
         return _error(Refused(C.UNKNOWN_SPACE, f"Space {sid} has not been requested yet."))
     return JSONResponse(space_json(view))

@@ -5,8 +5,8 @@ SQLite runs in WAL mode with foreign keys ON and a busy timeout, and every trans
 half-way on a lock upgrade: SQLite has one writer at a time and we take the write lock up front.
 :meth:`Database.read` is for work that writes nothing: a deferred transaction on SQLite (WAL
 readers run beside the writer instead of queueing for its lock) and a READ ONLY one on
-PostgreSQL. :meth:`Database.read_connection` is the same transaction on a Core connection, for
-plain statements: no session to build and close around them.
+PostgreSQL. :attr:`Database.reader` is the hot path's (a Space's status, ``core.db.reads``):
+Core statements, each its own snapshot, run the cheapest way each engine allows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -28,8 +27,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.config import ROOT
+from core.db.reads import LoopReader, PoolReader, Reader
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+OVERFLOW = 2  # under load the pool opens up to pool_size × OVERFLOW more connections
 READ_ONLY = "spacescribe_read_only"  # execution option: begin a deferred, read-only transaction
 
 
@@ -68,18 +69,15 @@ def safe_url(url: str) -> str:
 def create_engine(url: str, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
     aurl = make_url(async_url(url))
     kwargs: dict[str, Any] = {"echo": echo}
+    if aurl.database != ":memory:":  # (one shared connection there)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * OVERFLOW)
     if aurl.get_backend_name() == "sqlite":
         if aurl.database and aurl.database != ":memory:":
             Path(aurl.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         kwargs["pool_reset_on_return"] = None  # done by _on_reset (below)
     else:
-        kwargs.update(
-            pool_size=pool_size,
-            max_overflow=pool_size * 2,
-            pool_pre_ping=True,
-            connect_args={"server_settings": {"timezone": "UTC"}},
-        )
+        kwargs.update(pool_pre_ping=True, connect_args={"server_settings": {"timezone": "UTC"}})
     engine = create_async_engine(aurl, **kwargs)
     if aurl.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)
@@ -138,6 +136,11 @@ class Database:
             options["postgresql_readonly"] = True
         self.read_engine = self.engine.execution_options(**options)
         self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self.reader: Reader = (
+            LoopReader(make_url(sync_url(url)), self.read_engine)
+            if self.dialect == "sqlite"  # PostgreSQL: as many as the main pool may hand out
+            else PoolReader(self.engine.url, pool_size * (1 + OVERFLOW))
+        )
 
     @property
     def dialect(self) -> str:
@@ -157,13 +160,6 @@ class Database:
         async with self.read_sessionmaker() as s, s.begin():
             yield s
 
-    @asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """:meth:`read` without the ORM: a connection in the same read-only transaction, for
-        Core statements (rows, not objects). A status read costs about a quarter less CPU
-        this way (``python -m bench readcpu``)."""
-        async with self.read_engine.begin() as conn:
-            yield conn
-
     async def dispose(self) -> None:
+        await self.reader.dispose()
         await self.engine.dispose()

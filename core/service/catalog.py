@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sqlalchemy import bindparam, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import user_id_for
 from core.context import Context
 from core.db import ChatUnlock, ProcessingJob, Space, TranscriptionPayment
+from core.db.engine import Reader
 from core.enrich.service import enrichment_of
 from core.errors import InvalidInput
-from core.queue import position
+from core.queue import place_of, position
 from core.results import Caller, OwnedSpace, Refused, SpaceView, Transcript
 from core.service.views import format_problem, space_view, transcript_of
 from core.spaces import parse_space
@@ -38,8 +39,8 @@ async def find_space(session: AsyncSession, space_id: str) -> Space | None:
 # A Space's status (``/status``, ``GET /api/spaces/<id>``, the MCP tool) in one statement:
 # only the columns the view shows, no ORM object, and the Space's queued job joined (at most
 # one: the unique index uq_processing_queue_live_space), so that ``position`` is asked only for
-# a Space that has one. Built once, run on a Core connection (``Database.read_connection``):
-# the status read is the web server's hottest path.
+# a Space that has one. Built once, run by ``Database.reader``: the status read is the web
+# server's hottest path.
 _STATUS = (
     select(
         Space.id,
@@ -57,6 +58,8 @@ _STATUS = (
         Space.chapter_titles,
         Space.space_started_at,
         ProcessingJob.id.label("queued_job"),
+        ProcessingJob.priority.label("queued_priority"),
+        ProcessingJob.queued_at,
     )
     .outerjoin(
         ProcessingJob,
@@ -66,15 +69,15 @@ _STATUS = (
 )
 
 
-async def space_status(conn: AsyncConnection, space_id: str) -> SpaceView | None:
+async def space_status(db: Reader, space_id: str) -> SpaceView | None:
     """The Space's view with its queue position, or None if it was never requested."""
-    row = (await conn.execute(_STATUS, {"space_id": space_id})).one_or_none()
+    row = (await db.execute(_STATUS, {"space_id": space_id})).one_or_none()
     if row is None:
         return None
     pos = None
-    if row.queued_job is not None:  # the queue reads ORM rows: a session in this transaction
-        async with AsyncSession(bind=conn) as session:
-            pos = await position(session, row.id)
+    if row.queued_job is not None:
+        place = place_of(row.queued_priority, row.queued_at, row.queued_job)
+        pos = int((await db.execute(place)).scalar_one())
     return space_view(row, pos)
 
 
@@ -82,8 +85,7 @@ async def status(ctx: Context, text: str) -> SpaceView | Refused:
     sid = parse_or_refuse(text)
     if isinstance(sid, Refused):
         return sid
-    async with ctx.db.read_connection() as conn:
-        view = await space_status(conn, sid)
+    view = await space_status(ctx.db.reader, sid)
     if view is None:
         return Refused(
             "unknown_space",

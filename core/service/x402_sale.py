@@ -73,8 +73,7 @@ def payer_of(p: PaymentPayload) -> str | None:
 
 
 async def space_body(ctx: Context, sid: str) -> dict[str, Any]:
-    async with ctx.db.read_connection() as conn:
-        view = await space_status(conn, sid)
+    view = await space_status(ctx.db.reader, sid)
     return {} if view is None else {"space": space_json(view)}
 
 
