@@ -496,7 +496,7 @@ async def position(session: AsyncSession, space_pk: int) -> int | None:
     return int(await session.scalar(place_of(job.priority, job.queued_at, job.id)) or 0)
 
 
-def place_of(priority: int, queued_at: datetime, job_id: int) -> Executable:
+def place_of(priority: int | None, queued_at: datetime | None, job_id: int) -> Executable:
     """The 1-based position of a queued job (its priority, queued_at and id) in seed query
     6's order, as one statement: it counts the live queued jobs ahead of it. A Core
     statement, for a session or a :meth:`Database.reader` alike."""

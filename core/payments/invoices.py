@@ -68,6 +68,7 @@ async def insert_invoice(
     amount_units: int,
     payload: dict[str, Any] | None = None,
     payer_address: str | None = None,
+    origin_chat_id: str | None = None,
     partial_credit: bool = True,
 ) -> Invoice:
     if kind not in KINDS:
@@ -83,8 +84,7 @@ async def insert_invoice(
         user_id=user_id,
         space_ids=json.dumps(space_ids),
         payload=json.dumps(payload, sort_keys=True) if payload is not None else None,
-        # the payload keeps its chat_id too, for compatibility; the column is what is read
-        origin_chat_id=str(payload["chat_id"]) if payload and payload.get("chat_id") else None,
+        origin_chat_id=origin_chat_id,
         amount_units=amount_units,
         credit_units=0,
         network=p.network,

@@ -37,11 +37,8 @@ async def create_invoice(
         account_id = acc.id
         if user_id is None:
             user_id = acc.user_id
-        origin = dict(caller.back)
-        if caller.chat_id:
-            origin["chat_id"] = caller.chat_id
-        if origin:
-            payload = {**origin, **(payload or {})}
+        if caller.back:
+            payload = {**dict(caller.back), **(payload or {})}
     inv = await insert_invoice(
         session,
         ctx,
@@ -52,6 +49,7 @@ async def create_invoice(
         amount_units=amount_units,
         payload=payload,
         payer_address=payer_address,
+        origin_chat_id=caller.chat_id if caller is not None else None,
         partial_credit=not (
             caller is not None
             and caller.platform == "telegram"

@@ -256,9 +256,7 @@ async def test_fulfiller_answers_then_records_in_the_crediting_transaction(ctx: 
                 user_id=uid,
                 account_id=acc.id,
                 space_ids=json.dumps(ids),
-                payload=json.dumps(
-                    {"question": "What is the budget for project vexlumdra?", "chat_id": "c-9"}
-                ),
+                payload=json.dumps({"question": "What is the budget for project vexlumdra?"}),
                 origin_chat_id="c-9",
                 amount_units=units,
                 network="eip155:31337",

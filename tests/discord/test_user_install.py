@@ -4,8 +4,6 @@ uses them where the server never added the bot, and /revenue and /import stay th
 
 from __future__ import annotations
 
-import json
-
 import aiohttp
 import pytest
 from sqlalchemy import select
@@ -62,7 +60,7 @@ async def test_transcribe_anywhere_through_a_user_install(
     async with ctx.db.read() as s:
         (inv,) = (await s.execute(select(Invoice))).scalars().all()
     # the bot is not in that server or private channel: nothing is to be posted there
-    assert "chat_id" not in json.loads(inv.payload or "{}")
+    assert inv.origin_chat_id is None
 
 
 async def test_the_servers_own_channel_is_kept_for_a_server_install(
@@ -72,7 +70,7 @@ async def test_the_servers_own_channel_is_kept_for_a_server_install(
     await api.reply(await api.interact("transcribe", {"space": SID}, user_id=ANN))
     async with ctx.db.read() as s:
         (inv,) = (await s.execute(select(Invoice))).scalars().all()
-    assert json.loads(inv.payload)["chat_id"] == str(CHANNEL_ID)
+    assert inv.origin_chat_id == str(CHANNEL_ID)
 
 
 async def test_owned_spaces_and_suggestions_in_a_private_channel(

@@ -493,7 +493,6 @@ async def test_crediting_a_transcription_writes_every_column(
         account_id = acc.id
         bob = (await get_or_create_account(s, TG_BOB)).id  # another account, never linked here
     payload = {
-        "chat_id": "-500",
         "title": "The title",
         "creator": "@creator",
         "started_at": "2026-01-02T03:04:05",
@@ -501,7 +500,12 @@ async def test_crediting_a_transcription_writes_every_column(
     }
     invs = {
         sid: await _new_invoice(
-            ctx, account_id=account_id, space_ids=[sid], amount_units=600_000, payload=payload
+            ctx,
+            account_id=account_id,
+            space_ids=[sid],
+            amount_units=600_000,
+            payload=payload,
+            origin_chat_id="-500",
         )
         for sid in (A, B, C, E)
     }
@@ -980,7 +984,7 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
     async with ctx.db.session() as s:
         acc = await get_or_create_account(s, TG)
         account_id = acc.id
-    question = {"question": "Who spoke?", "chat_id": "-500"}
+    question = {"question": "Who spoke?"}
     invs = [
         await _new_invoice(
             ctx,
@@ -990,6 +994,7 @@ async def test_a_paid_question_is_recorded_or_owed(ctx: Context, frozen: datetim
             space_ids=[A, B],
             amount_units=1_100_000,
             payload=question,
+            origin_chat_id="-500",
         )
         for _ in range(3)
     ]
@@ -1125,11 +1130,8 @@ async def test_an_invoice_quotes_what_is_left_after_account_credit(
             uid,
             json.dumps([A]),
         )
-        assert json.loads(inv.payload or "") == {
-            "bot_username": "bot",
-            "chat_id": "-500",
-            "title": "T",
-        }
+        assert json.loads(inv.payload or "") == {"bot_username": "bot", "title": "T"}
+        assert inv.origin_chat_id == "-500"
         assert (inv.amount_units, inv.credit_units, inv.status, inv.payer_address) == (
             200_000,
             50_000,
@@ -1441,7 +1443,7 @@ async def _outbox_rows(ctx: Context) -> list[tuple[Any, ...]]:
 
 
 async def test_a_stars_payment_grants_once(ctx: Context, stars_frozen: datetime) -> None:
-    inv = await _tg_invoice(ctx, payload={"chat_id": "-500"})
+    inv = await _tg_invoice(ctx, origin_chat_id="-500")
     async with ctx.db.session() as s:
         await s.execute(update(Invoice).where(Invoice.id == inv.id).values(expires_at=NOW))
     # approved at pre-checkout a moment ago: the expiry since then does not matter

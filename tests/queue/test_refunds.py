@@ -185,7 +185,7 @@ async def test_a_failed_space_gives_usdc_back_as_credit_and_stars_as_stars(ctx: 
         stars_user, _ = await _payer(s, "t2")
         usdc_user, _ = await _payer(s, "t1")
         usdc_user2, _ = await _payer(s, "t4")
-        usdc_inv = _invoice("inv_usdc_1", payload='{"chat_id": -100}', origin_chat_id="-100")
+        usdc_inv = _invoice("inv_usdc_1", origin_chat_id="-100")
         stars_inv = _invoice("inv_stars_1")
         s.add_all([usdc_inv, stars_inv])
         await s.flush()
@@ -320,7 +320,7 @@ async def _question(ctx: Context, public_id: str, **kw: Any) -> tuple[int, int]:
             "user_id": user,
             "space_ids": '["1Qa", "1Qb"]',
             "amount_units": 1_100_000,
-            "payload": '{"chat_id": "-7", "question": "who?"}',
+            "payload": '{"question": "who?"}',
             "origin_chat_id": "-7",
         }
         values.update(kw)
