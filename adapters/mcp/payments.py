@@ -29,6 +29,7 @@ from core.payments.gateway import GatewayUnavailable, gateway_for
 from core.payments.idempotency import StoredResponse
 from core.results import Refused
 from core.service.listing import SERVICE_NAME, SERVICE_TAGS
+from core.service.x402_sale import Answer
 
 MCP_PATH = "/mcp"
 # MCP has no status; a refused call's StoredResponse is neither replayed nor stored
@@ -94,7 +95,7 @@ class McpRender:
         self.siwx = siwx
 
     def answer(
-        self, status: int, body: dict[str, Any], settlement: SettleResponse | None = None
+        self, outcome: Answer, body: dict[str, Any], settlement: SettleResponse | None = None
     ) -> StoredResponse:
         meta = None
         if settlement is not None:
@@ -103,7 +104,7 @@ class McpRender:
                     mode="json", by_alias=True, exclude_none=True
                 )
             }
-        return stored(result_json(body, meta=meta), status)
+        return stored(result_json(body, meta=meta))  # MCP has no status: the outcome is the body
 
     def refuse(self, refusal: Refused, retry_after: int | None = None) -> StoredResponse:
         body: dict[str, Any] = {"error": refusal.code, "message": refusal.message}

@@ -48,7 +48,7 @@ from core.results import AlreadyOwned, Refused
 from core.service import listing, purchases
 from core.service.catalog import space_status
 from core.service.views import format_problem, space_json
-from core.service.x402_sale import SaleRequest, chat_request, payer_of, sell
+from core.service.x402_sale import Answer, SaleRequest, chat_request, payer_of, sell
 from core.spaces import parse_space, validate_id
 
 router = APIRouter(tags=["x402"])
@@ -191,11 +191,12 @@ class _HttpRender:
         self.units = units
 
     def answer(
-        self, status: int, body: dict[str, Any], settlement: SettleResponse | None = None
+        self, outcome: Answer, body: dict[str, Any], settlement: SettleResponse | None = None
     ) -> idem.StoredResponse:
         headers = {}
         if settlement is not None:
             headers["PAYMENT-RESPONSE"] = encode_payment_response_header(settlement)
+        status = 202 if outcome == Answer.CONFIRMING else 200  # 202: the money is on its way
         return _stored(JSONResponse(body, status, headers=headers))
 
     def refuse(self, refusal: Refused, retry_after: int | None = None) -> idem.StoredResponse:

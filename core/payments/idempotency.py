@@ -312,7 +312,8 @@ async def paid_answer(
     ctx: Context, route: str, payer: str, body_hash: str
 ) -> StoredResponse | None:
     """The stored paid answer this wallet got for this very request body (Sign-In-With-X
-    re-access to an answer it already paid for), if any."""
+    re-access to an answer it already paid for), if any. Only a paid answer is ever
+    :func:`finish`-ed ("done"); every other outcome is released or left to be re-checked."""
     async with ctx.db.session() as s:
         row = (
             await s.execute(
@@ -322,7 +323,6 @@ async def paid_answer(
                     X402Request.payer_address == payer.lower(),
                     X402Request.body_hash == body_hash,
                     X402Request.state == "done",
-                    X402Request.response_status == 200,
                 )
                 .order_by(X402Request.id.desc())
                 .limit(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from x402.schemas import PaymentPayload, SettleResponse
@@ -48,11 +49,19 @@ class SaleRequest:
     payload: dict[str, Any] | None = None
 
 
+class Answer(StrEnum):
+    """What a sale's answer says; the transport gives it its form (over HTTP, its status)."""
+
+    PAID = "paid"  # sold now, or again from its receipt after a crash
+    OWNED = "already_owned"  # nothing charged: the payer owns it already
+    CONFIRMING = "confirming"  # paid, the transaction not confirmed yet: ask again
+
+
 class Render(Protocol):
     """The transport's form of each outcome."""
 
     def answer(
-        self, status: int, body: dict[str, Any], settlement: SettleResponse | None = None
+        self, outcome: Answer, body: dict[str, Any], settlement: SettleResponse | None = None
     ) -> idem.StoredResponse: ...
 
     def refuse(self, refusal: Refused, retry_after: int | None = None) -> idem.StoredResponse:
@@ -145,7 +154,7 @@ async def _preflight(
     if isinstance(pre, AlreadyOwned):  # nothing is settled: a member never pays twice
         await idem.release(ctx, held)  # nothing charged: the authorization stays unspent
         return render.answer(
-            200, {"paid": False, "already_owned": True, "space": space_json(pre.space)}
+            Answer.OWNED, {"paid": False, "already_owned": True, "space": space_json(pre.space)}
         )
     return None
 
@@ -161,7 +170,7 @@ async def _resume(
     """The answer of a taken-over request whose authorization already moved money."""
     if prior.status in _CONFIRMING:
         await idem.still_unknown(ctx, held)
-        return render.answer(202, _confirming(prior.transaction_hash))
+        return render.answer(Answer.CONFIRMING, _confirming(prior.transaction_hash))
     resp = await _prior_paid(ctx, req, p, prior, render)
     await idem.finish(ctx, held, resp)
     return resp
@@ -179,12 +188,12 @@ async def _buy(
     out = await purchases.x402_buy(ctx, req.kind, req.space_ids, payer, p, req.payload)
     if isinstance(out, Paid):
         answer = await _paid_body(ctx, req, out.transaction_hash, out.payer, out.result)
-        resp = render.answer(200, answer, out.settlement)
+        resp = render.answer(Answer.PAID, answer, out.settlement)
         await idem.finish(ctx, held, resp)
         return resp
     if isinstance(out, PaymentPending):
         await idem.still_unknown(ctx, held)
-        return render.answer(202, _confirming(out.transaction_hash))
+        return render.answer(Answer.CONFIRMING, _confirming(out.transaction_hash))
     await idem.release(ctx, held)  # refused: nothing charged, the payload may be tried again
     if out.retry_later:
         return render.refuse(out)
@@ -223,7 +232,7 @@ async def _prior_paid(
         network=p.accepted.network,
         payer=prior.payer,
     )
-    return render.answer(200, answer, settled)
+    return render.answer(Answer.PAID, answer, settled)
 
 
 def chat_request(ctx: Context, question: str, spaces: list[str]) -> list[str] | Refused:
