@@ -1,5 +1,5 @@
 """One refusal vocabulary: ``core.refusals.RefusalCode`` lists every code the product emits,
-and ``Refused`` is the one refusal type (``PaymentRefused`` is its alias in core.payments)."""
+and ``core.results.Refused`` is the one refusal type, payments' included."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from core.results import Refused
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_MAKERS = {"Refused", "PaymentRefused", "_refuse", "Conflict", "refusal"}
+_MAKERS = {"Refused", "_refuse", "Conflict", "refusal"}
 
 
 def _literal_codes() -> dict[str, str]:
@@ -55,7 +55,7 @@ def test_every_message_table_speaks_the_vocabulary() -> None:
 
 
 def test_refused_is_one_class() -> None:
-    assert outcomes.PaymentRefused is Refused
+    assert not hasattr(outcomes, "PaymentRefused")  # the old second name is gone
     r = Refused("already_paid", "paid")
     assert (r.retry_later, r.invoice_id) == (False, None)
     assert r == Refused(RefusalCode.ALREADY_PAID, "paid")

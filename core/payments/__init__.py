@@ -9,7 +9,7 @@ Invoices are made by the purchase service (``core.service.invoicing.create_invoi
 from core.payments.confirm import recover_payments
 from core.payments.fulfil import FulfilRequest, FunctionFulfiller
 from core.payments.invoices import expire_invoices, get_invoice
-from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
 from core.payments.pay import invoice_requirements, pay_invoice
 from core.payments.transfers import submit_transaction_hash, watch_transfers
 
@@ -19,7 +19,6 @@ __all__ = [
     "Paid",
     "PaymentOutcome",
     "PaymentPending",
-    "PaymentRefused",
     "expire_invoices",
     "get_invoice",
     "invoice_requirements",

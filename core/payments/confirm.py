@@ -26,15 +26,16 @@ from core.payments.onchain import (
     TransferLog,
     reader_for_settings,
 )
-from core.payments.outcomes import MESSAGES, Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.payments.outcomes import MESSAGES, Paid, PaymentOutcome, PaymentPending
+from core.results import Refused
 from core.statuses import InvoiceStatus, ReceiptStatus
 
 log = get_logger("spacescribe.payments")
 _UNFINISHED = (ReceiptStatus.SETTLING, ReceiptStatus.SETTLED, ReceiptStatus.CONFIRMED)
 
 
-def _refuse(code: str, invoice_id: str | None = None) -> PaymentRefused:
-    return PaymentRefused(code, MESSAGES.get(code, code), invoice_id=invoice_id)
+def _refuse(code: str, invoice_id: str | None = None) -> Refused:
+    return Refused(code, MESSAGES.get(code, code), invoice_id=invoice_id)
 
 
 async def release_claim(ctx: Context, invoice_pk: int, receipt_id: int) -> None:

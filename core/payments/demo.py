@@ -10,7 +10,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from core.config import PaymentSettings
-from core.payments.outcomes import PaymentRefused
+from core.results import Refused
 from core.testkeys import DEMO_BUYER_KEY, DEV_ADDRESSES
 
 DEMO_ADDRESS = DEV_ADDRESSES[1]  # the address of DEMO_BUYER_KEY
@@ -20,11 +20,11 @@ LIVE_REFUSAL = (
 )
 
 
-def demo_refusal(settings: PaymentSettings) -> PaymentRefused | None:
+def demo_refusal(settings: PaymentSettings) -> Refused | None:
     """Why the demo wallet cannot pay here (live mode), or None in test mode."""
     if settings.test_mode:
         return None
-    return PaymentRefused("test_mode_only", LIVE_REFUSAL)
+    return Refused("test_mode_only", LIVE_REFUSAL)
 
 
 def sign_demo(typed: dict[str, Any], settings: PaymentSettings) -> str:

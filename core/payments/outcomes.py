@@ -31,10 +31,7 @@ class PaymentPending:
     message: str = "Payment sent; waiting for confirmations."
 
 
-# one refusal type for the whole product; the old name stays for this package's modules
-PaymentRefused = Refused
-
-PaymentOutcome = Paid | PaymentPending | PaymentRefused
+PaymentOutcome = Paid | PaymentPending | Refused  # one refusal type for the whole product
 
 # x402 verify/settle reasons → messages a payer can act on.
 MESSAGES = {

@@ -47,7 +47,6 @@ from core.payments.outcomes import (
     Paid,
     PaymentOutcome,
     PaymentPending,
-    PaymentRefused,
     reason_message,
 )
 from core.results import Refused
@@ -56,8 +55,8 @@ from core.statuses import InvoiceStatus, ReceiptStatus
 log = get_logger("spacescribe.payments")
 
 
-def _refuse(code: str, invoice_id: str | None = None, **kw: Any) -> PaymentRefused:
-    return PaymentRefused(code, MESSAGES.get(code, code), invoice_id=invoice_id, **kw)
+def _refuse(code: str, invoice_id: str | None = None, **kw: Any) -> Refused:
+    return Refused(code, MESSAGES.get(code, code), invoice_id=invoice_id, **kw)
 
 
 def parse_payload(raw: Any) -> PaymentPayload | str:
@@ -77,9 +76,9 @@ def parse_payload(raw: Any) -> PaymentPayload | str:
     return problem if problem else p
 
 
-def unreadable(problem: str, invoice_id: str | None = None) -> PaymentRefused:
+def unreadable(problem: str, invoice_id: str | None = None) -> Refused:
     """``invalid_payload``, saying what is wrong with it."""
-    return PaymentRefused(
+    return Refused(
         "invalid_payload", f"The payment could not be read: {problem}.", invoice_id=invoice_id
     )
 
@@ -123,9 +122,7 @@ def reader_for(ctx: Context) -> ChainReader:
     return reader_for_settings(ctx.settings.payments)
 
 
-async def invoice_requirements(
-    ctx: Context, public_id: str
-) -> PaymentRequirements | PaymentRefused:
+async def invoice_requirements(ctx: Context, public_id: str) -> PaymentRequirements | Refused:
     """What a wallet must sign for this invoice (the pay page builds its EIP-712 request
     from it; the same object the x402 API sends in PAYMENT-REQUIRED)."""
     async with ctx.db.session() as s:
@@ -159,7 +156,7 @@ async def pay_invoice(
 ) -> PaymentOutcome:
     """Verify, settle, confirm and credit one x402 payment; counted in /metrics by outcome."""
     outcome = await _pay_invoice(ctx, public_id, payment_payload, gateway=gateway, reader=reader)
-    if isinstance(outcome, PaymentRefused):
+    if isinstance(outcome, Refused):
         metrics.payment("rejected", outcome.code)
     else:
         metrics.payment("verified", type(outcome).__name__.lower())
@@ -182,7 +179,7 @@ async def _pay_invoice(
     if not isinstance(inv, Invoice):
         return inv
     terms = _terms(ctx, inv, gateway)
-    if isinstance(terms, PaymentRefused):
+    if isinstance(terms, Refused):
         return terms
     gw, reqs = terms
     reader = reader or reader_for(ctx)
@@ -197,7 +194,7 @@ async def _pay_invoice(
         return claim
     receipt_id = claim
     result = await _fulfil(ctx, inv, payload, payer, receipt_id)
-    if isinstance(result, PaymentRefused):
+    if isinstance(result, Refused):
         return result
     settled = await _settle(ctx, gw, payload, reqs, inv, receipt_id)
     if not isinstance(settled, SettleResult):
@@ -231,7 +228,7 @@ async def _payable_invoice(ctx: Context, public_id: str, nonce: str) -> Invoice 
 
 def _terms(
     ctx: Context, inv: Invoice, gateway: PaymentGateway | None
-) -> tuple[PaymentGateway, PaymentRequirements] | PaymentRefused:
+) -> tuple[PaymentGateway, PaymentRequirements] | Refused:
     """The gateway and what the payer must have signed for this invoice."""
     try:
         gw = gateway or gateway_for(ctx.settings.payments, ctx.secrets)
@@ -244,7 +241,7 @@ def _terms(
         return _refuse("rpc_unavailable", inv.public_id, retry_later=True)
 
 
-async def _start_block(reader: ChainReader, public_id: str) -> int | PaymentRefused:
+async def _start_block(reader: ChainReader, public_id: str) -> int | Refused:
     """The chain's head before settling: where recovery looks for the authorization."""
     try:  # an unreachable node must read as "try later", not as a bad signature
         return await reader.block_number()
@@ -263,14 +260,14 @@ async def _verify(
     """The payer's address (lower case) if the payload pays these terms; else the answer."""
     mismatch = _accepted_mismatch(payload, reqs)
     if mismatch:
-        return PaymentRefused(mismatch, reason_message(mismatch), invoice_id=public_id)
+        return Refused(mismatch, reason_message(mismatch), invoice_id=public_id)
     try:
         verified = await gw.verify(payload, reqs)
     except Exception as exc:
         log.warning("x402 verify failed", error=type(exc).__name__)
         if _transient(exc):
             return _refuse("rpc_unavailable", public_id, retry_later=True)
-        return PaymentRefused("invalid_payment", reason_message(None), invoice_id=public_id)
+        return Refused("invalid_payment", reason_message(None), invoice_id=public_id)
     if not verified.ok and verified.reason == "invalid_exact_evm_nonce_already_used":
         # a repeat of a submission that won meanwhile answers like the winner
         async with ctx.db.session() as s:
@@ -280,7 +277,7 @@ async def _verify(
         if fresh is not None and fresh.status == InvoiceStatus.PAID:
             return _refuse("payment_in_progress", public_id)
     if not verified.ok or not verified.payer:
-        return PaymentRefused(
+        return Refused(
             verified.reason or "invalid_payment",
             reason_message(verified.reason, verified.message),
             invoice_id=public_id,
@@ -290,7 +287,7 @@ async def _verify(
 
 async def _fulfil(
     ctx: Context, inv: Invoice, payload: PaymentPayload, payer: str, receipt_id: int
-) -> dict[str, Any] | None | PaymentRefused:
+) -> dict[str, Any] | None | Refused:
     """The fulfiller's answer before settling (kept on the receipt), None if the kind has no
     fulfiller; a refusal releases the claim: nothing is settled for an unanswered request."""
     fulfiller = ctx.wiring.fulfiller_for(inv.kind)
@@ -303,7 +300,7 @@ async def _fulfil(
         answered = Refused("not_answered", MESSAGES["not_answered"])
     if isinstance(answered, Refused):
         await release_claim(ctx, inv.id, receipt_id)
-        return PaymentRefused(answered.code, answered.message, invoice_id=inv.public_id)
+        return Refused(answered.code, answered.message, invoice_id=inv.public_id)
     await _store_result(ctx, receipt_id, payload, answered)
     return answered
 
@@ -336,7 +333,7 @@ async def _settle(
         return _unsure(public_id)
     elif not settled.ok or not settled.transaction:
         await release_claim(ctx, inv.id, receipt_id)
-        return PaymentRefused(
+        return Refused(
             settled.reason or "settle_failed",
             reason_message(settled.reason, settled.message),
             invoice_id=public_id,

@@ -24,7 +24,8 @@ from core.payments.onchain import (
     normalize_tx_hash,
     reader_for_settings,
 )
-from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending, PaymentRefused
+from core.payments.outcomes import Paid, PaymentOutcome, PaymentPending
+from core.results import Refused
 from core.statuses import InvoiceStatus, ReceiptStatus
 
 log = get_logger("spacescribe.payments.transfers")
@@ -72,7 +73,7 @@ async def _credit_transfer(ctx: Context, inv: Invoice, t: TransferLog) -> Paymen
             index_elements=["network", "transaction_hash", "log_index"],  # pragma: no mutate
         )
         if not added:
-            return PaymentRefused("tx_already_used", "This transfer was already credited.")
+            return Refused("tx_already_used", "This transfer was already credited.")
         rid = (
             await s.execute(
                 select(PaymentReceipt.id).where(
@@ -102,30 +103,30 @@ async def submit_transaction_hash(
     try:
         h = normalize_tx_hash(tx_hash)
     except ValueError as exc:
-        return PaymentRefused("invalid_tx_hash", str(exc).capitalize() + ".")
+        return Refused("invalid_tx_hash", str(exc).capitalize() + ".")
     async with ctx.db.session() as s:
         inv = await get_invoice(s, public_id)
         wallets = await linked_wallets(s, inv) if inv is not None else set()
     if inv is None:
-        return PaymentRefused("unknown_invoice", "No such invoice.")
+        return Refused("unknown_invoice", "No such invoice.")
     if inv.status == InvoiceStatus.CREDITED:
-        return PaymentRefused("already_paid", "This invoice is already paid.", invoice_id=public_id)
+        return Refused("already_paid", "This invoice is already paid.", invoice_id=public_id)
     if inv.status != InvoiceStatus.OPEN or inv.network != ctx.settings.payments.network:
-        return PaymentRefused("invoice_expired", "This invoice has expired; ask for a new one.")
+        return Refused("invoice_expired", "This invoice has expired; ask for a new one.")
     reader = reader or reader_for_settings(ctx.settings.payments)
     try:
         check = await reader.check_transaction(h)
     except ChainUnavailable:
-        return PaymentRefused(
+        return Refused(
             "rpc_unavailable",
             "The blockchain node is unreachable; try again later.",
             retry_later=True,
             invoice_id=public_id,
         )
     if check.status == "not_found":
-        return PaymentRefused("tx_not_found", "No such transaction on this chain.")
+        return Refused("tx_not_found", "No such transaction on this chain.")
     if check.status == "reverted":
-        return PaymentRefused("tx_reverted", "That transaction failed (reverted) on chain.")
+        return Refused("tx_reverted", "That transaction failed (reverted) on chain.")
     if check.status in ("pending", "unconfirmed"):
         return PaymentPending(
             public_id,
@@ -136,7 +137,7 @@ async def submit_transaction_hash(
         )
     to_us = [t for t in check.transfers if t.recipient == inv.pay_to.lower()]
     if not to_us:
-        return PaymentRefused(
+        return Refused(
             "no_matching_transfer",
             "This transaction carries no USDC transfer to the payment address.",
         )
@@ -144,14 +145,14 @@ async def submit_transaction_hash(
     # credited by the x402 path only
     mine = [t for t in to_us if t.sender in wallets and t.sender == check.tx_from]
     if not mine:
-        return PaymentRefused(
+        return Refused(
             "not_your_transfer",
             "This transfer was not sent from a wallet linked to your account. "
             "Link your wallet with /wallet first.",
         )
     exact = [t for t in mine if t.value == due_units(inv)]
     if not exact:
-        return PaymentRefused("wrong_amount", "The amount transferred does not match the price.")
+        return Refused("wrong_amount", "The amount transferred does not match the price.")
     return await _credit_transfer(ctx, inv, exact[0])
 
 
