@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from core.context import Context
-from core.db import Space, sync_url
+from core.db import Database, Space, sync_url
 from core.service import catalog
 from tests.factories import completed_space
 from tests.pg_admin import pg_admin
@@ -182,3 +182,16 @@ async def test_a_postgresql_read_outlives_its_lost_connections(ctx: Context) -> 
     assert not isinstance(view, catalog.Refused) and view.title == "Read test"
     with pytest.raises(DBAPIError, match="no_such_table"):
         await ctx.db.reader.execute(text("SELECT * FROM no_such_table"))
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+async def test_an_in_memory_database_is_read_through_its_one_connection(url: str) -> None:
+    """In memory, each connection is a database of its own: the reader uses the pool's."""
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            await s.execute(text("CREATE TABLE t (x INTEGER)"))
+            await s.execute(text("INSERT INTO t VALUES (7)"))
+        assert (await db.reader.execute(text("SELECT x FROM t"))).scalar_one() == 7
+    finally:
+        await db.dispose()

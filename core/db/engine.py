@@ -69,11 +69,12 @@ def safe_url(url: str) -> str:
 def create_engine(url: str, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
     aurl = make_url(async_url(url))
     kwargs: dict[str, Any] = {"echo": echo}
-    if aurl.database != ":memory:":  # (one shared connection there)
+    in_memory = aurl.get_backend_name() == "sqlite" and aurl.database in (None, "", ":memory:")
+    if not in_memory:  # (an in-memory database is one shared connection)
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * OVERFLOW)
     if aurl.get_backend_name() == "sqlite":
-        if aurl.database and aurl.database != ":memory:":
-            Path(aurl.database).parent.mkdir(parents=True, exist_ok=True)
+        if not in_memory:
+            Path(str(aurl.database)).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         kwargs["pool_reset_on_return"] = None  # done by _on_reset (below)
     else:
