@@ -493,7 +493,7 @@ async def position(session: AsyncSession, space_pk: int) -> int | None:
     ).scalar_one_or_none()
     if job is None:
         return None
-    return int(await session.scalar(place_of(job.priority, job.queued_at, job.id)) or 0)
+    return int((await session.execute(place_of(job.priority, job.queued_at, job.id))).scalar_one())
 
 
 def place_of(priority: int | None, queued_at: datetime | None, job_id: int) -> Executable:

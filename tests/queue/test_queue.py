@@ -451,7 +451,9 @@ async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
             # pks[2]: higher priority, queued last, with pks[1] (a lower id, but a lower
             # priority: the id breaks ties of priority and time only)
             (5, t0 + timedelta(minutes=3)),
-            (0, t0 + timedelta(minutes=2)),  # pks[3]: same priority and time as pks[0]
+            # pks[3]: same priority and time as pks[1], a higher id: behind it (and behind
+            # pks[0], queued earlier with a lower id)
+            (0, t0 + timedelta(minutes=3)),
             (9, t0),  # pks[4]: out of attempts: never claimed, so never ahead
             (9, t0),  # pks[5]: processing: not waiting
         ]
@@ -463,7 +465,7 @@ async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
         await s.execute(update(J).where(J.space_id == pks[5]).values(status="processing"))
     async with ctx.db.session() as s:
         got = [await queue.position(s, pk) for pk in pks]
-    assert got == [2, 4, 1, 3, 1, None]
+    assert got == [2, 3, 1, 4, 1, None]
 
 
 async def test_claim_space_picks_the_queued_job_and_reports_it_exactly(ctx: Context) -> None:
