@@ -439,7 +439,7 @@ async def test_claim_space_never_reopens_a_completed_space(ctx: Context) -> None
 async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
     """Seed query 6's order: higher priority first, then earlier queued, then lower id; jobs
     out of attempts and jobs not queued are not ahead of anyone."""
-    pks = [await _space(ctx, 70 + i) for i in range(6)]
+    pks = [await _space(ctx, 70 + i) for i in range(7)]
     for pk in pks:
         await _enqueue(ctx, pk)
     J = ProcessingJob
@@ -456,6 +456,7 @@ async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
             (0, t0 + timedelta(minutes=3)),
             (9, t0),  # pks[4]: out of attempts: never claimed, so never ahead
             (9, t0),  # pks[5]: processing: not waiting
+            (0, t0 + timedelta(minutes=1)),  # pks[6]: the highest id, queued first of its rank
         ]
         for pk, (priority, at) in zip(pks, rows, strict=True):
             await s.execute(
@@ -465,7 +466,7 @@ async def test_position_counts_the_jobs_claimed_before_it(ctx: Context) -> None:
         await s.execute(update(J).where(J.space_id == pks[5]).values(status="processing"))
     async with ctx.db.session() as s:
         got = [await queue.position(s, pk) for pk in pks]
-    assert got == [2, 3, 1, 4, 1, None]
+    assert got == [3, 4, 1, 5, 1, None, 2]
 
 
 async def test_claim_space_picks_the_queued_job_and_reports_it_exactly(ctx: Context) -> None:
