@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.accounts import user_id_for
 from core.context import Context
 from core.db import ChatUnlock, ProcessingJob, Space, TranscriptionPayment
-from core.db.engine import Reader
+from core.db.reads import Reader
 from core.enrich.service import enrichment_of
 from core.errors import InvalidInput
 from core.queue import place_of, position

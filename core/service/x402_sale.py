@@ -201,7 +201,7 @@ async def _buy(
 
 
 def _confirming(transaction: str | None) -> dict[str, Any]:
-    """The body of a 202: paid, the transaction still being confirmed."""
+    """The body of a CONFIRMING answer: paid, the transaction still being confirmed."""
     return {"paid": True, "status": "confirming", "transaction": transaction}
 
 
